@@ -1,0 +1,1 @@
+"""Prefect blocks: what an operator configures (and edits in the UI). Secrets are SecretStr."""

@@ -1,0 +1,123 @@
+"""The demo product's app: records in MariaDB, uploaded files in a volume, /health with
+release and schema version. On start it brings the schema up to its release."""
+
+import json
+import os
+import re
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pymysql
+
+RELEASE = os.environ["APP_RELEASE"]
+FILES = Path(os.environ.get("FILES_DIR", "/data/files"))
+MIGRATIONS = Path(__file__).with_name("migrations")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def connect() -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host=os.environ.get("DB_HOST", "db"),
+        user=os.environ.get("DB_USER", "demo"),
+        password=os.environ.get("DB_PASSWORD", "demo"),
+        database=os.environ.get("DB_NAME", "demo"),
+        autocommit=True,
+        charset="utf8mb4",
+    )
+
+
+def wait_for_database(timeout: float = 120) -> pymysql.connections.Connection:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return connect()
+        except pymysql.err.OperationalError as error:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"database not reachable after {timeout:.0f} s: {error}")
+            time.sleep(1)
+
+
+def schema_version(cursor) -> int:
+    cursor.execute("SHOW TABLES LIKE 'schema_version'")
+    if cursor.fetchone() is None:
+        return 0
+    cursor.execute("SELECT MAX(version) FROM schema_version")
+    return cursor.fetchone()[0] or 0
+
+
+def migrate(connection) -> int:
+    """Apply every migration newer than the database; each file records its own version."""
+    with connection.cursor() as cursor:
+        current = schema_version(cursor)
+        for path in sorted(MIGRATIONS.glob("*.sql")):
+            number = int(path.name.split("_", 1)[0])
+            if number <= current:
+                continue
+            print(f"migrating schema {current} -> {number} ({path.name})", flush=True)
+            for statement in path.read_text().split(";\n"):
+                if statement.strip():
+                    cursor.execute(statement)
+            current = schema_version(cursor)
+        return current
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "demo-app"
+
+    def reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json" if not isinstance(body, bytes) else "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            with connect() as connection, connection.cursor() as cursor:
+                self.reply(200, {"status": "ok", "release": RELEASE, "schema_version": schema_version(cursor)})
+        elif self.path == "/records":
+            with connect() as connection, connection.cursor(pymysql.cursors.DictCursor) as cursor:
+                cursor.execute("SELECT * FROM records ORDER BY id")
+                rows = [{k: (str(v) if not isinstance(v, (int, str, type(None))) else v) for k, v in row.items()} for row in cursor.fetchall()]
+                self.reply(200, rows)
+        elif self.path.startswith("/files/") and SAFE_NAME.match(self.path[7:]):
+            target = FILES / self.path[7:]
+            self.reply(200, target.read_bytes()) if target.is_file() else self.reply(404, {"error": "no such file"})
+        else:
+            self.reply(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        if self.path != "/records":
+            return self.reply(404, {"error": "not found"})
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with connect() as connection, connection.cursor() as cursor:
+            cursor.execute("INSERT INTO records (title) VALUES (%s)", (body["title"],))
+            self.reply(201, {"id": cursor.lastrowid})
+
+    def do_PUT(self) -> None:
+        name = self.path[7:]
+        if not (self.path.startswith("/files/") and SAFE_NAME.match(name)):
+            return self.reply(400, {"error": "bad file name"})
+        data = self.rfile.read(int(self.headers["Content-Length"]))
+        FILES.mkdir(parents=True, exist_ok=True)
+        partial = FILES / f".{name}.partial"
+        partial.write_bytes(data)
+        partial.replace(FILES / name)
+        self.reply(201, {"name": name, "size": len(data)})
+
+    def log_message(self, format: str, *args) -> None:
+        sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
+
+
+def main() -> None:
+    with wait_for_database() as connection:
+        version = migrate(connection)
+    print(f"demo app {RELEASE} serving with schema version {version}", flush=True)
+    ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

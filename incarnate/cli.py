@@ -1,0 +1,120 @@
+"""The `incarnate` command: runs the flows (so every run is in Prefect's history) and reads state.
+
+Every error ends as one sentence on stderr and an exit code: 2 for bad input, 1 otherwise.
+"""
+
+import argparse
+import os
+import sys
+import urllib.request
+from collections.abc import Callable, Sequence
+
+from incarnate.errors import IncarnateError, exit_code
+
+LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"
+
+
+def use_local_prefect_server() -> None:
+    """Point Prefect at the server on this machine when none is configured and one answers.
+
+    Without a server every command would start a temporary one (12-25 s) and lose the history.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    try:
+        with urllib.request.urlopen(f"{LOCAL_PREFECT_API}/health", timeout=1):
+            os.environ["PREFECT_API_URL"] = LOCAL_PREFECT_API
+    except OSError:
+        pass
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from flows.install import install
+
+    install(repo=args.repo, ref=args.ref, docker_host=args.docker_host, snapshot=args.snapshot)
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from flows.backup import backup
+
+    backup(repo=args.repo, docker_host=args.docker_host)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from incarnate import pipeline
+    from incarnate.compose import ComposeProject
+    from incarnate.host import Host
+    from incarnate.repo import load_customer_config
+
+    config = load_customer_config(args.repo, args.ref).config
+    host = Host(args.docker_host)
+    host.check_engine()
+    project = ComposeProject(host, config.stack, host.stack_dir(config.stack))
+    state = pipeline.read_state(project)
+    if state is None or not project.has_files():
+        print(f"stack {config.stack}: not deployed on host {host.name}")
+        return 3
+    print(f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})")
+    print(f"  config    {state.repo} at {state.config_commit[:10]} ({state.ref})")
+    print(f"  restored  from snapshot {state.restored_from}, deployed {state.deployed_at}")
+    health = pipeline.read_health(f"http://127.0.0.1:{state.http_port}/health")
+    print(f"  app       http://127.0.0.1:{state.http_port} -> {health or 'not answering'}")
+    for service in project.services():
+        print(f"  {service.get('Service', '?'):<9} {service.get('State', '?')} {service.get('Health', '')}".rstrip())
+    return 0
+
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    from incarnate import pipeline
+    from incarnate.repo import load_customer_config
+    from incarnate.snapshots import list_snapshots
+
+    config = load_customer_config(args.repo, args.ref).config
+    store = pipeline.backup_store(config)
+    snapshots = list_snapshots(store, config.stack)
+    print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}")
+    for snapshot in snapshots:
+        manifest = snapshot.manifest
+        stored = sum(artifact.size for artifact in manifest.artifacts)
+        print(f"  {snapshot.id}  {manifest.origin:<8} release {manifest.release:<8} {stored:>12,} bytes  {manifest.created_at}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="incarnate", description="Deploy, back up and recover Compose stacks: every deployment is a restore.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help: str, ref: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("repo", help="customer repo: git URL or path")
+        if ref:
+            sub.add_argument("--ref", default="HEAD", help="branch, tag or commit of the customer repo (default HEAD)")
+        sub.add_argument("--docker-host", default=None, help="Docker engine address (default: this machine's)")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("install", cmd_install, "install or re-deploy a stack from its newest backup").add_argument(
+        "--snapshot", default=None, help="restore this snapshot id instead of the newest")
+    command("backup", cmd_backup, "back up a running stack into its store", ref=False)
+    command("status", cmd_status, "what runs, which release, which backup it came from")
+    command("backups", cmd_backups, "list a stack's snapshots")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    use_local_prefect_server()
+    try:
+        return args.handler(args)
+    except IncarnateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return exit_code(error)
+    except KeyboardInterrupt:
+        print("error: interrupted; run `incarnate status` to see where the stack is.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

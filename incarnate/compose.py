@@ -1,0 +1,76 @@
+"""One stack as a Compose project on a host: its files, and the compose commands run on it."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from incarnate.errors import StageError
+from incarnate.host import Host
+
+COMPOSE_FILE = "compose.yaml"
+ENV_FILE = "incarnate.env"
+
+
+@dataclass
+class ComposeProject:
+    host: Host
+    name: str
+    workdir: Path
+
+    def write_files(self, compose: bytes, variables: dict[str, str]) -> None:
+        """Lay down the release's compose file and the variables it needs, replacing older ones."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / COMPOSE_FILE).write_bytes(compose)
+        (self.workdir / ENV_FILE).write_text("".join(f"{key}={value}\n" for key, value in sorted(variables.items())))
+
+    def _command(self, *args: str) -> list[str]:
+        return [
+            *self.host.compose_command(), "--project-name", self.name, "--project-directory", str(self.workdir),
+            "--file", str(self.workdir / COMPOSE_FILE), "--env-file", str(self.workdir / ENV_FILE), *args,
+        ]
+
+    def compose(self, *args: str, what: str, timeout: float | None = None) -> str:
+        return self.host.run(self._command(*args), what=what, error=StageError, timeout=timeout)
+
+    def has_files(self) -> bool:
+        return (self.workdir / COMPOSE_FILE).is_file()
+
+    def pull(self, services: list[str] | None = None) -> None:
+        self.compose("pull", "--quiet", *(services or []), what=f"pulling images of stack {self.name}")
+
+    def up(self, services: list[str] | None = None, timeout: int = 300) -> None:
+        """Start services and wait until each is healthy (Compose's own --wait)."""
+        args = ["up", "--detach", "--wait", "--wait-timeout", str(timeout)]
+        if not services:
+            args.append("--remove-orphans")
+        self.compose(*args, *(services or []), what=f"starting stack {self.name}", timeout=timeout + 60)
+
+    def down(self, volumes: bool = False) -> None:
+        self.compose("down", *(["--volumes"] if volumes else []), what=f"removing stack {self.name}")
+
+    def services(self) -> list[dict]:
+        """The project's containers as Compose reports them (name, service, state, health)."""
+        output = self.compose("ps", "--all", "--format", "json", what=f"listing stack {self.name}")
+        text = output.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            return json.loads(text)
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def container(self, service: str) -> str:
+        """The id of a service's running container."""
+        found = self.compose("ps", "--quiet", service, what=f"finding service {service} of stack {self.name}").split()
+        if not found:
+            raise StageError(f"stack {self.name} on host {self.host.name}: service {service} has no running container.")
+        return found[0]
+
+    def volume(self, name: str) -> str | None:
+        """The engine's name of a Compose volume of this project, None while it does not exist."""
+        output = self.host.run(
+            ["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={self.name}",
+             "--filter", f"label=com.docker.compose.volume={name}"],
+            what=f"looking up volume {name} of stack {self.name}",
+        )
+        names = output.split()
+        return names[0] if names else None

@@ -1,0 +1,17 @@
+"""Database engines, one module each with the same four functions, chosen by release.yaml's `engine`.
+
+    is_empty(host, container, database) -> bool
+    dump(host, container, database) -> context manager yielding the dump stream
+    load(host, container, source) -> None
+    reset(host, container, database) -> None   (back to empty after a failed load)
+"""
+
+from types import ModuleType
+
+from incarnate.engines import mariadb
+
+ENGINES: dict[str, ModuleType] = {"mariadb": mariadb}
+
+
+def engine(name: str) -> ModuleType:
+    return ENGINES[name]

@@ -1,0 +1,40 @@
+"""MariaDB (and MySQL): consistent dumps with --single-transaction, run inside the database container."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from incarnate.host import Host
+
+
+def _sql(host: Host, container: str, statement: str, what: str) -> str:
+    return host.run(["docker", "exec", container, "mariadb", "--batch", "--skip-column-names", "-e", statement], what=what)
+
+
+def _quoted(database: str) -> str:
+    return "`" + database.replace("`", "``") + "`"
+
+
+def is_empty(host: Host, container: str, database: str) -> bool:
+    """Empty means: the database has no tables (it may exist, created by the container's init)."""
+    literal = database.replace("'", "''")
+    count = _sql(host, container, f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{literal}'",
+                 f"counting tables of database {database}")
+    return int(count.strip() or 0) == 0
+
+
+@contextmanager
+def dump(host: Host, container: str, database: str) -> Iterator[BinaryIO]:
+    args = ["docker", "exec", container, "mariadb-dump", "--single-transaction", "--routines", "--triggers",
+            "--events", "--hex-blob", "--databases", database]
+    with host.stream_out(args, what=f"dumping database {database}") as stream:
+        yield stream
+
+
+def load(host: Host, container: str, source: BinaryIO) -> None:
+    host.stream_in(["docker", "exec", "-i", container, "mariadb"], source, what="loading a database dump")
+
+
+def reset(host: Host, container: str, database: str) -> None:
+    name = _quoted(database)
+    _sql(host, container, f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}", f"emptying database {database}")

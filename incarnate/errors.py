@@ -1,0 +1,44 @@
+"""The errors an operator reads. Each carries one sentence: what failed, where, what to do.
+
+The command line maps them to exit codes in one place (`exit_code`), so a flow, a task
+or plain code can raise them without knowing how it was called.
+"""
+
+
+class IncarnateError(Exception):
+    """Base of every error incarnate reports to an operator."""
+
+    exit_code = 1
+
+
+class ConfigError(IncarnateError):
+    """The customer repo or its stack.yaml is wrong; nothing was touched."""
+
+    exit_code = 2
+
+
+class ReleaseError(IncarnateError):
+    """A release, its files or its images are missing; nothing was touched."""
+
+    exit_code = 2
+
+
+class HostError(IncarnateError):
+    """The container host (Docker engine, Compose, directories) cannot be used."""
+
+
+class StoreError(IncarnateError):
+    """A backup or release store cannot be read or written."""
+
+
+class IntegrityError(IncarnateError):
+    """Stored data does not match its manifest: a checksum, a size, a missing artifact."""
+
+
+class StageError(IncarnateError):
+    """A stage of the pipeline failed on the running stack (start, health, migration)."""
+
+
+def exit_code(error: BaseException) -> int:
+    """Exit code for an error that ended a command: 2 for bad input, 1 for any other failure."""
+    return error.exit_code if isinstance(error, IncarnateError) else 1

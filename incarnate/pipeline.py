@@ -1,0 +1,260 @@
+"""The seven stages of every deployment, as plain functions; tasks/ wraps each in a Prefect task.
+
+    load config -> create host -> fetch backup -> restore -> start -> migrate -> backup
+
+Load config runs first: it has no side effects, and it refuses bad input (stack.yaml, a
+missing release, images the registry lacks) before the host or any running stack is touched.
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from pydantic import BaseModel
+
+from incarnate import settings, volumes
+from incarnate.compose import ComposeProject
+from incarnate.config import BlockStoreTarget, StackConfig
+from incarnate.engines import engine
+from incarnate.errors import HostError, StageError, StoreError
+from incarnate.host import Host
+from incarnate.releases import ReleaseDescriptor, ReleaseStore, check_images
+from incarnate.repo import CustomerConfig, load_customer_config
+from incarnate.snapshots import (
+    Artifact, Snapshot, copy_snapshot, find_snapshot, new_snapshot_prefix, restore_artifact, writing_snapshot,
+)
+from incarnate.stores import Store
+from incarnate.stores.local import LocalStore
+
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What load config resolved: the customer's config at a commit, and the release it pins."""
+
+    customer: CustomerConfig
+    release: ReleaseDescriptor
+    registry: str
+
+    @property
+    def stack(self) -> str:
+        return self.customer.config.stack
+
+
+class StackState(BaseModel):
+    """What a host knows of the stack it runs: written after a deployment, read by status and backup."""
+
+    stack: str
+    product: str
+    release: str
+    schema_version: int
+    repo: str
+    ref: str
+    config_commit: str
+    restored_from: str
+    deployed_at: str
+    http_port: int
+    registry: str
+
+
+def default_release_store() -> ReleaseStore:
+    return ReleaseStore(LocalStore(settings.release_store_path()))
+
+
+def backup_store(config: StackConfig) -> Store:
+    """The customer backup store stack.yaml names (a saved block, or a local path), or the default."""
+    target = config.backup.store
+    if isinstance(target, BlockStoreTarget):
+        from blocks.stores import load_store_block  # Prefect is needed only for saved blocks
+
+        return load_store_block(target.block)
+    if target is None:
+        settings.default_backup_path().mkdir(parents=True, exist_ok=True)
+        return LocalStore(settings.default_backup_path())
+    return LocalStore(target.path)
+
+
+def customer_releases(store: Store) -> ReleaseStore:
+    """A customer store keeps its own copy of every release it ran, so recovery needs no release store."""
+    return ReleaseStore(store, prefix="releases")
+
+
+# 1. load config
+def load_config(repo: str, ref: str, releases: ReleaseStore, registry: str) -> Deployment:
+    customer = load_customer_config(repo, ref)
+    descriptor = releases.descriptor(customer.config.product, customer.config.release)
+    check_images(registry, descriptor)
+    return Deployment(customer=customer, release=descriptor, registry=registry)
+
+
+# 2. create host
+def create_host(host: Host, stack: str) -> ComposeProject:
+    """The engine answers, Compose v2 works, the stack's directory exists."""
+    host.check_engine()
+    host.compose_command()
+    workdir = host.stack_dir(stack)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise HostError(f"host {host.name}: cannot create {workdir} ({error.strerror}).") from None
+    return ComposeProject(host=host, name=stack, workdir=workdir)
+
+
+# 3. fetch backup
+def fetch_backup(deployment: Deployment, store: Store, releases: ReleaseStore, snapshot_id: str | None = None) -> Snapshot:
+    """The newest (or chosen) complete snapshot; a first install seeds the store from the vanilla backup."""
+    config = deployment.customer.config
+    own_copy = customer_releases(store)
+    if not own_copy.has(config.product, config.release):
+        own_copy.add(config.product, config.release, releases.files(config.product, config.release))
+    snapshot = find_snapshot(store, config.stack, snapshot_id)
+    if snapshot is None:
+        vanilla = releases.vanilla(config.product, config.release)
+        snapshot = copy_snapshot(releases.store, vanilla, store, config.stack)
+    return snapshot
+
+
+def _variables(deployment: Deployment) -> dict[str, str]:
+    return {"INCARNATE_REGISTRY": deployment.registry, "HTTP_PORT": str(deployment.customer.config.http_port)}
+
+
+def _load_if_empty(empty: Callable[[], bool], load: Callable[[BinaryIO], None],
+                   reset: Callable[[], None], store: Store, snapshot: Snapshot, artifact: Artifact) -> str:
+    """Load an artifact into an empty target; on any failure empty the target again, so nothing is half-loaded."""
+    if not empty():
+        return "kept (not empty)"
+    try:
+        restore_artifact(store, snapshot, artifact, load)
+    except BaseException:
+        reset()
+        raise
+    return "loaded"
+
+
+# 4. restore
+def restore(project: ComposeProject, deployment: Deployment, store: Store, snapshot: Snapshot) -> dict[str, str]:
+    """Start only the data services and load each artifact into its target if that target is empty."""
+    config, descriptor, host = deployment.customer.config, deployment.release, project.host
+    compose = customer_releases(store).read_file(config.product, config.release, "compose.yaml")
+    project.write_files(compose, _variables(deployment))
+    project.pull(descriptor.data_services)
+    host.run(["docker", "pull", "--quiet", volumes.toolbox_image(deployment.registry)], what="pulling the toolbox image")
+    project.up(descriptor.data_services)
+    outcome: dict[str, str] = {}
+    for artifact in snapshot.manifest.artifacts:
+        if artifact.kind == "database":
+            spec = next(spec for spec in descriptor.databases if spec.name == artifact.target)
+            container, db = project.container(spec.service), engine(artifact.engine or spec.engine)
+            outcome[artifact.name] = _load_if_empty(
+                lambda: db.is_empty(host, container, spec.name),
+                lambda raw: db.load(host, container, raw),
+                lambda: db.reset(host, container, spec.name),
+                store, snapshot, artifact,
+            )
+        else:
+            volume = ensure_volume(project, artifact.target)
+            outcome[artifact.name] = _load_if_empty(
+                lambda: volumes.is_empty(host, volume, deployment.registry),
+                lambda raw: volumes.extract(host, volume, deployment.registry, raw),
+                lambda: volumes.reset(host, volume, deployment.registry),
+                store, snapshot, artifact,
+            )
+    return outcome
+
+
+def ensure_volume(project: ComposeProject, name: str) -> str:
+    """A project volume, created with Compose's labels when the data services did not need it."""
+    existing = project.volume(name)
+    if existing:
+        return existing
+    volume = f"{project.name}_{name}"
+    project.host.run(
+        ["docker", "volume", "create", "--label", f"com.docker.compose.project={project.name}",
+         "--label", f"com.docker.compose.volume={name}", volume],
+        what=f"creating volume {volume}",
+    )
+    return volume
+
+
+# 5. start
+def start(project: ComposeProject, deployment: Deployment) -> None:
+    project.pull()
+    project.up()
+
+
+def app_url(deployment: Deployment) -> str:
+    return f"http://127.0.0.1:{deployment.customer.config.http_port}"
+
+
+def read_health(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+# 6. migrate
+def migrate(project: ComposeProject, deployment: Deployment, snapshot: Snapshot, timeout: float = 300) -> dict:
+    """Wait until the app reports the pinned release and schema version, then record the deployment."""
+    descriptor = deployment.release
+    url = app_url(deployment) + descriptor.health.path
+    deadline, health = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        health = read_health(url)
+        if health and health.get("release") == descriptor.release and health.get("schema_version") == descriptor.schema_version:
+            write_state(project, deployment, snapshot)
+            return health
+        time.sleep(1)
+    raise StageError(
+        f"stack {deployment.stack}: {url} reports {health or 'nothing'} after {timeout:.0f} s; release "
+        f"{descriptor.release} expects schema version {descriptor.schema_version}; see "
+        f"`docker compose -p {deployment.stack} logs`."
+    )
+
+
+def write_state(project: ComposeProject, deployment: Deployment, snapshot: Snapshot) -> StackState:
+    customer = deployment.customer
+    state = StackState(
+        stack=deployment.stack, product=customer.config.product, release=deployment.release.release,
+        schema_version=deployment.release.schema_version, repo=customer.repo, ref=customer.ref,
+        config_commit=customer.commit, restored_from=snapshot.id, deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        http_port=customer.config.http_port, registry=deployment.registry,
+    )
+    (project.workdir / STATE_FILE).write_text(state.model_dump_json(indent=2))
+    return state
+
+
+def read_state(project: ComposeProject) -> StackState | None:
+    path = project.workdir / STATE_FILE
+    return StackState.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+# 7. backup
+def backup(project: ComposeProject, store: Store) -> Snapshot:
+    """A consistent dump of each database and an archive of each volume, streamed; the manifest last."""
+    state = read_state(project)
+    if state is None:
+        raise StageError(f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up.")
+    descriptor = customer_releases(store).descriptor(state.product, state.release)
+    host = project.host
+    with writing_snapshot(store, new_snapshot_prefix(state.stack)) as writer:
+        for spec in descriptor.databases:
+            with engine(spec.engine).dump(host, project.container(spec.service), spec.name) as stream:
+                writer.add(f"database-{spec.name}.sql.zst", "database", spec.name, spec.engine, stream)
+        for spec in descriptor.volumes:
+            volume = project.volume(spec.name)
+            if volume is None:
+                raise StoreError(f"stack {state.stack}: volume {spec.name} does not exist on host {host.name}.")
+            with volumes.archive(host, volume, state.registry) as stream:
+                writer.add(f"volume-{spec.name}.tar.zst", "volume", spec.name, None, stream)
+        return writer.commit(
+            stack=state.stack, product=state.product, release=state.release, schema_version=state.schema_version,
+            config_commit=state.config_commit, origin="backup",
+        )

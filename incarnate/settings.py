@@ -1,0 +1,33 @@
+"""Machine-wide defaults, each overridable by an environment variable.
+
+Per-stack choices live in the customer repo's stack.yaml; these are only where this
+machine keeps things when nobody said otherwise.
+"""
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """Where incarnate keeps its state on this machine (INCARNATE_HOME)."""
+    return Path(os.environ.get("INCARNATE_HOME", "/var/lib/incarnate"))
+
+
+def release_store_path() -> Path:
+    """The local release store (INCARNATE_RELEASES): one folder per product and release."""
+    return Path(os.environ.get("INCARNATE_RELEASES", str(home() / "releases")))
+
+
+def default_backup_path() -> Path:
+    """The customer backup store used when stack.yaml names none."""
+    return home() / "backups"
+
+
+def registry() -> str:
+    """The image registry every image is pulled from (INCARNATE_REGISTRY), host[:port]."""
+    return os.environ.get("INCARNATE_REGISTRY", "localhost:5000")
+
+
+def stacks_dir() -> Path:
+    """Where each stack's working files (compose file, env, state) live on a local host."""
+    return home() / "stacks"

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Install (Debian packages) and start the real components incarnate drives: the Docker
+# engine, the local image registry and the Prefect server. Idempotent: what is there and
+# answering is left alone. Needs root (apt-get, dockerd).
+set -euo pipefail
+
+INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
+LOGS=${INCARNATE_LOGS:-/var/log/incarnate}
+PREFECT_PORT=${PREFECT_PORT:-4200}
+mkdir -p "$INCARNATE_HOME" "$LOGS"
+
+step() { printf '==> %s\n' "$*"; }
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq $((seconds * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "error: $what did not come up within ${seconds} s; see $LOGS" >&2
+  return 1
+}
+
+ensure_packages() {
+  local missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+start_docker() {
+  if docker info >/dev/null 2>&1; then step "Docker engine answers"; return 0; fi
+  step "starting the Docker engine"
+  if command -v systemctl >/dev/null 2>&1 && systemctl start docker 2>/dev/null; then :; else
+    setsid dockerd >"$LOGS/dockerd.log" 2>&1 < /dev/null &
+  fi
+  wait_for 60 "the Docker engine" docker info
+}
+
+start_registry() {
+  if curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1; then step "registry answers on 127.0.0.1:5000"; return 0; fi
+  step "starting the image registry on 127.0.0.1:5000"
+  mkdir -p "$INCARNATE_HOME/registry/data"
+  cat > "$INCARNATE_HOME/registry/config.yml" <<YAML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $INCARNATE_HOME/registry/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:5000
+YAML
+  setsid docker-registry serve "$INCARNATE_HOME/registry/config.yml" >"$LOGS/registry.log" 2>&1 < /dev/null &
+  wait_for 30 "the registry" curl -fsS http://127.0.0.1:5000/v2/
+}
+
+start_prefect() {
+  local api="http://127.0.0.1:$PREFECT_PORT/api"
+  if curl -fsS "$api/health" >/dev/null 2>&1; then step "Prefect server answers on $api"; return 0; fi
+  step "starting the Prefect server (SQLite under $INCARNATE_HOME/prefect)"
+  PREFECT_HOME="$INCARNATE_HOME/prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false \
+    setsid "$VENV/bin/prefect" server start --host 127.0.0.1 --port "$PREFECT_PORT" \
+    >"$LOGS/prefect-server.log" 2>&1 < /dev/null &
+  wait_for 120 "the Prefect server" curl -fsS "$api/health"
+}
+
+VENV=${VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv}
+ensure_packages docker.io docker-registry mmdebstrap git curl ca-certificates
+start_docker
+start_registry
+start_prefect

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set everything up on a Debian 12 machine and install the demo stack:
+#   Python environment from requirements.lock, Docker engine + Compose v2, local registry,
+#   Prefect server, the demo release's images and release store, the demo customer repo,
+#   then `incarnate install` of that customer. Idempotent: a second run skips what is there.
+#   --no-demo stops before installing the demo stack (the test command uses that).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
+export VENV=${VENV:-$ROOT/.venv}
+started=$(date +%s)
+step() { printf '==> %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: scripts/setup.sh installs Debian packages and starts dockerd; run it as root (sudo bash scripts/setup.sh)." >&2
+  exit 2
+fi
+
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  step "installing python3-venv"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
+
+# The venv is rebuilt only when the lock file or pyproject.toml changed since it was made.
+lock_sum=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$VENV/.lock-sum" 2>/dev/null)" != "$lock_sum" ]; then
+  step "creating the Python environment $VENV from requirements.lock"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements.lock
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -e .
+  echo "$lock_sum" > "$VENV/.lock-sum"
+else
+  step "Python environment $VENV is current"
+fi
+
+bash scripts/services.sh
+export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}
+
+step "building and publishing the demo release"
+"$VENV/bin/python" examples/demo/build.py
+
+step "set-up done in $(( $(date +%s) - started )) s"
+if [ "${1:-}" != "--no-demo" ]; then
+  step "installing the demo stack"
+  "$VENV/bin/incarnate" install "$INCARNATE_HOME/customers/demo"
+fi

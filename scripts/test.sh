@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Run the whole test suite against real components: set-up (without installing the demo
+# stack) makes sure they run, then pytest drives them. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --no-demo
+export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}
+export INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,21 @@
+"""One Prefect task per pipeline stage, each a thin wrapper over incarnate.pipeline.
+
+Stages that talk to a network (store, registry) retry; the others fail fast. Errors that
+a retry cannot cure (bad config, a missing release, corrupt data) are never retried.
+"""
+
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from incarnate.errors import ConfigError, IntegrityError, ReleaseError
+
+# A deployment acts on the world; a cached result would skip work that must happen.
+STAGE = {"cache_policy": NO_CACHE, "persist_result": False}
+NETWORK_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
+
+
+def transient(task: object, task_run: TaskRun, state: State) -> bool:
+    """Retry unless the failure is one a retry cannot change."""
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, (ConfigError, ReleaseError, IntegrityError))
