@@ -4,6 +4,7 @@ Every error ends as one sentence on stderr and an exit code: 2 for bad input, 1 
 """
 
 import argparse
+import logging
 import os
 import sys
 import urllib.request
@@ -26,6 +27,24 @@ def use_local_prefect_server() -> None:
             os.environ["PREFECT_API_URL"] = LOCAL_PREFECT_API
     except OSError:
         pass
+
+
+def _without_expected_traceback(record: logging.LogRecord) -> bool:
+    """An IncarnateError already says what and where; its traceback only buries that on a terminal."""
+    if record.exc_info and isinstance(record.exc_info[1], IncarnateError):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+def quiet_expected_tracebacks() -> None:
+    """Drop tracebacks of operator-facing errors from the console; the Prefect UI keeps them."""
+    from prefect.logging.configuration import setup_logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    setup_logging()
+    for handler in logging.getLogger().handlers:  # the console handler sits on the root logger
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(_without_expected_traceback)
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -106,6 +125,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     use_local_prefect_server()
+    quiet_expected_tracebacks()
     try:
         return args.handler(args)
     except IncarnateError as error:

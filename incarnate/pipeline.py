@@ -124,7 +124,7 @@ def _variables(deployment: Deployment) -> dict[str, str]:
     return {"INCARNATE_REGISTRY": deployment.registry, "HTTP_PORT": str(deployment.customer.config.http_port)}
 
 
-def _load_if_empty(empty: Callable[[], bool], load: Callable[[BinaryIO], None],
+def load_if_empty(empty: Callable[[], bool], load: Callable[[BinaryIO], None],
                    reset: Callable[[], None], store: Store, snapshot: Snapshot, artifact: Artifact) -> str:
     """Load an artifact into an empty target; on any failure empty the target again, so nothing is half-loaded."""
     if not empty():
@@ -151,7 +151,7 @@ def restore(project: ComposeProject, deployment: Deployment, store: Store, snaps
         if artifact.kind == "database":
             spec = next(spec for spec in descriptor.databases if spec.name == artifact.target)
             container, db = project.container(spec.service), engine(artifact.engine or spec.engine)
-            outcome[artifact.name] = _load_if_empty(
+            outcome[artifact.name] = load_if_empty(
                 lambda: db.is_empty(host, container, spec.name),
                 lambda raw: db.load(host, container, raw),
                 lambda: db.reset(host, container, spec.name),
@@ -159,7 +159,7 @@ def restore(project: ComposeProject, deployment: Deployment, store: Store, snaps
             )
         else:
             volume = ensure_volume(project, artifact.target)
-            outcome[artifact.name] = _load_if_empty(
+            outcome[artifact.name] = load_if_empty(
                 lambda: volumes.is_empty(host, volume, deployment.registry),
                 lambda raw: volumes.extract(host, volume, deployment.registry, raw),
                 lambda: volumes.reset(host, volume, deployment.registry),

@@ -1,0 +1,126 @@
+"""Fixtures for end-to-end tests: the real Docker engine, registry and Prefect server that
+scripts/test.sh started, and throw-away customers (git repo, store, stack) per test."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from incarnate import settings
+
+INCARNATE = str(Path(sys.executable).with_name("incarnate"))
+COMPOSE = str(Path(sys.executable).with_name("docker-compose"))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_components():
+    """Fail loudly, never skip, when a component the suite drives is not running."""
+    problems = []
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        problems.append("Docker engine")
+    for name, url in (("registry", f"http://{settings.registry()}/v2/"), ("Prefect server", f"{os.environ.get('PREFECT_API_URL', '')}/health")):
+        try:
+            urllib.request.urlopen(url, timeout=3).close()
+        except (OSError, ValueError):
+            problems.append(f"{name} ({url})")
+    if not (settings.release_store_path() / "demo" / "1.0.0" / "release.yaml").is_file():
+        problems.append(f"demo release store ({settings.release_store_path()})")
+    if problems:
+        pytest.fail(f"not running or not set up: {', '.join(problems)}; run `bash scripts/test.sh`", pytrace=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@localhost", *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
+@dataclass
+class Customer:
+    """A customer of the demo product: its repo, its backup store, its stack on the local engine."""
+
+    stack: str
+    repo: Path
+    store: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_stack_yaml(self, text: str, message: str = "change stack.yaml") -> None:
+        (self.repo / "stack.yaml").write_text(text)
+        git(self.repo, "commit", "--quiet", "--allow-empty", "-am", message)
+
+    def stack_yaml(self, release: str = "1.0.0") -> str:
+        return (f"stack: {self.stack}\nproduct: demo\nrelease: {release}\nhttp_port: {self.port}\n"
+                f"backup:\n  store:\n    kind: local\n    path: {self.store}\n")
+
+    def incarnate(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([INCARNATE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
+
+    def install(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return self.incarnate("install", str(self.repo), *args, env=env)
+
+    def compose(self, *args: str) -> str:
+        workdir = settings.stacks_dir() / self.stack
+        return subprocess.run([COMPOSE, "-p", self.stack, "--project-directory", str(workdir), *args],
+                              check=True, capture_output=True, text=True).stdout
+
+    def containers(self) -> dict[str, str]:
+        """Running containers of the stack: name -> id."""
+        out = subprocess.run(["docker", "ps", "--filter", f"label=com.docker.compose.project={self.stack}",
+                              "--format", "{{.Names}} {{.ID}}"], check=True, capture_output=True, text=True).stdout
+        return dict(line.split() for line in out.splitlines())
+
+    def remove_stack(self) -> None:
+        """The disaster: containers, network and volumes gone."""
+        for kind, flag in (("container", "-aq"), ("volume", "-q")):
+            ids = subprocess.run(["docker", kind, "ls" if kind == "volume" else "ps", flag, "--filter",
+                                  f"label=com.docker.compose.project={self.stack}"], capture_output=True, text=True).stdout.split()
+            if ids:
+                subprocess.run(["docker", kind, "rm", "-f" if kind == "container" else "--force", *ids], capture_output=True)
+        subprocess.run(["docker", "network", "rm", f"{self.stack}_default"], capture_output=True)
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        request = urllib.request.Request(self.url + path, data=body, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read()
+
+    def records(self) -> list[dict]:
+        return json.loads(self.request("GET", "/records"))
+
+
+@pytest.fixture
+def customer(tmp_path) -> Customer:
+    stack = f"t{uuid.uuid4().hex[:8]}"
+    repo, store = tmp_path / "repo", tmp_path / "store"
+    repo.mkdir()
+    store.mkdir()
+    subject = Customer(stack=stack, repo=repo, store=store, port=free_port())
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    (repo / "stack.yaml").write_text(subject.stack_yaml())
+    git(repo, "add", "stack.yaml")
+    git(repo, "commit", "--quiet", "-m", "pin demo 1.0.0")
+    yield subject
+    subject.remove_stack()
+    shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)

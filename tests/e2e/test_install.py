@@ -1,0 +1,56 @@
+"""Install from the vanilla backup, back up, lose everything, install again: the data comes back."""
+
+import os
+
+from incarnate.snapshots import list_snapshots
+from incarnate.stores.local import LocalStore
+
+
+def test_install_backup_disaster_and_reinstall_brings_back_records_and_files(customer):
+    first = customer.install()
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert f"runs release 1.0.0 at {customer.url}" in first.stdout + first.stderr
+    assert customer.request("GET", "/health") == b'{"status": "ok", "release": "1.0.0", "schema_version": 1}'
+
+    for title in ("First record", "Zweiter Eintrag ü"):
+        customer.request("POST", "/records", f'{{"title": "{title}"}}'.encode())
+    payload = os.urandom(3 * 1024 * 1024) + b"\x00end"
+    customer.request("PUT", "/files/upload.bin", payload)
+    records = customer.records()
+
+    backup = customer.incarnate("backup", str(customer.repo))
+    assert backup.returncode == 0, backup.stderr
+    snapshots = list_snapshots(LocalStore(customer.store), customer.stack)
+    assert [s.manifest.origin for s in snapshots] == ["vanilla", "backup", "backup"]
+
+    customer.remove_stack()
+    assert customer.containers() == {}
+
+    second = customer.install()
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert f"restored from {snapshots[-1].id}" in second.stdout + second.stderr
+    assert customer.records() == records
+    assert customer.request("GET", "/files/upload.bin") == payload
+
+
+def test_status_and_backups_report_what_runs_and_where_it_came_from(customer):
+    assert customer.install().returncode == 0
+    status = customer.incarnate("status", str(customer.repo))
+    assert status.returncode == 0, status.stderr
+    source = list_snapshots(LocalStore(customer.store), customer.stack)[0]
+    assert f"stack {customer.stack} on host local: demo 1.0.0 (schema 1)" in status.stdout
+    assert f"from snapshot {source.id}" in status.stdout
+    assert "db        running healthy" in status.stdout
+    listing = customer.incarnate("backups", str(customer.repo))
+    assert listing.returncode == 0
+    assert f"stack {customer.stack}: 2 snapshots" in listing.stdout
+    assert "vanilla  release 1.0.0" in listing.stdout
+
+
+def test_reinstall_of_a_running_stack_keeps_its_data(customer):
+    assert customer.install().returncode == 0
+    customer.request("POST", "/records", b'{"title": "kept"}')
+    before = customer.records()
+    again = customer.install()
+    assert again.returncode == 0, again.stderr
+    assert customer.records() == before and before[-1]["title"] == "kept"

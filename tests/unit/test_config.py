@@ -1,0 +1,58 @@
+import pytest
+
+from incarnate.config import parse_stack_config, parse_version
+from incarnate.errors import ConfigError
+
+VALID = "stack: acme\nproduct: demo\nrelease: 1.0.0\n"
+
+
+def test_valid_stack_yaml_is_accepted_with_defaults():
+    config = parse_stack_config(VALID, "stack.yaml")
+    assert (config.stack, config.product, config.release, config.http_port) == ("acme", "demo", "1.0.0", 8080)
+    assert config.backup.store is None
+
+
+def test_unknown_key_is_named_with_file():
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(VALID + "relase: 1.1.0\n", "stack.yaml in repo at HEAD")
+    assert str(raised.value) == "stack.yaml in repo at HEAD: field 'relase' is not a known setting; check its spelling."
+
+
+def test_missing_release_is_named():
+    with pytest.raises(ConfigError, match=r"^stack.yaml: field 'release' is missing; it is required\.$"):
+        parse_stack_config("stack: acme\nproduct: demo\n", "stack.yaml")
+
+
+@pytest.mark.parametrize("release", ["latest", "1.0", "v1.0.0", "01.0.0", "1.0.0-rc1"])
+def test_release_that_is_not_a_version_is_refused(release):
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(f"stack: acme\nproduct: demo\nrelease: '{release}'\n", "stack.yaml")
+    assert "field 'release'" in str(raised.value)
+    assert "MAJOR.MINOR.PATCH" in str(raised.value)
+
+
+def test_yaml_number_release_is_refused_not_coerced():
+    with pytest.raises(ConfigError, match="got '1.1'"):
+        parse_stack_config("stack: acme\nproduct: demo\nrelease: 1.1\n", "stack.yaml")
+
+
+def test_nested_unknown_key_names_its_path():
+    text = VALID + "backup:\n  store:\n    kind: local\n    path: /x\n    user: bob\n"
+    with pytest.raises(ConfigError, match="field 'backup.store"):
+        parse_stack_config(text, "stack.yaml")
+
+
+def test_stack_name_must_be_a_compose_project_name():
+    with pytest.raises(ConfigError, match="field 'stack': expected a lowercase name"):
+        parse_stack_config("stack: Acme Corp\nproduct: demo\nrelease: 1.0.0\n", "stack.yaml")
+
+
+def test_not_a_mapping_and_broken_yaml_are_refused():
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        parse_stack_config("- a\n- b\n", "stack.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_stack_config("stack: [unclosed\n", "stack.yaml")
+
+
+def test_parse_version_orders_numerically():
+    assert parse_version("1.10.0") > parse_version("1.9.3")

@@ -1,0 +1,65 @@
+"""The restore decision: load an artifact only into an empty target, and leave it empty on failure."""
+
+import io
+
+import pytest
+
+from incarnate.errors import IntegrityError
+from incarnate.pipeline import load_if_empty
+from incarnate.snapshots import new_snapshot_prefix, writing_snapshot
+from incarnate.stores.local import LocalStore
+
+
+@pytest.fixture
+def snapshot_in_store(tmp_path):
+    store = LocalStore(tmp_path)
+    with writing_snapshot(store, new_snapshot_prefix("acme")) as writer:
+        writer.add("database-demo.sql.zst", "database", "demo", "mariadb", io.BytesIO(b"CREATE TABLE t (x INT);\n"))
+        snapshot = writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+    return store, snapshot, snapshot.manifest.artifacts[0]
+
+
+class Target:
+    def __init__(self, content: bytes = b"", fail: bool = False):
+        self.content, self.fail, self.resets = content, fail, 0
+
+    def load(self, raw):
+        self.content = raw.read()
+        if self.fail:
+            raise RuntimeError("client died")
+
+    def reset(self):
+        self.content, self.resets = b"", self.resets + 1
+
+
+def decide(target, store, snapshot, artifact):
+    return load_if_empty(lambda: target.content == b"", target.load, target.reset, store, snapshot, artifact)
+
+
+def test_empty_target_is_loaded(snapshot_in_store):
+    target = Target()
+    assert decide(target, *snapshot_in_store) == "loaded"
+    assert target.content == b"CREATE TABLE t (x INT);\n"
+
+
+def test_target_with_data_is_kept_untouched(snapshot_in_store):
+    target = Target(b"live data")
+    assert decide(target, *snapshot_in_store) == "kept (not empty)"
+    assert target.content == b"live data" and target.resets == 0
+
+
+def test_failed_load_empties_the_target_again(snapshot_in_store):
+    target = Target(fail=True)
+    with pytest.raises(RuntimeError):
+        decide(target, *snapshot_in_store)
+    assert target.content == b"" and target.resets == 1
+
+
+def test_corrupt_artifact_is_reported_as_such_and_target_emptied(snapshot_in_store):
+    store, snapshot, artifact = snapshot_in_store
+    path = store.root / snapshot.prefix / artifact.name
+    path.write_bytes(path.read_bytes()[:-3] + b"xyz")
+    target = Target()
+    with pytest.raises(IntegrityError, match=artifact.name):
+        decide(target, store, snapshot, artifact)
+    assert target.content == b"" and target.resets == 1
