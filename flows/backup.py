@@ -1,9 +1,9 @@
-"""Backup: what the nightly deployment runs; a snapshot of the running stack into its store."""
+"""Backup: what the nightly deployment runs; a snapshot of the running stack, then retention."""
 
 from prefect import flow
 
-from flows.report import StageReport
-from incarnate import pipeline
+from flows.report import StageReport, publish_backup
+from incarnate import pipeline, retention
 from incarnate.host import Host
 from incarnate.repo import load_customer_config
 from tasks.backup import backup as backup_stage
@@ -11,12 +11,13 @@ from tasks.create_host import create_host
 
 
 @flow(name="backup", log_prints=True)
-def backup(repo: str, docker_host: str | None = None) -> dict:
-    """Back up the stack a customer repo describes, as it runs now on its host.
+def backup(repo: str, docker_host: str | None = None, prune: bool = True) -> dict:
+    """Back up the stack a customer repo describes, as it runs now on its host; then prune by its retention.
 
     Args:
-        repo: the customer repo (git URL or path); its stack.yaml names the stack and its store.
+        repo: the customer repo (git URL or path); its stack.yaml names the stack, its store and retention.
         docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
+        prune: apply stack.yaml's retention after a successful backup.
     """
     report = StageReport("backup")
     with report.stage("load config"):
@@ -26,9 +27,17 @@ def backup(repo: str, docker_host: str | None = None) -> dict:
     with report.stage("create host"):
         project = create_host(Host(docker_host), config.stack)
     with report.stage("backup") as row:
-        snapshot = backup_stage(project, store)
-        sizes = sum(artifact.size for artifact in snapshot.manifest.artifacts)
-        row["detail"] = f"{snapshot.id}: {len(snapshot.manifest.artifacts)} artifacts, {sizes} bytes stored"
+        result = backup_stage(project, store, config.backup.lock_days)
+        row["detail"] = f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; {result.lock}"
+    pruned = None
+    if prune:
+        with report.stage("prune") as row:
+            pruned = retention.prune(store, config.stack, config.backup.retention)
+            row["detail"] = pruned.summary()
     report.publish()
-    print(f"stack {config.stack}: snapshot {snapshot.id} in {store.location}")
-    return {"stack": config.stack, "snapshot": snapshot.id, "store": store.location, "seconds": report.durations()}
+    publish_backup(config.stack, result)
+    print(f"stack {config.stack}: snapshot {result.snapshot.id} in {store.location}; "
+          f"{result.stats.raw_bytes:,} bytes read, {result.stats.new_bytes:,} new bytes stored; {result.lock}")
+    return {"stack": config.stack, "snapshot": result.snapshot.id, "store": store.location,
+            "new_bytes": result.stats.new_bytes, "raw_bytes": result.stats.raw_bytes, "lock": result.lock,
+            "pruned": pruned.summary() if pruned else None, "seconds": report.durations()}

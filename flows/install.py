@@ -2,7 +2,7 @@
 
 from prefect import flow
 
-from flows.report import StageReport
+from flows.report import StageReport, publish_backup
 from incarnate import pipeline, settings
 from incarnate.host import Host
 from tasks.backup import backup
@@ -43,10 +43,11 @@ def install(repo: str, ref: str = "HEAD", docker_host: str | None = None, snapsh
         health = migrate(project, deployment, source)
         row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
     with report.stage("backup") as row:
-        after = backup(project, store)
-        row["detail"] = after.id
+        after = backup(project, store, deployment.customer.config.backup.lock_days)
+        row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.lock}"
     report.publish()
+    publish_backup(deployment.stack, after)
     url = pipeline.app_url(deployment)
     print(f"stack {deployment.stack} runs release {deployment.release.release} at {url} (restored from {source.id})")
     return {"stack": deployment.stack, "release": deployment.release.release, "url": url,
-            "restored_from": source.id, "backup": after.id, "seconds": report.durations()}
+            "restored_from": source.id, "backup": after.snapshot.id, "seconds": report.durations()}

@@ -1,4 +1,4 @@
-"""The run report: each stage's duration and outcome, published as a Prefect table artifact."""
+"""Run reports as Prefect artifacts: stages with durations, and what a backup stored."""
 
 import re
 import time
@@ -6,6 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect.artifacts import create_table_artifact
+
+from incarnate.pipeline import BackupResult
+
+
+def artifact_key(*parts: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
 class StageReport:
@@ -36,5 +42,29 @@ class StageReport:
     def publish(self) -> None:
         total = {"stage": "total", "seconds": f"{time.monotonic() - self.started:.1f}",
                  "result": "failed" if any(row["result"] == "failed" for row in self.rows) else "ok", "detail": ""}
-        key = re.sub(r"[^a-z0-9-]+", "-", f"{self.flow}-{self.stack or 'unknown'}".lower())
-        create_table_artifact(key=key, table=[*self.rows, total], description=f"{self.flow} of stack {self.stack or '?'}: stages and durations")
+        create_table_artifact(key=artifact_key(self.flow, self.stack or "unknown"), table=[*self.rows, total],
+                              description=f"{self.flow} of stack {self.stack or '?'}: stages and durations")
+
+
+def backup_rows(result: BackupResult) -> list[dict[str, str]]:
+    """Per artifact: raw size, new bytes stored, dedup ratio; then the total with time and lock status."""
+    rows = []
+    for name, figures in result.stats.per_artifact.items():
+        new = int(figures["new_bytes"])
+        rows.append({"artifact": name, "size": f"{int(figures['raw_bytes']):,}", "chunks": f"{int(figures['chunks'])}",
+                     "new bytes stored": f"{new:,}", "dedup ratio": _ratio(int(figures["raw_bytes"]), new),
+                     "seconds": "", "lock": ""})
+    stats = result.stats
+    rows.append({"artifact": "total", "size": f"{stats.raw_bytes:,}", "chunks": f"{stats.chunks}",
+                 "new bytes stored": f"{stats.new_bytes:,}", "dedup ratio": _ratio(stats.raw_bytes, stats.new_bytes),
+                 "seconds": f"{result.seconds:.1f}", "lock": result.lock})
+    return rows
+
+
+def _ratio(raw: int, new: int) -> str:
+    return f"{raw / new:.1f}x" if new else "all reused"
+
+
+def publish_backup(stack: str, result: BackupResult) -> None:
+    create_table_artifact(key=artifact_key("backup-report", stack), table=backup_rows(result),
+                          description=f"snapshot {result.snapshot.id} of stack {stack}: {result.lock}")

@@ -37,10 +37,21 @@ class BlockStoreTarget(Strict):
     block: str = Field(description="Name of a saved backup-store block (Prefect UI: Blocks).")
 
 
+class Retention(Strict):
+    """Which snapshots pruning keeps: the newest of each of the last N days, weeks and months."""
+
+    keep_daily: int = Field(default=7, ge=0)
+    keep_weekly: int = Field(default=4, ge=0)
+    keep_monthly: int = Field(default=6, ge=0)
+    min_age_days: int = Field(default=1, ge=0, description="Never prune a snapshot younger than this.")
+
+
 class BackupSettings(Strict):
     store: LocalStoreTarget | BlockStoreTarget | None = Field(
         default=None, description="Where this stack's backups go; default: INCARNATE_HOME/backups."
     )
+    lock_days: int = Field(default=0, ge=0, le=36500, description="Write-once period asked of the store for every object.")
+    retention: Retention = Retention()
 
 
 class StackConfig(Strict):

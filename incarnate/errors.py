@@ -31,6 +31,10 @@ class StoreError(IncarnateError):
     """A backup or release store cannot be read or written."""
 
 
+class ObjectMissing(StoreError):
+    """A key the caller expected is not in the store."""
+
+
 class IntegrityError(IncarnateError):
     """Stored data does not match its manifest: a checksum, a size, a missing artifact."""
 

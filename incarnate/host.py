@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,13 +115,12 @@ class Host:
                 errors.seek(0)
                 raise HostError(f"{what} on host {self.name} failed: {_tail(errors.read())}.")
 
-    def stream_in(self, args: Sequence[str], source: BinaryIO, *, what: str) -> None:
-        """Feed a stream to a command's stdin in blocks; raise if the command fails."""
+    def stream_in(self, args: Sequence[str], feed: Callable[[BinaryIO], None], *, what: str) -> None:
+        """Run a command while `feed` writes its stdin; raise if either fails, never leave it running."""
         with tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(list(args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=self.env())
             try:
-                while block := source.read(BLOCK):
-                    process.stdin.write(block)
+                feed(process.stdin)
                 process.stdin.close()
             except BrokenPipeError:
                 pass  # the command ended early; its exit status below says why
@@ -133,3 +132,13 @@ class Host:
             if code != 0:
                 errors.seek(0)
                 raise HostError(f"{what} on host {self.name} failed: {_tail(errors.read())}.")
+
+
+def copy_from(source: BinaryIO) -> Callable[[BinaryIO], None]:
+    """A feed for `Host.stream_in` that copies a stream as it is, block by block."""
+
+    def feed(sink: BinaryIO) -> None:
+        while block := source.read(BLOCK):
+            sink.write(block)
+
+    return feed

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from pydantic import BaseModel
@@ -21,12 +21,12 @@ from incarnate import settings, volumes
 from incarnate.compose import ComposeProject
 from incarnate.config import BlockStoreTarget, StackConfig
 from incarnate.engines import engine
-from incarnate.errors import HostError, StageError, StoreError
+from incarnate.errors import HostError, StageError
 from incarnate.host import Host
 from incarnate.releases import ReleaseDescriptor, ReleaseStore, check_images
 from incarnate.repo import CustomerConfig, load_customer_config
 from incarnate.snapshots import (
-    Artifact, Snapshot, copy_snapshot, find_snapshot, new_snapshot_prefix, restore_artifact, writing_snapshot,
+    Artifact, Snapshot, SnapshotWriter, WriteStats, copy_snapshot, find_snapshot, new_snapshot_prefix, restore_artifact,
 )
 from incarnate.stores import Store
 from incarnate.stores.local import LocalStore
@@ -237,24 +237,44 @@ def read_state(project: ComposeProject) -> StackState | None:
 
 
 # 7. backup
-def backup(project: ComposeProject, store: Store) -> Snapshot:
-    """A consistent dump of each database and an archive of each volume, streamed; the manifest last."""
+@dataclass(frozen=True)
+class BackupResult:
+    snapshot: Snapshot
+    stats: WriteStats
+    seconds: float
+    lock: str  # what the store says of write-once protection, for the report
+
+
+def lock_description(store: Store, lock_until: datetime | None) -> str:
+    missing = store.lock_support()
+    if lock_until is None:
+        return "not locked (no lock_days set)" if missing is None else f"not locked by the server ({missing})"
+    if missing is not None:
+        return f"not locked by the server ({missing})"
+    return f"locked by the server until {lock_until:%Y-%m-%d}"
+
+
+def backup(project: ComposeProject, store: Store, lock_days: int = 0) -> BackupResult:
+    """A consistent dump of each database and an archive of each volume, chunked into the store; the manifest last."""
+    began = time.monotonic()
     state = read_state(project)
     if state is None:
         raise StageError(f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up.")
     descriptor = customer_releases(store).descriptor(state.product, state.release)
     host = project.host
-    with writing_snapshot(store, new_snapshot_prefix(state.stack)) as writer:
-        for spec in descriptor.databases:
-            with engine(spec.engine).dump(host, project.container(spec.service), spec.name) as stream:
-                writer.add(f"database-{spec.name}.sql.zst", "database", spec.name, spec.engine, stream)
-        for spec in descriptor.volumes:
-            volume = project.volume(spec.name)
-            if volume is None:
-                raise StoreError(f"stack {state.stack}: volume {spec.name} does not exist on host {host.name}.")
-            with volumes.archive(host, volume, state.registry) as stream:
-                writer.add(f"volume-{spec.name}.tar.zst", "volume", spec.name, None, stream)
-        return writer.commit(
-            stack=state.stack, product=state.product, release=state.release, schema_version=state.schema_version,
-            config_commit=state.config_commit, origin="backup",
-        )
+    lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
+    writer = SnapshotWriter(store, new_snapshot_prefix(state.stack), lock_until=lock_until)
+    for spec in descriptor.databases:
+        with engine(spec.engine).dump(host, project.container(spec.service), spec.name) as stream:
+            writer.add(f"database-{spec.name}", "database", spec.name, spec.engine, stream)
+    for spec in descriptor.volumes:
+        volume = project.volume(spec.name)
+        if volume is None:
+            raise StageError(f"stack {state.stack}: volume {spec.name} does not exist on host {host.name}.")
+        with volumes.archive(host, volume, state.registry) as stream:
+            writer.add(f"volume-{spec.name}", "volume", spec.name, None, stream)
+    snapshot = writer.commit(
+        stack=state.stack, product=state.product, release=state.release, schema_version=state.schema_version,
+        config_commit=state.config_commit, origin="backup",
+    )
+    return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_until))

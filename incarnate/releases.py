@@ -8,7 +8,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from incarnate.config import Strict, describe_validation_error
-from incarnate.errors import ReleaseError, StoreError
+from incarnate.errors import ObjectMissing, ReleaseError, StoreError
 from incarnate.snapshots import Snapshot, read_manifest
 from incarnate.stores import Store
 
@@ -68,22 +68,23 @@ class ReleaseStore:
         return f"{self.prefix}{product}/{release}/{name}"
 
     def releases(self, product: str) -> list[str]:
-        names = self.store.children(f"{self.prefix}{product}")
-        return [name for name in names if self.store.exists(self._key(product, name, "release.yaml"))]
+        base = f"{self.prefix}{product}/"
+        found = {key.removeprefix(base).split("/")[0] for key in self.store.list(base.rstrip("/"))
+                 if key.count("/") == base.count("/") + 1 and key.endswith("/release.yaml")}
+        return sorted(found, key=lambda name: tuple(int(p) if p.isdigit() else 0 for p in name.split(".")))
 
     def has(self, product: str, release: str) -> bool:
         return all(self.store.exists(self._key(product, release, name)) for name in RELEASE_FILES)
 
     def read_file(self, product: str, release: str, name: str) -> bytes:
-        key = self._key(product, release, name)
-        if not self.store.exists(key):
+        try:
+            return self.store.get(self._key(product, release, name))
+        except ObjectMissing:
             known = ", ".join(self.releases(product)) or "none"
             raise ReleaseError(
                 f"release store {self.location}: {product} {release} has no {name} "
                 f"(releases there: {known})."
-            )
-        with self.store.open_read(key) as handle:
-            return handle.read()
+            ) from None
 
     def descriptor(self, product: str, release: str) -> ReleaseDescriptor:
         text = self.read_file(product, release, "release.yaml").decode()
@@ -101,9 +102,7 @@ class ReleaseStore:
     def add(self, product: str, release: str, files: dict[str, bytes]) -> None:
         """Copy a release's files in; present files are left as they are (releases are immutable)."""
         for name, data in files.items():
-            if not self.store.exists(self._key(product, release, name)):
-                with self.store.open_write(self._key(product, release, name)) as handle:
-                    handle.write(data)
+            self.store.put(self._key(product, release, name), data)
 
     def vanilla_prefix(self, product: str, release: str) -> str:
         return self._key(product, release, "vanilla")

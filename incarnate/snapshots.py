@@ -1,44 +1,49 @@
-"""The backup format: a snapshot is a folder of compressed artifacts and a manifest written last.
+"""The backup format: content-defined chunks stored once, and a manifest per snapshot, written last.
 
-    backups/<stack>/<UTC timestamp>-<id>/manifest.json
-    backups/<stack>/<UTC timestamp>-<id>/<artifact files>
+    chunks/<id[:2]>/<id>                  zstd of one chunk; id = SHA-256 of its raw bytes
+    backups/<stack>/<UTC time>-<id>/manifest.json
 
-A folder without manifest.json is not a snapshot (an interrupted backup), so listing,
-restoring and copying only ever see complete snapshots.
+A stream (database dump, volume tar) is cut with FastCDC (about 1 MiB per chunk), so
+what did not change between two nights cuts into the same chunks and is stored once.
+Streams are never compressed before chunking: that would defeat deduplication. A
+folder without a manifest is not a snapshot, so an interrupted backup never shows.
 """
 
 import hashlib
-import json
+import io
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO, Literal
 
 import zstandard
 from pydantic import BaseModel, ConfigDict
+from pyfastcdc import FastCDC
 
 from incarnate import __version__
-from incarnate.errors import IntegrityError, StoreError
+from incarnate.errors import IntegrityError, ObjectMissing, StoreError
 from incarnate.stores import Store
 
 MANIFEST = "manifest.json"
-FORMAT = 1
-BLOCK = 1 << 20
+FORMAT = 2
+AVERAGE_CHUNK = 1 << 20
+PENDING = "pending"  # markers of backups under way, so pruning leaves their new chunks alone
+PARALLEL = 8  # chunk uploads and downloads in flight; memory stays below PARALLEL * 2 * 4 MiB
 
 
 class Artifact(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str  # file name inside the snapshot folder
+    name: str
     kind: Literal["database", "volume"]
     target: str  # database name or Compose volume name
-    engine: str | None = None  # database engine (mariadb); None for volumes
-    compression: Literal["zstd"] = "zstd"
-    size: int  # stored (compressed) bytes
-    sha256: str  # of the stored bytes: verifiable without decompressing
-    raw_size: int
-    raw_sha256: str
+    engine: str | None = None  # database engine (mariadb, postgresql); None for volumes
+    size: int  # raw bytes of the stream
+    sha256: str  # of the whole raw stream
+    chunks: list[tuple[str, int]]  # (chunk id, raw length), in stream order
 
 
 class Manifest(BaseModel):
@@ -50,7 +55,7 @@ class Manifest(BaseModel):
     release: str
     schema_version: int
     config_commit: str | None
-    origin: Literal["vanilla", "backup"]
+    origin: Literal["vanilla", "backup", "import"]
     created_at: str
     tool_version: str = __version__
     artifacts: list[Artifact]
@@ -58,9 +63,15 @@ class Manifest(BaseModel):
     def artifact(self, name: str) -> Artifact:
         return next(artifact for artifact in self.artifacts if artifact.name == name)
 
+    def chunk_ids(self) -> set[str]:
+        return {chunk for artifact in self.artifacts for chunk, _ in artifact.chunks}
+
+    def created(self) -> datetime:
+        return datetime.fromisoformat(self.created_at)
+
 
 class Snapshot(BaseModel):
-    """A complete snapshot: where it is and what its manifest says."""
+    """A complete snapshot: where its manifest is and what it says."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -70,6 +81,10 @@ class Snapshot(BaseModel):
     @property
     def id(self) -> str:
         return self.prefix.rsplit("/", 1)[-1]
+
+
+def chunk_key(chunk_id: str) -> str:
+    return f"chunks/{chunk_id[:2]}/{chunk_id}"
 
 
 def new_snapshot_id(now: datetime | None = None) -> str:
@@ -87,23 +102,19 @@ def new_snapshot_prefix(stack: str) -> str:
 
 
 def read_manifest(store: Store, prefix: str) -> Manifest:
-    with store.open_read(f"{prefix}/{MANIFEST}") as handle:
-        raw = handle.read()
+    raw = store.get(f"{prefix}/{MANIFEST}")
     try:
         return Manifest.model_validate_json(raw)
     except ValueError as error:
         raise IntegrityError(f"store {store.location}: {prefix}/{MANIFEST} is not a valid manifest ({error.__class__.__name__}).") from None
 
 
-def list_snapshots(store: Store, stack: str) -> list[Snapshot]:
-    """Complete snapshots of a stack, oldest first."""
-    base = stack_prefix(stack)
-    found = []
-    for name in store.children(base):
-        prefix = f"{base}/{name}"
-        if store.exists(f"{prefix}/{MANIFEST}"):
-            found.append(Snapshot(prefix=prefix, manifest=read_manifest(store, prefix)))
-    return found
+def list_snapshots(store: Store, stack: str | None = None) -> list[Snapshot]:
+    """Complete snapshots of a stack (or of every stack in the store), oldest first."""
+    keys = store.list(stack_prefix(stack) if stack else "backups")
+    prefixes = [key.removesuffix(f"/{MANIFEST}") for key in keys if key.endswith(f"/{MANIFEST}")]
+    snapshots = [Snapshot(prefix=prefix, manifest=read_manifest(store, prefix)) for prefix in prefixes]
+    return sorted(snapshots, key=lambda snapshot: (snapshot.id, snapshot.prefix))
 
 
 def find_snapshot(store: Store, stack: str, snapshot_id: str | None = None) -> Snapshot | None:
@@ -117,132 +128,186 @@ def find_snapshot(store: Store, stack: str, snapshot_id: str | None = None) -> S
     raise StoreError(f"store {store.location}: stack {stack} has no complete snapshot {snapshot_id}.")
 
 
-class _HashingWriter:
-    """Counts and hashes what passes into a file-like sink."""
+@dataclass
+class WriteStats:
+    """What one snapshot cost: raw bytes read, chunks and bytes it had to store anew."""
 
-    def __init__(self, sink: BinaryIO) -> None:
-        self.sink, self.digest, self.size = sink, hashlib.sha256(), 0
+    raw_bytes: int = 0
+    chunks: int = 0
+    new_chunks: int = 0
+    new_bytes: int = 0
+    per_artifact: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return self.sink.write(data)
-
-    def flush(self) -> None:
-        self.sink.flush()
+    @property
+    def dedup_ratio(self) -> float:
+        return self.raw_bytes / self.new_bytes if self.new_bytes else float("inf") if self.raw_bytes else 1.0
 
 
 class SnapshotWriter:
-    """Writes artifacts one by one, then the manifest; without `commit` no snapshot exists."""
+    """Chunks artifacts into the store, then writes the manifest; without `commit` no snapshot exists."""
 
-    def __init__(self, store: Store, prefix: str) -> None:
-        self.store = store
-        self.prefix = prefix
+    def __init__(self, store: Store, prefix: str, lock_until: datetime | None = None, parallel: int = PARALLEL) -> None:
+        self.store, self.prefix, self.lock_until, self.parallel = store, prefix, lock_until, parallel
         self.artifacts: list[Artifact] = []
+        self.stats = WriteStats()
+        self._seen: set[str] = set()
+        self._pending = f"{PENDING}/{prefix.removeprefix('backups/')}"
+        store.put(self._pending, datetime.now(UTC).isoformat().encode())
+
+    def _store_chunk(self, chunk_id: str, data: bytes) -> int:
+        """Store one chunk unless present; the stored bytes it added (0 for a reused chunk)."""
+        key = chunk_key(chunk_id)
+        added = 0
+        if not self.store.exists(key):
+            compressed = zstandard.ZstdCompressor(level=3).compress(data)
+            if self.store.put(key, compressed):
+                added = len(compressed)
+        if self.lock_until is not None:
+            self.store.lock(key, self.lock_until)  # a reused chunk's lock is extended to cover this snapshot
+        return added
 
     def add(self, name: str, kind: str, target: str, engine: str | None, source: BinaryIO) -> Artifact:
-        """Compress and store a raw stream, hashing both sides; memory stays at one block."""
-        raw_digest, raw_size = hashlib.sha256(), 0
-        with self.store.open_write(f"{self.prefix}/{name}") as handle:
-            stored = _HashingWriter(handle)
-            compressor = zstandard.ZstdCompressor(level=3).stream_writer(stored, closefd=False)
-            while block := source.read(BLOCK):
-                raw_digest.update(block)
-                raw_size += len(block)
-                compressor.write(block)
-            compressor.close()
-        artifact = Artifact(
-            name=name, kind=kind, target=target, engine=engine, size=stored.size,
-            sha256=stored.digest.hexdigest(), raw_size=raw_size, raw_sha256=raw_digest.hexdigest(),
-        )
+        """Cut a raw stream into chunks and store the new ones in parallel, in bounded memory."""
+        stream_digest, size, chunks = hashlib.sha256(), 0, []
+        new_chunks = new_bytes = 0
+        in_flight: deque[Future[int]] = deque()
+        chunker = FastCDC(AVERAGE_CHUNK, min_size=AVERAGE_CHUNK // 4, max_size=AVERAGE_CHUNK * 4)
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="chunk-upload") as pool:
+            try:
+                for piece in chunker.cut_stream(source):
+                    data = bytes(piece.data)  # the chunker reuses its buffer for the next chunk
+                    chunk_id = hashlib.sha256(data).hexdigest()
+                    stream_digest.update(data)
+                    size += len(data)
+                    chunks.append((chunk_id, len(data)))
+                    if chunk_id in self._seen:
+                        continue
+                    self._seen.add(chunk_id)
+                    in_flight.append(pool.submit(self._store_chunk, chunk_id, data))
+                    while len(in_flight) >= self.parallel * 2:
+                        added = in_flight.popleft().result()
+                        new_chunks, new_bytes = new_chunks + bool(added), new_bytes + added
+                while in_flight:
+                    added = in_flight.popleft().result()
+                    new_chunks, new_bytes = new_chunks + bool(added), new_bytes + added
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+        artifact = Artifact(name=name, kind=kind, target=target, engine=engine, size=size,
+                            sha256=stream_digest.hexdigest(), chunks=chunks)
         self.artifacts.append(artifact)
+        self.stats.raw_bytes += size
+        self.stats.chunks += len(chunks)
+        self.stats.new_chunks += new_chunks
+        self.stats.new_bytes += new_bytes
+        self.stats.per_artifact[name] = {"raw_bytes": size, "chunks": len(chunks), "new_chunks": new_chunks, "new_bytes": new_bytes}
         return artifact
-
-    def copy_stored(self, artifact: Artifact, source: BinaryIO, source_name: str) -> None:
-        """Copy an artifact's stored bytes from another snapshot, verifying them on the way."""
-        with self.store.open_write(f"{self.prefix}/{artifact.name}") as handle:
-            stored = _HashingWriter(handle)
-            while block := source.read(BLOCK):
-                stored.write(block)
-            if stored.digest.hexdigest() != artifact.sha256:
-                raise IntegrityError(
-                    f"artifact {artifact.name} of {source_name}: checksum mismatch "
-                    f"(manifest {artifact.sha256[:12]}…, stored {stored.digest.hexdigest()[:12]}…)."
-                )
-        self.artifacts.append(artifact)
 
     def commit(self, **fields: object) -> Snapshot:
         """Write the manifest, which makes the snapshot exist."""
         manifest = Manifest(artifacts=self.artifacts, created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
-        with self.store.open_write(f"{self.prefix}/{MANIFEST}") as handle:
-            handle.write(manifest.model_dump_json(indent=2).encode())
+        if not self.store.put(f"{self.prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode()):
+            raise StoreError(f"store {self.store.location}: {self.prefix} exists already.")
+        if self.lock_until is not None:
+            self.store.lock(f"{self.prefix}/{MANIFEST}", self.lock_until)
+        self.store.delete(self._pending)
         return Snapshot(prefix=self.prefix, manifest=manifest)
 
-    def abandon(self) -> None:
-        """Remove what an unfinished snapshot wrote; without a manifest it was never visible."""
-        for artifact in self.artifacts:
-            self.store.delete(f"{self.prefix}/{artifact.name}")
 
-
-@contextmanager
-def writing_snapshot(store: Store, prefix: str) -> Iterator[SnapshotWriter]:
-    """A writer for a new snapshot at `prefix`; on any error what it wrote is removed again."""
-    writer = SnapshotWriter(store, prefix)
+def fetch_chunk(store: Store, chunk_id: str, where: str) -> tuple[bytes, bytes]:
+    """A chunk as stored and as raw bytes, proven by its SHA-256; IntegrityError names where it was wanted."""
     try:
-        yield writer
-    except BaseException:
-        writer.abandon()
-        raise
+        stored = store.get(chunk_key(chunk_id))
+    except ObjectMissing:
+        raise IntegrityError(f"{where}, chunk {chunk_id}: missing from store {store.location}.") from None
+    try:
+        data = zstandard.ZstdDecompressor().decompress(stored, max_output_size=AVERAGE_CHUNK * 8)
+    except zstandard.ZstdError:
+        data = b""
+    if hashlib.sha256(data).hexdigest() != chunk_id:
+        raise IntegrityError(f"{where}, chunk {chunk_id}: corrupt (checksum mismatch) in store {store.location}.")
+    return stored, data
 
 
-class _HashingReader:
-    def __init__(self, source: BinaryIO) -> None:
-        self.source, self.digest, self.size = source, hashlib.sha256(), 0
+def _chunk_stream(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int) -> Iterator[bytes]:
+    """The artifact's raw bytes chunk by chunk, fetched ahead in parallel, each verified."""
+    where = f"snapshot {snapshot.id}, artifact {artifact.name}"
+    chunk_ids = [chunk_id for chunk_id, _ in artifact.chunks]
+    digest = hashlib.sha256()
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="chunk-download") as pool:
+        ahead: deque[Future[tuple[bytes, bytes]]] = deque()
+        submitted = 0
+        try:
+            while submitted < len(chunk_ids) or ahead:
+                while submitted < len(chunk_ids) and len(ahead) < parallel * 2:
+                    ahead.append(pool.submit(fetch_chunk, store, chunk_ids[submitted], where))
+                    submitted += 1
+                _, data = ahead.popleft().result()
+                digest.update(data)
+                yield data
+        finally:
+            for future in ahead:
+                future.cancel()
+    if digest.hexdigest() != artifact.sha256:
+        raise IntegrityError(f"{where}: the whole stream's checksum does not match the manifest.")
 
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(size)
-        self.digest.update(data)
-        self.size += len(data)
-        return data
 
-    def drain(self) -> None:
-        while self.read(BLOCK):
-            pass
+class _IterReader(io.RawIOBase):
+    """A readable file over an iterator of byte strings."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self.pieces, self.buffer = pieces, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self.buffer:
+            piece = next(self.pieces, None)
+            if piece is None:
+                return 0
+            self.buffer = piece
+        size = min(len(target), len(self.buffer))
+        target[:size], self.buffer = self.buffer[:size], self.buffer[size:]
+        return size
+
+
+def open_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int = PARALLEL) -> BinaryIO:
+    """A stream of the artifact's raw bytes; reading raises IntegrityError at the first bad chunk."""
+    return io.BufferedReader(_IterReader(_chunk_stream(store, snapshot, artifact, parallel)), buffer_size=1 << 20)
 
 
 def restore_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, consume: Callable[[BinaryIO], None]) -> None:
-    """Feed an artifact's raw stream to `consume`, and prove afterwards it was what the manifest says.
+    """Feed an artifact's verified raw stream to `consume`, and make sure all of it was read."""
+    with open_artifact(store, snapshot, artifact) as stream:
+        consume(stream)
+        if stream.read(1):
+            raise IntegrityError(f"snapshot {snapshot.id}, artifact {artifact.name}: the consumer stopped before the end.")
 
-    Checksums are checked on the stored bytes as they stream. Whatever goes wrong while
-    consuming, the rest is read to tell corruption (IntegrityError naming the artifact)
-    apart from a failure of the consumer, which is re-raised as it was.
-    """
-    where = f"artifact {artifact.name} of snapshot {snapshot.id} in {store.location}"
-    with store.open_read(f"{snapshot.prefix}/{artifact.name}") as handle:
-        stored = _HashingReader(handle)
-        failure: BaseException | None = None
-        try:
-            with zstandard.ZstdDecompressor().stream_reader(stored, closefd=False) as raw:
-                consume(raw)
-        except Exception as error:  # decided below, once every byte has been hashed
-            failure = error
-        stored.drain()
-    actual = stored.digest.hexdigest()
-    if actual != artifact.sha256 or stored.size != artifact.size:
-        raise IntegrityError(
-            f"{where}: checksum mismatch (manifest {artifact.sha256[:12]}… {artifact.size} bytes, "
-            f"stored {actual[:12]}… {stored.size} bytes); restore refused."
-        ) from failure
-    if failure is not None:
-        raise failure
+
+def verify_snapshot(store: Store, snapshot: Snapshot) -> list[str]:
+    """Re-read every chunk of a snapshot; one line per missing or corrupt chunk (empty: all good)."""
+    problems = []
+    for artifact in snapshot.manifest.artifacts:
+        for chunk_id, _ in dict.fromkeys(artifact.chunks):
+            try:
+                fetch_chunk(store, chunk_id, f"snapshot {snapshot.id}, artifact {artifact.name}")
+            except IntegrityError as error:
+                problems.append(str(error))
+    return problems
 
 
 def copy_snapshot(source: Store, snapshot: Snapshot, target: Store, stack: str, **changes: object) -> Snapshot:
-    """Copy a complete snapshot into another store (e.g. a vanilla backup into a customer store)."""
-    with writing_snapshot(target, new_snapshot_prefix(stack)) as writer:
-        for artifact in snapshot.manifest.artifacts:
-            with source.open_read(f"{snapshot.prefix}/{artifact.name}") as handle:
-                writer.copy_stored(artifact, handle, f"snapshot {snapshot.id} in {source.location}")
-        fields = snapshot.manifest.model_dump(exclude={"artifacts", "created_at", "tool_version", "format"})
-        fields.update(stack=stack, **changes)
-        return writer.commit(**fields)
+    """Copy a snapshot into another store (a vanilla backup into a customer store), verifying every chunk."""
+    where = f"snapshot {snapshot.id} in {source.location}"
+    for chunk_id in sorted(snapshot.manifest.chunk_ids()):
+        if not target.exists(chunk_key(chunk_id)):
+            stored, _ = fetch_chunk(source, chunk_id, where)
+            target.put(chunk_key(chunk_id), stored)
+    fields = snapshot.manifest.model_dump(exclude={"created_at", "tool_version", "format"})
+    fields.update(stack=stack, **changes)
+    manifest = Manifest(created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
+    prefix = new_snapshot_prefix(stack)
+    target.put(f"{prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode())
+    return Snapshot(prefix=prefix, manifest=manifest)

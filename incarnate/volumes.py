@@ -1,10 +1,13 @@
 """File volumes as tar streams, read and written by a small helper container (the toolbox image)."""
 
-from collections.abc import Iterator
+import tarfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from incarnate import settings
+from incarnate.errors import IntegrityError
 from incarnate.host import Host
 
 TOOLBOX_TAG = "1"
@@ -31,10 +34,40 @@ def archive(host: Host, volume: str, registry: str) -> Iterator[BinaryIO]:
         yield stream
 
 
+def unsafe_reason(member: tarfile.TarInfo) -> str | None:
+    """Why an archive entry must not be extracted into a volume, or None when it is safe."""
+    path = PurePosixPath(member.name)
+    if path.is_absolute():
+        return "has an absolute path"
+    if ".." in path.parts:
+        return "climbs out with '..'"
+    if member.isdev() or member.isfifo():
+        return "is a device or FIFO file"
+    if member.issym() or member.islnk():
+        target = PurePosixPath(member.linkname)
+        if target.is_absolute() or ".." in (target.parts if member.islnk() else (path.parent / target).parts):
+            return f"is a link to {member.linkname!r} outside the volume"
+    return None
+
+
+def safe_tar(source: BinaryIO, volume: str) -> Callable[[BinaryIO], None]:
+    """A feed that re-emits an archive entry by entry, refusing the first unsafe one before it is written."""
+
+    def feed(sink: BinaryIO) -> None:
+        with tarfile.open(fileobj=source, mode="r|") as archive, tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as out:
+            for member in archive:
+                reason = unsafe_reason(member)
+                if reason:
+                    raise IntegrityError(f"archive for volume {volume}: entry {member.name!r} {reason}; restore refused.")
+                out.addfile(member, archive.extractfile(member) if member.isfile() else None)
+
+    return feed
+
+
 def extract(host: Host, volume: str, registry: str, source: BinaryIO) -> None:
     command = _helper(volume, "rw", registry, "tar", "--extract", "--numeric-owner", "--same-permissions",
-                      "--directory", "/data", "--file", "-", interactive=True)
-    host.stream_in(command, source, what=f"extracting into volume {volume}")
+                      "--no-overwrite-dir", "--directory", "/data", "--file", "-", interactive=True)
+    host.stream_in(command, safe_tar(source, volume), what=f"extracting into volume {volume}")
 
 
 def reset(host: Host, volume: str, registry: str) -> None:

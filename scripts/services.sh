@@ -67,7 +67,17 @@ start_prefect() {
 }
 
 VENV=${VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv}
-ensure_packages docker.io docker-registry mmdebstrap git curl ca-certificates
+ensure_azurite() {  # the Azure Blob emulator the tests start; npm installs it once into INCARNATE_HOME
+  local prefix="$INCARNATE_HOME/tools/azurite"
+  [ -x "$prefix/node_modules/.bin/azurite-blob" ] && return 0
+  command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
+  step "installing Azurite (npm) into $prefix"
+  mkdir -p "$prefix"
+  npm install --silent --no-audit --no-fund --prefix "$prefix" azurite@3 >/dev/null
+}
+
+ensure_packages docker.io docker-registry mmdebstrap git curl ca-certificates samba restic
+ensure_azurite
 start_docker
 start_registry
 start_prefect

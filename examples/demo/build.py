@@ -17,7 +17,7 @@ from pathlib import Path
 
 from incarnate import settings
 from incarnate.releases import ReleaseStore, image_present, parse_descriptor
-from incarnate.snapshots import writing_snapshot
+from incarnate.snapshots import FORMAT, SnapshotWriter
 from incarnate.stores.local import LocalStore
 from incarnate.volumes import toolbox_image
 
@@ -117,7 +117,7 @@ def publish_release(releases: ReleaseStore, release_dir: Path) -> None:
     descriptor = parse_descriptor((release_dir / "release.yaml").read_text(), str(release_dir / "release.yaml"))
     product, release = descriptor.product, descriptor.release
     sources = [release_dir / "release.yaml", release_dir / "compose.yaml", *migrations_up_to(descriptor.schema_version)]
-    inputs = digest(*(path.read_bytes() for path in sources))
+    inputs = digest(f"format {FORMAT}", *(path.read_bytes() for path in sources))
     target = releases.store.root / product / release
     if (target / SOURCE_HASH).is_file() and (target / SOURCE_HASH).read_text() == inputs:
         say(f"release {product} {release} published")
@@ -125,14 +125,14 @@ def publish_release(releases: ReleaseStore, release_dir: Path) -> None:
     say(f"publishing release {product} {release}")
     shutil.rmtree(target, ignore_errors=True)  # the demo's sources changed: its release is rebuilt
     releases.add(product, release, {"release.yaml": sources[0].read_bytes(), "compose.yaml": sources[1].read_bytes()})
-    with writing_snapshot(releases.store, releases.vanilla_prefix(product, release)) as writer:
-        for spec in descriptor.databases:
-            writer.add(f"database-{spec.name}.sql.zst", "database", spec.name, spec.engine,
-                       io.BytesIO(vanilla_sql(spec.name, descriptor.schema_version)))
-        for spec in descriptor.volumes:
-            writer.add(f"volume-{spec.name}.tar.zst", "volume", spec.name, None, io.BytesIO(empty_tar()))
-        writer.commit(stack=product, product=product, release=release, schema_version=descriptor.schema_version,
-                      config_commit=None, origin="vanilla")
+    writer = SnapshotWriter(releases.store, releases.vanilla_prefix(product, release))
+    for spec in descriptor.databases:
+        writer.add(f"database-{spec.name}", "database", spec.name, spec.engine,
+                   io.BytesIO(vanilla_sql(spec.name, descriptor.schema_version)))
+    for spec in descriptor.volumes:
+        writer.add(f"volume-{spec.name}", "volume", spec.name, None, io.BytesIO(empty_tar()))
+    writer.commit(stack=product, product=product, release=release, schema_version=descriptor.schema_version,
+                  config_commit=None, origin="vanilla")
     (target / SOURCE_HASH).write_text(inputs)
 
 

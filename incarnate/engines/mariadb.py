@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from incarnate.host import Host
+from incarnate.host import Host, copy_from
 
 
 def _sql(host: Host, container: str, statement: str, what: str) -> str:
@@ -32,7 +32,7 @@ def dump(host: Host, container: str, database: str) -> Iterator[BinaryIO]:
 
 
 def load(host: Host, container: str, source: BinaryIO) -> None:
-    host.stream_in(["docker", "exec", "-i", container, "mariadb"], source, what="loading a database dump")
+    host.stream_in(["docker", "exec", "-i", container, "mariadb"], copy_from(source), what="loading a database dump")
 
 
 def reset(host: Host, container: str, database: str) -> None:

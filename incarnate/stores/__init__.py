@@ -1,24 +1,55 @@
-"""Backup and release stores: a small, streaming key-value interface over a place to keep bytes.
+"""Backup and release stores: a small key-value interface over a place that keeps bytes.
 
-Keys are slash-separated relative paths. A written object becomes visible only when its
-writer closes without error, so a half-written artifact or manifest never exists.
+Keys are slash-separated relative paths. Objects are small (a chunk of at most a few MiB,
+a manifest, a release file), written once and never overwritten: `put` creates, or
+reports that the key exists. A written object appears whole or not at all.
+
+Write-once storage: `lock` asks the server to keep an object immutable until a time;
+`lock_support` says honestly whether the server does (Azure with version-level
+immutability) or not (a directory, an SMB share, Azurite).
 """
 
-from contextlib import AbstractContextManager
-from typing import BinaryIO, Protocol
+from datetime import datetime
+from typing import Protocol
 
 
 class Store(Protocol):
-    """What every store (local directory now; SMB and Azure later) offers."""
+    location: str  # shown to operators in messages: never contains a secret
 
-    location: str  # shown to the operator in messages, never with secrets
+    def put(self, key: str, data: bytes) -> bool:
+        """Create `key`; False (and nothing written) when it exists already."""
 
-    def open_write(self, key: str) -> AbstractContextManager[BinaryIO]: ...
-
-    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]: ...
+    def get(self, key: str) -> bytes:
+        """The object's bytes; ObjectMissing when there is none."""
 
     def exists(self, key: str) -> bool: ...
 
-    def children(self, prefix: str) -> list[str]: ...
+    def list(self, prefix: str) -> list[str]:
+        """Every key below `prefix` (recursively), sorted; empty when there is none."""
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Remove an object; removing a missing one is not an error."""
+
+    def lock_support(self) -> str | None:
+        """None when the server enforces `lock`; else why the data is not locked by the server."""
+
+    def lock(self, key: str, until: datetime) -> None:
+        """Keep the object immutable until `until` (extend only); nothing where unsupported."""
+
+    def locked_until(self, key: str) -> datetime | None:
+        """Until when the server keeps the object immutable; None when it is not locked."""
+
+
+class Unlocked:
+    """For stores without server-side immutability: they say so and never pretend."""
+
+    reason = "this kind of store has no server-side immutability"
+
+    def lock_support(self) -> str | None:
+        return self.reason
+
+    def lock(self, key: str, until: datetime) -> None:
+        return None
+
+    def locked_until(self, key: str) -> datetime | None:
+        return None

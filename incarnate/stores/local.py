@@ -2,15 +2,15 @@
 
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
-from incarnate.errors import StoreError
+from incarnate.errors import ObjectMissing, StoreError
+from incarnate.stores import Unlocked
 
 
-class LocalStore:
+class LocalStore(Unlocked):
+    reason = "a local directory has no server-side immutability"
+
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.location = str(self.root)
@@ -21,49 +21,54 @@ class LocalStore:
             raise StoreError(f"store {self.location}: key {key!r} would leave the store.")
         return self.root.joinpath(*relative.parts)
 
-    @contextmanager
-    def open_write(self, key: str) -> Iterator[BinaryIO]:
-        """Write to a hidden temporary name, then rename: readers see all of it or nothing."""
+    def _check_root(self) -> None:
+        if not self.root.is_dir():
+            raise StoreError(f"store {self.location}: directory does not exist or is not mounted.")
+
+    def put(self, key: str, data: bytes) -> bool:
+        """Write a hidden temporary file, then link it into place: readers see all of it or nothing,
+        and an existing object is never replaced (link fails where rename would overwrite)."""
+        self._check_root()
         target = self._path(key)
         if target.exists():
-            raise StoreError(f"store {self.location}: {key} exists already; stored objects are written once.")
+            return False
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
-            handle = open(partial, "xb")
-        except OSError as error:
-            raise StoreError(f"store {self.location}: cannot write {key} ({error.strerror}).") from None
-        try:
-            with handle:
-                yield handle
+            with open(partial, "xb") as handle:
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(partial, target)
+            os.link(partial, target)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as error:
+            raise StoreError(f"store {self.location}: cannot write {key} ({error.strerror}).") from None
         finally:
             partial.unlink(missing_ok=True)
 
-    @contextmanager
-    def open_read(self, key: str) -> Iterator[BinaryIO]:
+    def get(self, key: str) -> bytes:
         try:
-            handle = open(self._path(key), "rb")
+            return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise StoreError(f"store {self.location}: {key} is missing.") from None
+            raise ObjectMissing(f"store {self.location}: {key} is missing.") from None
         except OSError as error:
             raise StoreError(f"store {self.location}: cannot read {key} ({error.strerror}).") from None
-        with handle:
-            yield handle
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def children(self, prefix: str) -> list[str]:
-        """Names directly below a prefix, without temporary files; empty when it does not exist."""
-        folder = self._path(prefix) if prefix else self.root
-        if not self.root.is_dir():
-            raise StoreError(f"store {self.location}: directory does not exist or is not mounted.")
-        if not folder.is_dir():
+    def list(self, prefix: str) -> list[str]:
+        self._check_root()
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
             return []
-        return sorted(entry.name for entry in folder.iterdir() if not entry.name.startswith("."))
+        return sorted(
+            path.relative_to(self.root).as_posix()
+            for path in base.rglob("*")
+            if path.is_file() and not path.name.startswith(".")
+        )
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from incarnate import settings
-from incarnate.snapshots import find_snapshot
+from incarnate.snapshots import chunk_key, find_snapshot
 from incarnate.stores.local import LocalStore
 
 
@@ -69,16 +69,17 @@ def test_restore_refuses_a_corrupt_artifact_names_it_and_leaves_the_database_emp
     customer.request("POST", "/records", b'{"title": "precious"}')
     assert customer.incarnate("backup", str(customer.repo)).returncode == 0
     snapshot = find_snapshot(LocalStore(customer.store), customer.stack)
-    artifact = customer.store / snapshot.prefix / "database-demo.sql.zst"
-    data = bytearray(artifact.read_bytes())
+    chunk_id = snapshot.manifest.artifact("database-demo").chunks[-1][0]
+    chunk = customer.store / chunk_key(chunk_id)
+    data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x55
-    artifact.write_bytes(bytes(data))
+    chunk.write_bytes(bytes(data))
     customer.remove_stack()
 
     result = customer.install()
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
-    assert f"artifact database-demo.sql.zst of snapshot {snapshot.id}" in error and "checksum mismatch" in error
+    assert f"snapshot {snapshot.id}, artifact database-demo, chunk {chunk_id}: corrupt (checksum mismatch)" in error
     tables = subprocess.run(
         ["docker", "exec", f"{customer.stack}-db-1", "mariadb", "-N", "-e",
          "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='demo'"],

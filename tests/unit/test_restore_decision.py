@@ -6,16 +6,16 @@ import pytest
 
 from incarnate.errors import IntegrityError
 from incarnate.pipeline import load_if_empty
-from incarnate.snapshots import new_snapshot_prefix, writing_snapshot
+from incarnate.snapshots import SnapshotWriter, chunk_key, new_snapshot_prefix
 from incarnate.stores.local import LocalStore
 
 
 @pytest.fixture
 def snapshot_in_store(tmp_path):
     store = LocalStore(tmp_path)
-    with writing_snapshot(store, new_snapshot_prefix("acme")) as writer:
-        writer.add("database-demo.sql.zst", "database", "demo", "mariadb", io.BytesIO(b"CREATE TABLE t (x INT);\n"))
-        snapshot = writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+    writer = SnapshotWriter(store, new_snapshot_prefix("acme"))
+    writer.add("database-demo", "database", "demo", "mariadb", io.BytesIO(b"CREATE TABLE t (x INT);\n"))
+    snapshot = writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
     return store, snapshot, snapshot.manifest.artifacts[0]
 
 
@@ -57,9 +57,9 @@ def test_failed_load_empties_the_target_again(snapshot_in_store):
 
 def test_corrupt_artifact_is_reported_as_such_and_target_emptied(snapshot_in_store):
     store, snapshot, artifact = snapshot_in_store
-    path = store.root / snapshot.prefix / artifact.name
+    path = store.root / chunk_key(artifact.chunks[0][0])
     path.write_bytes(path.read_bytes()[:-3] + b"xyz")
     target = Target()
-    with pytest.raises(IntegrityError, match=artifact.name):
+    with pytest.raises(IntegrityError, match=f"artifact {artifact.name}, chunk {artifact.chunks[0][0]}: corrupt"):
         decide(target, store, snapshot, artifact)
     assert target.content == b"" and target.resets == 1

@@ -1,22 +1,33 @@
 import io
 import json
+import os
+import random
 
 import pytest
 
 from incarnate.errors import IntegrityError, StoreError
 from incarnate.snapshots import (
-    Manifest, copy_snapshot, find_snapshot, list_snapshots, new_snapshot_prefix, restore_artifact, writing_snapshot,
+    Manifest, SnapshotWriter, chunk_key, copy_snapshot, find_snapshot, list_snapshots, new_snapshot_prefix,
+    restore_artifact, verify_snapshot,
 )
 from incarnate.stores.local import LocalStore
 
 FIELDS = {"stack": "acme", "product": "demo", "release": "1.0.0", "schema_version": 1, "config_commit": "abc", "origin": "backup"}
 
 
-def make_snapshot(store, payload=b"INSERT INTO t VALUES (1);\n" * 1000):
-    with writing_snapshot(store, new_snapshot_prefix("acme")) as writer:
-        writer.add("database-demo.sql.zst", "database", "demo", "mariadb", io.BytesIO(payload))
-        writer.add("volume-files.tar.zst", "volume", "files", None, io.BytesIO(b"tar bytes"))
-        return writer.commit(**FIELDS)
+def dump(rows: int, seed: int = 1, changed: set[int] = frozenset()) -> bytes:
+    generator = random.Random(seed)
+    return b"".join(
+        f"INSERT INTO t VALUES ({i}, '{generator.getrandbits(64):x}{'changed' if i in changed else ''}');\n".encode()
+        for i in range(rows)
+    )
+
+
+def make_snapshot(store, payload=None, files=b"tar bytes"):
+    writer = SnapshotWriter(store, new_snapshot_prefix("acme"))
+    writer.add("database-demo", "database", "demo", "mariadb", io.BytesIO(dump(20000) if payload is None else payload))
+    writer.add("volume-files", "volume", "files", None, io.BytesIO(files))
+    return writer.commit(**FIELDS), writer.stats
 
 
 def read_back(store, snapshot, name):
@@ -25,30 +36,40 @@ def read_back(store, snapshot, name):
     return out.getvalue()
 
 
-def test_manifest_records_sizes_and_checksums_and_round_trips(tmp_path):
+def test_manifest_lists_chunks_with_sizes_and_round_trips(tmp_path):
     store = LocalStore(tmp_path)
-    payload = b"row\n" * 5000
-    snapshot = make_snapshot(store, payload)
+    payload = os.urandom(5 << 20)
+    snapshot, _ = make_snapshot(store, payload)
     stored = json.loads((tmp_path / snapshot.prefix / "manifest.json").read_text())
     assert Manifest.model_validate(stored) == snapshot.manifest
-    artifact = snapshot.manifest.artifact("database-demo.sql.zst")
-    assert artifact.raw_size == len(payload)
-    assert artifact.size == (tmp_path / snapshot.prefix / artifact.name).stat().st_size < len(payload)
-    assert read_back(store, snapshot, artifact.name) == payload
+    artifact = snapshot.manifest.artifact("database-demo")
+    assert artifact.size == len(payload) == sum(length for _, length in artifact.chunks)
+    assert 2 <= len(artifact.chunks) <= 20  # about 1 MiB each
+    assert all((tmp_path / chunk_key(chunk_id)).is_file() for chunk_id, _ in artifact.chunks)
+    assert read_back(store, snapshot, "database-demo") == payload
+
+
+def test_unchanged_data_is_stored_once_and_small_changes_cost_little(tmp_path):
+    store = LocalStore(tmp_path)
+    first, first_stats = make_snapshot(store, dump(400000))
+    again, again_stats = make_snapshot(store, dump(400000))
+    assert again_stats.new_bytes == 0 and again.manifest.artifacts == first.manifest.artifacts
+    _, changed_stats = make_snapshot(store, dump(400000, changed={10, 300000}))
+    assert 0 < changed_stats.new_bytes < first_stats.new_bytes / 3
 
 
 def test_folder_without_manifest_is_not_a_snapshot(tmp_path):
     store = LocalStore(tmp_path)
-    complete = make_snapshot(store)
-    (tmp_path / "backups/acme/29991231T000000Z-ffffff").mkdir()
-    (tmp_path / "backups/acme/29991231T000000Z-ffffff/database-demo.sql.zst").write_bytes(b"half")
+    complete, _ = make_snapshot(store)
+    writer = SnapshotWriter(store, "backups/acme/29991231T000000Z-ffffff")
+    writer.add("database-demo", "database", "demo", "mariadb", io.BytesIO(b"half a backup"))
     assert [s.id for s in list_snapshots(store, "acme")] == [complete.id]
     assert find_snapshot(store, "acme").id == complete.id
 
 
 def test_newest_snapshot_is_chosen_and_a_named_one_can_be(tmp_path):
     store = LocalStore(tmp_path)
-    first, second = make_snapshot(store), make_snapshot(store)
+    (first, _), (second, _) = make_snapshot(store), make_snapshot(store)
     assert find_snapshot(store, "acme").id == max(first.id, second.id)
     assert find_snapshot(store, "acme", first.id).id == first.id
     assert find_snapshot(store, "other") is None
@@ -56,48 +77,59 @@ def test_newest_snapshot_is_chosen_and_a_named_one_can_be(tmp_path):
         find_snapshot(store, "acme", "nope")
 
 
-def test_failed_backup_leaves_no_snapshot_and_no_artifacts(tmp_path):
-    store = LocalStore(tmp_path)
-
-    class Broken(io.RawIOBase):
-        def read(self, size=-1):
-            raise OSError("dump died")
-
-    with pytest.raises(OSError):
-        with writing_snapshot(store, new_snapshot_prefix("acme")) as writer:
-            writer.add("volume-files.tar.zst", "volume", "files", None, io.BytesIO(b"ok"))
-            writer.add("database-demo.sql.zst", "database", "demo", "mariadb", Broken())
-    assert list_snapshots(store, "acme") == []
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
-
-
-def test_corrupt_artifact_is_named_and_refused(tmp_path):
-    store = LocalStore(tmp_path)
-    snapshot = make_snapshot(store)
-    path = tmp_path / snapshot.prefix / "database-demo.sql.zst"
+def corrupt(path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
+    path.chmod(0o644)
     path.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match=rf"artifact database-demo.sql.zst of snapshot {snapshot.id} .*checksum mismatch"):
-        read_back(store, snapshot, "database-demo.sql.zst")
+
+
+def test_corrupt_chunk_is_named_by_snapshot_artifact_and_chunk(tmp_path):
+    store = LocalStore(tmp_path)
+    snapshot, _ = make_snapshot(store)
+    chunk_id = snapshot.manifest.artifact("database-demo").chunks[0][0]
+    corrupt(tmp_path / chunk_key(chunk_id))
+    expected = rf"snapshot {snapshot.id}, artifact database-demo, chunk {chunk_id}: corrupt"
+    with pytest.raises(IntegrityError, match=expected):
+        read_back(store, snapshot, "database-demo")
+    assert len(verify_snapshot(store, snapshot)) == 1
+
+
+def test_verify_reports_missing_and_corrupt_chunks(tmp_path):
+    store = LocalStore(tmp_path)
+    snapshot, _ = make_snapshot(store, os.urandom(3 << 20))
+    assert verify_snapshot(store, snapshot) == []
+    chunks = [chunk_id for chunk_id, _ in snapshot.manifest.artifact("database-demo").chunks]
+    (tmp_path / chunk_key(chunks[0])).unlink()
+    corrupt(tmp_path / chunk_key(chunks[-1]))
+    problems = verify_snapshot(store, snapshot)
+    assert len(problems) == 2
+    assert f"artifact database-demo, chunk {chunks[0]}: missing" in problems[0]
+    assert f"artifact database-demo, chunk {chunks[-1]}: corrupt" in problems[1]
 
 
 def test_copy_verifies_and_gives_a_new_snapshot(tmp_path):
     source, target = LocalStore(tmp_path / "a"), LocalStore(tmp_path / "b")
-    snapshot = make_snapshot(source)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    snapshot, _ = make_snapshot(source)
     copied = copy_snapshot(source, snapshot, target, "beta", origin="vanilla")
     assert copied.prefix.startswith("backups/beta/")
     assert copied.manifest.artifacts == snapshot.manifest.artifacts
     assert (copied.manifest.stack, copied.manifest.origin) == ("beta", "vanilla")
-    assert read_back(target, copied, "volume-files.tar.zst") == b"tar bytes"
+    assert read_back(target, copied, "volume-files") == b"tar bytes"
 
 
 def test_stored_objects_are_written_once(tmp_path):
     store = LocalStore(tmp_path)
-    with store.open_write("x/y") as handle:
-        handle.write(b"1")
-    with pytest.raises(StoreError, match="written once"):
-        with store.open_write("x/y") as handle:
-            handle.write(b"2")
+    assert store.put("x/y", b"1") is True
+    assert store.put("x/y", b"2") is False
+    assert store.get("x/y") == b"1"
     with pytest.raises(StoreError, match="leave the store"):
         store.exists("../etc/passwd")
+
+
+def test_missing_store_directory_is_reported_not_created(tmp_path):
+    store = LocalStore(tmp_path / "not-mounted")
+    with pytest.raises(StoreError, match="does not exist or is not mounted"):
+        store.put("x", b"1")
+    assert not (tmp_path / "not-mounted").exists()

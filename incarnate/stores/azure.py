@@ -1,0 +1,123 @@
+"""A store in an Azure Blob container: create-only uploads and, where the account supports it,
+a version-level immutability policy on every object (write-once, read-many)."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ImmutabilityPolicy
+
+from incarnate.errors import ObjectMissing, StoreError
+
+PROBE = ".incarnate/immutability-probe"
+
+
+@dataclass
+class AzureSettings:
+    account_url: str  # e.g. https://acme.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1
+    account_name: str
+    account_key: str
+    container: str
+    max_concurrency: int = 4  # the SDK's default is 1 connection per upload
+
+
+class AzureBlobStore:
+    def __init__(self, settings: AzureSettings) -> None:
+        self.settings = settings
+        self.location = f"{settings.account_url.rstrip('/')}/{settings.container}"
+        service = BlobServiceClient(settings.account_url, credential={"account_name": settings.account_name, "account_key": settings.account_key},
+                                    retry_total=2, connection_timeout=10, read_timeout=60)
+        self.container = service.get_container_client(settings.container)
+        self._lock_support: str | None | bool = False  # False: not probed yet
+
+    def _fail(self, action: str, key: str, error: Exception) -> StoreError:
+        message = getattr(error, "reason", None) or str(error).splitlines()[0]
+        return StoreError(f"store {self.location}: cannot {action} {key or 'the container'} ({error.__class__.__name__}: {message}).")
+
+    def ensure_container(self) -> None:
+        try:
+            self.container.create_container()
+        except ResourceExistsError:
+            pass
+        except AzureError as error:
+            raise self._fail("create", "", error) from None
+
+    def put(self, key: str, data: bytes) -> bool:
+        try:
+            self.container.upload_blob(key, data, overwrite=False, max_concurrency=self.settings.max_concurrency)
+            return True
+        except ResourceExistsError:
+            return False
+        except ResourceNotFoundError:
+            self.ensure_container()
+            return self.put(key, data)
+        except AzureError as error:
+            raise self._fail("write", key, error) from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.container.download_blob(key, max_concurrency=self.settings.max_concurrency).readall()
+        except ResourceNotFoundError:
+            raise ObjectMissing(f"store {self.location}: {key} is missing.") from None
+        except AzureError as error:
+            raise self._fail("read", key, error) from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self.container.get_blob_client(key).exists()
+        except AzureError as error:
+            raise self._fail("look up", key, error) from None
+
+    def list(self, prefix: str) -> list[str]:
+        try:
+            names = [blob.name for blob in self.container.list_blobs(name_starts_with=f"{prefix}/" if prefix else None)]
+        except ResourceNotFoundError:
+            return []
+        except AzureError as error:
+            raise self._fail("list", prefix, error) from None
+        return sorted(name for name in names if not name.startswith("."))
+
+    def delete(self, key: str) -> None:
+        try:
+            self.container.delete_blob(key)
+        except ResourceNotFoundError:
+            pass
+        except AzureError as error:
+            raise self._fail("delete", key, error) from None
+
+    def lock_support(self) -> str | None:
+        """Probe once whether the account enforces immutability policies; Azurite answers 'not implemented'."""
+        if self._lock_support is False:
+            probe = self.container.get_blob_client(PROBE)
+            try:
+                self.ensure_container()
+                probe.upload_blob(b"probe", overwrite=True)
+                probe.set_immutability_policy(ImmutabilityPolicy(expiry_time=datetime.now(UTC) + timedelta(seconds=30), policy_mode="Unlocked"))
+                probe.delete_immutability_policy()
+                self._lock_support = None
+            except HttpResponseError as error:
+                code = error.error_code or error.status_code
+                self._lock_support = f"the account does not apply immutability policies ({code})"
+            except AzureError as error:
+                raise self._fail("probe immutability on", PROBE, error) from None
+        return self._lock_support
+
+    def lock(self, key: str, until: datetime) -> None:
+        if self.lock_support() is not None:
+            return
+        current = self.locked_until(key)
+        if current is not None and current >= until:
+            return  # locks are only ever extended
+        try:
+            self.container.get_blob_client(key).set_immutability_policy(ImmutabilityPolicy(expiry_time=until, policy_mode="Unlocked"))
+        except AzureError as error:
+            raise self._fail("lock", key, error) from None
+
+    def locked_until(self, key: str) -> datetime | None:
+        if self.lock_support() is not None:
+            return None
+        try:
+            policy = self.container.get_blob_client(key).get_blob_properties().immutability_policy
+        except AzureError as error:
+            raise self._fail("read the lock of", key, error) from None
+        return policy.expiry_time if policy and policy.expiry_time else None
