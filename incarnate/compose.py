@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from incarnate.errors import StageError
+from incarnate.errors import StageError, StoreError
 from incarnate.host import Host
 
 COMPOSE_FILE = "compose.yaml"
@@ -29,14 +29,15 @@ class ComposeProject:
             "--file", str(self.workdir / COMPOSE_FILE), "--env-file", str(self.workdir / ENV_FILE), *args,
         ]
 
-    def compose(self, *args: str, what: str, timeout: float | None = None) -> str:
-        return self.host.run(self._command(*args), what=what, error=StageError, timeout=timeout)
+    def compose(self, *args: str, what: str, timeout: float | None = None, error: type[Exception] = StageError) -> str:
+        return self.host.run(self._command(*args), what=what, error=error, timeout=timeout)
 
     def has_files(self) -> bool:
         return (self.workdir / COMPOSE_FILE).is_file()
 
     def pull(self, services: list[str] | None = None) -> None:
-        self.compose("pull", "--quiet", *(services or []), what=f"pulling images of stack {self.name}")
+        # A registry that does not answer is worth retrying; a failing service is not (StageError).
+        self.compose("pull", "--quiet", *(services or []), what=f"pulling images of stack {self.name}", error=StoreError)
 
     def up(self, services: list[str] | None = None, timeout: int = 300) -> None:
         """Start services and wait until each is healthy (Compose's own --wait)."""

@@ -153,7 +153,7 @@ def restore(project: ComposeProject, deployment: Deployment, store: Store, snaps
             container, db = project.container(spec.service), engine(artifact.engine or spec.engine)
             outcome[artifact.name] = load_if_empty(
                 lambda: db.is_empty(host, container, spec.name),
-                lambda raw: db.load(host, container, raw),
+                lambda raw: db.load(host, container, raw, spec.name),
                 lambda: db.reset(host, container, spec.name),
                 store, snapshot, artifact,
             )

@@ -18,7 +18,7 @@ RELEASE_FILES = ("release.yaml", "compose.yaml")
 class DatabaseSpec(Strict):
     name: str
     service: str
-    engine: Literal["mariadb"]
+    engine: Literal["mariadb", "postgresql"]
 
 
 class VolumeSpec(Strict):

@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from incarnate.errors import ConfigError, IntegrityError, ReleaseError
+from incarnate.errors import ConfigError, IntegrityError, ReleaseError, StageError
 
 # A deployment acts on the world; a cached result would skip work that must happen.
 STAGE = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -16,6 +16,6 @@ NETWORK_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
 
 
 def transient(task: object, task_run: TaskRun, state: State) -> bool:
-    """Retry unless the failure is one a retry cannot change."""
+    """Retry unless the failure is one a retry cannot change (bad input, corrupt data, a failing service)."""
     error = state.result(raise_on_failure=False)
-    return not isinstance(error, (ConfigError, ReleaseError, IntegrityError))
+    return not isinstance(error, (ConfigError, ReleaseError, IntegrityError, StageError))

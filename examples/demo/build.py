@@ -1,4 +1,4 @@
-"""Build the demo product offline and publish it: images into the registry, releases into the store.
+"""Build the demo products offline and publish them: images into the registry, releases into the store.
 
 Idempotent: an image is built only when its inputs changed, pushed only when built or
 missing from the registry; a release is republished only when its source files changed.
@@ -22,8 +22,11 @@ from incarnate.stores.local import LocalStore
 from incarnate.volumes import toolbox_image
 
 HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE.parent
 BASE_IMAGE = "incarnate/base:bookworm"
-BASE_PACKAGES = "mariadb-server,mariadb-client,python3,python3-pymysql,tar,ca-certificates"
+BASE_PACKAGES = "mariadb-server,mariadb-client,postgresql,python3,python3-pymysql,python3-psycopg2,tar,ca-certificates"
+# The products built here: the demo (MariaDB), and a PostgreSQL test product with the same app.
+PRODUCTS = {"demo": HERE / "app" / "migrations", "pgdemo": EXAMPLES / "pgdemo" / "migrations"}
 SOURCE_HASH = ".source-sha256"
 
 
@@ -85,25 +88,31 @@ def push(tag: str, built: bool, registry: str) -> None:
         docker("push", "--quiet", tag)
 
 
-def migrations_up_to(schema_version: int) -> list[Path]:
-    return [path for path in sorted((HERE / "app" / "migrations").glob("*.sql")) if int(path.name.split("_")[0]) <= schema_version]
+def migrations_up_to(product: str, schema_version: int) -> list[Path]:
+    return [path for path in sorted(PRODUCTS[product].glob("*.sql")) if int(path.name.split("_")[0]) <= schema_version]
 
 
-def app_context(scratch: Path, schema_version: int) -> Path:
+def app_context(scratch: Path, product: str, schema_version: int) -> Path:
     """The app's build context for one release: its code and the migrations up to its schema."""
-    context = scratch / f"app-{schema_version}"
+    context = scratch / f"{product}-app-{schema_version}"
     (context / "migrations").mkdir(parents=True)
     for name in ("Dockerfile", "app.py"):
         shutil.copy(HERE / "app" / name, context / name)
-    for migration in migrations_up_to(schema_version):
+    for migration in migrations_up_to(product, schema_version):
         shutil.copy(migration, context / "migrations" / migration.name)
     return context
 
 
-def vanilla_sql(database: str, schema_version: int) -> bytes:
-    """The database of an empty installation: the release's own migrations, applied in order."""
-    header = f"CREATE DATABASE IF NOT EXISTS `{database}`;\nUSE `{database}`;\n"
-    return header.encode() + b"".join(path.read_bytes() for path in migrations_up_to(schema_version))
+def vanilla_sql(product: str, engine: str, database: str, schema_version: int) -> bytes:
+    """The database of an empty installation: the release's own migrations, applied in order.
+    A MariaDB dump names its database (as `mariadb-dump --databases` does); on PostgreSQL the
+    tables must belong to the database's owner (the app's role), as pg_dump's OWNER TO lines do."""
+    header = {
+        "mariadb": f"CREATE DATABASE IF NOT EXISTS `{database}`;\nUSE `{database}`;\n",
+        "postgresql": "DO $$ BEGIN EXECUTE format('SET ROLE %I', (SELECT pg_get_userbyid(datdba) FROM pg_database "
+                      "WHERE datname = current_database())); END $$;\n",
+    }[engine]
+    return header.encode() + b"".join(path.read_bytes() for path in migrations_up_to(product, schema_version))
 
 
 def empty_tar() -> bytes:
@@ -116,8 +125,8 @@ def publish_release(releases: ReleaseStore, release_dir: Path) -> None:
     """Release files and the vanilla backup, in the backup format, into the release store."""
     descriptor = parse_descriptor((release_dir / "release.yaml").read_text(), str(release_dir / "release.yaml"))
     product, release = descriptor.product, descriptor.release
-    sources = [release_dir / "release.yaml", release_dir / "compose.yaml", *migrations_up_to(descriptor.schema_version)]
-    inputs = digest(f"format {FORMAT}", *(path.read_bytes() for path in sources))
+    sources = [release_dir / "release.yaml", release_dir / "compose.yaml", *migrations_up_to(product, descriptor.schema_version)]
+    inputs = digest(f"format {FORMAT}", Path(__file__).read_bytes(), *(path.read_bytes() for path in sources))
     target = releases.store.root / product / release
     if (target / SOURCE_HASH).is_file() and (target / SOURCE_HASH).read_text() == inputs:
         say(f"release {product} {release} published")
@@ -128,7 +137,7 @@ def publish_release(releases: ReleaseStore, release_dir: Path) -> None:
     writer = SnapshotWriter(releases.store, releases.vanilla_prefix(product, release))
     for spec in descriptor.databases:
         writer.add(f"database-{spec.name}", "database", spec.name, spec.engine,
-                   io.BytesIO(vanilla_sql(spec.name, descriptor.schema_version)))
+                   io.BytesIO(vanilla_sql(product, spec.engine, spec.name, descriptor.schema_version)))
     for spec in descriptor.volumes:
         writer.add(f"volume-{spec.name}", "volume", spec.name, None, io.BytesIO(empty_tar()))
     writer.commit(stack=product, product=product, release=release, schema_version=descriptor.schema_version,
@@ -144,14 +153,16 @@ def build_and_publish(registry: str, release_root: Path) -> None:
     releases = ReleaseStore(LocalStore(release_root))
     release_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        for release_dir in sorted((HERE / "releases").iterdir()):
-            descriptor = parse_descriptor((release_dir / "release.yaml").read_text(), str(release_dir / "release.yaml"))
-            release = descriptor.release
-            db_tag = f"{registry}/demo/db:{release}"
-            push(db_tag, build_image(db_tag, HERE / "db", base_inputs), registry)
-            app_tag = f"{registry}/demo/app:{release}"
-            push(app_tag, build_image(app_tag, app_context(Path(scratch), descriptor.schema_version), base_inputs, RELEASE=release), registry)
-            publish_release(releases, release_dir)
+        for product in PRODUCTS:
+            for release_dir in sorted((EXAMPLES / product / "releases").iterdir()):
+                descriptor = parse_descriptor((release_dir / "release.yaml").read_text(), str(release_dir / "release.yaml"))
+                release = descriptor.release
+                db_tag = f"{registry}/{product}/db:{release}"
+                push(db_tag, build_image(db_tag, EXAMPLES / product / "db", base_inputs), registry)
+                app_tag = f"{registry}/{product}/app:{release}"
+                context = app_context(Path(scratch), product, descriptor.schema_version)
+                push(app_tag, build_image(app_tag, context, base_inputs, RELEASE=release), registry)
+                publish_release(releases, release_dir)
 
 
 def create_customer_repo(path: Path, backups: Path) -> None:

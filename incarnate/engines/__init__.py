@@ -2,15 +2,15 @@
 
     is_empty(host, container, database) -> bool
     dump(host, container, database) -> context manager yielding the dump stream
-    load(host, container, source) -> None
+    load(host, container, source, database) -> None
     reset(host, container, database) -> None   (back to empty after a failed load)
 """
 
 from types import ModuleType
 
-from incarnate.engines import mariadb
+from incarnate.engines import mariadb, postgresql
 
-ENGINES: dict[str, ModuleType] = {"mariadb": mariadb}
+ENGINES: dict[str, ModuleType] = {"mariadb": mariadb, "postgresql": postgresql}
 
 
 def engine(name: str) -> ModuleType:

@@ -31,7 +31,8 @@ def dump(host: Host, container: str, database: str) -> Iterator[BinaryIO]:
         yield stream
 
 
-def load(host: Host, container: str, source: BinaryIO) -> None:
+def load(host: Host, container: str, source: BinaryIO, database: str) -> None:
+    """The dump names its database (--databases), so `database` is only for the interface."""
     host.stream_in(["docker", "exec", "-i", container, "mariadb"], copy_from(source), what="loading a database dump")
 
 

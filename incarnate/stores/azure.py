@@ -96,7 +96,7 @@ class AzureBlobStore:
                 probe.delete_immutability_policy()
                 self._lock_support = None
             except HttpResponseError as error:
-                code = error.error_code or error.status_code
+                code = getattr(error, "error_code", None) or error.status_code
                 self._lock_support = f"the account does not apply immutability policies ({code})"
             except AzureError as error:
                 raise self._fail("probe immutability on", PROBE, error) from None

@@ -28,7 +28,9 @@ class SmbStore(Unlocked):
         base = settings.path.strip("/\\").replace("/", "\\")
         self.root = f"\\\\{settings.server}\\{settings.share}" + (f"\\{base}" if base else "")
         self.location = f"smb://{settings.server}:{settings.port}/{settings.share}/{settings.path.strip('/')}".rstrip("/")
-        self._auth = {"username": settings.username, "password": settings.password, "port": settings.port}
+        # An own connection cache: smbclient's global one would reuse another store's session (and credentials).
+        self._auth = {"username": settings.username, "password": settings.password, "port": settings.port,
+                      "connection_cache": {}}
         self._made: set[str] = set()
 
     def _path(self, key: str) -> str:

@@ -62,6 +62,8 @@ class Customer:
     repo: Path
     store: Path
     port: int
+    product: str = "demo"
+    store_block: str | None = None  # a saved store block instead of the local store directory
 
     @property
     def url(self) -> str:
@@ -72,8 +74,14 @@ class Customer:
         git(self.repo, "commit", "--quiet", "--allow-empty", "-am", message)
 
     def stack_yaml(self, release: str = "1.0.0") -> str:
-        return (f"stack: {self.stack}\nproduct: demo\nrelease: {release}\nhttp_port: {self.port}\n"
-                f"backup:\n  store:\n    kind: local\n    path: {self.store}\n")
+        store = f"block: {self.store_block}" if self.store_block else f"kind: local\n    path: {self.store}"
+        return (f"stack: {self.stack}\nproduct: {self.product}\nrelease: {release}\nhttp_port: {self.port}\n"
+                f"backup:\n  store:\n    {store}\n")
+
+    def use(self, product: str, store_block: str | None = None) -> None:
+        """Switch this customer to another product or store (a commit, as an operator would)."""
+        self.product, self.store_block = product, store_block
+        self.write_stack_yaml(self.stack_yaml(), f"use {product} with {store_block or 'the local store'}")
 
     def incarnate(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([INCARNATE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)

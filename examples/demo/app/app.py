@@ -1,47 +1,58 @@
-"""The demo product's app: records in MariaDB, uploaded files in a volume, /health with
-release and schema version. On start it brings the schema up to its release."""
+"""The demo product's app: records in MariaDB (or PostgreSQL, for the PostgreSQL test
+product), uploaded files in a volume, /health with release and schema version. On start it
+brings the schema up to its release."""
 
 import json
 import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-import pymysql
 
 RELEASE = os.environ["APP_RELEASE"]
 FILES = Path(os.environ.get("FILES_DIR", "/data/files"))
 MIGRATIONS = Path(__file__).with_name("migrations")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+POSTGRES = os.environ.get("DB_ENGINE", "mariadb") == "postgresql"
+
+if POSTGRES:
+    import psycopg2 as driver
+else:
+    import pymysql as driver
 
 
-def connect() -> pymysql.connections.Connection:
-    return pymysql.connect(
-        host=os.environ.get("DB_HOST", "db"),
-        user=os.environ.get("DB_USER", "demo"),
-        password=os.environ.get("DB_PASSWORD", "demo"),
-        database=os.environ.get("DB_NAME", "demo"),
-        autocommit=True,
-        charset="utf8mb4",
-    )
+@contextmanager
+def connect():
+    settings = {"host": os.environ.get("DB_HOST", "db"), "user": os.environ.get("DB_USER", "demo"),
+                "password": os.environ.get("DB_PASSWORD", "demo")}
+    if POSTGRES:
+        connection = driver.connect(dbname=os.environ.get("DB_NAME", "demo"), **settings)
+        connection.autocommit = True
+    else:
+        connection = driver.connect(database=os.environ.get("DB_NAME", "demo"), autocommit=True, charset="utf8mb4", **settings)
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
-def wait_for_database(timeout: float = 120) -> pymysql.connections.Connection:
+def wait_for_database(timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return connect()
-        except pymysql.err.OperationalError as error:
+            with connect():
+                return
+        except driver.OperationalError as error:
             if time.monotonic() > deadline:
                 raise SystemExit(f"database not reachable after {timeout:.0f} s: {error}")
             time.sleep(1)
 
 
 def schema_version(cursor) -> int:
-    cursor.execute("SHOW TABLES LIKE 'schema_version'")
-    if cursor.fetchone() is None:
+    cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'schema_version'")
+    if cursor.fetchone()[0] == 0:
         return 0
     cursor.execute("SELECT MAX(version) FROM schema_version")
     return cursor.fetchone()[0] or 0
@@ -79,9 +90,11 @@ class Handler(BaseHTTPRequestHandler):
             with connect() as connection, connection.cursor() as cursor:
                 self.reply(200, {"status": "ok", "release": RELEASE, "schema_version": schema_version(cursor)})
         elif self.path == "/records":
-            with connect() as connection, connection.cursor(pymysql.cursors.DictCursor) as cursor:
+            with connect() as connection, connection.cursor() as cursor:
                 cursor.execute("SELECT * FROM records ORDER BY id")
-                rows = [{k: (str(v) if not isinstance(v, (int, str, type(None))) else v) for k, v in row.items()} for row in cursor.fetchall()]
+                names = [column[0] for column in cursor.description]
+                rows = [{name: (value if isinstance(value, (int, str, type(None))) else str(value)) for name, value in zip(names, row)}
+                        for row in cursor.fetchall()]
                 self.reply(200, rows)
         elif self.path.startswith("/files/") and SAFE_NAME.match(self.path[7:]):
             target = FILES / self.path[7:]
@@ -94,8 +107,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, {"error": "not found"})
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with connect() as connection, connection.cursor() as cursor:
-            cursor.execute("INSERT INTO records (title) VALUES (%s)", (body["title"],))
-            self.reply(201, {"id": cursor.lastrowid})
+            if POSTGRES:
+                cursor.execute("INSERT INTO records (title) VALUES (%s) RETURNING id", (body["title"],))
+                new_id = cursor.fetchone()[0]
+            else:
+                cursor.execute("INSERT INTO records (title) VALUES (%s)", (body["title"],))
+                new_id = cursor.lastrowid
+            self.reply(201, {"id": new_id})
 
     def do_PUT(self) -> None:
         name = self.path[7:]
@@ -113,7 +131,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    with wait_for_database() as connection:
+    wait_for_database()
+    with connect() as connection:
         version = migrate(connection)
     print(f"demo app {RELEASE} serving with schema version {version}", flush=True)
     ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()

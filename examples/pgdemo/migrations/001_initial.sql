@@ -1,0 +1,7 @@
+CREATE TABLE schema_version (version INT NOT NULL PRIMARY KEY);
+CREATE TABLE records (
+    id SERIAL PRIMARY KEY,
+    title VARCHAR(200) NOT NULL,
+    created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+INSERT INTO schema_version (version) VALUES (1);

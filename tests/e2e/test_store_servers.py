@@ -1,0 +1,66 @@
+"""The SMB and Azure stores against a real smbd and a real Azurite: the store contract, faults, honesty about locks."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from incarnate.errors import ObjectMissing, StoreError
+from incarnate.stores.azure import AzureBlobStore, AzureSettings
+from incarnate.stores.smb import SmbSettings, SmbStore
+from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+
+def smb_store(server, path=None, password=None) -> SmbStore:
+    return SmbStore(SmbSettings("127.0.0.1", server.share, path or uuid.uuid4().hex[:8], server.username,
+                                password or server.password, server.port))
+
+
+def azure_store(server, container=None) -> AzureBlobStore:
+    return AzureBlobStore(AzureSettings(server.account_url, AZURITE_ACCOUNT, AZURITE_KEY, container or f"c{uuid.uuid4().hex[:10]}"))
+
+
+@pytest.fixture(params=["smb", "azure"])
+def store(request, samba_server, azurite_server):
+    return smb_store(samba_server) if request.param == "smb" else azure_store(azurite_server)
+
+
+def test_store_contract_write_once_get_list_delete(store):
+    assert store.list("chunks") == []
+    assert store.put("chunks/ab/abc", b"one") is True
+    assert store.put("chunks/ab/abc", b"two") is False
+    assert store.get("chunks/ab/abc") == b"one"
+    assert store.put("backups/acme/1/manifest.json", b"{}") is True
+    assert store.exists("chunks/ab/abc") and not store.exists("chunks/ab/nope")
+    assert store.list("chunks") == ["chunks/ab/abc"]
+    assert store.list("backups/acme") == ["backups/acme/1/manifest.json"]
+    with pytest.raises(ObjectMissing, match="chunks/ab/nope is missing"):
+        store.get("chunks/ab/nope")
+    store.delete("chunks/ab/abc")
+    store.delete("chunks/ab/abc")
+    assert store.list("chunks") == []
+
+
+def test_stores_say_they_do_not_lock_and_never_claim_it(store):
+    reason = store.lock_support()
+    assert reason is not None
+    store.put("x", b"1")
+    store.lock("x", datetime(2099, 1, 1, tzinfo=UTC))
+    assert store.locked_until("x") is None
+
+
+def test_azurite_is_detected_as_not_applying_immutability(azurite_server):
+    assert "does not apply immutability policies" in azure_store(azurite_server).lock_support()
+
+
+def test_wrong_smb_password_is_a_clear_store_error(samba_server):
+    with pytest.raises(StoreError, match=r"store smb://127.0.0.1:\d+/backups/\w+: cannot write x"):
+        smb_store(samba_server, password="wrong").put("x", b"1")
+
+
+def test_secrets_never_appear_in_store_errors(samba_server, azurite_server):
+    with pytest.raises(StoreError) as raised:
+        smb_store(samba_server, password="wrong-but-secret").put("x", b"1")
+    assert "wrong-but-secret" not in str(raised.value)
+    store = azure_store(azurite_server)
+    assert AZURITE_KEY not in store.location
