@@ -85,19 +85,58 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backups(args: argparse.Namespace) -> int:
+def _stack_store(args: argparse.Namespace):
     from incarnate import pipeline
     from incarnate.repo import load_customer_config
-    from incarnate.snapshots import list_snapshots
 
     config = load_customer_config(args.repo, args.ref).config
-    store = pipeline.backup_store(config)
+    return config, pipeline.backup_store(config)
+
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    from incarnate.pipeline import lock_description
+    from incarnate.snapshots import list_snapshots
+
+    config, store = _stack_store(args)
     snapshots = list_snapshots(store, config.stack)
-    print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}")
+    print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}; {lock_description(store, config.backup.lock_days)}")
     for snapshot in snapshots:
         manifest = snapshot.manifest
-        stored = sum(artifact.size for artifact in manifest.artifacts)
-        print(f"  {snapshot.id}  {manifest.origin:<8} release {manifest.release:<8} {stored:>12,} bytes  {manifest.created_at}")
+        size = sum(artifact.size for artifact in manifest.artifacts)
+        print(f"  {snapshot.id}  {manifest.origin:<8} release {manifest.release:<8} {size:>14,} bytes  {manifest.created_at}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from incarnate.snapshots import find_snapshot, list_snapshots, verify_snapshot
+
+    config, store = _stack_store(args)
+    snapshots = list_snapshots(store, config.stack) if args.all else [find_snapshot(store, config.stack, args.snapshot)]
+    snapshots = [snapshot for snapshot in snapshots if snapshot is not None]
+    if not snapshots:
+        print(f"stack {config.stack}: no snapshots in {store.location}", file=sys.stderr)
+        return 1
+    failed = 0
+    for snapshot in snapshots:
+        problems = verify_snapshot(store, snapshot)
+        chunks = len(snapshot.manifest.chunk_ids())
+        print(f"snapshot {snapshot.id}: {'ok' if not problems else f'{len(problems)} bad'} ({chunks} chunks read)")
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        failed += bool(problems)
+    return 1 if failed else 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from incarnate.retention import prune
+
+    config, store = _stack_store(args)
+    result = prune(store, config.stack, config.backup.retention, dry_run=args.dry_run)
+    for snapshot_id in result.forgotten:
+        print(f"  {'would forget' if args.dry_run else 'forgot'} {snapshot_id}")
+    for snapshot_id in result.locked_snapshots:
+        print(f"  kept {snapshot_id}: still locked by the server")
+    print(f"stack {config.stack}: {result.summary()}")
     return 0
 
 
@@ -119,6 +158,11 @@ def parser() -> argparse.ArgumentParser:
     command("backup", cmd_backup, "back up a running stack into its store", ref=False)
     command("status", cmd_status, "what runs, which release, which backup it came from")
     command("backups", cmd_backups, "list a stack's snapshots")
+    verify = command("verify", cmd_verify, "re-read a snapshot's every chunk and check it (default: the newest)")
+    verify.add_argument("--snapshot", default=None, help="snapshot id to verify")
+    verify.add_argument("--all", action="store_true", help="verify every snapshot of the stack")
+    command("prune", cmd_prune, "apply stack.yaml's retention: forget old snapshots, delete unreferenced chunks").add_argument(
+        "--dry-run", action="store_true", help="show what would go, change nothing")
     return root
 
 

@@ -245,13 +245,12 @@ class BackupResult:
     lock: str  # what the store says of write-once protection, for the report
 
 
-def lock_description(store: Store, lock_until: datetime | None) -> str:
+def lock_description(store: Store, lock_days: int) -> str:
+    """What protects the stored objects, as the store says it: never a lock it does not enforce."""
     missing = store.lock_support()
-    if lock_until is None:
-        return "not locked (no lock_days set)" if missing is None else f"not locked by the server ({missing})"
     if missing is not None:
         return f"not locked by the server ({missing})"
-    return f"locked by the server until {lock_until:%Y-%m-%d}"
+    return f"locked by the server for {lock_days} days" if lock_days else "not locked (stack.yaml sets no lock_days)"
 
 
 def backup(project: ComposeProject, store: Store, lock_days: int = 0) -> BackupResult:
@@ -277,4 +276,4 @@ def backup(project: ComposeProject, store: Store, lock_days: int = 0) -> BackupR
         stack=state.stack, product=state.product, release=state.release, schema_version=state.schema_version,
         config_commit=state.config_commit, origin="backup",
     )
-    return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_until))
+    return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_days))

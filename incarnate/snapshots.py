@@ -280,8 +280,14 @@ def open_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, parallel
 
 def restore_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, consume: Callable[[BinaryIO], None]) -> None:
     """Feed an artifact's verified raw stream to `consume`, and make sure all of it was read."""
+    where = f"snapshot {snapshot.id}, artifact {artifact.name}"
     with open_artifact(store, snapshot, artifact) as stream:
-        consume(stream)
+        try:
+            consume(stream)
+        except IntegrityError as error:
+            if str(error).startswith(where):
+                raise
+            raise IntegrityError(f"{where}: {error}") from None  # e.g. an unsafe archive entry, named by the consumer
         if stream.read(1):
             raise IntegrityError(f"snapshot {snapshot.id}, artifact {artifact.name}: the consumer stopped before the end.")
 
