@@ -2,6 +2,7 @@
 
 from prefect import flow
 
+from flows.common import stack_lock
 from flows.report import StageReport, publish_backup
 from incarnate import pipeline, retention
 from incarnate.host import Host
@@ -24,16 +25,17 @@ def backup(repo: str, docker_host: str | None = None, prune: bool = True) -> dic
         config = load_customer_config(repo).config
     report.stack = config.stack
     store = pipeline.backup_store(config)
-    with report.stage("create host"):
-        project = create_host(Host(docker_host), config.stack)
-    with report.stage("backup") as row:
-        result = backup_stage(project, store, config.backup.lock_days)
-        row["detail"] = f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; {result.lock}"
-    pruned = None
-    if prune:
-        with report.stage("prune") as row:
-            pruned = retention.prune(store, config.stack, config.backup.retention)
-            row["detail"] = pruned.summary()
+    with stack_lock(config.stack):
+        with report.stage("create host"):
+            project = create_host(Host(docker_host), config.stack)
+        with report.stage("backup") as row:
+            result = backup_stage(project, store, config.backup.lock_days)
+            row["detail"] = f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; {result.lock}"
+        pruned = None
+        if prune:
+            with report.stage("prune") as row:
+                pruned = retention.prune(store, config.stack, config.backup.retention)
+                row["detail"] = pruned.summary()
     report.publish()
     publish_backup(config.stack, result)
     print(f"stack {config.stack}: snapshot {result.snapshot.id} in {store.location}; "

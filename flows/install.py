@@ -1,7 +1,12 @@
-"""Install: the whole pipeline, from the newest backup in the customer store (or the vanilla one)."""
+"""Install and disaster recovery: the whole pipeline, from the newest (or a chosen) backup.
+
+Both are the same deployment; disaster recovery names the other host and is reported as
+such. A first install restores the release's vanilla backup.
+"""
 
 from prefect import flow
 
+from flows.common import incarnation, now, record_incarnation, stack_lock
 from flows.report import StageReport, publish_backup
 from incarnate import pipeline, settings
 from incarnate.host import Host
@@ -14,6 +19,50 @@ from tasks.restore import restore
 from tasks.start import start
 
 
+def deploy(name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None) -> dict:
+    report, started = StageReport(name), now()
+    releases, registry = pipeline.default_release_store(), settings.registry()
+    with report.stage("load config"):
+        deployment = load_config(repo, ref, releases, registry)
+    report.stack = deployment.stack
+    store = pipeline.backup_store(deployment.customer.config)
+    host = Host(docker_host)
+    with stack_lock(deployment.stack):
+        with report.stage("create host"):
+            project = create_host(host, deployment.stack)
+        running = pipeline.read_state(project)
+        if running:
+            pipeline.refuse_downgrade(deployment, running.schema_version, f"the running stack (release {running.release})")
+        source = None
+        try:
+            with report.stage("fetch backup") as row:
+                source = fetch_backup(deployment, store, releases, snapshot)
+                row["detail"] = f"{source.id} ({source.manifest.origin}, release {source.manifest.release})"
+            with report.stage("restore") as row:
+                outcome = restore(project, deployment, store, source)
+                row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
+            with report.stage("start"):
+                start(project, deployment)
+            with report.stage("migrate") as row:
+                health = migrate(project, deployment, source)
+                row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
+            with report.stage("backup") as row:
+                after = backup(project, store, deployment.customer.config.backup.lock_days)
+                row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.lock}"
+        except Exception as error:
+            record_incarnation(report, incarnation(name, deployment, host, started, "failed", source and source.id, error=error), repo)
+            raise
+        report.publish()
+        publish_backup(deployment.stack, after)
+        record = record_incarnation(report, incarnation(name, deployment, host, started, "ok", source.id, after.snapshot.id), repo)
+    url = pipeline.app_url(deployment)
+    print(f"stack {deployment.stack} runs release {deployment.release.release} at {url} on host {host.name} "
+          f"(restored from {source.id}); seconds per stage: "
+          + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report.durations().items()))
+    return {"stack": deployment.stack, "release": deployment.release.release, "url": url, "host": host.name,
+            "restored_from": source.id, "backup": after.snapshot.id, "incarnation": record.tag, "seconds": report.durations()}
+
+
 @flow(name="install", log_prints=True)
 def install(repo: str, ref: str = "HEAD", docker_host: str | None = None, snapshot: str | None = None) -> dict:
     """Deploy a customer repo's stack: restore its newest backup (or `snapshot`), start, migrate, back up.
@@ -24,30 +73,17 @@ def install(repo: str, ref: str = "HEAD", docker_host: str | None = None, snapsh
         docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
         snapshot: id of the snapshot to restore; empty for the newest.
     """
-    report = StageReport("install")
-    releases, registry = pipeline.default_release_store(), settings.registry()
-    with report.stage("load config"):
-        deployment = load_config(repo, ref, releases, registry)
-    report.stack = deployment.stack
-    store = pipeline.backup_store(deployment.customer.config)
-    with report.stage("create host"):
-        project = create_host(Host(docker_host), deployment.stack)
-    with report.stage("fetch backup") as row:
-        source = fetch_backup(deployment, store, releases, snapshot)
-        row["detail"] = f"{source.id} ({source.manifest.origin}, release {source.manifest.release})"
-    with report.stage("restore") as row:
-        row["detail"] = ", ".join(f"{name}: {outcome}" for name, outcome in restore(project, deployment, store, source).items())
-    with report.stage("start"):
-        start(project, deployment)
-    with report.stage("migrate") as row:
-        health = migrate(project, deployment, source)
-        row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
-    with report.stage("backup") as row:
-        after = backup(project, store, deployment.customer.config.backup.lock_days)
-        row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.lock}"
-    report.publish()
-    publish_backup(deployment.stack, after)
-    url = pipeline.app_url(deployment)
-    print(f"stack {deployment.stack} runs release {deployment.release.release} at {url} (restored from {source.id})")
-    return {"stack": deployment.stack, "release": deployment.release.release, "url": url,
-            "restored_from": source.id, "backup": after.snapshot.id, "seconds": report.durations()}
+    return deploy("install", repo, ref, docker_host, snapshot)
+
+
+@flow(name="disaster-recovery", log_prints=True)
+def disaster_recovery(repo: str, docker_host: str | None = None, snapshot: str | None = None, ref: str = "HEAD") -> dict:
+    """Bring a stack up on another host from its newest (or a chosen) backup; reports the time of each stage (RTO).
+
+    Args:
+        repo: the customer repo (git URL or path).
+        docker_host: the Docker engine of the host to recover onto (DOCKER_HOST form); empty for this machine's.
+        snapshot: id of the snapshot to restore; empty for the newest.
+        ref: branch, tag or commit of the customer repo.
+    """
+    return deploy("disaster-recovery", repo, ref, docker_host, snapshot)

@@ -10,7 +10,7 @@ import sys
 import urllib.request
 from collections.abc import Callable, Sequence
 
-from incarnate.errors import IncarnateError, exit_code
+from incarnate.errors import ConfigError, IncarnateError, exit_code
 
 LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"
 
@@ -51,6 +51,67 @@ def cmd_install(args: argparse.Namespace) -> int:
     from flows.install import install
 
     install(repo=args.repo, ref=args.ref, docker_host=args.docker_host, snapshot=args.snapshot)
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from flows.update import update
+
+    update(repo=args.repo, ref=args.ref, docker_host=args.docker_host)
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from flows.install import disaster_recovery
+
+    disaster_recovery(repo=args.repo, docker_host=args.docker_host, snapshot=args.snapshot, ref=args.ref)
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from flows.rollback import rollback
+
+    rollback(repo=args.repo, incarnation=args.incarnation, docker_host=args.docker_host)
+    return 0
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from flows.drill import restore_drill
+
+    restore_drill(repo=args.repo, docker_host=args.docker_host, snapshot=args.snapshot)
+    return 0
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"{option} {value!r}: expected NAME=PATH.")
+        pairs[name] = path
+    return pairs
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from flows.import_installation import import_installation
+
+    import_installation(repo=args.repo, dumps=_pairs(args.dump, "--dump"), volumes=_pairs(args.volume, "--volume"),
+                        ref=args.ref, docker_host=args.docker_host)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from incarnate.incarnations import history
+    from incarnate.repo import load_customer_config
+
+    stack = load_customer_config(args.repo).config.stack
+    entries = history(args.repo, stack)
+    print(f"stack {stack}: {len(entries)} incarnations")
+    for entry in entries:
+        total = sum(entry.seconds.values())
+        print(f"  {(entry.tag or '?').rsplit('/', 1)[-1]}  {entry.flow:<17} {entry.result:<11} release {entry.release:<7} "
+              f"commit {entry.commit[:10]}  from {entry.restored_from or '-'}  backup {entry.backup or '-'}  "
+              f"host {entry.host}  by {entry.triggered_by}  {total:.0f} s")
     return 0
 
 
@@ -155,6 +216,17 @@ def parser() -> argparse.ArgumentParser:
 
     command("install", cmd_install, "install or re-deploy a stack from its newest backup").add_argument(
         "--snapshot", default=None, help="restore this snapshot id instead of the newest")
+    command("update", cmd_update, "update a running stack to the release its repo pins; rolls back on failure")
+    command("recover", cmd_recover, "disaster recovery: bring the stack up on --docker-host from its newest backup").add_argument(
+        "--snapshot", default=None, help="restore this snapshot id instead of the newest")
+    command("rollback", cmd_rollback, "deploy an earlier incarnation with its own backup", ref=False).add_argument(
+        "incarnation", help="incarnation as `incarnate history` lists it")
+    command("drill", cmd_drill, "restore the newest backup into a scratch stack, check it, remove it", ref=False).add_argument(
+        "--snapshot", default=None, help="drill this snapshot id instead of the newest")
+    imports = command("import", cmd_import, "seed an empty store from an old installation, then install")
+    imports.add_argument("--dump", action="append", default=[], metavar="DATABASE=FILE", help="plain SQL dump of a database")
+    imports.add_argument("--volume", action="append", default=[], metavar="VOLUME=DIR", help="directory whose files become a volume")
+    command("history", cmd_history, "list the stack's incarnations (deployments) from the customer repo", ref=False)
     command("backup", cmd_backup, "back up a running stack into its store", ref=False)
     command("status", cmd_status, "what runs, which release, which backup it came from")
     command("backups", cmd_backups, "list a stack's snapshots")

@@ -5,6 +5,7 @@ command goes through `Host`, so an SSH host can later change how, not what.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,7 +87,11 @@ class Host:
         return self._compose
 
     def stack_dir(self, stack: str) -> Path:
-        return settings.stacks_dir() / stack
+        """This machine's folder for a stack on this host; each engine has its own, so a move
+        to another engine on the same machine keeps both apart."""
+        if not self.docker_host:
+            return settings.stacks_dir() / stack
+        return settings.stacks_dir() / ("@" + re.sub(r"[^A-Za-z0-9.-]+", "-", self.docker_host).strip("-")) / stack
 
     def run(self, args: Sequence[str], *, what: str, error: type[Exception] = HostError, timeout: float | None = None) -> str:
         """Run a command to completion; on failure raise `error` naming `what` and the output's tail."""

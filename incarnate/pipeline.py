@@ -7,11 +7,14 @@ missing release, images the registry lacks) before the host or any running stack
 """
 
 import json
+import shutil
+import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
@@ -21,12 +24,13 @@ from incarnate import settings, volumes
 from incarnate.compose import ComposeProject
 from incarnate.config import BlockStoreTarget, StackConfig
 from incarnate.engines import engine
-from incarnate.errors import HostError, StageError
+from incarnate.errors import ConfigError, HostError, ReleaseError, StageError
 from incarnate.host import Host
 from incarnate.releases import ReleaseDescriptor, ReleaseStore, check_images
 from incarnate.repo import CustomerConfig, load_customer_config
 from incarnate.snapshots import (
-    Artifact, Snapshot, SnapshotWriter, WriteStats, copy_snapshot, find_snapshot, new_snapshot_prefix, restore_artifact,
+    Artifact, Snapshot, SnapshotWriter, WriteStats, copy_snapshot, find_snapshot, list_snapshots, new_snapshot_prefix,
+    restore_artifact,
 )
 from incarnate.stores import Store
 from incarnate.stores.local import LocalStore
@@ -93,6 +97,29 @@ def load_config(repo: str, ref: str, releases: ReleaseStore, registry: str) -> D
     return Deployment(customer=customer, release=descriptor, registry=registry)
 
 
+def stop_services(project: ComposeProject, descriptor: ReleaseDescriptor) -> list[str]:
+    """Stop the app services (not the data services), so nothing writes while the data changes."""
+    services = [service for service in descriptor.images if service not in descriptor.data_services]
+    project.compose("stop", *services, what=f"stopping {', '.join(services)} of stack {project.name}")
+    return services
+
+
+def free_port() -> int:
+    """A free port on this machine's loopback, for a scratch stack."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def forget_workdir(project: ComposeProject) -> None:
+    shutil.rmtree(project.workdir, ignore_errors=True)
+
+
+def remove_stack(project: ComposeProject) -> None:
+    """Containers and volumes of the stack go; only ever after a verified backup of them exists."""
+    project.down(volumes=True)
+
+
 # 2. create host
 def create_host(host: Host, stack: str) -> ComposeProject:
     """The engine answers, Compose v2 works, the stack's directory exists."""
@@ -107,16 +134,33 @@ def create_host(host: Host, stack: str) -> ComposeProject:
 
 
 # 3. fetch backup
-def fetch_backup(deployment: Deployment, store: Store, releases: ReleaseStore, snapshot_id: str | None = None) -> Snapshot:
-    """The newest (or chosen) complete snapshot; a first install seeds the store from the vanilla backup."""
+def ensure_release_files(deployment: Deployment, store: Store, releases: ReleaseStore) -> None:
+    """Copy the release's files into the customer store, so recovery never needs the release store."""
     config = deployment.customer.config
     own_copy = customer_releases(store)
     if not own_copy.has(config.product, config.release):
         own_copy.add(config.product, config.release, releases.files(config.product, config.release))
+
+
+def refuse_downgrade(deployment: Deployment, data_schema: int, data: str) -> None:
+    """A release must not run on data of a newer schema than its own: its app cannot read it."""
+    if data_schema > deployment.release.schema_version:
+        raise ReleaseError(
+            f"stack {deployment.stack}: {data} has schema version {data_schema}, newer than release "
+            f"{deployment.release.release} understands ({deployment.release.schema_version}); deploy a newer release, "
+            f"or roll back to an earlier incarnation with its own backup (`incarnate rollback`). Nothing was changed."
+        )
+
+
+def fetch_backup(deployment: Deployment, store: Store, releases: ReleaseStore, snapshot_id: str | None = None) -> Snapshot:
+    """The newest (or chosen) complete snapshot; a first install seeds the store from the vanilla backup."""
+    config = deployment.customer.config
+    ensure_release_files(deployment, store, releases)
     snapshot = find_snapshot(store, config.stack, snapshot_id)
     if snapshot is None:
         vanilla = releases.vanilla(config.product, config.release)
         snapshot = copy_snapshot(releases.store, vanilla, store, config.stack)
+    refuse_downgrade(deployment, snapshot.manifest.schema_version, f"snapshot {snapshot.id}")
     return snapshot
 
 
@@ -234,6 +278,42 @@ def write_state(project: ComposeProject, deployment: Deployment, snapshot: Snaps
 def read_state(project: ComposeProject) -> StackState | None:
     path = project.workdir / STATE_FILE
     return StackState.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+def row_counts(project: ComposeProject, descriptor: ReleaseDescriptor) -> dict[str, int]:
+    """Rows per table of every database of the stack, as `database.table`."""
+    counts = {}
+    for spec in descriptor.databases:
+        found = engine(spec.engine).row_counts(project.host, project.container(spec.service), spec.name)
+        counts.update({f"{spec.name}.{table}": rows for table, rows in found.items()})
+    return counts
+
+
+def import_snapshot(deployment: Deployment, store: Store, dumps: dict[str, str], directories: dict[str, str]) -> Snapshot:
+    """An old installation's database dumps and file directories become the stack's first snapshot."""
+    descriptor, config = deployment.release, deployment.customer.config
+    if list_snapshots(store, config.stack):
+        raise ConfigError(f"stack {config.stack} already has snapshots in {store.location}; an import only seeds an empty store.")
+    expected = ({spec.name for spec in descriptor.databases}, {spec.name for spec in descriptor.volumes})
+    if set(dumps) != expected[0] or not set(directories) <= expected[1]:
+        raise ConfigError(f"import for release {descriptor.release}: expected a dump for each of the databases "
+                          f"{sorted(expected[0])} and directories only for the volumes {sorted(expected[1])}.")
+    writer = SnapshotWriter(store, new_snapshot_prefix(config.stack))
+    for spec in descriptor.databases:
+        path = Path(dumps[spec.name])
+        if not path.is_file():
+            raise ConfigError(f"import: dump {path} for database {spec.name} is not a readable file.")
+        with open(path, "rb") as dump:
+            writer.add(f"database-{spec.name}", "database", spec.name, spec.engine, dump)
+    for spec in descriptor.volumes:
+        folder = directories.get(spec.name)
+        if folder is not None and not Path(folder).is_dir():
+            raise ConfigError(f"import: {folder} for volume {spec.name} is not a directory.")
+        command = ["tar", "--create", "--directory", folder, "--file", "-", "."] if folder else ["tar", "--create", "--file", "-", "--files-from", "/dev/null"]
+        with Host().stream_out(command, what=f"archiving {folder or 'an empty volume'}") as archive:
+            writer.add(f"volume-{spec.name}", "volume", spec.name, None, archive)
+    return writer.commit(stack=config.stack, product=config.product, release=descriptor.release,
+                         schema_version=descriptor.schema_version, config_commit=deployment.customer.commit, origin="import")
 
 
 # 7. backup

@@ -13,3 +13,30 @@ def samba_server(tmp_path_factory):
 def azurite_server(tmp_path_factory):
     with azurite(tmp_path_factory.mktemp("azurite")) as server:
         yield server
+
+
+SECOND_ENGINE = "unix:///run/docker-b.sock"
+
+
+@pytest.fixture(scope="session")
+def second_engine():
+    """A second, independent Docker engine on this machine: the "other host" of a move or a recovery.
+    Started once and left running, so its pulled images serve the next run too."""
+    import os
+    import subprocess
+    import time
+
+    probe = ["docker", "-H", SECOND_ENGINE, "info"]
+    if subprocess.run(probe, capture_output=True).returncode != 0:
+        os.makedirs("/var/log/incarnate", exist_ok=True)
+        with open("/var/log/incarnate/dockerd-b.log", "ab") as log:
+            subprocess.Popen(["dockerd", "--data-root", "/var/lib/docker-b", "--exec-root", "/run/docker-b",
+                              "--pidfile", "/run/docker-b.pid", "-H", SECOND_ENGINE, "--bridge", "none",
+                              # its own address pool; iptables stays on, Compose's service names need its DNS rules
+                              "--default-address-pool", "base=10.231.0.0/16,size=24"],
+                             stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while subprocess.run(probe, capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "the second Docker engine did not start; see /var/log/incarnate/dockerd-b.log"
+            time.sleep(0.5)
+    return SECOND_ENGINE

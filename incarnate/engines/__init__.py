@@ -4,6 +4,7 @@
     dump(host, container, database) -> context manager yielding the dump stream
     load(host, container, source, database) -> None
     reset(host, container, database) -> None   (back to empty after a failed load)
+    row_counts(host, container, database) -> {table: rows}   (what a restore drill checks)
 """
 
 from types import ModuleType

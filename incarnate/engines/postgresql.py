@@ -39,3 +39,17 @@ def reset(host: Host, container: str, database: str) -> None:
     statements = ("DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; "
                   "GRANT USAGE ON SCHEMA public TO PUBLIC;")
     host.run(_exec(container, *_psql(database, "--command", statements)), what=f"emptying database {database}")
+
+
+def row_counts(host: Host, container: str, database: str) -> dict[str, int]:
+    """Exact row count of every table outside the system schemas."""
+    listing = host.run(_exec(container, *_psql(database, "--tuples-only", "--no-align", "--command",
+                                                "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM information_schema.tables "
+                                                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")),
+                       what=f"listing tables of {database}").split()
+    if not listing:
+        return {}
+    query = " UNION ALL ".join(f"SELECT '{table}', count(*) FROM {table}" for table in listing)
+    output = host.run(_exec(container, *_psql(database, "--tuples-only", "--no-align", "--field-separator=\t", "--command", query)),
+                      what=f"counting rows of {database}")
+    return {name: int(count) for name, count in (line.split("\t") for line in output.strip().splitlines())}

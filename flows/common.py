@@ -1,0 +1,88 @@
+"""What every deploying flow shares: one run per stack at a time, and the incarnation record."""
+
+import getpass
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from prefect import get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from flows.report import StageReport, artifact_key
+from incarnate import incarnations
+from incarnate.errors import StageError
+from incarnate.host import Host
+from incarnate.incarnations import Incarnation
+from incarnate.pipeline import Deployment
+
+LOCK_WAIT_SECONDS = float(os.environ.get("INCARNATE_LOCK_WAIT_SECONDS", "1800"))
+
+
+def _ensure_limit(name: str) -> None:
+    """Global concurrency limits do nothing unless they exist: create the stack's with one slot."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:
+                pass  # another run created it first
+
+
+@contextmanager
+def stack_lock(stack: str, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """Two runs on one stack never interleave: the second waits, then fails with a clear message."""
+    name = f"stack-{stack}"
+    _ensure_limit(name)
+    acquired = False
+    try:
+        with concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True):
+            acquired = True
+            yield
+    except TimeoutError:
+        if acquired:
+            raise
+        raise StageError(f"stack {stack} is busy: another run holds concurrency limit {name}; gave up after "
+                         f"{wait_seconds:.0f} s. Nothing was changed; run again when it has finished.") from None
+
+
+def triggered_by() -> str:
+    """Who or what started the run: set INCARNATE_TRIGGERED_BY in CI, else the deployment or the user."""
+    from prefect.runtime import deployment
+
+    return os.environ.get("INCARNATE_TRIGGERED_BY") or (f"deployment {deployment.name}" if deployment.name else
+                                                         f"{getpass.getuser()}@{socket.gethostname()}")
+
+
+def record_incarnation(report: StageReport, incarnation: Incarnation, repo: str) -> Incarnation:
+    """Tag the customer repo and publish the record; a repo that refuses the tag is reported, not fatal."""
+    incarnation = incarnation.model_copy(update={"seconds": report.durations()})
+    try:
+        incarnation = incarnation.model_copy(update={"tag": incarnations.record(repo, incarnation)})
+    except subprocess.CalledProcessError as error:
+        get_run_logger().warning(f"incarnation not recorded in customer repo {repo}: {error.stderr.strip()[-300:]}")
+    rows = [{"field": key, "value": str(value)} for key, value in incarnation.model_dump(exclude={"seconds"}).items()]
+    rows += [{"field": f"seconds: {stage}", "value": f"{seconds:.1f}"} for stage, seconds in incarnation.seconds.items()]
+    create_table_artifact(key=artifact_key("incarnation", incarnation.stack), table=rows,
+                          description=f"{incarnation.flow} of {incarnation.stack}: {incarnation.result}")
+    return incarnation
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def incarnation(flow: str, deployment: Deployment, host: Host, started_at: str, result: str,
+                restored_from: str | None = None, backup: str | None = None, error: BaseException | None = None) -> Incarnation:
+    customer = deployment.customer
+    return Incarnation(stack=deployment.stack, flow=flow, commit=customer.commit, ref=customer.ref,
+                       release=deployment.release.release, restored_from=restored_from, backup=backup, host=host.name,
+                       triggered_by=triggered_by(), result=result, error=str(error) if error else None, started_at=started_at)

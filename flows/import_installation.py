@@ -1,0 +1,28 @@
+"""Import an old installation: its database dumps and file directories become the first
+snapshot in the customer store, then the normal install runs from it."""
+
+from prefect import flow
+
+from flows.install import deploy
+from incarnate import pipeline, settings
+from tasks.load_config import load_config
+
+
+@flow(name="import", log_prints=True)
+def import_installation(repo: str, dumps: dict[str, str], volumes: dict[str, str] | None = None,
+                        ref: str = "HEAD", docker_host: str | None = None) -> dict:
+    """Seed an empty customer store from an old installation, then install from it.
+
+    Args:
+        repo: the customer repo (git URL or path); its release must understand the imported data.
+        dumps: database name -> path of a plain SQL dump (mariadb-dump or pg_dump) on the machine running the flow.
+        volumes: volume name -> directory whose content becomes that volume.
+        ref: branch, tag or commit of the customer repo.
+        docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
+    """
+    deployment = load_config(repo, ref, pipeline.default_release_store(), settings.registry())
+    store = pipeline.backup_store(deployment.customer.config)
+    pipeline.ensure_release_files(deployment, store, pipeline.default_release_store())
+    imported = pipeline.import_snapshot(deployment, store, dumps, volumes or {})
+    print(f"imported snapshot {imported.id} into {store.location}")
+    return deploy("install", repo, ref, docker_host, imported.id)

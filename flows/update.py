@@ -1,0 +1,99 @@
+"""In-place update to the release the customer repo now pins, with automatic rollback.
+
+A verified pre-update backup comes first. If any later stage fails (pull, start, migrate,
+health), the stack is rolled back: its containers and volumes are removed and the
+pre-update backup is restored with the previous release, through the same stages.
+"""
+
+from prefect import flow
+
+from flows.common import incarnation, now, record_incarnation, stack_lock
+from flows.report import StageReport, publish_backup
+from incarnate import pipeline, settings
+from incarnate.errors import IntegrityError, StageError
+from incarnate.host import Host
+from incarnate.snapshots import verify_snapshot
+from tasks.backup import backup
+from tasks.create_host import create_host
+from tasks.fetch_backup import fetch_backup
+from tasks.load_config import load_config
+from tasks.migrate import migrate
+from tasks.restore import restore
+from tasks.start import start
+
+
+@flow(name="update", log_prints=True)
+def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict:
+    """Update a running stack to the release its customer repo pins at `ref`; roll back automatically on failure.
+
+    Args:
+        repo: the customer repo (git URL or path).
+        ref: branch, tag or commit whose stack.yaml pins the new release.
+        docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
+    """
+    report, started = StageReport("update"), now()
+    releases, registry = pipeline.default_release_store(), settings.registry()
+    with report.stage("load config"):
+        target = load_config(repo, ref, releases, registry)
+    report.stack = target.stack
+    store = pipeline.backup_store(target.customer.config)
+    host = Host(docker_host)
+    lock_days = target.customer.config.backup.lock_days
+    with stack_lock(target.stack):
+        with report.stage("create host"):
+            project = create_host(host, target.stack)
+        running = pipeline.read_state(project)
+        if running is None:
+            raise StageError(f"stack {target.stack} is not deployed on host {host.name}; install it first (`incarnate install`).")
+        pipeline.refuse_downgrade(target, running.schema_version, f"the running stack (release {running.release})")
+        previous = load_config(running.repo, running.config_commit, pipeline.customer_releases(store), registry)
+        with report.stage("backup (pre-update)") as row:
+            before = backup(project, store, lock_days)
+            problems = verify_snapshot(store, before.snapshot)
+            if problems:
+                raise IntegrityError(f"pre-update backup {before.snapshot.id} does not verify ({problems[0]}); the update was not started.")
+            row["detail"] = f"{before.snapshot.id}, verified"
+        try:
+            with report.stage("fetch backup") as row:
+                source = fetch_backup(target, store, releases, before.snapshot.id)
+                row["detail"] = f"{source.id}; release {target.release.release} files in the customer store"
+            with report.stage("stop app") as row:
+                row["detail"] = ", ".join(pipeline.stop_services(project, previous.release))
+            with report.stage("restore") as row:
+                row["detail"] = ", ".join(f"{a}: {r}" for a, r in restore(project, target, store, source).items())
+            with report.stage("start"):
+                start(project, target)
+            with report.stage("migrate") as row:
+                health = migrate(project, target, source)
+                row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
+        except Exception as failure:
+            with report.stage("rollback") as row:
+                try:
+                    pipeline.remove_stack(project)
+                    restore(project, previous, store, before.snapshot)
+                    start(project, previous)
+                    migrate(project, previous, before.snapshot)
+                except Exception as error:
+                    raise StageError(
+                        f"update of stack {target.stack} to {target.release.release} failed ({failure}) and so did its "
+                        f"rollback ({error}); the verified pre-update backup {before.snapshot.id} is intact: run "
+                        f"`incarnate install {repo} --ref {running.config_commit} --snapshot {before.snapshot.id}`."
+                    ) from failure
+                row["detail"] = f"release {previous.release.release} with the data of {before.snapshot.id}"
+            record_incarnation(report, incarnation("update", target, host, started, "rolled back", before.snapshot.id,
+                                                   before.snapshot.id, failure), repo)
+            raise StageError(
+                f"update of stack {target.stack} to release {target.release.release} failed ({failure}); rolled back "
+                f"to release {previous.release.release} with the data of pre-update backup {before.snapshot.id}."
+            ) from failure
+        with report.stage("backup") as row:
+            after = backup(project, store, lock_days)
+            row["detail"] = after.snapshot.id
+        report.publish()
+        publish_backup(target.stack, after)
+        record = record_incarnation(report, incarnation("update", target, host, started, "ok", before.snapshot.id, after.snapshot.id), repo)
+    print(f"stack {target.stack} updated from {previous.release.release} to {target.release.release} "
+          f"(pre-update backup {before.snapshot.id})")
+    return {"stack": target.stack, "from": previous.release.release, "release": target.release.release,
+            "pre_update_backup": before.snapshot.id, "backup": after.snapshot.id, "incarnation": record.tag,
+            "seconds": report.durations()}
