@@ -23,6 +23,8 @@ from incarnate.incarnations import Incarnation
 from incarnate.pipeline import Deployment
 
 LOCK_WAIT_SECONDS = float(os.environ.get("INCARNATE_LOCK_WAIT_SECONDS", "1800"))
+# A run renews its hold on the stack while it lives; one that was killed frees it within this time.
+LOCK_LEASE_SECONDS = 60
 
 
 def _ensure_limit(name: str) -> None:
@@ -44,7 +46,7 @@ def stack_lock(stack: str, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[
     _ensure_limit(name)
     acquired = False
     try:
-        with concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True):
+        with concurrency(name, occupy=1, timeout_seconds=wait_seconds, lease_duration=LOCK_LEASE_SECONDS, strict=True):
             acquired = True
             yield
     except TimeoutError:
