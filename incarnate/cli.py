@@ -115,6 +115,28 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_register(args: argparse.Namespace) -> int:
+    from incarnate.customers import register, registry_path
+
+    customer = register(args.repo)
+    print(f"registered stack {customer.config.stack} ({args.repo}) in {registry_path()}; "
+          f"restart `incarnate serve` to serve its deployments")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from deployments.serve import main as serve
+
+    serve()
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from deployments.trigger import parse_params, trigger
+
+    return 0 if trigger(args.deployment, parse_params(args.param), args.wait) else 1
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from flows.backup import backup
 
@@ -228,6 +250,14 @@ def parser() -> argparse.ArgumentParser:
     imports.add_argument("--volume", action="append", default=[], metavar="VOLUME=DIR", help="directory whose files become a volume")
     command("history", cmd_history, "list the stack's incarnations (deployments) from the customer repo", ref=False)
     command("backup", cmd_backup, "back up a running stack into its store", ref=False)
+    command("register", cmd_register, "register a customer repo: its stack gets deployments and a nightly backup", ref=False)
+    serve = commands.add_parser("serve", help="serve every registered stack's deployments (one long-running process)")
+    serve.set_defaults(handler=cmd_serve)
+    trigger = commands.add_parser("trigger", help="start a run of a deployment (for CI); --wait follows it to the end")
+    trigger.add_argument("deployment", help="FLOW/DEPLOYMENT, e.g. backup/demo")
+    trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a flow parameter (JSON or text)")
+    trigger.add_argument("--wait", action="store_true", help="wait for the run; exit 0 only if it completed")
+    trigger.set_defaults(handler=cmd_trigger)
     command("status", cmd_status, "what runs, which release, which backup it came from")
     command("backups", cmd_backups, "list a stack's snapshots")
     verify = command("verify", cmd_verify, "re-read a snapshot's every chunk and check it (default: the newest)")

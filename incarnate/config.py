@@ -2,6 +2,7 @@
 
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Literal
 
 import yaml
@@ -61,7 +62,17 @@ class StackConfig(Strict):
     product: str = Field(description="Product name in the release store, e.g. demo.")
     release: str = Field(description="Pinned release, MAJOR.MINOR.PATCH; never latest.")
     http_port: int = Field(default=8080, ge=1, le=65535, description="Host port the app is published on.")
+    timezone: str = Field(default="Europe/Berlin", description="Time zone of the nightly backup at 02:00 (IANA name).")
     backup: BackupSettings = BackupSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"expected an IANA time zone such as Europe/Berlin, got {value!r}") from None
+        return value
 
     @field_validator("stack", "product")
     @classmethod

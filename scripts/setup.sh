@@ -37,6 +37,9 @@ fi
 bash scripts/services.sh
 export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}
 
+step "registering incarnate's block types with the Prefect server"
+"$VENV/bin/prefect" block register --module blocks.stores >/dev/null
+
 step "building and publishing the demo release"
 "$VENV/bin/python" examples/demo/build.py
 
@@ -44,4 +47,7 @@ step "set-up done in $(( $(date +%s) - started )) s"
 if [ "${1:-}" != "--no-demo" ]; then
   step "installing the demo stack"
   "$VENV/bin/incarnate" install "$INCARNATE_HOME/customers/demo"
+  "$VENV/bin/incarnate" register "$INCARNATE_HOME/customers/demo" >/dev/null
+  step "the demo app answers at http://127.0.0.1:8080; Prefect UI: http://127.0.0.1:4200"
+  step "serve its deployments (UI buttons, nightly backup): .venv/bin/incarnate serve"
 fi

@@ -56,3 +56,10 @@ def test_not_a_mapping_and_broken_yaml_are_refused():
 
 def test_parse_version_orders_numerically():
     assert parse_version("1.10.0") > parse_version("1.9.3")
+
+
+def test_time_zone_defaults_to_berlin_and_must_be_an_iana_name():
+    assert parse_stack_config(VALID, "stack.yaml").timezone == "Europe/Berlin"
+    assert parse_stack_config(VALID + "timezone: America/New_York\n", "stack.yaml").timezone == "America/New_York"
+    with pytest.raises(ConfigError, match="field 'timezone': expected an IANA time zone such as Europe/Berlin, got 'CET.1'"):
+        parse_stack_config(VALID + "timezone: CET+1\n", "stack.yaml")

@@ -1,0 +1,60 @@
+"""Deployments served from the registered customers: the nightly schedule, and CI triggers with --wait."""
+
+import os
+import subprocess
+import time
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+
+from incarnate.snapshots import list_snapshots
+from incarnate.stores.local import LocalStore
+from tests.e2e.conftest import INCARNATE
+
+
+@pytest.fixture
+def served(customer, tmp_path):
+    """The customer registered (in a registry of this test's own) and `incarnate serve` running for it."""
+    env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml")}
+    customer.write_stack_yaml(customer.stack_yaml().replace("backup:", "timezone: America/New_York\nbackup:"), "nightly in New York")
+    assert customer.install().returncode == 0
+    registered = customer.incarnate("register", str(customer.repo), env=env)
+    assert registered.returncode == 0, registered.stderr
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = subprocess.Popen([INCARNATE, "serve"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                deployment = client.read_deployment_by_name(f"backup/{customer.stack}")
+                break
+            except ObjectNotFound:
+                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+                time.sleep(0.5)
+    time.sleep(2)  # the runner polls for its deployments' runs from now on
+    yield deployment
+    server.terminate()
+    server.wait(20)
+
+
+def test_nightly_backup_deployment_runs_at_two_in_the_stacks_time_zone_and_makes_a_snapshot(customer, served):
+    schedules = [entry.schedule for entry in served.schedules]
+    assert [(s.cron, s.timezone) for s in schedules] == [("0 2 * * *", "America/New_York")]
+    assert served.parameters == {"repo": str(customer.repo)}
+    before = len(list_snapshots(LocalStore(customer.store), customer.stack))
+    result = customer.incarnate("trigger", f"backup/{customer.stack}", "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "http://127.0.0.1:4200/runs/flow-run/" in result.stdout and result.stdout.rstrip().endswith("Completed")
+    assert len(list_snapshots(LocalStore(customer.store), customer.stack)) == before + 1
+
+
+def test_trigger_wait_exits_non_zero_for_a_failing_run_and_refuses_bad_names(customer, served):
+    failing = customer.incarnate("trigger", f"update/{customer.stack}", "--param", "ref=no-such-ref", "--wait")
+    assert failing.returncode == 1
+    assert failing.stdout.rstrip().splitlines()[-1].startswith("  Failed")
+    unknown = customer.incarnate("trigger", f"backup/{customer.stack}-nope")
+    assert unknown.returncode == 2 and f"deployment backup/{customer.stack}-nope does not exist" in unknown.stderr
+    bad_param = customer.incarnate("trigger", f"backup/{customer.stack}", "--param", "rep=x")
+    assert bad_param.returncode == 2 and "has no parameter rep; its parameters: docker_host, prune, repo" in bad_param.stderr
