@@ -76,8 +76,18 @@ ensure_azurite() {  # the Azure Blob emulator the tests start; npm installs it o
   npm install --silent --no-audit --no-fund --prefix "$prefix" azurite@3 >/dev/null
 }
 
-ensure_packages docker.io docker-registry mmdebstrap git curl ca-certificates samba restic
+ensure_playwright() {  # drives Debian's Chromium in the UI test; never downloads a browser
+  local prefix="$INCARNATE_HOME/tools/playwright"
+  [ -f "$prefix/node_modules/playwright-core/package.json" ] && return 0
+  command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
+  step "installing playwright-core (npm) into $prefix"
+  mkdir -p "$prefix"
+  npm install --silent --no-audit --no-fund --prefix "$prefix" playwright-core@1 >/dev/null
+}
+
+ensure_packages docker.io docker-registry mmdebstrap git curl ca-certificates samba restic chromium
 ensure_azurite
+ensure_playwright
 start_docker
 start_registry
 start_prefect

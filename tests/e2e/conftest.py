@@ -7,12 +7,15 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 
 from incarnate import settings
 
@@ -132,3 +135,29 @@ def customer(tmp_path) -> Customer:
     yield subject
     subject.remove_stack()
     shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
+
+
+@pytest.fixture
+def served(customer, tmp_path):
+    """The customer registered (in a registry of this test's own) and `incarnate serve` running for it."""
+    env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml")}
+    customer.write_stack_yaml(customer.stack_yaml().replace("backup:", "timezone: America/New_York\nbackup:"), "nightly in New York")
+    assert customer.install().returncode == 0
+    registered = customer.incarnate("register", str(customer.repo), env=env)
+    assert registered.returncode == 0, registered.stderr
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = subprocess.Popen([INCARNATE, "serve"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                deployment = client.read_deployment_by_name(f"backup/{customer.stack}")
+                break
+            except ObjectNotFound:
+                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+                time.sleep(0.5)
+    time.sleep(2)  # the runner polls for its deployments' runs from now on
+    yield deployment
+    server.terminate()
+    server.wait(20)

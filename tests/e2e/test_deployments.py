@@ -1,42 +1,7 @@
 """Deployments served from the registered customers: the nightly schedule, and CI triggers with --wait."""
 
-import os
-import subprocess
-import time
-
-import pytest
-from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
-
 from incarnate.snapshots import list_snapshots
 from incarnate.stores.local import LocalStore
-from tests.e2e.conftest import INCARNATE
-
-
-@pytest.fixture
-def served(customer, tmp_path):
-    """The customer registered (in a registry of this test's own) and `incarnate serve` running for it."""
-    env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml")}
-    customer.write_stack_yaml(customer.stack_yaml().replace("backup:", "timezone: America/New_York\nbackup:"), "nightly in New York")
-    assert customer.install().returncode == 0
-    registered = customer.incarnate("register", str(customer.repo), env=env)
-    assert registered.returncode == 0, registered.stderr
-    with open(tmp_path / "serve.log", "wb") as log:
-        server = subprocess.Popen([INCARNATE, "serve"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    deadline = time.monotonic() + 60
-    with get_client(sync_client=True) as client:
-        while True:
-            try:
-                deployment = client.read_deployment_by_name(f"backup/{customer.stack}")
-                break
-            except ObjectNotFound:
-                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-                time.sleep(0.5)
-    time.sleep(2)  # the runner polls for its deployments' runs from now on
-    yield deployment
-    server.terminate()
-    server.wait(20)
 
 
 def test_nightly_backup_deployment_runs_at_two_in_the_stacks_time_zone_and_makes_a_snapshot(customer, served):
