@@ -190,26 +190,29 @@ def restore(project: ComposeProject, deployment: Deployment, store: Store, snaps
     project.pull(descriptor.data_services)
     host.run(["docker", "pull", "--quiet", volumes.toolbox_image(deployment.registry)], what="pulling the toolbox image")
     project.up(descriptor.data_services)
-    outcome: dict[str, str] = {}
-    for artifact in snapshot.manifest.artifacts:
-        if artifact.kind == "database":
-            spec = next(spec for spec in descriptor.databases if spec.name == artifact.target)
-            container, db = project.container(spec.service), engine(artifact.engine or spec.engine)
-            outcome[artifact.name] = load_if_empty(
-                lambda: db.is_empty(host, container, spec.name),
-                lambda raw: db.load(host, container, raw, spec.name),
-                lambda: db.reset(host, container, spec.name),
-                store, snapshot, artifact,
-            )
-        else:
-            volume = ensure_volume(project, artifact.target)
-            outcome[artifact.name] = load_if_empty(
-                lambda: volumes.is_empty(host, volume, deployment.registry),
-                lambda raw: volumes.extract(host, volume, deployment.registry, raw),
-                lambda: volumes.reset(host, volume, deployment.registry),
-                store, snapshot, artifact,
-            )
-    return outcome
+    return {artifact.name: _restore_artifact(project, deployment, store, snapshot, artifact)
+            for artifact in snapshot.manifest.artifacts}
+
+
+def _restore_artifact(project: ComposeProject, deployment: Deployment, store: Store, snapshot: Snapshot, artifact: Artifact) -> str:
+    """One artifact into its database or volume, through the same empty-only decision."""
+    host, registry = project.host, deployment.registry
+    if artifact.kind == "database":
+        spec = next(spec for spec in deployment.release.databases if spec.name == artifact.target)
+        container, db = project.container(spec.service), engine(artifact.engine or spec.engine)
+        return load_if_empty(
+            lambda: db.is_empty(host, container, spec.name),
+            lambda raw: db.load(host, container, raw, spec.name),
+            lambda: db.reset(host, container, spec.name),
+            store, snapshot, artifact,
+        )
+    volume = ensure_volume(project, artifact.target)
+    return load_if_empty(
+        lambda: volumes.is_empty(host, volume, registry),
+        lambda raw: volumes.extract(host, volume, registry, raw),
+        lambda: volumes.reset(host, volume, registry),
+        store, snapshot, artifact,
+    )
 
 
 def ensure_volume(project: ComposeProject, name: str) -> str:

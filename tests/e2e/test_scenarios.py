@@ -1,7 +1,6 @@
 """Every scenario runs the same stages: update, automatic rollback, disaster recovery onto
 another engine, import, rollback to an earlier incarnation, the restore drill, one run per stack."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -10,7 +9,6 @@ import time
 from incarnate import settings
 from incarnate.snapshots import list_snapshots
 from incarnate.stores.local import LocalStore
-from tests.conftest import SECOND_ENGINE
 from tests.e2e.conftest import INCARNATE
 
 

@@ -46,7 +46,7 @@ def wait_for_database(timeout: float = 120) -> None:
                 return
         except driver.OperationalError as error:
             if time.monotonic() > deadline:
-                raise SystemExit(f"database not reachable after {timeout:.0f} s: {error}")
+                raise SystemExit(f"database not reachable after {timeout:.0f} s: {error}") from None
             time.sleep(1)
 
 
@@ -93,7 +93,7 @@ class Handler(BaseHTTPRequestHandler):
             with connect() as connection, connection.cursor() as cursor:
                 cursor.execute("SELECT * FROM records ORDER BY id")
                 names = [column[0] for column in cursor.description]
-                rows = [{name: (value if isinstance(value, (int, str, type(None))) else str(value)) for name, value in zip(names, row)}
+                rows = [{name: (value if isinstance(value, (int, str, type(None))) else str(value)) for name, value in zip(names, row, strict=True)}
                         for row in cursor.fetchall()]
                 self.reply(200, rows)
         elif self.path.startswith("/files/") and SAFE_NAME.match(self.path[7:]):
