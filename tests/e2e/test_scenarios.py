@@ -4,7 +4,6 @@ another engine, import, rollback to an earlier incarnation, the restore drill, o
 import json
 import os
 import subprocess
-import time
 
 from incarnate import settings
 from incarnate.snapshots import list_snapshots
@@ -141,25 +140,14 @@ def test_restore_drill_restores_checks_and_removes_a_scratch_stack(customer):
     assert leftovers == "" and not (settings.stacks_dir() / f"{customer.stack}-drill").exists()
 
 
-def slots_taken(name: str) -> int:
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            return client.read_global_concurrency_limit_by_name(name).active_slots
-        except ObjectNotFound:
-            return 0
-
-
 def test_a_second_run_on_the_same_stack_waits_and_fails_clearly(customer):
+    from flows.common import stack_lock
+
     assert customer.install().returncode == 0
-    first = subprocess.Popen([INCARNATE, "install", str(customer.repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while slots_taken(f"stack-{customer.stack}") == 0:  # the first run holds the stack
-        assert time.monotonic() < deadline and first.poll() is None, "the first run never took the stack"
-        time.sleep(0.05)
-    second = customer.incarnate("install", str(customer.repo), env={"INCARNATE_LOCK_WAIT_SECONDS": "1"})
-    assert first.wait() == 0
+    running = customer.containers()
+    with stack_lock(customer.stack):  # held here exactly as a running flow holds it
+        second = customer.incarnate("install", str(customer.repo), env={"INCARNATE_LOCK_WAIT_SECONDS": "2"})
     assert second.returncode == 1
     assert f"stack {customer.stack} is busy: another run holds concurrency limit stack-{customer.stack}" in second.stderr
+    assert customer.containers() == running
+    assert customer.install().returncode == 0  # released: the next run goes through
