@@ -1,7 +1,6 @@
 """The customer repo's stack.yaml: a typed schema whose errors name file, field and expectation."""
 
 import re
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Literal
 
@@ -118,10 +117,3 @@ def parse_stack_config(text: str, source: str) -> StackConfig:
         return StackConfig.model_validate(data)
     except ValidationError as error:
         raise ConfigError(describe_validation_error(source, error)) from None
-
-
-def load_stack_config(path: Path, source: str | None = None) -> StackConfig:
-    """Read and validate a stack.yaml file."""
-    if not path.is_file():
-        raise ConfigError(f"{source or path}: file not found; a customer repo needs a stack.yaml at its top.")
-    return parse_stack_config(path.read_text(), source or str(path))

@@ -42,9 +42,6 @@ class ReleaseDescriptor(Strict):
     volumes: list[VolumeSpec] = []
     health: HealthSpec
 
-    def image_refs(self, registry: str) -> list[str]:
-        return [f"{registry}/{image}" for image in self.images.values()]
-
 
 def parse_descriptor(text: str, source: str) -> ReleaseDescriptor:
     try:

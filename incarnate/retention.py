@@ -106,6 +106,8 @@ def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, no
         result.chunks_skipped_busy = True
         return result
     forgotten = {snapshot.prefix for snapshot in snapshots if snapshot.id in result.forgotten}
+    # Read the store's manifests again, after the check for running backups: a backup of any
+    # stack that committed since the first read must protect the chunks it references.
     remaining = [snapshot for snapshot in list_snapshots(store) if snapshot.prefix not in forgotten]
     referenced = set().union(*(snapshot.manifest.chunk_ids() for snapshot in remaining))
     for key in store.list("chunks"):

@@ -138,9 +138,6 @@ class WriteStats:
     new_bytes: int = 0
     per_artifact: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    @property
-    def dedup_ratio(self) -> float:
-        return self.raw_bytes / self.new_bytes if self.new_bytes else float("inf") if self.raw_bytes else 1.0
 
 
 class SnapshotWriter:
