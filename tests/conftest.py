@@ -21,7 +21,9 @@ SECOND_ENGINE = "unix:///run/docker-b.sock"
 @pytest.fixture(scope="session")
 def second_engine():
     """A second, independent Docker engine on this machine: the "other host" of a move or a recovery.
-    Started once and left running, so its pulled images serve the next run too."""
+    Started once and left running, so its pulled images serve the next run too. Starting it with
+    `--bridge none` removes the first engine's docker0: containers of the first engine then need
+    a Compose network or `--network none` (incarnate's helpers use the latter)."""
     import os
     import subprocess
     import time

@@ -81,6 +81,6 @@ def test_restore_refuses_a_malicious_tar_and_leaves_the_volume_empty(customer):
     assert error.startswith(f"error: snapshot {planted.id}, artifact volume-files: archive for volume {customer.stack}_files")
     assert error.endswith("entry './../escaped.txt' climbs out with '..'; restore refused.")
     volume = f"{customer.stack}_files"
-    listing = subprocess.run(["docker", "run", "--rm", "-v", f"{volume}:/data", "--entrypoint", "ls",
+    listing = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", "--entrypoint", "ls",
                               "localhost:5000/incarnate/toolbox:1", "-A", "/data"], capture_output=True, text=True, check=True)
     assert listing.stdout == ""

@@ -20,7 +20,7 @@ def content_checksums(customer, engine: str | None = None) -> dict[str, str]:
     """A checksum of every table's content and of every file in the files volume."""
     tables = sql(customer, "SELECT table_name FROM information_schema.tables WHERE table_schema='demo' ORDER BY 1", engine).split()
     sums = {f"table {table}": sql(customer, f"CHECKSUM TABLE `{table}` EXTENDED", engine).split()[-1] for table in tables}
-    files = subprocess.run(["docker", *(["-H", engine] if engine else []), "run", "--rm", "-v", f"{customer.stack}_files:/data:ro",
+    files = subprocess.run(["docker", *(["-H", engine] if engine else []), "run", "--rm", "--network", "none", "-v", f"{customer.stack}_files:/data:ro",
                             "--entrypoint", "sh", "localhost:5000/incarnate/toolbox:1", "-c",
                             "cd /data && find . -type f -exec sha256sum {} + | sort"], check=True, capture_output=True, text=True).stdout
     sums.update({f"file {name}": digest for digest, name in (line.split() for line in files.splitlines())})
