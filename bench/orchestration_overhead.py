@@ -34,7 +34,7 @@ def plain_recovery(repo: str) -> dict[str, float]:
 
     deployment = timed("load config", lambda: pipeline.load_config(repo, "HEAD", releases, settings.registry()))
     store = pipeline.backup_store(deployment.customer.config)
-    project = timed("create host", lambda: pipeline.create_host(Host(), deployment.stack))
+    project = timed("create host", lambda: pipeline.create_host(Host(), deployment.stack, deployment.customer.config.host))
     source = timed("fetch backup", lambda: pipeline.fetch_backup(deployment, store, releases))
     timed("restore", lambda: pipeline.restore(project, deployment, store, source))
     timed("start", lambda: pipeline.start(project, deployment))

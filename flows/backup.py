@@ -1,11 +1,13 @@
 """Backup: what the nightly deployment runs; a snapshot of the running stack, then retention."""
 
+from contextlib import closing
+
 from prefect import flow
 
 from flows.common import stack_lock
 from flows.report import StageReport, publish_backup
 from incarnate import pipeline, retention
-from incarnate.host import Host
+from incarnate.host import resolve_host
 from incarnate.repo import load_customer_config
 from tasks.backup import backup as backup_stage
 from tasks.create_host import create_host
@@ -17,7 +19,7 @@ def backup(repo: str, docker_host: str | None = None, prune: bool = True) -> dic
 
     Args:
         repo: the customer repo (git URL or path); its stack.yaml names the stack, its store and retention.
-        docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
         prune: apply stack.yaml's retention after a successful backup.
     """
     report = StageReport("backup")
@@ -25,9 +27,10 @@ def backup(repo: str, docker_host: str | None = None, prune: bool = True) -> dic
         config = load_customer_config(repo).config
     report.stack = config.stack
     store = pipeline.backup_store(config)
-    with stack_lock(config.stack):
+    host = resolve_host(docker_host)
+    with stack_lock(config.stack), closing(host):
         with report.stage("create host"):
-            project = create_host(Host(docker_host), config.stack)
+            project = create_host(host, config.stack)
         with report.stage("backup") as row:
             result = backup_stage(project, store, config.backup.lock_days)
             row["detail"] = f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; {result.lock}"

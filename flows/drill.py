@@ -7,7 +7,7 @@ from prefect.artifacts import create_table_artifact
 from flows.report import StageReport, artifact_key
 from incarnate import pipeline, settings
 from incarnate.errors import StoreError
-from incarnate.host import Host
+from incarnate.host import resolve_host
 from incarnate.repo import CustomerConfig, load_customer_config
 from incarnate.snapshots import find_snapshot
 from tasks.create_host import create_host
@@ -23,7 +23,7 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
 
     Args:
         repo: the customer repo (git URL or path).
-        docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
         snapshot: id of the snapshot to drill; empty for the newest.
         http_port: host port for the scratch stack's app; 0 picks a free one.
     """
@@ -40,9 +40,10 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
         deployment = pipeline.Deployment(CustomerConfig(repo, customer.ref, customer.commit, scratch), descriptor, settings.registry())
         row["detail"] = f"snapshot {chosen.id}, release {manifest.release}"
     report.stack = customer.config.stack
-    with report.stage("create host"):
-        project = create_host(Host(docker_host), scratch.stack)
+    host, project = resolve_host(docker_host), None
     try:
+        with report.stage("create host"):
+            project = create_host(host, scratch.stack)
         with report.stage("restore"):
             restore(project, deployment, store, chosen)
         with report.stage("start"):
@@ -54,9 +55,11 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
             counts = pipeline.row_counts(project, descriptor)
             row["detail"] = ", ".join(f"{table}: {rows}" for table, rows in counts.items())
     finally:
-        with report.stage("tear down"):
-            pipeline.remove_stack(project)
-            pipeline.forget_workdir(project)
+        if project is not None:
+            with report.stage("tear down"):
+                pipeline.remove_stack(project)
+                pipeline.forget_workdir(project)
+        host.close()
     report.publish()
     create_table_artifact(key=artifact_key("restore-drill-result", customer.config.stack),
                           table=[{"table": table, "rows": rows} for table, rows in counts.items()],

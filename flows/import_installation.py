@@ -18,7 +18,7 @@ def import_installation(repo: str, dumps: dict[str, str], volumes: dict[str, str
         dumps: database name -> path of a plain SQL dump (mariadb-dump or pg_dump) on the machine running the flow.
         volumes: volume name -> directory whose content becomes that volume.
         ref: branch, tag or commit of the customer repo.
-        docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
     """
     deployment = load_config(repo, ref, pipeline.default_release_store(), settings.registry())
     store = pipeline.backup_store(deployment.customer.config)

@@ -4,12 +4,14 @@ Both are the same deployment; disaster recovery names the other host and is repo
 such. A first install restores the release's vanilla backup.
 """
 
+from contextlib import closing
+
 from prefect import flow
 
 from flows.common import incarnation, now, record_incarnation, stack_lock
 from flows.report import StageReport, publish_backup
 from incarnate import pipeline, settings
-from incarnate.host import Host
+from incarnate.host import resolve_host
 from tasks.backup import backup
 from tasks.create_host import create_host
 from tasks.fetch_backup import fetch_backup
@@ -19,20 +21,27 @@ from tasks.restore import restore
 from tasks.start import start
 
 
-def deploy(name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None) -> dict:
+def deploy(name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None,
+           unless_current: bool = False) -> dict:
     report, started = StageReport(name), now()
     releases, registry = pipeline.default_release_store(), settings.registry()
     with report.stage("load config"):
         deployment = load_config(repo, ref, releases, registry)
     report.stack = deployment.stack
     store = pipeline.backup_store(deployment.customer.config)
-    host = Host(docker_host)
-    with stack_lock(deployment.stack):
+    host = resolve_host(docker_host)
+    with stack_lock(deployment.stack), closing(host):
         with report.stage("create host"):
-            project = create_host(host, deployment.stack)
+            project = create_host(host, deployment.stack, deployment.customer.config.host)
         running = pipeline.read_state(project)
         if running:
             pipeline.refuse_downgrade(deployment, running.schema_version, f"the running stack (release {running.release})")
+        if unless_current and snapshot is None and pipeline.runs_as_deployed(project, deployment):
+            url = pipeline.app_address(host, deployment.customer.config.http_port)
+            print(f"stack {deployment.stack} already runs release {deployment.release.release} of config commit "
+                  f"{deployment.customer.commit[:10]} at {url}, healthy; nothing changed.")
+            return {"stack": deployment.stack, "release": deployment.release.release, "url": url, "host": host.name,
+                    "unchanged": True}
         source = None
         try:
             with report.stage("fetch backup") as row:
@@ -55,25 +64,28 @@ def deploy(name: str, repo: str, ref: str, docker_host: str | None, snapshot: st
         report.publish()
         publish_backup(deployment.stack, after)
         record = record_incarnation(report, incarnation(name, deployment, host, started, "ok", source.id, after.snapshot.id), repo)
-    url = pipeline.app_url(deployment)
-    print(f"stack {deployment.stack} runs release {deployment.release.release} at {url} on host {host.name} "
+    url = pipeline.app_address(host, deployment.customer.config.http_port)
+    print(f"stack {deployment.stack} runs release {deployment.release.release} at {url} "
           f"(restored from {source.id}); seconds per stage: "
           + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report.durations().items()))
     return {"stack": deployment.stack, "release": deployment.release.release, "url": url, "host": host.name,
-            "restored_from": source.id, "backup": after.snapshot.id, "incarnation": record.tag, "seconds": report.durations()}
+            "restored_from": source.id, "backup": after.snapshot.id, "incarnation": record.tag, "seconds": report.durations(),
+            "unchanged": False}
 
 
 @flow(name="install", log_prints=True)
-def install(repo: str, ref: str = "HEAD", docker_host: str | None = None, snapshot: str | None = None) -> dict:
+def install(repo: str, ref: str = "HEAD", docker_host: str | None = None, snapshot: str | None = None,
+            unless_current: bool = False) -> dict:
     """Deploy a customer repo's stack: restore its newest backup (or `snapshot`), start, migrate, back up.
 
     Args:
         repo: the customer repo (git URL or path) whose stack.yaml says what to deploy.
         ref: branch, tag or commit of the customer repo to deploy.
-        docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
         snapshot: id of the snapshot to restore; empty for the newest.
+        unless_current: change nothing when the stack already runs this release and config commit, healthy.
     """
-    return deploy("install", repo, ref, docker_host, snapshot)
+    return deploy("install", repo, ref, docker_host, snapshot, unless_current)
 
 
 @flow(name="disaster-recovery", log_prints=True)
@@ -82,7 +94,7 @@ def disaster_recovery(repo: str, docker_host: str | None = None, snapshot: str |
 
     Args:
         repo: the customer repo (git URL or path).
-        docker_host: the Docker engine of the host to recover onto (DOCKER_HOST form); empty for this machine's.
+        docker_host: the host to recover onto: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
         snapshot: id of the snapshot to restore; empty for the newest.
         ref: branch, tag or commit of the customer repo.
     """

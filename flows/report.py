@@ -32,9 +32,16 @@ class StageReport:
             yield row
         except BaseException as error:
             row.update(seconds=f"{time.monotonic() - began:.1f}", result="failed", detail=str(error))
+            self.say(row)
             self.publish()
             raise
         row.update(seconds=f"{time.monotonic() - began:.1f}", result="ok")
+        self.say(row)
+
+    def say(self, row: dict[str, str]) -> None:
+        """One line per finished stage, so a terminal (and the run's log) follows the deployment."""
+        detail = f": {row['detail']}" if row["detail"] and row["result"] == "ok" else ""
+        print(f"{self.flow} {self.stack or ''}: {row['stage']} {row['result']} ({row['seconds']} s){detail}")
 
     def durations(self) -> dict[str, float]:
         return {row["stage"]: float(row["seconds"]) for row in self.rows if row["seconds"]}

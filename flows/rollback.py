@@ -1,6 +1,8 @@
 """Roll back to an earlier incarnation: its commit of the customer repo, with the backup taken
 right after it was deployed. What runs now is backed up first, so nothing is lost."""
 
+from contextlib import closing
+
 from prefect import flow
 
 from flows.common import incarnation as make_incarnation
@@ -8,7 +10,7 @@ from flows.common import now, record_incarnation, stack_lock
 from flows.report import StageReport
 from incarnate import incarnations, pipeline, settings
 from incarnate.errors import ReleaseError
-from incarnate.host import Host
+from incarnate.host import resolve_host
 from incarnate.repo import load_customer_config
 from tasks.backup import backup
 from tasks.create_host import create_host
@@ -26,7 +28,7 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
     Args:
         repo: the customer repo (git URL or path).
         incarnation: the incarnation's tag, or its last part (the time), as `incarnate history` lists it.
-        docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
     """
     report, started = StageReport("rollback"), now()
     with report.stage("load config"):
@@ -37,10 +39,10 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
         store = pipeline.backup_store(load_customer_config(repo, wanted.commit).config)
         target = load_config(repo, wanted.commit, pipeline.customer_releases(store), settings.registry())
     report.stack = stack
-    host = Host(docker_host)
-    with stack_lock(stack):
+    host = resolve_host(docker_host)
+    with stack_lock(stack), closing(host):
         with report.stage("create host"):
-            project = create_host(host, stack)
+            project = create_host(host, stack, target.customer.config.host)
         if pipeline.read_state(project):
             with report.stage("backup (before rollback)") as row:
                 row["detail"] = backup(project, store, target.customer.config.backup.lock_days).snapshot.id

@@ -5,13 +5,15 @@ health), the stack is rolled back: its containers and volumes are removed and th
 pre-update backup is restored with the previous release, through the same stages.
 """
 
+from contextlib import closing
+
 from prefect import flow
 
 from flows.common import incarnation, now, record_incarnation, stack_lock
 from flows.report import StageReport, publish_backup
 from incarnate import pipeline, settings
 from incarnate.errors import IntegrityError, StageError
-from incarnate.host import Host
+from incarnate.host import resolve_host
 from incarnate.snapshots import verify_snapshot
 from tasks.backup import backup
 from tasks.create_host import create_host
@@ -29,7 +31,7 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
     Args:
         repo: the customer repo (git URL or path).
         ref: branch, tag or commit whose stack.yaml pins the new release.
-        docker_host: Docker engine address (DOCKER_HOST form); empty for this machine's engine.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
     """
     report, started = StageReport("update"), now()
     releases, registry = pipeline.default_release_store(), settings.registry()
@@ -37,11 +39,11 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
         target = load_config(repo, ref, releases, registry)
     report.stack = target.stack
     store = pipeline.backup_store(target.customer.config)
-    host = Host(docker_host)
+    host = resolve_host(docker_host)
     lock_days = target.customer.config.backup.lock_days
-    with stack_lock(target.stack):
+    with stack_lock(target.stack), closing(host):
         with report.stage("create host"):
-            project = create_host(host, target.stack)
+            project = create_host(host, target.stack, target.customer.config.host)
         running = pipeline.read_state(project)
         if running is None:
             raise StageError(f"stack {target.stack} is not deployed on host {host.name}; install it first (`incarnate install`).")

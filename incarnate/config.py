@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from incarnate.errors import ConfigError
 
@@ -54,6 +54,58 @@ class BackupSettings(Strict):
     retention: Retention = Retention()
 
 
+HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def absolute_path(value: str) -> str:
+    if not value.startswith("/") or ".." in value.split("/") or any(char in value for char in "\n\0'\"$`\\"):
+        raise ValueError(f"expected an absolute path without '..' or quotes, got {value!r}")
+    return value.rstrip("/") or "/"
+
+
+def host_name(value: str) -> str:
+    if not HOSTNAME_PATTERN.match(value):
+        raise ValueError(f"expected a DNS name such as app.example.com, got {value!r}")
+    return value
+
+
+def nfs_export(value: str) -> str:
+    server, sep, path = value.partition(":")
+    if not sep:
+        raise ValueError(f"expected an NFS export SERVER:/PATH, got {value!r}")
+    host_name(server)
+    absolute_path(path)
+    return value
+
+
+class NfsShare(Strict):
+    """An NFS export the host mounts (fstab), so a store path on it works from the host."""
+
+    kind: Literal["nfs"]
+    source: Annotated[str, AfterValidator(nfs_export)] = Field(description="The export, SERVER:/PATH.")
+    mount: Annotated[str, AfterValidator(absolute_path)] = Field(description="Mount point on the host.")
+
+
+class SmbShare(Strict):
+    """An SMB share the backup store (an `incarnate-smb-store` block) writes to; the host must reach it."""
+
+    kind: Literal["smb"]
+    server: Annotated[str, AfterValidator(host_name)]
+    port: int = Field(default=445, ge=1, le=65535)
+    share: str = Field(pattern=r"^[A-Za-z0-9._$-]+$")
+
+
+class HostSettings(Strict):
+    """What create host applies on the container host, every time (idempotent)."""
+
+    dns_names: list[Annotated[str, AfterValidator(host_name)]] = Field(
+        default=[], description="Names of the stack; the host resolves them to itself (/etc/hosts).")
+    directories: list[Annotated[str, AfterValidator(absolute_path)]] = Field(
+        default=[], description="Directories the stack needs on the host, created if missing.")
+    backup_share: Annotated[NfsShare | SmbShare, Field(discriminator="kind")] | None = Field(
+        default=None, description="The on-premises backup share the host must be able to use.")
+
+
 class StackConfig(Strict):
     """What a customer repo pins: which release of which product runs, and where its data goes."""
 
@@ -63,6 +115,7 @@ class StackConfig(Strict):
     http_port: int = Field(default=8080, ge=1, le=65535, description="Host port the app is published on.")
     timezone: str = Field(default="Europe/Berlin", description="Time zone of the nightly backup at 02:00 (IANA name).")
     backup: BackupSettings = BackupSettings()
+    host: HostSettings = HostSettings()
 
     @field_validator("timezone")
     @classmethod

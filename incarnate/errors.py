@@ -46,3 +46,11 @@ class StageError(IncarnateError):
 def exit_code(error: BaseException) -> int:
     """Exit code for an error that ended a command: 2 for bad input, 1 for any other failure."""
     return error.exit_code if isinstance(error, IncarnateError) else 1
+
+
+def tail(text: bytes | str, lines: int = 3) -> str:
+    """The last lines of a command's output joined on one line, for an error sentence."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    kept = [line.strip() for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " / ".join(kept) or "no output"

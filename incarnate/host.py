@@ -1,9 +1,10 @@
-"""A container host: its Docker engine, Compose v2, and the commands run against them.
+"""A container host: its Docker engine, Compose v2, its shell, and the commands run against them.
 
-Only the local engine (or any engine a DOCKER_HOST-style address reaches) for now; every
-command goes through `Host`, so an SSH host can later change how, not what.
+Every command goes through `Host`; an SSH host changes how the engine is reached (a socket
+forwarded over SSH), never what the stages do.
 """
 
+import getpass
 import os
 import re
 import shutil
@@ -20,47 +21,94 @@ import docker
 import docker.errors
 
 from incarnate import settings
-from incarnate.errors import HostError
+from incarnate.errors import ConfigError, HostError, tail
+from incarnate.ssh import SshAddress, SshSession, as_root, credentials_from_files
 
 BLOCK = 1 << 20
 
 
-def _tail(text: bytes | str, lines: int = 3) -> str:
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    kept = [line.strip() for line in text.strip().splitlines() if line.strip()][-lines:]
-    return " / ".join(kept) or "no output"
+class LocalShell:
+    """This machine's shell, for host preparation; commands that need root use `sudo -n` unless we are root."""
+
+    name = "local"
+
+    @property
+    def user(self) -> str:
+        return getpass.getuser()
+
+    def is_root(self) -> bool:
+        return os.geteuid() == 0
+
+    def as_root(self, command: str) -> str:
+        return as_root(command, self.is_root())
+
+    def execute(self, command: str, *, what: str, stdin: bytes | None = None, check: bool = True,
+                timeout: float = 600) -> str:
+        try:
+            result = subprocess.run(["sh", "-c", command], input=stdin or b"", capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise HostError(f"{what} on host local did not finish within {timeout:.0f} s.") from None
+        if check and result.returncode != 0:
+            raise HostError(f"{what} on host local failed: {tail(result.stderr or result.stdout)}.")
+        return result.stdout.decode(errors="replace")
+
+    def put_file(self, local: Path, remote: str) -> None:
+        shutil.copyfile(local, remote)
+
+
+Shell = LocalShell | SshSession
 
 
 @dataclass
 class Host:
-    """A Docker engine: `docker_host` None means this machine's default engine."""
+    """A container host: this machine's engine, an engine address (DOCKER_HOST form), or an SSH host."""
 
     docker_host: str | None = None
+    ssh: SshSession | None = field(default=None, repr=False, compare=False)
     _compose: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
+        if self.ssh:
+            return self.ssh.name
         return self.docker_host or "local"
+
+    def engine_address(self) -> str | None:
+        """Where the docker CLI, Compose and docker-py reach this host's engine (connects an SSH host)."""
+        return self.ssh.docker_socket() if self.ssh else self.docker_host
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        if self.docker_host:
-            env["DOCKER_HOST"] = self.docker_host
+        address = self.engine_address()
+        if address:
+            env["DOCKER_HOST"] = address
         return env
 
     def client(self) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.docker_host) if self.docker_host else docker.from_env()
+        address = self.engine_address()
+        return docker.DockerClient(base_url=address) if address else docker.from_env()
+
+    def shell(self) -> Shell:
+        """Where host-level commands (OS, packages, files) run."""
+        return self.ssh or LocalShell()
+
+    def app_url(self, port: int) -> str:
+        """Where this process reads an app published on the host's loopback port `port`."""
+        return f"http://127.0.0.1:{self.ssh.forward_port(port) if self.ssh else port}"
+
+    def close(self) -> None:
+        if self.ssh:
+            self.ssh.close()
 
     def check_engine(self) -> str:
         """The engine's version, or a HostError saying how to start it."""
-        where = self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        where = self.name if self.ssh else self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         try:
             return self.client().version()["Version"]
         except docker.errors.DockerException as error:
             reason = str(error).split("(", 1)[-1].rstrip(")") if "(" in str(error) else str(error)
             raise HostError(
-                f"Docker engine at {where} does not answer ({_tail(reason, 1)}); start it "
+                f"Docker engine at {where} does not answer ({tail(reason, 1)}); start it "
                 f"(`systemctl start docker`, or `bash scripts/services.sh` on a development machine) and run again."
             ) from None
 
@@ -89,9 +137,9 @@ class Host:
     def stack_dir(self, stack: str) -> Path:
         """This machine's folder for a stack on this host; each engine has its own, so a move
         to another engine on the same machine keeps both apart."""
-        if not self.docker_host:
+        if self.name == "local":
             return settings.stacks_dir() / stack
-        return settings.stacks_dir() / ("@" + re.sub(r"[^A-Za-z0-9.-]+", "-", self.docker_host).strip("-")) / stack
+        return settings.stacks_dir() / ("@" + re.sub(r"[^A-Za-z0-9.-]+", "-", self.name).strip("-")) / stack
 
     def run(self, args: Sequence[str], *, what: str, error: type[Exception] = HostError, timeout: float | None = None) -> str:
         """Run a command to completion; on failure raise `error` naming `what` and the output's tail."""
@@ -100,7 +148,7 @@ class Host:
         except subprocess.TimeoutExpired:
             raise error(f"{what} on host {self.name} did not finish within {timeout:.0f} s.") from None
         if result.returncode != 0:
-            raise error(f"{what} on host {self.name} failed: {_tail(result.stderr or result.stdout)}.")
+            raise error(f"{what} on host {self.name} failed: {tail(result.stderr or result.stdout)}.")
         return result.stdout.decode(errors="replace")
 
     @contextmanager
@@ -118,7 +166,7 @@ class Host:
                 code = process.wait()
             if code != 0:
                 errors.seek(0)
-                raise HostError(f"{what} on host {self.name} failed: {_tail(errors.read())}.")
+                raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
 
     def stream_in(self, args: Sequence[str], feed: Callable[[BinaryIO], None], *, what: str) -> None:
         """Run a command while `feed` writes its stdin; raise if either fails, never leave it running."""
@@ -136,7 +184,7 @@ class Host:
             code = process.wait()
             if code != 0:
                 errors.seek(0)
-                raise HostError(f"{what} on host {self.name} failed: {_tail(errors.read())}.")
+                raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
 
 
 def copy_from(source: BinaryIO) -> Callable[[BinaryIO], None]:
@@ -147,3 +195,26 @@ def copy_from(source: BinaryIO) -> Callable[[BinaryIO], None]:
             sink.write(block)
 
     return feed
+
+
+ENGINE_SCHEMES = ("unix://", "tcp://", "npipe://")
+SSH_BLOCK_PREFIX = "incarnate-ssh-host/"
+
+
+def resolve_host(address: str | None) -> Host:
+    """The host an address names: empty for this machine, an engine address, ssh://user@host[:port]
+    (key and known_hosts from this machine's OpenSSH files), or incarnate-ssh-host/NAME (a saved block)."""
+    address = (address or "").strip()
+    if not address:
+        return Host()
+    if address.startswith(ENGINE_SCHEMES):
+        return Host(docker_host=address)
+    if address.startswith("ssh://"):
+        where = SshAddress.parse(address)
+        return Host(ssh=SshSession(where, credentials_from_files(settings.ssh_identity(), settings.ssh_known_hosts())))
+    if address.startswith(SSH_BLOCK_PREFIX):
+        from blocks.hosts import load_ssh_host_block  # Prefect is needed only for saved blocks
+
+        return Host(ssh=load_ssh_host_block(address.removeprefix(SSH_BLOCK_PREFIX)).session())
+    raise ConfigError(f"host address {address!r}: expected nothing (this machine), ssh://USER@HOST[:PORT], "
+                      f"{SSH_BLOCK_PREFIX}BLOCK_NAME, or a Docker engine address (unix://, tcp://).")

@@ -22,10 +22,11 @@ from pydantic import BaseModel
 
 from incarnate import settings, volumes
 from incarnate.compose import ComposeProject
-from incarnate.config import BlockStoreTarget, StackConfig
+from incarnate.config import BlockStoreTarget, HostSettings, StackConfig
 from incarnate.engines import engine
 from incarnate.errors import ConfigError, HostError, ReleaseError, StageError
 from incarnate.host import Host
+from incarnate.hostprep import prepare_host
 from incarnate.releases import ReleaseDescriptor, ReleaseStore, check_images
 from incarnate.repo import CustomerConfig, load_customer_config
 from incarnate.snapshots import (
@@ -121,8 +122,11 @@ def remove_stack(project: ComposeProject) -> None:
 
 
 # 2. create host
-def create_host(host: Host, stack: str) -> ComposeProject:
-    """The engine answers, Compose v2 works, the stack's directory exists."""
+def create_host(host: Host, stack: str, settings: HostSettings | None = None) -> ComposeProject:
+    """The host is prepared (with `settings`: Docker, Compose, host settings), its engine answers through
+    this machine's connection, Compose v2 works here, the stack's directory exists."""
+    if settings is not None:
+        prepare_host(host.shell(), stack, settings)
     host.check_engine()
     host.compose_command()
     workdir = host.stack_dir(stack)
@@ -235,8 +239,9 @@ def start(project: ComposeProject, deployment: Deployment) -> None:
     project.up()
 
 
-def app_url(deployment: Deployment) -> str:
-    return f"http://127.0.0.1:{deployment.customer.config.http_port}"
+def app_address(host: Host, port: int) -> str:
+    """The app's address for an operator: on the host's loopback (stacks publish there only)."""
+    return f"http://127.0.0.1:{port}" + ("" if host.name == "local" else f" on {host.name}")
 
 
 def read_health(url: str) -> dict | None:
@@ -251,7 +256,7 @@ def read_health(url: str) -> dict | None:
 def migrate(project: ComposeProject, deployment: Deployment, snapshot: Snapshot, timeout: float = 300) -> dict:
     """Wait until the app reports the pinned release and schema version, then record the deployment."""
     descriptor = deployment.release
-    url = app_url(deployment) + descriptor.health.path
+    url = project.host.app_url(deployment.customer.config.http_port) + descriptor.health.path
     deadline, health = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         health = read_health(url)
@@ -276,6 +281,21 @@ def write_state(project: ComposeProject, deployment: Deployment, snapshot: Snaps
     )
     (project.workdir / STATE_FILE).write_text(state.model_dump_json(indent=2))
     return state
+
+
+def runs_as_deployed(project: ComposeProject, deployment: Deployment) -> bool:
+    """The stack was deployed from this very config commit and release, all its services run, and its app
+    reports that release and schema: a deployment would change nothing."""
+    state = read_state(project)
+    if state is None or (state.config_commit, state.release) != (deployment.customer.commit, deployment.release.release):
+        return False
+    services = project.services()
+    if {service.get("Service") for service in services} != set(deployment.release.images):
+        return False
+    if any(service.get("State") != "running" or service.get("Health") not in ("", "healthy") for service in services):
+        return False
+    health = read_health(project.host.app_url(state.http_port) + deployment.release.health.path)
+    return bool(health) and (health.get("release"), health.get("schema_version")) == (state.release, state.schema_version)
 
 
 def read_state(project: ComposeProject) -> StackState | None:

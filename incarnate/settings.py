@@ -31,3 +31,16 @@ def registry() -> str:
 def stacks_dir() -> Path:
     """Where each stack's working files (compose file, env, state) live on a local host."""
     return home() / "stacks"
+
+
+def ssh_identity() -> Path:
+    """The private key for ssh:// hosts (INCARNATE_SSH_KEY): default the first of ~/.ssh/id_ed25519, id_ecdsa, id_rsa."""
+    if os.environ.get("INCARNATE_SSH_KEY"):
+        return Path(os.environ["INCARNATE_SSH_KEY"])
+    candidates = [Path.home() / ".ssh" / name for name in ("id_ed25519", "id_ecdsa", "id_rsa")]
+    return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+def ssh_known_hosts() -> Path:
+    """The pinned host keys for ssh:// hosts (INCARNATE_KNOWN_HOSTS): default ~/.ssh/known_hosts."""
+    return Path(os.environ.get("INCARNATE_KNOWN_HOSTS", str(Path.home() / ".ssh" / "known_hosts")))
