@@ -20,7 +20,7 @@ from flows.drill import restore_drill
 from flows.install import disaster_recovery, install
 from flows.rollback import rollback
 from flows.update import update
-from incarnate.customers import registered
+from incarnate.customers import hosts
 from incarnate.repo import CustomerConfig, load_customer_config
 
 NIGHTLY = "0 2 * * *"
@@ -28,13 +28,15 @@ ON_DEMAND = {"install": install, "update": update, "disaster-recovery": disaster
              "rollback": rollback, "restore-drill": restore_drill}
 
 
-def stack_deployments(customer: CustomerConfig) -> list[RunnerDeployment]:
+def stack_deployments(customer: CustomerConfig, host: str | None = None) -> list[RunnerDeployment]:
+    """The stack's deployments; all but disaster recovery (which goes elsewhere) default to its host."""
     stack, repo = customer.config.stack, customer.repo
     tags = [f"stack:{stack}", f"product:{customer.config.product}"]
-    made = [flow.to_deployment(name=stack, parameters={"repo": repo}, tags=tags,
+    on_host = {"repo": repo, **({"docker_host": host} if host else {})}
+    made = [flow.to_deployment(name=stack, parameters={"repo": repo} if name == "disaster-recovery" else on_host, tags=tags,
                                description=f"{name} of stack {stack} ({repo})") for name, flow in ON_DEMAND.items()]
     made.append(backup.to_deployment(
-        name=stack, parameters={"repo": repo}, tags=[*tags, "nightly"],
+        name=stack, parameters=on_host, tags=[*tags, "nightly"],
         schedules=[Cron(NIGHTLY, timezone=customer.config.timezone)],
         description=f"nightly backup of stack {stack} at 02:00 {customer.config.timezone}, then retention",
     ))
@@ -42,7 +44,7 @@ def stack_deployments(customer: CustomerConfig) -> list[RunnerDeployment]:
 
 
 def all_deployments() -> list[RunnerDeployment]:
-    return [deployment for repo in registered() for deployment in stack_deployments(load_customer_config(repo))]
+    return [deployment for repo, host in hosts().items() for deployment in stack_deployments(load_customer_config(repo), host)]
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import os
 import sys
 import urllib.request
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from incarnate.errors import ConfigError, IncarnateError, exit_code
 
@@ -118,9 +119,22 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     from incarnate.customers import register, registry_path
 
-    customer = register(args.repo)
-    print(f"registered stack {customer.config.stack} ({args.repo}) in {registry_path()}; "
-          f"restart `incarnate serve` to serve its deployments")
+    customer = register(args.repo, args.docker_host)
+    print(f"registered stack {customer.config.stack} ({args.repo}) on host {args.docker_host or 'local'} in "
+          f"{registry_path()}; restart `incarnate serve` to serve its deployments")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Prepare the host, install the stack from its newest backup (nothing if it already runs as pinned), register it."""
+    from flows.install import install
+    from incarnate.customers import check_registrable
+
+    check_registrable(args.repo)  # before the host is touched: a stack name taken by another customer is bad input
+    result = install(repo=args.repo, ref=args.ref, docker_host=args.docker_host, unless_current=True)
+    cmd_register(args)
+    print(f"stack {result['stack']} {'unchanged' if result['unchanged'] else 'installed'}: release {result['release']} "
+          f"at {result['url']}")
     return 0
 
 
@@ -147,11 +161,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from incarnate import pipeline
     from incarnate.compose import ComposeProject
-    from incarnate.host import Host
+    from incarnate.host import resolve_host
     from incarnate.repo import load_customer_config
 
     config = load_customer_config(args.repo, args.ref).config
-    host = Host(args.docker_host)
+    host = resolve_host(args.docker_host)
     host.check_engine()
     project = ComposeProject(host, config.stack, host.stack_dir(config.stack))
     state = pipeline.read_state(project)
@@ -161,8 +175,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})")
     print(f"  config    {state.repo} at {state.config_commit[:10]} ({state.ref})")
     print(f"  restored  from snapshot {state.restored_from}, deployed {state.deployed_at}")
-    health = pipeline.read_health(f"http://127.0.0.1:{state.http_port}/health")
-    print(f"  app       http://127.0.0.1:{state.http_port} -> {health or 'not answering'}")
+    health = pipeline.read_health(host.app_url(state.http_port) + "/health")
+    print(f"  app       {pipeline.app_address(host, state.http_port)} -> {health or 'not answering'}")
     for service in project.services():
         print(f"  {service.get('Service', '?'):<9} {service.get('State', '?')} {service.get('Health', '')}".rstrip())
     return 0
@@ -232,10 +246,18 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("repo", help="customer repo: git URL or path")
         if ref:
             sub.add_argument("--ref", default="HEAD", help="branch, tag or commit of the customer repo (default HEAD)")
-        sub.add_argument("--docker-host", default=None, help="Docker engine address (default: this machine's)")
+        sub.add_argument("--host", "--docker-host", dest="docker_host", default=None, metavar="ADDRESS",
+                         help="container host: ssh://USER@HOST[:PORT], incarnate-ssh-host/BLOCK, or a Docker engine "
+                              "address (default: this machine)")
+        sub.add_argument("--identity", default=None, metavar="FILE",
+                         help="private key for ssh:// hosts (default ~/.ssh/id_ed25519, id_ecdsa or id_rsa)")
+        sub.add_argument("--known-hosts", default=None, metavar="FILE",
+                         help="pinned host keys for ssh:// hosts (default ~/.ssh/known_hosts)")
         sub.set_defaults(handler=handler)
         return sub
 
+    command("init", cmd_init, "prepare a host (this machine or --host ssh://USER@HOST[:PORT]), install the stack "
+            "from its newest backup, register it; changes nothing on a stack that already runs as pinned")
     command("install", cmd_install, "install or re-deploy a stack from its newest backup").add_argument(
         "--snapshot", default=None, help="restore this snapshot id instead of the newest")
     command("update", cmd_update, "update a running stack to the release its repo pins; rolls back on failure")
@@ -270,6 +292,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    for option, variable in (("identity", "INCARNATE_SSH_KEY"), ("known_hosts", "INCARNATE_KNOWN_HOSTS")):
+        if getattr(args, option, None):
+            os.environ[variable] = str(Path(getattr(args, option)).absolute())  # flows read it in this process
     use_local_prefect_server()
     quiet_expected_tracebacks()
     try:

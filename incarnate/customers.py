@@ -19,26 +19,47 @@ def registry_path() -> Path:
     return Path(os.environ.get("INCARNATE_CUSTOMERS", str(settings.home() / "customers.yaml")))
 
 
-def registered() -> list[str]:
+def hosts() -> dict[str, str | None]:
+    """Registered customer repos and the host each stack runs on (None: this machine)."""
     path = registry_path()
     if not path.is_file():
-        return []
+        return {}
     data = yaml.safe_load(path.read_text()) or {}
-    repos = data.get("customers", []) if isinstance(data, dict) else None
-    if not isinstance(repos, list) or not all(isinstance(repo, str) for repo in repos):
-        raise ConfigError(f"{path}: expected `customers:` with a list of customer repo addresses.")
-    return repos
+    entries = data.get("customers", []) if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: expected `customers:` with a list of customer repos (or repo/host mappings).")
+    found: dict[str, str | None] = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            found[entry] = None
+        elif isinstance(entry, dict) and isinstance(entry.get("repo"), str) and set(entry) <= {"repo", "host"}:
+            found[entry["repo"]] = entry.get("host") or None
+        else:
+            raise ConfigError(f"{path}: customer entry {entry!r} is neither a repo address nor a mapping with repo and host.")
+    return found
 
 
-def register(repo: str) -> CustomerConfig:
-    """Validate a customer repo and add it; a stack name must be unique among customers."""
+def registered() -> list[str]:
+    return list(hosts())
+
+
+def check_registrable(repo: str) -> CustomerConfig:
+    """The repo's stack.yaml is valid and no other registered customer uses its stack name."""
     customer = load_customer_config(repo)
-    repos = registered()
-    others = {load_customer_config(other).config.stack: other for other in repos if other != repo}
+    others = {load_customer_config(other).config.stack: other for other in hosts() if other != repo}
     if customer.config.stack in others:
         raise ConfigError(f"stack {customer.config.stack} of {repo} is already registered by {others[customer.config.stack]}.")
-    if repo not in repos:
+    return customer
+
+
+def register(repo: str, host: str | None = None) -> CustomerConfig:
+    """Validate a customer repo and add it (or change its host); a stack name must be unique among customers."""
+    customer = check_registrable(repo)
+    known = hosts()
+    if repo not in known or known[repo] != (host or None):
+        known[repo] = host or None
         path = registry_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump({"customers": [*repos, repo]}))
+        entries = [{"repo": name, "host": where} if where else name for name, where in known.items()]
+        path.write_text(yaml.safe_dump({"customers": entries}))
     return customer

@@ -54,3 +54,17 @@ def test_reinstall_of_a_running_stack_keeps_its_data(customer):
     again = customer.install()
     assert again.returncode == 0, again.stderr
     assert customer.records() == before and before[-1]["title"] == "kept"
+
+
+def test_init_on_the_host_itself_installs_then_changes_nothing(customer, tmp_path):
+    registry = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml")}
+    first = customer.incarnate("init", str(customer.repo), env=registry)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "create host local: Docker Engine" in first.stdout + first.stderr
+    assert f"stack {customer.stack} installed: release 1.0.0 at {customer.url}" in first.stdout
+    containers = customer.containers()
+    again = customer.incarnate("init", str(customer.repo), env=registry)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"stack {customer.stack} unchanged: release 1.0.0 at {customer.url}" in again.stdout
+    assert customer.containers() == containers
+    assert len(list_snapshots(LocalStore(customer.store), customer.stack)) == 2  # vanilla + the install's backup
