@@ -85,7 +85,7 @@ ensure_playwright() {  # drives Debian's Chromium in the UI test; never download
   npm install --silent --no-audit --no-fund --prefix "$prefix" playwright-core@1 >/dev/null
 }
 
-ensure_packages docker.io docker-registry mmdebstrap git curl ca-certificates samba restic chromium
+ensure_packages docker.io docker-registry mmdebstrap git curl ca-certificates samba restic chromium openssh-server openssh-client
 ensure_azurite
 ensure_playwright
 start_docker

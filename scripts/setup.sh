@@ -38,7 +38,7 @@ bash scripts/services.sh
 export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}
 
 step "registering incarnate's block types with the Prefect server"
-"$VENV/bin/prefect" block register --module blocks.stores >/dev/null
+for module in blocks.stores blocks.hosts; do "$VENV/bin/prefect" block register --module "$module" >/dev/null; done
 
 step "building and publishing the demo release"
 "$VENV/bin/python" examples/demo/build.py

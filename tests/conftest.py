@@ -42,3 +42,32 @@ def second_engine():
             assert time.monotonic() < deadline, "the second Docker engine did not start; see /var/log/incarnate/dockerd-b.log"
             time.sleep(0.5)
     return SECOND_ENGINE
+
+
+NO_SUDO_USER = "incarnate-nosudo"
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory, second_engine):
+    """sshd on 127.0.0.1: its sessions' docker reaches the second engine, so it is a remote host. Its users:
+    root, and NO_SUDO_USER (no sudo; created here once, password field `*` so that key login is allowed)."""
+    import pwd
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from tests.servers import sshd
+
+    try:
+        pwd.getpwnam(NO_SUDO_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", NO_SUDO_USER], check=True)
+        subprocess.run(["usermod", "-p", "*", NO_SUDO_USER], check=True)
+    with sshd(tmp_path_factory.mktemp("sshd"), second_engine) as server:
+        # sshd reads a user's keys as that user: the suite's folder is private to root, so a copy in its home
+        keys = Path(pwd.getpwnam(NO_SUDO_USER).pw_dir) / ".ssh" / "authorized_keys"
+        keys.parent.mkdir(exist_ok=True)
+        keys.write_text(server.client_key.with_suffix(".pub").read_text())
+        shutil.chown(keys.parent, NO_SUDO_USER)
+        shutil.chown(keys, NO_SUDO_USER)
+        yield server

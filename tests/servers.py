@@ -116,3 +116,45 @@ def azurite(directory: Path) -> Iterator[Azurite]:
                "--skipApiVersionCheck", "--loose", "--silent"]
     with running(command, port, "azurite", directory / "azurite.out") as process:
         yield Azurite(port=port, process=process)
+
+
+@dataclass
+class SshServer:
+    """A real sshd on 127.0.0.1 whose sessions' docker commands reach `docker_host`: the "remote" host."""
+
+    port: int
+    host_key: str  # the public host key, `TYPE BASE64`
+    client_key: Path  # private key authorized for every user
+    known_hosts: Path  # pins host_key for [127.0.0.1]:port
+    folder: Path
+
+    def url(self, user: str = "root") -> str:
+        return f"ssh://{user}@127.0.0.1:{self.port}"
+
+    def new_key(self, name: str) -> Path:
+        """A key pair sshd knows nothing of (a wrong login key, or another host's key)."""
+        path = self.folder / name
+        if not path.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)], check=True)
+        return path
+
+
+@contextmanager
+def sshd(folder: Path, docker_host: str) -> Iterator[SshServer]:
+    """Debian's OpenSSH server with its own config, host key and authorized_keys, on a free port."""
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(folder / name)], check=True)
+    (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
+    port = free_port()
+    host_key = " ".join((folder / "host_key.pub").read_text().split()[:2])
+    (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key}\n")
+    config = folder / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {folder / 'host_key'}", f"PidFile {folder / 'sshd.pid'}",
+        f"AuthorizedKeysFile {folder / 'authorized_keys'} .ssh/authorized_keys", "StrictModes no", "UsePAM no",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
+        f"SetEnv DOCKER_HOST={docker_host}", "Subsystem sftp internal-sftp", "MaxStartups 100", "LogLevel VERBOSE", "",
+    ]))
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    with running(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], port, "sshd", folder / "sshd.log"):
+        yield SshServer(port, host_key, folder / "client_key", folder / "known_hosts", folder)

@@ -74,7 +74,7 @@ def test_disaster_recovery_onto_another_engine_from_the_newest_backup(customer, 
         result = customer.incarnate("recover", str(customer.repo), "--docker-host", second_engine)
         assert result.returncode == 0, result.stderr[-3000:]
         output = result.stdout + result.stderr
-        assert f"on host {second_engine} (restored from {newest.id}); seconds per stage: load config" in output
+        assert f" on {second_engine} (restored from {newest.id}); seconds per stage: load config" in output
         for stage in ("create host", "fetch backup", "restore", "start", "migrate", "backup"):
             assert f"{stage} " in output.split("seconds per stage:")[1]
         assert json.loads(customer.request("GET", "/health"))["release"] == "1.0.0"
