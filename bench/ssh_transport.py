@@ -1,0 +1,85 @@
+"""Docker engine over SSH: throughput and memory of streams through incarnate's SSH channels,
+against the same engine reached directly, in one run.
+
+Starts its own sshd on a free loopback port (the test suite's helper), whose sessions reach
+this machine's engine; so both paths end at the same engine and only the transport differs.
+Prints MB/s each way for each path, the ratio SSH/direct, and how much this process's peak
+memory grew while the data passed (it must not grow with the size: nothing is staged).
+
+    .venv/bin/python bench/ssh_transport.py [--mb 500]
+"""
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from incarnate import settings  # noqa: E402
+from incarnate.host import Host, copy_from  # noqa: E402
+from incarnate.ssh import SshAddress, SshSession, credentials_from_files  # noqa: E402
+from incarnate.volumes import toolbox_image  # noqa: E402
+from tests.servers import sshd  # noqa: E402
+
+BLOCK = 1 << 20
+
+
+class Zeros:
+    """A readable stream of `size` zero bytes, without holding them."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, size: int) -> bytes:
+        take = min(size, self.left)
+        self.left -= take
+        return bytes(take)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(host: Host, megabytes: int) -> dict[str, float]:
+    size, image = megabytes * BLOCK, toolbox_image(settings.registry())
+    before = peak_rss_mb()
+    began = time.perf_counter()
+    with host.stream_out(["docker", "run", "--rm", "--network", "none", image, "head", "-c", str(size), "/dev/zero"],
+                         what="streaming out") as stream:
+        received = 0
+        while block := stream.read(BLOCK):
+            received += len(block)
+    out_seconds = time.perf_counter() - began
+    assert received == size, f"received {received} of {size} bytes"
+    began = time.perf_counter()
+    host.stream_in(["docker", "run", "-i", "--rm", "--network", "none", image, "sh", "-c", "cat > /dev/null"],
+                   copy_from(Zeros(size)), what="streaming in")
+    in_seconds = time.perf_counter() - began
+    return {"out": megabytes / out_seconds, "in": megabytes / in_seconds, "rss_growth": peak_rss_mb() - before}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=500, help="megabytes each way (default 500)")
+    args = parser.parse_args()
+    direct = measure(Host(), args.mb)
+    with tempfile.TemporaryDirectory() as folder, sshd(Path(folder), "unix:///var/run/docker.sock") as server:
+        host = Host(ssh=SshSession(SshAddress("127.0.0.1", "root", server.port),
+                                   credentials_from_files(server.client_key, server.known_hosts)))
+        try:
+            over_ssh = measure(host, args.mb)
+        finally:
+            host.close()
+    print(f"{args.mb} MB each way through `docker run` (engine -> this process, and back)")
+    print(f"{'path':<8}{'out MB/s':>10}{'in MB/s':>10}{'peak RSS growth MB':>20}")
+    for name, figures in (("direct", direct), ("ssh", over_ssh)):
+        print(f"{name:<8}{figures['out']:>10.0f}{figures['in']:>10.0f}{figures['rss_growth']:>20.1f}")
+    print(f"ratio ssh/direct: out {over_ssh['out'] / direct['out']:.2f}, in {over_ssh['in'] / direct['in']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
