@@ -41,7 +41,7 @@ class StageReport:
     def say(self, row: dict[str, str]) -> None:
         """One line per finished stage, so a terminal (and the run's log) follows the deployment."""
         detail = f": {row['detail']}" if row["detail"] and row["result"] == "ok" else ""
-        print(f"{self.flow} {self.stack or ''}: {row['stage']} {row['result']} ({row['seconds']} s){detail}")
+        print(f"{' '.join(filter(None, (self.flow, self.stack)))}: {row['stage']} {row['result']} ({row['seconds']} s){detail}")
 
     def durations(self) -> dict[str, float]:
         return {row["stage"]: float(row["seconds"]) for row in self.rows if row["seconds"]}

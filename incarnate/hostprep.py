@@ -9,7 +9,6 @@ import platform
 import re
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from incarnate.config import HostSettings, NfsShare, SmbShare
@@ -21,14 +20,14 @@ DEBIAN_FAMILY = ("debian", "ubuntu")
 APT_INSTALL = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
 
 
-def prepare_host(shell: Shell, stack: str, settings: HostSettings, say: Callable[[str], None] = print) -> list[str]:
+def prepare_host(shell: Shell, stack: str, settings: HostSettings) -> list[str]:
     """Make the host ready for `stack`; returns the lines it printed, one per step."""
     lines: list[str] = []
 
     def step(text: str | None) -> None:
         if text:
             lines.append(text)
-            say(f"create host {shell.name}: {text}")
+            print(f"create host {shell.name}: {text}")  # looked up at call time: a Prefect run logs it
 
     step(check_root(shell))
     system = read_os(shell)

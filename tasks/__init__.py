@@ -11,7 +11,8 @@ from prefect.states import State
 from incarnate.errors import ConfigError, IntegrityError, ReleaseError, StageError
 
 # A deployment acts on the world; a cached result would skip work that must happen.
-STAGE = {"cache_policy": NO_CACHE, "persist_result": False}
+# Stages print what they find and do (create host's steps): into the run's log, not only a terminal.
+STAGE = {"cache_policy": NO_CACHE, "persist_result": False, "log_prints": True}
 NETWORK_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
 
 

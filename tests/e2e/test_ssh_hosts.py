@@ -112,6 +112,12 @@ def test_disaster_recovery_of_a_local_stack_onto_a_saved_ssh_host(customer, ssh_
         assert customer.records() == records
         assert customer.request("GET", "/files/keep.bin") == payload
         assert ssh_server.client_key.read_text().strip() not in result.stdout + result.stderr
+
+        customer.request("POST", "/records", b'{"title": "after the recovery"}')
+        nightly = customer.incarnate("backup", str(customer.repo), "--host", f"incarnate-ssh-host/{block}")
+        assert nightly.returncode == 0, nightly.stderr[-3000:]
+        newest = list_snapshots(LocalStore(customer.store), customer.stack)[-1]
+        assert f"snapshot {newest.id}" in nightly.stdout + nightly.stderr and newest.manifest.origin == "backup"
     finally:
         remove_remote_stack(second_engine, customer.stack)
 
