@@ -11,6 +11,7 @@ from prefect import flow
 from flows.common import incarnation, now, record_incarnation, stack_lock
 from flows.report import StageReport, publish_backup
 from incarnate import pipeline, settings
+from incarnate.errors import ReleaseError
 from incarnate.host import resolve_host
 from tasks.backup import backup
 from tasks.create_host import create_host
@@ -36,6 +37,10 @@ def deploy(name: str, repo: str, ref: str, docker_host: str | None, snapshot: st
         running = pipeline.read_state(project)
         if running:
             pipeline.refuse_downgrade(deployment, running.schema_version, f"the running stack (release {running.release})")
+        if unless_current and running and running.release != deployment.release.release:
+            raise ReleaseError(f"stack {deployment.stack} runs release {running.release} on host {host.name} and "
+                               f"{repo} now pins {deployment.release.release}: run `incarnate update` (verified "
+                               f"pre-update backup, automatic rollback); the running stack was not touched.")
         if unless_current and snapshot is None and pipeline.runs_as_deployed(project, deployment):
             url = pipeline.app_address(host, deployment.customer.config.http_port)
             print(f"stack {deployment.stack} already runs release {deployment.release.release} of config commit "

@@ -68,3 +68,8 @@ def test_init_on_the_host_itself_installs_then_changes_nothing(customer, tmp_pat
     assert f"stack {customer.stack} unchanged: release 1.0.0 at {customer.url}" in again.stdout
     assert customer.containers() == containers
     assert len(list_snapshots(LocalStore(customer.store), customer.stack)) == 2  # vanilla + the install's backup
+
+    customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "pin 1.1.0")
+    changed = customer.incarnate("init", str(customer.repo), env=registry)
+    assert changed.returncode == 2 and "runs release 1.0.0" in changed.stderr and "run `incarnate update`" in changed.stderr
+    assert customer.containers() == containers
