@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import io
+import logging
 import os
 import re
 import select
@@ -29,6 +30,10 @@ import paramiko
 from fabric import Config, Connection
 
 from incarnate.errors import ConfigError, HostError, tail
+
+# paramiko's transport thread logs a traceback for failures (no banner, reset) that the HostError raised here
+# already states in one sentence; an operator's terminal gets the sentence only.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 CONNECT_TIMEOUT = 10
 BLOCK = 1 << 16
@@ -159,6 +164,8 @@ class SshSession:
     def _connect(self) -> Connection:
         """A new connection; the host key must match a pinned one, login by key only."""
         address = self.address
+        # Only a first connection has certainly changed nothing; a later one (reconnect) may come mid-stage.
+        outcome = "Nothing was changed." if not self._connections else "The run stopped at this stage; its log says what was done."
         pkey = load_private_key(self.credentials.private_key, self.credentials.source)
         policy = _UnknownHostKey()
         connection = Connection(
@@ -179,25 +186,26 @@ class SshSession:
             raise HostError(
                 f"host key of {address.host}:{address.port} changed: it offers {fingerprint(error.key)}, "
                 f"pinned is {fingerprint(error.expected_key)}; if the host was rebuilt, verify the new key and "
-                f"replace the pin ({self.credentials.source}). Nothing was changed."
+                f"replace the pin ({self.credentials.source}). {outcome}"
             ) from None
         except paramiko.AuthenticationException:
             raise HostError(
                 f"SSH login as {where} was refused for key {fingerprint(pkey)}; add its public key to "
-                f"~{address.user}/.ssh/authorized_keys on the host. Nothing was changed."
+                f"~{address.user}/.ssh/authorized_keys on the host. {outcome}"
             ) from None
         except paramiko.SSHException as error:
             if policy.offered is not None:
                 raise HostError(
                     f"host key of {address.host}:{address.port} ({fingerprint(policy.offered)}) is not pinned in "
                     f"{self.credentials.source}; verify it on the host (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`) "
-                    f"and pin it (`ssh-keyscan -p {address.port} {address.host} >> ~/.ssh/known_hosts`). Nothing was changed."
+                    f"and pin it (`ssh-keyscan -p {address.port} {address.host} >> ~/.ssh/known_hosts`). {outcome}"
                 ) from None
-            raise HostError(f"SSH connection to {where} failed ({error}). Nothing was changed.") from None
+            raise HostError(f"SSH connection to {where} failed ({error}). {outcome}") from None
         except (OSError, EOFError) as error:
-            reason = getattr(error, "strerror", None) or str(error) or error.__class__.__name__
+            causes = list(getattr(error, "errors", {}).values())  # NoValidConnectionsError: one per address tried
+            reason = (causes[0] if causes else error).strerror or str(error) or error.__class__.__name__
             raise HostError(f"cannot reach {where} over SSH ({reason}); check the address, the port and that "
-                            f"sshd runs there. Nothing was changed.") from None
+                            f"sshd runs there. {outcome}") from None
         connection.transport.set_keepalive(30)
         return connection
 
