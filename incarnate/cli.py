@@ -168,6 +168,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     host = resolve_host(args.docker_host)
     host.check_engine()
     project = ComposeProject(host, config.stack, host.stack_dir(config.stack))
+    project.load_from_host()
     state = pipeline.read_state(project)
     if state is None or not project.has_files():
         print(f"stack {config.stack}: not deployed on host {host.name}")

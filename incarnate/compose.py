@@ -9,6 +9,11 @@ from incarnate.host import Host
 
 COMPOSE_FILE = "compose.yaml"
 ENV_FILE = "incarnate.env"
+STATE_FILE = "state.json"
+# An SSH host keeps its stacks' files itself, so that any machine running a flow (a DevOps laptop, the
+# Prefect server's, a worker on the host) finds what runs there; a local host's workdir is already on it.
+HOST_STACKS = "/var/lib/incarnate/stacks"
+KEPT_ON_HOST = (COMPOSE_FILE, ENV_FILE, STATE_FILE)
 
 
 @dataclass
@@ -31,6 +36,34 @@ class ComposeProject:
 
     def compose(self, *args: str, what: str, timeout: float | None = None, error: type[Exception] = StageError) -> str:
         return self.host.run(self._command(*args), what=what, error=error, timeout=timeout)
+
+    def host_dir(self) -> str:
+        return f"{HOST_STACKS}/{self.name}"
+
+    def save_on_host(self) -> None:
+        """Copy the stack's files to an SSH host (each replaced whole: a reader never sees half a file)."""
+        shell, folder = self.host.ssh, self.host_dir()
+        if shell is None:
+            return
+        for name in KEPT_ON_HOST:
+            path = self.workdir / name
+            if path.is_file():
+                shell.execute(shell.as_root(f"mkdir -p {folder} && cat > {folder}/{name}.new && mv {folder}/{name}.new {folder}/{name}"),
+                              what=f"saving {name} of stack {self.name}", stdin=path.read_bytes())
+
+    def load_from_host(self) -> None:
+        """Take an SSH host's files of the stack as this machine's copy: the host knows what runs on it."""
+        shell, folder = self.host.ssh, self.host_dir()
+        if shell is None or not shell.execute(f"test -f {folder}/{STATE_FILE} && echo yes || true", what="looking for the stack's state").strip():
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for name in KEPT_ON_HOST:
+            text = shell.execute(shell.as_root(f"cat {folder}/{name}"), what=f"reading {name} of stack {self.name}")
+            (self.workdir / name).write_text(text)
+
+    def forget_on_host(self) -> None:
+        if self.host.ssh:
+            self.host.ssh.execute(self.host.ssh.as_root(f"rm -rf {self.host_dir()}"), what=f"removing the files of stack {self.name}")
 
     def has_files(self) -> bool:
         return (self.workdir / COMPOSE_FILE).is_file()

@@ -21,7 +21,7 @@ from typing import BinaryIO
 from pydantic import BaseModel
 
 from incarnate import settings, volumes
-from incarnate.compose import ComposeProject
+from incarnate.compose import STATE_FILE, ComposeProject
 from incarnate.config import BlockStoreTarget, HostSettings, StackConfig
 from incarnate.engines import engine
 from incarnate.errors import ConfigError, HostError, ReleaseError, StageError
@@ -36,7 +36,6 @@ from incarnate.snapshots import (
 from incarnate.stores import Store
 from incarnate.stores.local import LocalStore
 
-STATE_FILE = "state.json"
 
 
 @dataclass(frozen=True)
@@ -114,6 +113,7 @@ def free_port() -> int:
 
 def forget_workdir(project: ComposeProject) -> None:
     shutil.rmtree(project.workdir, ignore_errors=True)
+    project.forget_on_host()
 
 
 def remove_stack(project: ComposeProject) -> None:
@@ -134,7 +134,9 @@ def create_host(host: Host, stack: str, settings: HostSettings | None = None) ->
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise HostError(f"host {host.name}: cannot create {workdir} ({error.strerror}).") from None
-    return ComposeProject(host=host, name=stack, workdir=workdir)
+    project = ComposeProject(host=host, name=stack, workdir=workdir)
+    project.load_from_host()
+    return project
 
 
 # 3. fetch backup
@@ -280,6 +282,7 @@ def write_state(project: ComposeProject, deployment: Deployment, snapshot: Snaps
         http_port=customer.config.http_port, registry=deployment.registry,
     )
     (project.workdir / STATE_FILE).write_text(state.model_dump_json(indent=2))
+    project.save_on_host()
     return state
 
 

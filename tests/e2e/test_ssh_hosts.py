@@ -4,12 +4,15 @@ operator meets (wrong key, changed or unknown host key, unreachable host, no sud
 
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
+from incarnate import settings
+from incarnate.compose import HOST_STACKS
 from incarnate.hostprep import with_managed_line
 from incarnate.snapshots import list_snapshots
 from incarnate.stores.local import LocalStore
@@ -30,6 +33,7 @@ def remote_containers(engine: str, stack: str) -> list[str]:
 
 def remove_remote_stack(engine: str, stack: str) -> None:
     subprocess.run([COMPOSE, "-p", stack, "down", "--volumes"], env={**os.environ, "DOCKER_HOST": engine}, capture_output=True)
+    shutil.rmtree(Path(HOST_STACKS) / stack, ignore_errors=True)  # the "remote" host's copy of its files
 
 
 def forget_dns_names(stack: str) -> None:
@@ -74,6 +78,9 @@ def test_init_from_a_devops_machine_prepares_the_ssh_host_and_installs(customer,
 
         customer.request("POST", "/records", b'{"title": "written on the ssh host"}')
         snapshots = len(list_snapshots(LocalStore(customer.store), customer.stack))
+        # Another DevOps machine has no copy of the stack's files: the host's own copy tells what runs there.
+        [workdir] = settings.stacks_dir().glob(f"@ssh-root-127.0.0.1-{ssh_server.port}/{customer.stack}")
+        shutil.rmtree(workdir)
         again = customer.incarnate("init", str(customer.repo), *ssh_options(ssh_server), env=registry_file)
         assert again.returncode == 0, again.stderr[-3000:]
         assert "healthy; nothing changed." in again.stdout + again.stderr
