@@ -5,7 +5,8 @@ import os
 import socket
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prefect import get_run_logger
@@ -16,11 +17,20 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from flows.report import StageReport, artifact_key
-from incarnate import incarnations
+from incarnate import incarnations, pipeline, settings
+from incarnate.compose import ComposeProject
 from incarnate.errors import StageError
-from incarnate.host import Host
+from incarnate.host import Host, resolve_host
 from incarnate.incarnations import Incarnation
-from incarnate.pipeline import Deployment
+from incarnate.pipeline import Deployment, StackState
+from incarnate.releases import ReleaseStore
+from incarnate.snapshots import Snapshot
+from incarnate.stores import Store
+from tasks.create_host import create_host
+from tasks.load_config import load_config
+from tasks.migrate import migrate
+from tasks.restore import restore
+from tasks.start import start
 
 LOCK_WAIT_SECONDS = float(os.environ.get("INCARNATE_LOCK_WAIT_SECONDS", "1800"))
 # A run renews its hold on the stack while it lives; one that was killed frees it within this time.
@@ -88,3 +98,47 @@ def incarnation(flow: str, deployment: Deployment, host: Host, started_at: str, 
     return Incarnation(stack=deployment.stack, flow=flow, commit=customer.commit, ref=customer.ref,
                        release=deployment.release.release, restored_from=restored_from, backup=backup, host=host.name,
                        triggered_by=triggered_by(), result=result, error=str(error) if error else None, started_at=started_at)
+
+
+@dataclass(frozen=True)
+class OnHost:
+    """What a deploying flow holds once the stack is locked and its host created."""
+
+    deployment: Deployment
+    releases: ReleaseStore
+    store: Store
+    host: Host
+    project: ComposeProject
+    running: StackState | None  # what the host says runs now, None if nothing
+
+
+@contextmanager
+def deployment_on_host(report: StageReport, repo: str, ref: str, docker_host: str | None) -> Iterator[OnHost]:
+    """Load config, then hold the stack on its host until the block ends: lock, create host, what runs there.
+    A deployment onto data of a newer schema than its release is refused here, before anything changes."""
+    releases = pipeline.default_release_store()
+    with report.stage("load config"):
+        deployment = load_config(repo, ref, releases, settings.registry())
+    report.stack = deployment.stack
+    store = pipeline.backup_store(deployment.customer.config)
+    host = resolve_host(docker_host)
+    with stack_lock(deployment.stack), closing(host):
+        with report.stage("create host"):
+            project = create_host(host, deployment.stack, deployment.customer.config.host)
+        running = pipeline.read_state(project)
+        if running:
+            pipeline.refuse_downgrade(deployment, running.schema_version, f"the running stack (release {running.release})")
+        yield OnHost(deployment, releases, store, host, project, running)
+
+
+def bring_up(report: StageReport, project: ComposeProject, deployment: Deployment, store: Store, snapshot: Snapshot) -> dict:
+    """Restore, start, migrate: the stages every deploying flow runs in this order, each reported; returns the health."""
+    with report.stage("restore") as row:
+        outcome = restore(project, deployment, store, snapshot)
+        row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
+    with report.stage("start"):
+        start(project, deployment)
+    with report.stage("migrate") as row:
+        health = migrate(project, deployment, snapshot)
+        row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
+    return health

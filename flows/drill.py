@@ -4,6 +4,7 @@ tear it down, report. The automated proof that the latest backup is restorable."
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from flows.common import bring_up
 from flows.report import StageReport, artifact_key
 from incarnate import pipeline, settings
 from incarnate.errors import StoreError
@@ -11,9 +12,6 @@ from incarnate.host import resolve_host
 from incarnate.repo import CustomerConfig, load_customer_config
 from incarnate.snapshots import find_snapshot
 from tasks.create_host import create_host
-from tasks.migrate import migrate
-from tasks.restore import restore
-from tasks.start import start
 
 
 @flow(name="restore-drill", log_prints=True)
@@ -44,13 +42,7 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
     try:
         with report.stage("create host"):
             project = create_host(host, scratch.stack)
-        with report.stage("restore"):
-            restore(project, deployment, store, chosen)
-        with report.stage("start"):
-            start(project, deployment)
-        with report.stage("migrate") as row:
-            health = migrate(project, deployment, chosen)
-            row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
+        health = bring_up(report, project, deployment, store, chosen)
         with report.stage("check") as row:
             counts = pipeline.row_counts(project, descriptor)
             row["detail"] = ", ".join(f"{table}: {rows}" for table, rows in counts.items())

@@ -4,44 +4,26 @@ Both are the same deployment; disaster recovery names the other host and is repo
 such. A first install restores the release's vanilla backup.
 """
 
-from contextlib import closing
-
 from prefect import flow
 
-from flows.common import incarnation, now, record_incarnation, stack_lock
+from flows.common import bring_up, deployment_on_host, incarnation, now, record_incarnation
 from flows.report import StageReport, publish_backup
-from incarnate import pipeline, settings
+from incarnate import pipeline
 from incarnate.errors import ReleaseError
-from incarnate.host import resolve_host
 from tasks.backup import backup
-from tasks.create_host import create_host
 from tasks.fetch_backup import fetch_backup
-from tasks.load_config import load_config
-from tasks.migrate import migrate
-from tasks.restore import restore
-from tasks.start import start
 
 
 def deploy(name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None,
            unless_current: bool = False) -> dict:
     report, started = StageReport(name), now()
-    releases, registry = pipeline.default_release_store(), settings.registry()
-    with report.stage("load config"):
-        deployment = load_config(repo, ref, releases, registry)
-    report.stack = deployment.stack
-    store = pipeline.backup_store(deployment.customer.config)
-    host = resolve_host(docker_host)
-    with stack_lock(deployment.stack), closing(host):
-        with report.stage("create host"):
-            project = create_host(host, deployment.stack, deployment.customer.config.host)
-        running = pipeline.read_state(project)
-        if running:
-            pipeline.refuse_downgrade(deployment, running.schema_version, f"the running stack (release {running.release})")
+    with deployment_on_host(report, repo, ref, docker_host) as held:
+        deployment, host, project, running = held.deployment, held.host, held.project, held.running
         if unless_current and running and running.release != deployment.release.release:
             raise ReleaseError(f"stack {deployment.stack} runs release {running.release} on host {host.name} and "
                                f"{repo} now pins {deployment.release.release}: run `incarnate update` (verified "
                                f"pre-update backup, automatic rollback); the running stack was not touched.")
-        if unless_current and snapshot is None and pipeline.runs_as_deployed(project, deployment):
+        if unless_current and snapshot is None and running and pipeline.runs_as_deployed(project, deployment, running):
             url = pipeline.app_address(host, deployment.customer.config.http_port)
             print(f"stack {deployment.stack} already runs release {deployment.release.release} of config commit "
                   f"{deployment.customer.commit[:10]} at {url}, healthy; nothing changed.")
@@ -50,18 +32,11 @@ def deploy(name: str, repo: str, ref: str, docker_host: str | None, snapshot: st
         source = None
         try:
             with report.stage("fetch backup") as row:
-                source = fetch_backup(deployment, store, releases, snapshot)
+                source = fetch_backup(deployment, held.store, held.releases, snapshot)
                 row["detail"] = f"{source.id} ({source.manifest.origin}, release {source.manifest.release})"
-            with report.stage("restore") as row:
-                outcome = restore(project, deployment, store, source)
-                row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
-            with report.stage("start"):
-                start(project, deployment)
-            with report.stage("migrate") as row:
-                health = migrate(project, deployment, source)
-                row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
+            bring_up(report, project, deployment, held.store, source)
             with report.stage("backup") as row:
-                after = backup(project, store, deployment.customer.config.backup.lock_days)
+                after = backup(project, held.store, deployment.customer.config.backup.lock_days)
                 row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.lock}"
         except Exception as error:
             record_incarnation(report, incarnation(name, deployment, host, started, "failed", source and source.id, error=error), repo)

@@ -6,7 +6,7 @@ from contextlib import closing
 from prefect import flow
 
 from flows.common import incarnation as make_incarnation
-from flows.common import now, record_incarnation, stack_lock
+from flows.common import bring_up, now, record_incarnation, stack_lock
 from flows.report import StageReport
 from incarnate import incarnations, pipeline, settings
 from incarnate.errors import ReleaseError
@@ -16,9 +16,6 @@ from tasks.backup import backup
 from tasks.create_host import create_host
 from tasks.fetch_backup import fetch_backup
 from tasks.load_config import load_config
-from tasks.migrate import migrate
-from tasks.restore import restore
-from tasks.start import start
 
 
 @flow(name="rollback", log_prints=True)
@@ -51,12 +48,7 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
             row["detail"] = source.id
         with report.stage("remove stack"):
             pipeline.remove_stack(project)
-        with report.stage("restore"):
-            restore(project, target, store, source)
-        with report.stage("start"):
-            start(project, target)
-        with report.stage("migrate"):
-            migrate(project, target, source)
+        bring_up(report, project, target, store, source)
         with report.stage("backup") as row:
             after = backup(project, store, target.customer.config.backup.lock_days)
             row["detail"] = after.snapshot.id

@@ -5,18 +5,14 @@ health), the stack is rolled back: its containers and volumes are removed and th
 pre-update backup is restored with the previous release, through the same stages.
 """
 
-from contextlib import closing
-
 from prefect import flow
 
-from flows.common import incarnation, now, record_incarnation, stack_lock
+from flows.common import bring_up, deployment_on_host, incarnation, now, record_incarnation
 from flows.report import StageReport, publish_backup
-from incarnate import pipeline, settings
+from incarnate import pipeline
 from incarnate.errors import IntegrityError, StageError
-from incarnate.host import resolve_host
 from incarnate.snapshots import verify_snapshot
 from tasks.backup import backup
-from tasks.create_host import create_host
 from tasks.fetch_backup import fetch_backup
 from tasks.load_config import load_config
 from tasks.migrate import migrate
@@ -34,21 +30,12 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
         docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
     """
     report, started = StageReport("update"), now()
-    releases, registry = pipeline.default_release_store(), settings.registry()
-    with report.stage("load config"):
-        target = load_config(repo, ref, releases, registry)
-    report.stack = target.stack
-    store = pipeline.backup_store(target.customer.config)
-    host = resolve_host(docker_host)
-    lock_days = target.customer.config.backup.lock_days
-    with stack_lock(target.stack), closing(host):
-        with report.stage("create host"):
-            project = create_host(host, target.stack, target.customer.config.host)
-        running = pipeline.read_state(project)
+    with deployment_on_host(report, repo, ref, docker_host) as held:
+        target, store, host, project, running = held.deployment, held.store, held.host, held.project, held.running
+        lock_days = target.customer.config.backup.lock_days
         if running is None:
             raise StageError(f"stack {target.stack} is not deployed on host {host.name}; install it first (`incarnate install`).")
-        pipeline.refuse_downgrade(target, running.schema_version, f"the running stack (release {running.release})")
-        previous = load_config(running.repo, running.config_commit, pipeline.customer_releases(store), registry)
+        previous = load_config(running.repo, running.config_commit, pipeline.customer_releases(store), target.registry)
         with report.stage("backup (pre-update)") as row:
             before = backup(project, store, lock_days)
             problems = verify_snapshot(store, before.snapshot)
@@ -57,17 +44,11 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
             row["detail"] = f"{before.snapshot.id}, verified"
         try:
             with report.stage("fetch backup") as row:
-                source = fetch_backup(target, store, releases, before.snapshot.id)
+                source = fetch_backup(target, store, held.releases, before.snapshot.id)
                 row["detail"] = f"{source.id}; release {target.release.release} files in the customer store"
             with report.stage("stop app") as row:
                 row["detail"] = ", ".join(pipeline.stop_services(project, previous.release))
-            with report.stage("restore") as row:
-                row["detail"] = ", ".join(f"{a}: {r}" for a, r in restore(project, target, store, source).items())
-            with report.stage("start"):
-                start(project, target)
-            with report.stage("migrate") as row:
-                health = migrate(project, target, source)
-                row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
+            bring_up(report, project, target, store, source)
         except Exception as failure:
             with report.stage("rollback") as row:
                 try:

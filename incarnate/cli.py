@@ -160,15 +160,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from incarnate import pipeline
-    from incarnate.compose import ComposeProject
     from incarnate.host import resolve_host
     from incarnate.repo import load_customer_config
 
     config = load_customer_config(args.repo, args.ref).config
     host = resolve_host(args.docker_host)
-    host.check_engine()
-    project = ComposeProject(host, config.stack, host.stack_dir(config.stack))
-    project.load_from_host()
+    project = pipeline.create_host(host, config.stack)  # without host settings: status only reads
     state = pipeline.read_state(project)
     if state is None or not project.has_files():
         print(f"stack {config.stack}: not deployed on host {host.name}")

@@ -54,10 +54,14 @@ class ComposeProject:
     def load_from_host(self) -> None:
         """Take an SSH host's files of the stack as this machine's copy: the host knows what runs on it."""
         shell, folder = self.host.ssh, self.host_dir()
-        if shell is None or not shell.execute(f"test -f {folder}/{STATE_FILE} && echo yes || true", what="looking for the stack's state").strip():
+        if shell is None:
             return
+        state = shell.execute(shell.as_root(f"cat {folder}/{STATE_FILE} 2>/dev/null || true"), what="reading the stack's state")
+        if not state:
+            return  # not deployed there (or deployed before hosts kept their stacks' files)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for name in KEPT_ON_HOST:
+        (self.workdir / STATE_FILE).write_text(state)
+        for name in (COMPOSE_FILE, ENV_FILE):
             text = shell.execute(shell.as_root(f"cat {folder}/{name}"), what=f"reading {name} of stack {self.name}")
             (self.workdir / name).write_text(text)
 

@@ -39,10 +39,6 @@ def hosts() -> dict[str, str | None]:
     return found
 
 
-def registered() -> list[str]:
-    return list(hosts())
-
-
 def check_registrable(repo: str) -> CustomerConfig:
     """The repo's stack.yaml is valid and no other registered customer uses its stack name."""
     customer = load_customer_config(repo)

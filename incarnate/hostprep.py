@@ -30,10 +30,10 @@ def prepare_host(shell: Shell, stack: str, settings: HostSettings) -> list[str]:
             print(f"create host {shell.name}: {text}")  # looked up at call time: a Prefect run logs it
 
     step(check_root(shell))
-    system = read_os(shell)
-    step(f"{system.get('PRETTY_NAME', 'unknown OS')} ({platform_of(shell)})")
+    system, machine = read_os(shell), platform_of(shell)
+    step(f"{system.get('PRETTY_NAME', 'unknown OS')} ({machine})")
     step(ensure_docker(shell, system))
-    step(ensure_compose(shell))
+    step(ensure_compose(shell, machine))
     step(ensure_directories(shell, settings.directories))
     step(ensure_dns_names(shell, stack, settings.dns_names))
     step(ensure_backup_share(shell, stack, settings.backup_share))
@@ -102,13 +102,12 @@ def compose_version(shell: Shell) -> str | None:
     return text if major.isdigit() and int(major) >= 2 else None
 
 
-def ensure_compose(shell: Shell) -> str:
+def ensure_compose(shell: Shell, machine: str) -> str:
     """Compose v2 as a Docker CLI plugin; if missing, the very binary this machine runs is copied there."""
     version = compose_version(shell)
     if version:
         return f"Compose {version} present"
     bundled = Path(sys.executable).with_name("docker-compose")
-    machine = platform_of(shell)
     if not bundled.is_file() or machine != platform.machine():
         raise HostError(f"Compose v2 is missing on host {shell.name} ({machine}); install the docker-compose-plugin "
                         f"package there and run again.")

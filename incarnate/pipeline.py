@@ -286,11 +286,10 @@ def write_state(project: ComposeProject, deployment: Deployment, snapshot: Snaps
     return state
 
 
-def runs_as_deployed(project: ComposeProject, deployment: Deployment) -> bool:
-    """The stack was deployed from this very config commit and release, all its services run, and its app
-    reports that release and schema: a deployment would change nothing."""
-    state = read_state(project)
-    if state is None or (state.config_commit, state.release) != (deployment.customer.commit, deployment.release.release):
+def runs_as_deployed(project: ComposeProject, deployment: Deployment, state: StackState) -> bool:
+    """The stack (whose state the host keeps) was deployed from this very config commit and release, all its
+    services run, and its app reports that release and schema: a deployment would change nothing."""
+    if (state.config_commit, state.release) != (deployment.customer.commit, deployment.release.release):
         return False
     services = project.services()
     if {service.get("Service") for service in services} != set(deployment.release.images):

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
@@ -70,12 +70,9 @@ class SshAddress:
 class SshCredentials:
     """The private key to log in with and the host keys this host may present (known_hosts lines)."""
 
-    private_key: str
-    host_keys: str
+    private_key: str = field(repr=False)
+    host_keys: str = field(repr=False)
     source: str  # where both came from, for error messages (never the key itself)
-
-    def __repr__(self) -> str:
-        return f"SshCredentials(source={self.source!r})"
 
 
 def credentials_from_files(identity: Path, known_hosts: Path) -> SshCredentials:
