@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from incarnate.snapshots import SnapshotWriter, new_snapshot_prefix  # noqa: E402
+from incarnate.backup_format import SnapshotWriter, new_snapshot_prefix  # noqa: E402
 from incarnate.stores.local import LocalStore  # noqa: E402
 
 

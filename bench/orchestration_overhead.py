@@ -17,29 +17,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from incarnate import pipeline, settings  # noqa: E402
-from incarnate.cli import use_local_prefect_server  # noqa: E402
+from cli.main import use_local_prefect_server  # noqa: E402
+from incarnate import settings  # noqa: E402
 from incarnate.host import Host  # noqa: E402
+from incarnate.releases import default_release_store  # noqa: E402
+from incarnate.stages import backup, create_host, fetch_backup, load_config, migrate, restore, start  # noqa: E402
+from incarnate.stores.resolve import backup_store  # noqa: E402
 
 
 def plain_recovery(repo: str) -> dict[str, float]:
     """The seven stages as plain functions, timed one by one."""
-    seconds, releases = {}, pipeline.default_release_store()
+    seconds, releases = {}, default_release_store()
 
-    def timed(name, call):
+    def timed(stage, call):
         began = time.perf_counter()
         result = call()
-        seconds[name] = time.perf_counter() - began
+        seconds[stage.NAME] = time.perf_counter() - began
         return result
 
-    deployment = timed("load config", lambda: pipeline.load_config(repo, "HEAD", releases, settings.registry()))
-    store = pipeline.backup_store(deployment.customer.config)
-    project = timed("create host", lambda: pipeline.create_host(Host(), deployment.stack, deployment.customer.config.host))
-    source = timed("fetch backup", lambda: pipeline.fetch_backup(deployment, store, releases))
-    timed("restore", lambda: pipeline.restore(project, deployment, store, source))
-    timed("start", lambda: pipeline.start(project, deployment))
-    timed("migrate", lambda: pipeline.migrate(project, deployment, source))
-    timed("backup", lambda: pipeline.backup(project, store, deployment.customer.config.backup.lock_days))
+    pinned = timed(load_config, lambda: load_config.run(repo, "HEAD", releases, settings.registry()))
+    store = backup_store(pinned.customer.config)
+    project = timed(create_host, lambda: create_host.run(Host(), pinned.stack, pinned.customer.config.host))
+    source = timed(fetch_backup, lambda: fetch_backup.run(pinned, store, releases))
+    timed(restore, lambda: restore.run(project, pinned, store, source))
+    timed(start, lambda: start.run(project))
+    timed(migrate, lambda: migrate.run(project, pinned, source))
+    timed(backup, lambda: backup.run(project, store, pinned.customer.config.backup.lock_days))
     return seconds
 
 
@@ -54,16 +57,16 @@ def main() -> int:
     from incarnate.repo import load_customer_config
 
     stack = load_customer_config(args.repo).config.stack
-    project = pipeline.create_host(Host(), stack)
+    project = create_host.run(Host(), stack)
     flow_walls, plain_walls = [], []
     for round_number in range(1, args.rounds + 1):
-        pipeline.remove_stack(project)
+        project.down(volumes=True)
         began = time.perf_counter()
         result = disaster_recovery(repo=args.repo)
         flow_walls.append(time.perf_counter() - began)
         print(f"round {round_number} flow   {flow_walls[-1]:6.2f} s: " + ", ".join(f"{k} {v:.2f}" for k, v in result["seconds"].items()))
 
-        pipeline.remove_stack(project)
+        project.down(volumes=True)
         began = time.perf_counter()
         stages = plain_recovery(args.repo)
         plain_walls.append(time.perf_counter() - began)

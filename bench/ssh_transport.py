@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from incarnate import settings  # noqa: E402
 from incarnate.host import Host, copy_from  # noqa: E402
 from incarnate.ssh import SshAddress, SshSession, credentials_from_files  # noqa: E402
-from incarnate.volumes import toolbox_image  # noqa: E402
+from incarnate.datasources.volume import toolbox_image  # noqa: E402
 from tests.servers import sshd  # noqa: E402
 
 BLOCK = 1 << 20

@@ -15,7 +15,7 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
-from flows.backup import backup
+from flows.backup import backup_stack
 from flows.drill import restore_drill
 from flows.install import disaster_recovery, install
 from flows.rollback import rollback
@@ -35,7 +35,7 @@ def stack_deployments(customer: CustomerConfig, host: str | None = None) -> list
     on_host = {"repo": repo, **({"docker_host": host} if host else {})}
     made = [flow.to_deployment(name=stack, parameters={"repo": repo} if name == "disaster-recovery" else on_host, tags=tags,
                                description=f"{name} of stack {stack} ({repo})") for name, flow in ON_DEMAND.items()]
-    made.append(backup.to_deployment(
+    made.append(backup_stack.to_deployment(
         name=stack, parameters=on_host, tags=[*tags, "nightly"],
         schedules=[Cron(NIGHTLY, timezone=customer.config.timezone)],
         description=f"nightly backup of stack {stack} at 02:00 {customer.config.timezone}, then retention",

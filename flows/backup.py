@@ -1,20 +1,16 @@
 """Backup: what the nightly deployment runs; a snapshot of the running stack, then retention."""
 
-from contextlib import closing
-
 from prefect import flow
 
-from flows.common import stack_lock
+from flows.common import stack_on_host
 from flows.report import StageReport, publish_backup
-from incarnate import pipeline, retention
-from incarnate.host import resolve_host
 from incarnate.repo import load_customer_config
-from tasks.backup import backup as backup_stage
-from tasks.create_host import create_host
+from tasks.backup import backup
+from tasks.chores import prune as prune_snapshots
 
 
 @flow(name="backup", log_prints=True)
-def backup(repo: str, docker_host: str | None = None, prune: bool = True) -> dict:
+def backup_stack(repo: str, docker_host: str | None = None, prune: bool = True) -> dict:
     """Back up the stack a customer repo describes, as it runs now on its host; then prune by its retention.
 
     Args:
@@ -26,23 +22,19 @@ def backup(repo: str, docker_host: str | None = None, prune: bool = True) -> dic
     with report.stage("load config"):
         config = load_customer_config(repo).config
     report.stack = config.stack
-    store = pipeline.backup_store(config)
-    host = resolve_host(docker_host)
-    with stack_lock(config.stack), closing(host):
-        with report.stage("create host"):
-            project = create_host(host, config.stack)
+    with stack_on_host(report, config, docker_host, prepare=False) as held:
         with report.stage("backup") as row:
-            result = backup_stage(project, store, config.backup.lock_days)
+            result = backup(held.project, held.store, config.backup.lock_days)
             row["detail"] = f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; {result.lock}"
         pruned = None
         if prune:
             with report.stage("prune") as row:
-                pruned = retention.prune(store, config.stack, config.backup.retention)
+                pruned = prune_snapshots(held.store, config.stack, config.backup.retention)
                 row["detail"] = pruned.summary()
     report.publish()
     publish_backup(config.stack, result)
-    print(f"stack {config.stack}: snapshot {result.snapshot.id} in {store.location}; "
+    print(f"stack {config.stack}: snapshot {result.snapshot.id} in {held.store.location}; "
           f"{result.stats.raw_bytes:,} bytes read, {result.stats.new_bytes:,} new bytes stored; {result.lock}")
-    return {"stack": config.stack, "snapshot": result.snapshot.id, "store": store.location,
+    return {"stack": config.stack, "snapshot": result.snapshot.id, "store": held.store.location,
             "new_bytes": result.stats.new_bytes, "raw_bytes": result.stats.raw_bytes, "lock": result.lock,
             "pruned": pruned.summary() if pruned else None, "seconds": report.durations()}

@@ -1,4 +1,5 @@
-"""What every deploying flow shares: one run per stack at a time, and the incarnation record."""
+"""What every flow shares: the prologue (load config, one run per stack, create host), the restore-start-migrate
+sequence of the deploying flows, and the incarnation record."""
 
 import getpass
 import os
@@ -17,15 +18,18 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from flows.report import StageReport, artifact_key
-from incarnate import incarnations, pipeline, settings
+from incarnate import incarnations, settings
+from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
+from incarnate.config import StackConfig
 from incarnate.errors import StageError
 from incarnate.host import Host, resolve_host
 from incarnate.incarnations import Incarnation
-from incarnate.pipeline import Deployment, StackState
+from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseStore
-from incarnate.snapshots import Snapshot
+from incarnate.state import StackState, read_state
 from incarnate.stores import Store
+from incarnate.stores.resolve import backup_store
 from tasks.create_host import create_host
 from tasks.load_config import load_config
 from tasks.migrate import migrate
@@ -92,20 +96,19 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def incarnation(flow: str, deployment: Deployment, host: Host, started_at: str, result: str,
+def incarnation(flow: str, pinned: PinnedStack, host: Host, started_at: str, result: str,
                 restored_from: str | None = None, backup: str | None = None, error: BaseException | None = None) -> Incarnation:
-    customer = deployment.customer
-    return Incarnation(stack=deployment.stack, flow=flow, commit=customer.commit, ref=customer.ref,
-                       release=deployment.release.release, restored_from=restored_from, backup=backup, host=host.name,
+    customer = pinned.customer
+    return Incarnation(stack=pinned.stack, flow=flow, commit=customer.commit, ref=customer.ref,
+                       release=pinned.release.release, restored_from=restored_from, backup=backup, host=host.name,
                        triggered_by=triggered_by(), result=result, error=str(error) if error else None, started_at=started_at)
 
 
 @dataclass(frozen=True)
 class OnHost:
-    """What a deploying flow holds once the stack is locked and its host created."""
+    """What a flow holds once the stack is locked and its host created."""
 
-    deployment: Deployment
-    releases: ReleaseStore
+    config: StackConfig
     store: Store
     host: Host
     project: ComposeProject
@@ -113,32 +116,40 @@ class OnHost:
 
 
 @contextmanager
-def deployment_on_host(report: StageReport, repo: str, ref: str, docker_host: str | None) -> Iterator[OnHost]:
-    """Load config, then hold the stack on its host until the block ends: lock, create host, what runs there.
-    A deployment onto data of a newer schema than its release is refused here, before anything changes."""
-    releases = pipeline.default_release_store()
-    with report.stage("load config"):
-        deployment = load_config(repo, ref, releases, settings.registry())
-    report.stack = deployment.stack
-    store = pipeline.backup_store(deployment.customer.config)
+def stack_on_host(report: StageReport, config: StackConfig, docker_host: str | None, *, prepare: bool = True,
+                  store: Store | None = None) -> Iterator[OnHost]:
+    """Every flow's prologue once its config is loaded: hold the stack (one run per stack), create its host
+    (with `prepare`, apply stack.yaml's host settings), read what runs there; the host is closed at the end."""
+    store = store or backup_store(config)
     host = resolve_host(docker_host)
-    with stack_lock(deployment.stack), closing(host):
+    with stack_lock(config.stack), closing(host):
         with report.stage("create host"):
-            project = create_host(host, deployment.stack, deployment.customer.config.host)
-        running = pipeline.read_state(project)
-        if running:
-            pipeline.refuse_downgrade(deployment, running.schema_version, f"the running stack (release {running.release})")
-        yield OnHost(deployment, releases, store, host, project, running)
+            project = create_host(host, config.stack, config.host if prepare else None)
+        yield OnHost(config, store, host, project, read_state(project))
 
 
-def bring_up(report: StageReport, project: ComposeProject, deployment: Deployment, store: Store, snapshot: Snapshot) -> dict:
+@contextmanager
+def deployment_on_host(report: StageReport, repo: str, ref: str, docker_host: str | None,
+                       releases: ReleaseStore) -> Iterator[tuple[PinnedStack, OnHost]]:
+    """The prologue of a deploying flow: load config, then the stack on its host. A deployment onto data of a
+    newer schema than its release is refused here, before anything changes."""
+    with report.stage("load config"):
+        pinned = load_config(repo, ref, releases, settings.registry())
+    report.stack = pinned.stack
+    with stack_on_host(report, pinned.customer.config, docker_host) as held:
+        if held.running:
+            pinned.refuse_downgrade(held.running.schema_version, f"the running stack (release {held.running.release})")
+        yield pinned, held
+
+
+def bring_up(report: StageReport, project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> dict:
     """Restore, start, migrate: the stages every deploying flow runs in this order, each reported; returns the health."""
     with report.stage("restore") as row:
-        outcome = restore(project, deployment, store, snapshot)
+        outcome = restore(project, pinned, store, snapshot)
         row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
     with report.stage("start"):
-        start(project, deployment)
+        start(project)
     with report.stage("migrate") as row:
-        health = migrate(project, deployment, snapshot)
+        health = migrate(project, pinned, snapshot)
         row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
     return health

@@ -4,14 +4,17 @@ tear it down, report. The automated proof that the latest backup is restorable."
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from flows.common import bring_up
+from flows.common import bring_up, stack_on_host
 from flows.report import StageReport, artifact_key
-from incarnate import pipeline, settings
+from incarnate import settings
+from incarnate.backup_format import find_snapshot
 from incarnate.errors import StoreError
-from incarnate.host import resolve_host
+from incarnate.host import free_port
+from incarnate.pinned import PinnedStack
+from incarnate.releases import customer_releases
 from incarnate.repo import CustomerConfig, load_customer_config
-from incarnate.snapshots import find_snapshot
-from tasks.create_host import create_host
+from incarnate.stores.resolve import backup_store
+from tasks.chores import check, tear_down
 
 
 @flow(name="restore-drill", log_prints=True)
@@ -28,30 +31,26 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
     report = StageReport("restore-drill")
     with report.stage("load config") as row:
         customer = load_customer_config(repo)
-        store = pipeline.backup_store(customer.config)
+        store = backup_store(customer.config)
         chosen = find_snapshot(store, customer.config.stack, snapshot)
         if chosen is None:
             raise StoreError(f"stack {customer.config.stack} has no snapshot in {store.location} to drill.")
         manifest = chosen.manifest
-        descriptor = pipeline.customer_releases(store).descriptor(manifest.product, manifest.release)
-        scratch = customer.config.model_copy(update={"stack": f"{customer.config.stack}-drill", "http_port": http_port or pipeline.free_port()})
-        deployment = pipeline.Deployment(CustomerConfig(repo, customer.ref, customer.commit, scratch), descriptor, settings.registry())
+        release = customer_releases(store).descriptor(manifest.product, manifest.release)
+        scratch = customer.config.model_copy(update={"stack": f"{customer.config.stack}-drill", "http_port": http_port or free_port()})
+        pinned = PinnedStack(CustomerConfig(repo, customer.ref, customer.commit, scratch), release, settings.registry())
         row["detail"] = f"snapshot {chosen.id}, release {manifest.release}"
     report.stack = customer.config.stack
-    host, project = resolve_host(docker_host), None
-    try:
-        with report.stage("create host"):
-            project = create_host(host, scratch.stack)
-        health = bring_up(report, project, deployment, store, chosen)
-        with report.stage("check") as row:
-            counts = pipeline.row_counts(project, descriptor)
-            row["detail"] = ", ".join(f"{table}: {rows}" for table, rows in counts.items())
-    finally:
-        if project is not None:
+    # The scratch stack is held like any stack: two drills of one stack would otherwise tear down each other's.
+    with stack_on_host(report, scratch, docker_host, prepare=False, store=store) as held:
+        try:
+            health = bring_up(report, held.project, pinned, store, chosen)
+            with report.stage("check") as row:
+                counts = check(held.project, release, pinned.registry)
+                row["detail"] = ", ".join(f"{table}: {rows}" for table, rows in counts.items())
+        finally:
             with report.stage("tear down"):
-                pipeline.remove_stack(project)
-                pipeline.forget_workdir(project)
-        host.close()
+                tear_down(held.project)
     report.publish()
     create_table_artifact(key=artifact_key("restore-drill-result", customer.config.stack),
                           table=[{"table": table, "rows": rows} for table, rows in counts.items()],

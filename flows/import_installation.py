@@ -3,8 +3,12 @@ snapshot in the customer store, then the normal install runs from it."""
 
 from prefect import flow
 
-from flows.install import deploy
-from incarnate import pipeline, settings
+from flows.install import install_from_backup
+from incarnate import settings
+from incarnate.import_installation import import_snapshot
+from incarnate.releases import default_release_store
+from incarnate.stages.fetch_backup import ensure_release_files
+from incarnate.stores.resolve import backup_store
 from tasks.load_config import load_config
 
 
@@ -20,9 +24,10 @@ def import_installation(repo: str, dumps: dict[str, str], volumes: dict[str, str
         ref: branch, tag or commit of the customer repo.
         docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
     """
-    deployment = load_config(repo, ref, pipeline.default_release_store(), settings.registry())
-    store = pipeline.backup_store(deployment.customer.config)
-    pipeline.ensure_release_files(deployment, store, pipeline.default_release_store())
-    imported = pipeline.import_snapshot(deployment, store, dumps, volumes or {})
+    releases = default_release_store()
+    pinned = load_config(repo, ref, releases, settings.registry())
+    store = backup_store(pinned.customer.config)
+    ensure_release_files(pinned, store, releases)
+    imported = import_snapshot(pinned, store, dumps, volumes or {})
     print(f"imported snapshot {imported.id} into {store.location}")
-    return deploy("install", repo, ref, docker_host, imported.id)
+    return install_from_backup("install", repo, ref, docker_host, imported.id)

@@ -8,47 +8,49 @@ from prefect import flow
 
 from flows.common import bring_up, deployment_on_host, incarnation, now, record_incarnation
 from flows.report import StageReport, publish_backup
-from incarnate import pipeline
 from incarnate.errors import ReleaseError
+from incarnate.releases import default_release_store
+from incarnate.state import runs_as_deployed
 from tasks.backup import backup
 from tasks.fetch_backup import fetch_backup
 
 
-def deploy(name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None,
-           unless_current: bool = False) -> dict:
-    report, started = StageReport(name), now()
-    with deployment_on_host(report, repo, ref, docker_host) as held:
-        deployment, host, project, running = held.deployment, held.host, held.project, held.running
-        if unless_current and running and running.release != deployment.release.release:
-            raise ReleaseError(f"stack {deployment.stack} runs release {running.release} on host {host.name} and "
-                               f"{repo} now pins {deployment.release.release}: run `incarnate update` (verified "
+def install_from_backup(name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None,
+                        unless_current: bool = False) -> dict:
+    """The body of the install, disaster-recovery and import flows; `name` is the flow reported."""
+    report, started, releases = StageReport(name), now(), default_release_store()
+    with deployment_on_host(report, repo, ref, docker_host, releases) as (pinned, held):
+        host, project, running = held.host, held.project, held.running
+        if unless_current and running and running.release != pinned.release.release:
+            raise ReleaseError(f"stack {pinned.stack} runs release {running.release} on host {host.name} and "
+                               f"{repo} now pins {pinned.release.release}: run `incarnate update` (verified "
                                f"pre-update backup, automatic rollback); the running stack was not touched.")
-        if unless_current and snapshot is None and running and pipeline.runs_as_deployed(project, deployment, running):
-            url = pipeline.app_address(host, deployment.customer.config.http_port)
-            print(f"stack {deployment.stack} already runs release {deployment.release.release} of config commit "
-                  f"{deployment.customer.commit[:10]} at {url}, healthy; nothing changed.")
-            return {"stack": deployment.stack, "release": deployment.release.release, "url": url, "host": host.name,
+        if unless_current and snapshot is None and running and runs_as_deployed(project, pinned, running):
+            url = host.app_address(pinned.customer.config.http_port)
+            print(f"stack {pinned.stack} already runs release {pinned.release.release} of config commit "
+                  f"{pinned.customer.commit[:10]} at {url}, healthy; nothing changed.")
+            return {"stack": pinned.stack, "release": pinned.release.release, "url": url, "host": host.name,
                     "unchanged": True}
         source = None
         try:
             with report.stage("fetch backup") as row:
-                source = fetch_backup(deployment, held.store, held.releases, snapshot)
+                source = fetch_backup(pinned, held.store, releases, snapshot)
                 row["detail"] = f"{source.id} ({source.manifest.origin}, release {source.manifest.release})"
-            bring_up(report, project, deployment, held.store, source)
+            bring_up(report, project, pinned, held.store, source)
             with report.stage("backup") as row:
-                after = backup(project, held.store, deployment.customer.config.backup.lock_days)
+                after = backup(project, held.store, pinned.customer.config.backup.lock_days)
                 row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.lock}"
         except Exception as error:
-            record_incarnation(report, incarnation(name, deployment, host, started, "failed", source and source.id, error=error), repo)
+            record_incarnation(report, incarnation(name, pinned, host, started, "failed", source and source.id, error=error), repo)
             raise
         report.publish()
-        publish_backup(deployment.stack, after)
-        record = record_incarnation(report, incarnation(name, deployment, host, started, "ok", source.id, after.snapshot.id), repo)
-    url = pipeline.app_address(host, deployment.customer.config.http_port)
-    print(f"stack {deployment.stack} runs release {deployment.release.release} at {url} "
+        publish_backup(pinned.stack, after)
+        record = record_incarnation(report, incarnation(name, pinned, host, started, "ok", source.id, after.snapshot.id), repo)
+    url = host.app_address(pinned.customer.config.http_port)
+    print(f"stack {pinned.stack} runs release {pinned.release.release} at {url} "
           f"(restored from {source.id}); seconds per stage: "
           + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report.durations().items()))
-    return {"stack": deployment.stack, "release": deployment.release.release, "url": url, "host": host.name,
+    return {"stack": pinned.stack, "release": pinned.release.release, "url": url, "host": host.name,
             "restored_from": source.id, "backup": after.snapshot.id, "incarnation": record.tag, "seconds": report.durations(),
             "unchanged": False}
 
@@ -65,7 +67,7 @@ def install(repo: str, ref: str = "HEAD", docker_host: str | None = None, snapsh
         snapshot: id of the snapshot to restore; empty for the newest.
         unless_current: change nothing when the stack already runs this release and config commit, healthy.
     """
-    return deploy("install", repo, ref, docker_host, snapshot, unless_current)
+    return install_from_backup("install", repo, ref, docker_host, snapshot, unless_current)
 
 
 @flow(name="disaster-recovery", log_prints=True)
@@ -78,4 +80,4 @@ def disaster_recovery(repo: str, docker_host: str | None = None, snapshot: str |
         snapshot: id of the snapshot to restore; empty for the newest.
         ref: branch, tag or commit of the customer repo.
     """
-    return deploy("disaster-recovery", repo, ref, docker_host, snapshot)
+    return install_from_backup("disaster-recovery", repo, ref, docker_host, snapshot)

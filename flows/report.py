@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from prefect.artifacts import create_table_artifact
 
-from incarnate.pipeline import BackupResult
+from incarnate.stages.backup import BackupResult
 
 
 def artifact_key(*parts: str) -> str:

@@ -9,10 +9,10 @@ from prefect import flow
 
 from flows.common import bring_up, deployment_on_host, incarnation, now, record_incarnation
 from flows.report import StageReport, publish_backup
-from incarnate import pipeline
 from incarnate.errors import IntegrityError, StageError
-from incarnate.snapshots import verify_snapshot
+from incarnate.releases import customer_releases, default_release_store
 from tasks.backup import backup
+from tasks.chores import remove_stack, stop_app, verify
 from tasks.fetch_backup import fetch_backup
 from tasks.load_config import load_config
 from tasks.migrate import migrate
@@ -29,32 +29,32 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
         ref: branch, tag or commit whose stack.yaml pins the new release.
         docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
     """
-    report, started = StageReport("update"), now()
-    with deployment_on_host(report, repo, ref, docker_host) as held:
-        target, store, host, project, running = held.deployment, held.store, held.host, held.project, held.running
+    report, started, releases = StageReport("update"), now(), default_release_store()
+    with deployment_on_host(report, repo, ref, docker_host, releases) as (target, held):
+        store, host, project, running = held.store, held.host, held.project, held.running
         lock_days = target.customer.config.backup.lock_days
         if running is None:
             raise StageError(f"stack {target.stack} is not deployed on host {host.name}; install it first (`incarnate install`).")
-        previous = load_config(running.repo, running.config_commit, pipeline.customer_releases(store), target.registry)
+        previous = load_config(running.repo, running.config_commit, customer_releases(store), target.registry)
         with report.stage("backup (pre-update)") as row:
             before = backup(project, store, lock_days)
-            problems = verify_snapshot(store, before.snapshot)
+            problems = verify(store, before.snapshot)
             if problems:
                 raise IntegrityError(f"pre-update backup {before.snapshot.id} does not verify ({problems[0]}); the update was not started.")
             row["detail"] = f"{before.snapshot.id}, verified"
         try:
             with report.stage("fetch backup") as row:
-                source = fetch_backup(target, store, held.releases, before.snapshot.id)
+                source = fetch_backup(target, store, releases, before.snapshot.id)
                 row["detail"] = f"{source.id}; release {target.release.release} files in the customer store"
             with report.stage("stop app") as row:
-                row["detail"] = ", ".join(pipeline.stop_services(project, previous.release))
+                row["detail"] = ", ".join(stop_app(project, previous.release))
             bring_up(report, project, target, store, source)
         except Exception as failure:
             with report.stage("rollback") as row:
                 try:
-                    pipeline.remove_stack(project)
+                    remove_stack(project)
                     restore(project, previous, store, before.snapshot)
-                    start(project, previous)
+                    start(project)
                     migrate(project, previous, before.snapshot)
                 except Exception as error:
                     raise StageError(

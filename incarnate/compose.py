@@ -1,6 +1,7 @@
 """One stack as a Compose project on a host: its files, and the compose commands run on it."""
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,9 @@ class ComposeProject:
             text = shell.execute(shell.as_root(f"cat {folder}/{name}"), what=f"reading {name} of stack {self.name}")
             (self.workdir / name).write_text(text)
 
-    def forget_on_host(self) -> None:
+    def forget(self) -> None:
+        """Drop the stack's files, here and on an SSH host: what a scratch stack leaves after its tear-down."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
         if self.host.ssh:
             self.host.ssh.execute(self.host.ssh.as_root(f"rm -rf {self.host_dir()}"), what=f"removing the files of stack {self.name}")
 
@@ -83,7 +86,11 @@ class ComposeProject:
             args.append("--remove-orphans")
         self.compose(*args, *(services or []), what=f"starting stack {self.name}", timeout=timeout + 60)
 
+    def stop(self, services: list[str]) -> None:
+        self.compose("stop", *services, what=f"stopping {', '.join(services)} of stack {self.name}")
+
     def down(self, volumes: bool = False) -> None:
+        """With `volumes`, the data goes too: only ever after a verified backup of it exists."""
         self.compose("down", *(["--volumes"] if volumes else []), what=f"removing stack {self.name}")
 
     def services(self) -> list[dict]:
@@ -112,3 +119,16 @@ class ComposeProject:
         )
         names = output.split()
         return names[0] if names else None
+
+    def ensure_volume(self, name: str) -> str:
+        """A project volume, created with Compose's labels when the data services did not need it."""
+        existing = self.volume(name)
+        if existing:
+            return existing
+        volume = f"{self.name}_{name}"
+        self.host.run(
+            ["docker", "volume", "create", "--label", f"com.docker.compose.project={self.name}",
+             "--label", f"com.docker.compose.volume={name}", volume],
+            what=f"creating volume {volume}",
+        )
+        return volume

@@ -8,6 +8,7 @@ import getpass
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,10 @@ class Host:
     def app_url(self, port: int) -> str:
         """Where this process reads an app published on the host's loopback port `port`."""
         return f"http://127.0.0.1:{self.ssh.forward_port(port) if self.ssh else port}"
+
+    def app_address(self, port: int) -> str:
+        """The app's address for an operator: on the host's loopback (stacks publish there only)."""
+        return f"http://127.0.0.1:{port}" + ("" if self.name == "local" else f" on {self.name}")
 
     def close(self) -> None:
         if self.ssh:
@@ -185,6 +190,13 @@ class Host:
             if code != 0:
                 errors.seek(0)
                 raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
+
+
+def free_port() -> int:
+    """A free port on this machine's loopback, for a scratch stack."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def copy_from(source: BinaryIO) -> Callable[[BinaryIO], None]:

@@ -2,15 +2,17 @@
 
 import urllib.error
 import urllib.request
-from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
+from incarnate import settings
+from incarnate.backup_format import Snapshot, read_manifest
 from incarnate.config import Strict, describe_validation_error
+from incarnate.datasources import ENGINES
 from incarnate.errors import ObjectMissing, ReleaseError, StoreError
-from incarnate.snapshots import Snapshot, read_manifest
 from incarnate.stores import Store
+from incarnate.stores.local import LocalStore
 
 RELEASE_FILES = ("release.yaml", "compose.yaml")
 
@@ -18,7 +20,14 @@ RELEASE_FILES = ("release.yaml", "compose.yaml")
 class DatabaseSpec(Strict):
     name: str
     service: str
-    engine: Literal["mariadb", "postgresql"]
+    engine: str = Field(description="A database engine incarnate knows (incarnate/datasources/).")
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in ENGINES:
+            raise ValueError(f"expected one of the database engines {', '.join(sorted(ENGINES))}, got {value!r}")
+        return value
 
 
 class VolumeSpec(Strict):
@@ -41,6 +50,11 @@ class ReleaseDescriptor(Strict):
     databases: list[DatabaseSpec] = []
     volumes: list[VolumeSpec] = []
     health: HealthSpec
+
+    @property
+    def app_services(self) -> list[str]:
+        """The services that are not data services: what is stopped so that nothing writes while data changes."""
+        return [service for service in self.images if service not in self.data_services]
 
 
 def parse_descriptor(text: str, source: str) -> ReleaseDescriptor:
@@ -109,6 +123,16 @@ class ReleaseStore:
         if not self.store.exists(f"{prefix}/manifest.json"):
             raise ReleaseError(f"release store {self.location}: {product} {release} has no vanilla backup.")
         return Snapshot(prefix=prefix, manifest=read_manifest(self.store, prefix))
+
+
+def default_release_store() -> ReleaseStore:
+    """The release store this machine reads (INCARNATE_RELEASES)."""
+    return ReleaseStore(LocalStore(settings.release_store_path()))
+
+
+def customer_releases(store: Store) -> ReleaseStore:
+    """A customer store keeps its own copy of every release it ran, so recovery needs no release store."""
+    return ReleaseStore(store, prefix="releases")
 
 
 def _registry_url(registry: str) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from incarnate.config import Retention
-from incarnate.snapshots import MANIFEST, PENDING, Snapshot, list_snapshots
+from incarnate.backup_format import MANIFEST, PENDING, Snapshot, list_snapshots
 from incarnate.stores import Store
 
 PENDING_EXPIRY = timedelta(hours=24)  # a marker older than this belongs to a killed backup

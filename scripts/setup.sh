@@ -12,10 +12,7 @@ export VENV=${VENV:-$ROOT/.venv}
 started=$(date +%s)
 step() { printf '==> %s\n' "$*"; }
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "error: scripts/setup.sh installs Debian packages and starts dockerd; run it as root (sudo bash scripts/setup.sh)." >&2
-  exit 2
-fi
+. scripts/as-root.sh
 
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   step "installing python3-venv"

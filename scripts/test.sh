@@ -3,6 +3,7 @@
 # stack) makes sure they run, then pytest drives them. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/as-root.sh
 bash scripts/setup.sh --no-demo
 export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}
 export INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}

@@ -1,4 +1,5 @@
-"""One Prefect task per pipeline stage, each a thin wrapper over incarnate.pipeline.
+"""One Prefect task per pipeline stage, each a thin wrapper over incarnate/stages/<stage>.py of the same name;
+chores.py: the steps flows run between stages (stop, remove, tear down, check, verify, prune), as tasks too.
 
 Stages that talk to a network (store, registry) retry; the others fail fast. Errors that
 a retry cannot cure (bad config, a missing release, corrupt data) are never retried.

@@ -1,11 +1,12 @@
 from prefect import task
 
-from incarnate import pipeline
+from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseStore
+from incarnate.stages import load_config as stage
 from tasks import STAGE
 
 
-@task(name="load config", **STAGE)
-def load_config(repo: str, ref: str, releases: ReleaseStore, registry: str) -> pipeline.Deployment:
+@task(name=stage.NAME, **STAGE)
+def load_config(repo: str, ref: str, releases: ReleaseStore, registry: str) -> PinnedStack:
     """Customer repo at ref -> validated stack.yaml, its release descriptor, its images checked."""
-    return pipeline.load_config(repo, ref, releases, registry)
+    return stage.run(repo, ref, releases, registry)

@@ -1,12 +1,13 @@
 from prefect import task
 
-from incarnate import pipeline
+from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
-from incarnate.snapshots import Snapshot
+from incarnate.pinned import PinnedStack
+from incarnate.stages import migrate as stage
 from tasks import STAGE
 
 
-@task(name="migrate", **STAGE)
-def migrate(project: ComposeProject, deployment: pipeline.Deployment, snapshot: Snapshot) -> dict:
+@task(name=stage.NAME, **STAGE)
+def migrate(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot) -> dict:
     """Wait until the app reports the pinned release and schema version; record the deployment."""
-    return pipeline.migrate(project, deployment, snapshot)
+    return stage.run(project, pinned, snapshot)

@@ -1,13 +1,14 @@
 from prefect import task
 
-from incarnate import pipeline
+from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
-from incarnate.snapshots import Snapshot
+from incarnate.pinned import PinnedStack
+from incarnate.stages import restore as stage
 from incarnate.stores import Store
 from tasks import STAGE
 
 
-@task(name="restore", **STAGE)
-def restore(project: ComposeProject, deployment: pipeline.Deployment, store: Store, snapshot: Snapshot) -> dict[str, str]:
+@task(name=stage.NAME, **STAGE)
+def restore(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> dict[str, str]:
     """Data services up; each artifact loaded into its database or volume if that is empty."""
-    return pipeline.restore(project, deployment, store, snapshot)
+    return stage.run(project, pinned, store, snapshot)

@@ -1,11 +1,11 @@
 from prefect import task
 
-from incarnate import pipeline
 from incarnate.compose import ComposeProject
+from incarnate.stages import start as stage
 from tasks import NETWORK_RETRIES, STAGE, transient
 
 
-@task(name="start", retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
-def start(project: ComposeProject, deployment: pipeline.Deployment) -> None:
+@task(name=stage.NAME, retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
+def start(project: ComposeProject) -> None:
     """Pull the pinned images, compose up, wait until every service is healthy."""
-    pipeline.start(project, deployment)
+    stage.run(project)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from incarnate import settings
 from incarnate.releases import ReleaseStore, image_present, parse_descriptor
-from incarnate.snapshots import FORMAT, SnapshotWriter
+from incarnate.backup_format import FORMAT, SnapshotWriter
 from incarnate.stores.local import LocalStore
-from incarnate.volumes import toolbox_image
+from incarnate.datasources.volume import toolbox_image
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent

@@ -53,3 +53,11 @@ class Unlocked:
 
     def locked_until(self, key: str) -> datetime | None:
         return None
+
+
+def lock_description(store: Store, lock_days: int) -> str:
+    """What protects the stored objects, as the store says it: never a lock it does not enforce."""
+    missing = store.lock_support()
+    if missing is not None:
+        return f"not locked by the server ({missing})"
+    return f"locked by the server for {lock_days} days" if lock_days else "not locked (stack.yaml sets no lock_days)"

@@ -9,7 +9,7 @@ import time
 import uuid
 
 from blocks.stores import SmbShareStore
-from incarnate.snapshots import SnapshotWriter, list_snapshots, new_snapshot_prefix, open_artifact, verify_snapshot
+from incarnate.backup_format import SnapshotWriter, list_snapshots, new_snapshot_prefix, open_artifact, verify_snapshot
 from incarnate.stores.local import LocalStore
 from tests.e2e.conftest import INCARNATE
 from tests.servers import free_port

@@ -6,9 +6,9 @@ import uuid
 import pytest
 
 from blocks.stores import AzureBlobBackupStore, SmbShareStore
-from incarnate.pipeline import backup_store
+from incarnate.stores.resolve import backup_store
 from incarnate.repo import load_customer_config
-from incarnate.snapshots import list_snapshots, verify_snapshot
+from incarnate.backup_format import list_snapshots, verify_snapshot
 from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
 
 

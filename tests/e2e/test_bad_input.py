@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from incarnate import settings
-from incarnate.snapshots import chunk_key, find_snapshot
+from incarnate.backup_format import chunk_key, find_snapshot
 from incarnate.stores.local import LocalStore
 
 

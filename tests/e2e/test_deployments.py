@@ -1,6 +1,6 @@
 """Deployments served from the registered customers: the nightly schedule, and CI triggers with --wait."""
 
-from incarnate.snapshots import list_snapshots
+from incarnate.backup_format import list_snapshots
 from incarnate.stores.local import LocalStore
 
 

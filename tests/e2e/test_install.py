@@ -2,7 +2,7 @@
 
 import os
 
-from incarnate.snapshots import list_snapshots
+from incarnate.backup_format import list_snapshots
 from incarnate.stores.local import LocalStore
 
 

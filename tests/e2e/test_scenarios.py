@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from incarnate import settings
-from incarnate.snapshots import list_snapshots
+from incarnate.backup_format import list_snapshots
 from incarnate.stores.local import LocalStore
 from tests.e2e.conftest import INCARNATE
 

@@ -14,7 +14,7 @@ import pytest
 from incarnate import settings
 from incarnate.compose import HOST_STACKS
 from incarnate.hostprep import with_managed_line
-from incarnate.snapshots import list_snapshots
+from incarnate.backup_format import list_snapshots
 from incarnate.stores.local import LocalStore
 from tests.conftest import NO_SUDO_USER
 from tests.e2e.conftest import COMPOSE

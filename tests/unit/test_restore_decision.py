@@ -5,8 +5,8 @@ import io
 import pytest
 
 from incarnate.errors import IntegrityError
-from incarnate.pipeline import load_if_empty
-from incarnate.snapshots import SnapshotWriter, chunk_key, new_snapshot_prefix
+from incarnate.stages.restore import load_if_empty
+from incarnate.backup_format import SnapshotWriter, chunk_key, new_snapshot_prefix
 from incarnate.stores.local import LocalStore
 
 
@@ -20,8 +20,13 @@ def snapshot_in_store(tmp_path):
 
 
 class Target:
+    """A data source in memory: the decision is the same for every database and volume."""
+
     def __init__(self, content: bytes = b"", fail: bool = False):
         self.content, self.fail, self.resets = content, fail, 0
+
+    def is_empty(self):
+        return self.content == b""
 
     def load(self, raw):
         self.content = raw.read()
@@ -33,7 +38,7 @@ class Target:
 
 
 def decide(target, store, snapshot, artifact):
-    return load_if_empty(lambda: target.content == b"", target.load, target.reset, store, snapshot, artifact)
+    return load_if_empty(target, store, snapshot, artifact)
 
 
 def test_empty_target_is_loaded(snapshot_in_store):

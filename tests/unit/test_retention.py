@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 from incarnate.config import Retention
 from incarnate.retention import prune, select_kept
-from incarnate.snapshots import Manifest, Snapshot, SnapshotWriter, list_snapshots
+from incarnate.backup_format import Manifest, Snapshot, SnapshotWriter, list_snapshots
 from incarnate.stores.local import LocalStore
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import tarfile
 import pytest
 
 from incarnate.errors import IntegrityError
-from incarnate.volumes import safe_tar
+from incarnate.datasources.volume import safe_tar
 
 
 def archive(*members: tuple[tarfile.TarInfo, bytes | None]) -> io.BytesIO:

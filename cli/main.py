@@ -4,6 +4,7 @@ Every error ends as one sentence on stderr and an exit code: 2 for bad input, 1 
 """
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -48,39 +49,16 @@ def quiet_expected_tracebacks() -> None:
             handler.addFilter(_without_expected_traceback)
 
 
-def cmd_install(args: argparse.Namespace) -> int:
-    from flows.install import install
+def flow_command(target: str, *params: str) -> Callable[[argparse.Namespace], int]:
+    """A command that runs the flow `module:function` with these parameters, named as the arguments are.
+    The flow is imported only when its command runs: Prefect's import costs every other command seconds."""
 
-    install(repo=args.repo, ref=args.ref, docker_host=args.docker_host, snapshot=args.snapshot)
-    return 0
+    def handler(args: argparse.Namespace) -> int:
+        module, name = target.split(":")
+        getattr(importlib.import_module(module), name)(**{param: getattr(args, param) for param in params})
+        return 0
 
-
-def cmd_update(args: argparse.Namespace) -> int:
-    from flows.update import update
-
-    update(repo=args.repo, ref=args.ref, docker_host=args.docker_host)
-    return 0
-
-
-def cmd_recover(args: argparse.Namespace) -> int:
-    from flows.install import disaster_recovery
-
-    disaster_recovery(repo=args.repo, docker_host=args.docker_host, snapshot=args.snapshot, ref=args.ref)
-    return 0
-
-
-def cmd_rollback(args: argparse.Namespace) -> int:
-    from flows.rollback import rollback
-
-    rollback(repo=args.repo, incarnation=args.incarnation, docker_host=args.docker_host)
-    return 0
-
-
-def cmd_drill(args: argparse.Namespace) -> int:
-    from flows.drill import restore_drill
-
-    restore_drill(repo=args.repo, docker_host=args.docker_host, snapshot=args.snapshot)
-    return 0
+    return handler
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -151,46 +129,40 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     return 0 if trigger(args.deployment, parse_params(args.param), args.wait) else 1
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    from flows.backup import backup
-
-    backup(repo=args.repo, docker_host=args.docker_host)
-    return 0
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    from incarnate import pipeline
     from incarnate.host import resolve_host
     from incarnate.repo import load_customer_config
+    from incarnate.stages import create_host
+    from incarnate.state import read_health, read_state
 
     config = load_customer_config(args.repo, args.ref).config
     host = resolve_host(args.docker_host)
-    project = pipeline.create_host(host, config.stack)  # without host settings: status only reads
-    state = pipeline.read_state(project)
+    project = create_host.run(host, config.stack)  # without host settings: status only reads
+    state = read_state(project)
     if state is None or not project.has_files():
         print(f"stack {config.stack}: not deployed on host {host.name}")
         return 3
     print(f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})")
     print(f"  config    {state.repo} at {state.config_commit[:10]} ({state.ref})")
     print(f"  restored  from snapshot {state.restored_from}, deployed {state.deployed_at}")
-    health = pipeline.read_health(host.app_url(state.http_port) + "/health")
-    print(f"  app       {pipeline.app_address(host, state.http_port)} -> {health or 'not answering'}")
+    health = read_health(host.app_url(state.http_port) + "/health")
+    print(f"  app       {host.app_address(state.http_port)} -> {health or 'not answering'}")
     for service in project.services():
         print(f"  {service.get('Service', '?'):<9} {service.get('State', '?')} {service.get('Health', '')}".rstrip())
     return 0
 
 
 def _stack_store(args: argparse.Namespace):
-    from incarnate import pipeline
     from incarnate.repo import load_customer_config
+    from incarnate.stores.resolve import backup_store
 
     config = load_customer_config(args.repo, args.ref).config
-    return config, pipeline.backup_store(config)
+    return config, backup_store(config)
 
 
 def cmd_backups(args: argparse.Namespace) -> int:
-    from incarnate.pipeline import lock_description
-    from incarnate.snapshots import list_snapshots
+    from incarnate.stores import lock_description
+    from incarnate.backup_format import list_snapshots
 
     config, store = _stack_store(args)
     snapshots = list_snapshots(store, config.stack)
@@ -203,7 +175,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from incarnate.snapshots import find_snapshot, list_snapshots, verify_snapshot
+    from incarnate.backup_format import find_snapshot, list_snapshots, verify_snapshot
 
     config, store = _stack_store(args)
     snapshots = list_snapshots(store, config.stack) if args.all else [find_snapshot(store, config.stack, args.snapshot)]
@@ -256,20 +228,26 @@ def parser() -> argparse.ArgumentParser:
 
     command("init", cmd_init, "prepare a host (this machine or --host ssh://USER@HOST[:PORT]), install the stack "
             "from its newest backup, register it; changes nothing on a stack that already runs as pinned")
-    command("install", cmd_install, "install or re-deploy a stack from its newest backup").add_argument(
+    command("install", flow_command("flows.install:install", "repo", "ref", "docker_host", "snapshot"),
+            "install or re-deploy a stack from its newest backup").add_argument(
         "--snapshot", default=None, help="restore this snapshot id instead of the newest")
-    command("update", cmd_update, "update a running stack to the release its repo pins; rolls back on failure")
-    command("recover", cmd_recover, "disaster recovery: bring the stack up on --docker-host from its newest backup").add_argument(
+    command("update", flow_command("flows.update:update", "repo", "ref", "docker_host"),
+            "update a running stack to the release its repo pins; rolls back on failure")
+    command("recover", flow_command("flows.install:disaster_recovery", "repo", "docker_host", "snapshot", "ref"),
+            "disaster recovery: bring the stack up on --docker-host from its newest backup").add_argument(
         "--snapshot", default=None, help="restore this snapshot id instead of the newest")
-    command("rollback", cmd_rollback, "deploy an earlier incarnation with its own backup", ref=False).add_argument(
+    command("rollback", flow_command("flows.rollback:rollback", "repo", "incarnation", "docker_host"),
+            "deploy an earlier incarnation with its own backup", ref=False).add_argument(
         "incarnation", help="incarnation as `incarnate history` lists it")
-    command("drill", cmd_drill, "restore the newest backup into a scratch stack, check it, remove it", ref=False).add_argument(
+    command("drill", flow_command("flows.drill:restore_drill", "repo", "docker_host", "snapshot"),
+            "restore the newest backup into a scratch stack, check it, remove it", ref=False).add_argument(
         "--snapshot", default=None, help="drill this snapshot id instead of the newest")
     imports = command("import", cmd_import, "seed an empty store from an old installation, then install")
     imports.add_argument("--dump", action="append", default=[], metavar="DATABASE=FILE", help="plain SQL dump of a database")
     imports.add_argument("--volume", action="append", default=[], metavar="VOLUME=DIR", help="directory whose files become a volume")
     command("history", cmd_history, "list the stack's incarnations (deployments) from the customer repo", ref=False)
-    command("backup", cmd_backup, "back up a running stack into its store", ref=False)
+    command("backup", flow_command("flows.backup:backup_stack", "repo", "docker_host"),
+            "back up a running stack into its store", ref=False)
     command("register", cmd_register, "register a customer repo: its stack gets deployments and a nightly backup", ref=False)
     serve = commands.add_parser("serve", help="serve every registered stack's deployments (one long-running process)")
     serve.set_defaults(handler=cmd_serve)

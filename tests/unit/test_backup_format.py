@@ -6,7 +6,7 @@ import random
 import pytest
 
 from incarnate.errors import IntegrityError, StoreError
-from incarnate.snapshots import (
+from incarnate.backup_format import (
     Manifest, SnapshotWriter, chunk_key, copy_snapshot, find_snapshot, list_snapshots, new_snapshot_prefix,
     restore_artifact, verify_snapshot,
 )

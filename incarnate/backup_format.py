@@ -83,6 +83,11 @@ class Snapshot(BaseModel):
         return self.prefix.rsplit("/", 1)[-1]
 
 
+def artifact_name(kind: str, target: str) -> str:
+    """An artifact's name in a manifest: `database-<name>` or `volume-<name>`."""
+    return f"{kind}-{target}"
+
+
 def chunk_key(chunk_id: str) -> str:
     return f"chunks/{chunk_id[:2]}/{chunk_id}"
 

@@ -3,11 +3,14 @@
 import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from incarnate import settings
-from incarnate.errors import IntegrityError
+from incarnate.backup_format import artifact_name
+from incarnate.compose import ComposeProject
+from incarnate.errors import IntegrityError, StageError
 from incarnate.host import Host
 
 TOOLBOX_TAG = "1"
@@ -72,3 +75,42 @@ def extract(host: Host, volume: str, registry: str, source: BinaryIO) -> None:
 
 def reset(host: Host, volume: str, registry: str) -> None:
     host.run(_helper(volume, "rw", registry, "find", "/data", "-mindepth", "1", "-delete"), what=f"emptying volume {volume}")
+
+
+class Volume:
+    """A Compose volume of the stack as a data source. A volume that does not exist yet is empty, and
+    restoring into it creates it (with Compose's labels); backing up a missing volume is an error."""
+
+    kind: ClassVar[str] = "volume"
+    engine: ClassVar[None] = None
+
+    def __init__(self, project: ComposeProject, name: str, registry: str) -> None:
+        self.project, self.target, self.registry = project, name, registry
+
+    @property
+    def artifact(self) -> str:
+        return artifact_name(self.kind, self.target)
+
+    def _existing(self) -> str:
+        volume = self.project.volume(self.target)
+        if volume is None:
+            raise StageError(f"stack {self.project.name}: volume {self.target} does not exist on host {self.project.host.name}.")
+        return volume
+
+    @cached_property
+    def _restoring_into(self) -> str:
+        return self.project.ensure_volume(self.target)
+
+    def is_empty(self) -> bool:
+        return is_empty(self.project.host, self._restoring_into, self.registry)
+
+    @contextmanager
+    def dump(self) -> Iterator[BinaryIO]:
+        with archive(self.project.host, self._existing(), self.registry) as stream:
+            yield stream
+
+    def load(self, source: BinaryIO) -> None:
+        extract(self.project.host, self._restoring_into, self.registry, source)
+
+    def reset(self) -> None:
+        reset(self.project.host, self._restoring_into, self.registry)

@@ -1,0 +1,77 @@
+"""Data sources: what a snapshot holds, one artifact each, either a database of some engine or a file volume.
+
+Every source offers the same operations, so backup and restore loop once over a release's data
+instead of branching on its kind:
+
+    is_empty() -> bool                 restore loads only into an empty target
+    dump()     -> context manager      yielding the raw stream a backup chunks into the store
+    load(stream)                       restore writes a verified stream into the target
+    reset()                            back to empty after a failed load
+
+A database engine is one module here with a `Database` subclass, named in ENGINES: adding an
+engine is adding a file. `volume.py` archives Compose volumes through a helper container.
+"""
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from incarnate.backup_format import Artifact
+from incarnate.compose import ComposeProject
+from incarnate.datasources.database import Database
+from incarnate.datasources.mariadb import MariaDB
+from incarnate.datasources.postgresql import PostgreSQL
+from incarnate.datasources.volume import Volume
+from incarnate.errors import IntegrityError
+
+if TYPE_CHECKING:  # releases.py validates engine names against ENGINES, so it imports this package
+    from incarnate.releases import ReleaseDescriptor
+
+ENGINES: dict[str, type[Database]] = {engine.engine: engine for engine in (MariaDB, PostgreSQL)}
+
+
+class DataSource(Protocol):
+    kind: str  # "database" or "volume", as the manifest records it
+    target: str  # the database's or the Compose volume's name
+    engine: str | None  # the database engine; None for a volume
+
+    @property
+    def artifact(self) -> str:
+        """The artifact's name in a manifest."""
+
+    def is_empty(self) -> bool: ...
+
+    def dump(self) -> AbstractContextManager[BinaryIO]: ...
+
+    def load(self, source: BinaryIO) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+def for_release(project: ComposeProject, release: "ReleaseDescriptor", registry: str) -> list[DataSource]:
+    """The stack's data as its release declares it: every database, then every volume."""
+    return [*(ENGINES[spec.engine](project, spec.name, spec.service) for spec in release.databases),
+            *(Volume(project, spec.name, registry) for spec in release.volumes)]
+
+
+def for_artifacts(sources: list[DataSource], artifacts: list[Artifact], project: ComposeProject, registry: str,
+                  where: str) -> Iterator[tuple[Artifact, DataSource]]:
+    """Each artifact of a snapshot with the source it restores into. A volume the release no longer declares is
+    still restored (Compose keeps unknown volumes); a database it does not declare has no service to load it."""
+    by_name = {source.artifact: source for source in sources}
+    for artifact in artifacts:
+        source = by_name.get(artifact.name)
+        if source is None and artifact.kind == "volume":
+            source = Volume(project, artifact.target, registry)
+        if source is None:
+            raise IntegrityError(f"{where}: artifact {artifact.name} is a database the release does not declare; restore refused.")
+        yield artifact, source
+
+
+def row_counts(sources: list[DataSource]) -> dict[str, int]:
+    """Rows per table of every database among the sources, as `database.table`."""
+    counts = {}
+    for source in sources:
+        if isinstance(source, Database):
+            counts.update({f"{source.target}.{table}": rows for table, rows in source.row_counts().items()})
+    return counts

@@ -1,0 +1,54 @@
+"""PostgreSQL: pg_dump (a consistent snapshot by itself) and psql, run inside the database container
+as the postgres superuser over the local socket."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from incarnate.datasources.database import Database
+from incarnate.host import copy_from
+
+USER_TABLES = "FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+
+
+class PostgreSQL(Database):
+    engine = "postgresql"
+
+    def _exec(self, *command: str, interactive: bool = False) -> list[str]:
+        return ["docker", "exec", *(["-i"] if interactive else []), "--user", "postgres", self.container, *command]
+
+    def _psql(self, *args: str) -> list[str]:
+        return ["psql", "--username=postgres", f"--dbname={self.target}", "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--quiet", *args]
+
+    def _query(self, query: str, what: str) -> str:
+        return self.host.run(self._exec(*self._psql("--tuples-only", "--no-align", "--field-separator=\t", "--command", query)),
+                             what=what)
+
+    def is_empty(self) -> bool:
+        """Empty means: no tables in any schema of the database but the system ones."""
+        count = self._query(f"SELECT count(*) {USER_TABLES}", f"counting tables of database {self.target}")
+        return int(count.strip() or 0) == 0
+
+    @contextmanager
+    def dump(self) -> Iterator[BinaryIO]:
+        with self.host.stream_out(self._exec("pg_dump", "--username=postgres", self.target),
+                                  what=f"dumping database {self.target}") as stream:
+            yield stream
+
+    def load(self, source: BinaryIO) -> None:
+        self.host.stream_in(self._exec(*self._psql(), interactive=True), copy_from(source), what=f"loading a dump into {self.target}")
+
+    def reset(self) -> None:
+        statements = ("DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; "
+                      "GRANT USAGE ON SCHEMA public TO PUBLIC;")
+        self.host.run(self._exec(*self._psql("--command", statements)), what=f"emptying database {self.target}")
+
+    def row_counts(self) -> dict[str, int]:
+        """Exact row count of every table outside the system schemas."""
+        listing = self._query(f"SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) {USER_TABLES} ORDER BY 1",
+                              f"listing tables of {self.target}").split()
+        if not listing:
+            return {}
+        query = " UNION ALL ".join(f"SELECT '{table}', count(*) FROM {table}" for table in listing)
+        output = self._query(query, f"counting rows of {self.target}")
+        return {name: int(count) for name, count in (line.split("\t") for line in output.strip().splitlines())}

@@ -1,0 +1,69 @@
+"""What a host knows of the stack it runs (state.json beside its compose file), and whether it is healthy."""
+
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+
+from incarnate.backup_format import Snapshot
+from incarnate.compose import STATE_FILE, ComposeProject
+from incarnate.pinned import PinnedStack
+
+
+class StackState(BaseModel):
+    """Written after a deployment, read by status, backup and the next deployment."""
+
+    stack: str
+    product: str
+    release: str
+    schema_version: int
+    repo: str
+    ref: str
+    config_commit: str
+    restored_from: str
+    deployed_at: str
+    http_port: int
+    registry: str
+
+
+def read_state(project: ComposeProject) -> StackState | None:
+    path = project.workdir / STATE_FILE
+    return StackState.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+def write_state(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot) -> StackState:
+    customer = pinned.customer
+    state = StackState(
+        stack=pinned.stack, product=customer.config.product, release=pinned.release.release,
+        schema_version=pinned.release.schema_version, repo=customer.repo, ref=customer.ref,
+        config_commit=customer.commit, restored_from=snapshot.id, deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        http_port=customer.config.http_port, registry=pinned.registry,
+    )
+    (project.workdir / STATE_FILE).write_text(state.model_dump_json(indent=2))
+    project.save_on_host()
+    return state
+
+
+def read_health(url: str) -> dict | None:
+    """The app's health report, or None while it does not answer with JSON."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def runs_as_deployed(project: ComposeProject, pinned: PinnedStack, state: StackState) -> bool:
+    """The stack (whose state the host keeps) was deployed from this very config commit and release, all its
+    services run, and its app reports that release and schema: a deployment would change nothing."""
+    if (state.config_commit, state.release) != (pinned.customer.commit, pinned.release.release):
+        return False
+    services = project.services()
+    if {service.get("Service") for service in services} != set(pinned.release.images):
+        return False
+    if any(service.get("State") != "running" or service.get("Health") not in ("", "healthy") for service in services):
+        return False
+    health = read_health(project.host.app_url(state.http_port) + pinned.release.health.path)
+    return bool(health) and (health.get("release"), health.get("schema_version")) == (state.release, state.schema_version)
