@@ -70,10 +70,9 @@ def main() -> int:
             subprocess.run(["cat", str(dumpfile)], stdout=subprocess.DEVNULL, check=True)  # both start from the page cache
 
             began = time.perf_counter()
-            writer = SnapshotWriter(store, new_snapshot_prefix("bench"))
-            with open(dumpfile, "rb") as source:
+            with SnapshotWriter(store, new_snapshot_prefix("bench")) as writer, open(dumpfile, "rb") as source:
                 writer.add("database-bench", "database", "bench", "mariadb", source)
-            writer.commit(stack="bench", product="bench", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+                writer.commit(stack="bench", product="bench", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
             ours_s = time.perf_counter() - began
 
             began = time.perf_counter()

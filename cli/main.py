@@ -161,17 +161,19 @@ def _stack_store(args: argparse.Namespace):
 
 
 def cmd_backups(args: argparse.Namespace) -> int:
+    from incarnate.backup_format import scan_snapshots
     from incarnate.stores import lock_description
-    from incarnate.backup_format import list_snapshots
 
     config, store = _stack_store(args)
-    snapshots = list_snapshots(store, config.stack)
+    snapshots, unreadable = scan_snapshots(store, config.stack)
     print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}; {lock_description(store, config.backup.lock_days)}")
     for snapshot in snapshots:
         manifest = snapshot.manifest
         size = sum(artifact.size for artifact in manifest.artifacts)
         print(f"  {snapshot.id}  {manifest.origin:<8} release {manifest.release:<8} {size:>14,} bytes  {manifest.created_at}")
-    return 0
+    for bad in unreadable:
+        print(f"  {bad.id}  unreadable: {bad.reason}")
+    return 1 if unreadable else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

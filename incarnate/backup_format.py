@@ -11,10 +11,12 @@ folder without a manifest is not a snapshot, so an interrupted backup never show
 
 import hashlib
 import io
+import json
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO, Literal
@@ -26,11 +28,11 @@ from pyfastcdc import FastCDC
 from incarnate import __version__
 from incarnate.errors import IntegrityError, ObjectMissing, StoreError
 from incarnate.stores import Store
+from incarnate.stores.locking import shared_lock
 
 MANIFEST = "manifest.json"
 FORMAT = 2
 AVERAGE_CHUNK = 1 << 20
-PENDING = "pending"  # markers of backups under way, so pruning leaves their new chunks alone
 PARALLEL = 8  # chunk uploads and downloads in flight; memory stays below PARALLEL * 2 * 4 MiB
 
 
@@ -93,9 +95,9 @@ def chunk_key(chunk_id: str) -> str:
 
 
 def new_snapshot_id(now: datetime | None = None) -> str:
-    """Sortable by time, unique even for two backups in the same second."""
+    """Sortable by time (to the microsecond, so the newest of two in one second is known), unique."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    return f"{moment:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
 
 
 def stack_prefix(stack: str) -> str:
@@ -107,30 +109,71 @@ def new_snapshot_prefix(stack: str) -> str:
 
 
 def read_manifest(store: Store, prefix: str) -> Manifest:
+    """The manifest at `prefix`; IntegrityError naming it when it cannot be read, or comes from a newer incarnate."""
     raw = store.get(f"{prefix}/{MANIFEST}")
+    where = f"store {store.location}: {prefix}/{MANIFEST}"
     try:
-        return Manifest.model_validate_json(raw)
+        data = json.loads(raw)
+    except ValueError:
+        raise IntegrityError(f"{where} is not a valid manifest (not JSON).") from None
+    written = data.get("format") if isinstance(data, dict) else None
+    if isinstance(written, int) and written > FORMAT:
+        raise IntegrityError(f"{where} has format {written}, written by a newer incarnate (this one reads up to format "
+                             f"{FORMAT}); restore it with that version.")
+    try:
+        return Manifest.model_validate(data)
     except ValueError as error:
-        raise IntegrityError(f"store {store.location}: {prefix}/{MANIFEST} is not a valid manifest ({error.__class__.__name__}).") from None
+        raise IntegrityError(f"{where} is not a valid manifest ({error.__class__.__name__}).") from None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A snapshot folder whose manifest exists but cannot be read: never chosen, never swept, always named."""
+
+    prefix: str
+    reason: str
+
+    @property
+    def id(self) -> str:
+        return self.prefix.rsplit("/", 1)[-1]
+
+
+def scan_snapshots(store: Store, stack: str | None = None) -> tuple[list[Snapshot], list[Unreadable]]:
+    """Complete snapshots of a stack (or of every stack in the store), oldest first, and the unreadable ones."""
+    keys = store.list(stack_prefix(stack) if stack else "backups")
+    snapshots, unreadable = [], []
+    for prefix in (key.removesuffix(f"/{MANIFEST}") for key in keys if key.endswith(f"/{MANIFEST}")):
+        try:
+            snapshots.append(Snapshot(prefix=prefix, manifest=read_manifest(store, prefix)))
+        except ObjectMissing:
+            continue  # forgotten by a prune since the listing
+        except IntegrityError as error:
+            unreadable.append(Unreadable(prefix, str(error)))
+    return sorted(snapshots, key=lambda snapshot: (snapshot.id, snapshot.prefix)), unreadable
 
 
 def list_snapshots(store: Store, stack: str | None = None) -> list[Snapshot]:
-    """Complete snapshots of a stack (or of every stack in the store), oldest first."""
-    keys = store.list(stack_prefix(stack) if stack else "backups")
-    prefixes = [key.removesuffix(f"/{MANIFEST}") for key in keys if key.endswith(f"/{MANIFEST}")]
-    snapshots = [Snapshot(prefix=prefix, manifest=read_manifest(store, prefix)) for prefix in prefixes]
-    return sorted(snapshots, key=lambda snapshot: (snapshot.id, snapshot.prefix))
+    """Complete, readable snapshots of a stack (or of every stack in the store), oldest first."""
+    return scan_snapshots(store, stack)[0]
 
 
 def find_snapshot(store: Store, stack: str, snapshot_id: str | None = None) -> Snapshot | None:
-    """The named snapshot, or the newest one; None when the stack has none."""
-    snapshots = list_snapshots(store, stack)
-    if snapshot_id is None:
-        return snapshots[-1] if snapshots else None
-    for snapshot in snapshots:
-        if snapshot.id == snapshot_id:
-            return snapshot
-    raise StoreError(f"store {store.location}: stack {stack} has no complete snapshot {snapshot_id}.")
+    """The named snapshot, or the newest readable one (saying which newer ones were skipped, and why); None when
+    the stack has none."""
+    snapshots, unreadable = scan_snapshots(store, stack)
+    if snapshot_id is not None:
+        for snapshot in snapshots:
+            if snapshot.id == snapshot_id:
+                return snapshot
+        for bad in unreadable:
+            if bad.id == snapshot_id:
+                raise IntegrityError(f"snapshot {snapshot_id} cannot be restored: {bad.reason}")
+        raise StoreError(f"store {store.location}: stack {stack} has no complete snapshot {snapshot_id}.")
+    newest = snapshots[-1] if snapshots else None
+    for bad in unreadable:
+        if newest is None or bad.id > newest.id:
+            print(f"skipping snapshot {bad.id} of stack {stack}: {bad.reason}")
+    return newest
 
 
 @dataclass
@@ -146,15 +189,28 @@ class WriteStats:
 
 
 class SnapshotWriter:
-    """Chunks artifacts into the store, then writes the manifest; without `commit` no snapshot exists."""
+    """Chunks artifacts into the store, then writes the manifest; without `commit` no snapshot exists.
+
+    From its creation until `commit` or `close` it holds the store's shared lock, so no prune deletes a chunk
+    it found present and reuses. Use it as a context manager: a failed backup releases the lock at once."""
 
     def __init__(self, store: Store, prefix: str, lock_until: datetime | None = None, parallel: int = PARALLEL) -> None:
         self.store, self.prefix, self.lock_until, self.parallel = store, prefix, lock_until, parallel
         self.artifacts: list[Artifact] = []
         self.stats = WriteStats()
         self._seen: set[str] = set()
-        self._pending = f"{PENDING}/{prefix.removeprefix('backups/')}"
-        store.put(self._pending, datetime.now(UTC).isoformat().encode())
+        self._held = ExitStack()
+        self._lock = self._held.enter_context(shared_lock(store, f"snapshot {prefix}", say=print))
+
+    def __enter__(self) -> "SnapshotWriter":
+        return self
+
+    def __exit__(self, *failure: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the store's lock; chunks stored without a manifest are removed by a later prune."""
+        self._held.close()
 
     def _store_chunk(self, chunk_id: str, data: bytes) -> int:
         """Store one chunk unless present; the stored bytes it added (0 for a reused chunk)."""
@@ -209,11 +265,12 @@ class SnapshotWriter:
     def commit(self, **fields: object) -> Snapshot:
         """Write the manifest, which makes the snapshot exist."""
         manifest = Manifest(artifacts=self.artifacts, created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
+        self._lock.check_held(f"snapshot {self.prefix}")
         if not self.store.put(f"{self.prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode()):
             raise StoreError(f"store {self.store.location}: {self.prefix} exists already.")
         if self.lock_until is not None:
             self.store.lock(f"{self.prefix}/{MANIFEST}", self.lock_until)
-        self.store.delete(self._pending)
+        self.close()
         return Snapshot(prefix=self.prefix, manifest=manifest)
 
 
@@ -297,25 +354,27 @@ def restore_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, consu
 def verify_snapshot(store: Store, snapshot: Snapshot) -> list[str]:
     """Re-read every chunk of a snapshot; one line per missing or corrupt chunk (empty: all good)."""
     problems = []
-    for artifact in snapshot.manifest.artifacts:
-        for chunk_id, _ in dict.fromkeys(artifact.chunks):
-            try:
-                fetch_chunk(store, chunk_id, f"snapshot {snapshot.id}, artifact {artifact.name}")
-            except IntegrityError as error:
-                problems.append(str(error))
+    with shared_lock(store, f"verify of snapshot {snapshot.id}", say=print):
+        for artifact in snapshot.manifest.artifacts:
+            for chunk_id, _ in dict.fromkeys(artifact.chunks):
+                try:
+                    fetch_chunk(store, chunk_id, f"snapshot {snapshot.id}, artifact {artifact.name}")
+                except IntegrityError as error:
+                    problems.append(str(error))
     return problems
 
 
 def copy_snapshot(source: Store, snapshot: Snapshot, target: Store, stack: str, **changes: object) -> Snapshot:
     """Copy a snapshot into another store (a vanilla backup into a customer store), verifying every chunk."""
-    where = f"snapshot {snapshot.id} in {source.location}"
-    for chunk_id in sorted(snapshot.manifest.chunk_ids()):
-        if not target.exists(chunk_key(chunk_id)):
-            stored, _ = fetch_chunk(source, chunk_id, where)
-            target.put(chunk_key(chunk_id), stored)
-    fields = snapshot.manifest.model_dump(exclude={"created_at", "tool_version", "format"})
-    fields.update(stack=stack, **changes)
-    manifest = Manifest(created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
-    prefix = new_snapshot_prefix(stack)
-    target.put(f"{prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode())
+    where, prefix = f"snapshot {snapshot.id} in {source.location}", new_snapshot_prefix(stack)
+    with shared_lock(target, f"copy of {where} as {prefix}", say=print) as lock:
+        for chunk_id in sorted(snapshot.manifest.chunk_ids()):
+            if not target.exists(chunk_key(chunk_id)):
+                stored, _ = fetch_chunk(source, chunk_id, where)
+                target.put(chunk_key(chunk_id), stored)
+        fields = snapshot.manifest.model_dump(exclude={"created_at", "tool_version", "format"})
+        fields.update(stack=stack, **changes)
+        manifest = Manifest(created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
+        lock.check_held(f"snapshot {prefix}")
+        target.put(f"{prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode())
     return Snapshot(prefix=prefix, manifest=manifest)

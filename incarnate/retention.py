@@ -1,19 +1,27 @@
 """Retention: which snapshots to keep (daily/weekly/monthly), and pruning that respects write-once locks.
 
-Pruning forgets snapshots outside the policy (deletes their manifests), then deletes the
-chunks no remaining snapshot of any stack in the store references. It never deletes what
-the server still locks, and it leaves chunks alone while a backup is under way.
+Pruning forgets snapshots outside the policy (deletes their manifests), then, holding the store's exclusive
+lock (no backup, copy, restore or verify runs meanwhile), deletes the chunks no remaining snapshot of any stack
+in the store references. It never deletes what the server still locks, no chunk while any manifest in the store
+cannot be read, and when the lock cannot be had in time it skips the clean-up (a later prune does it): a prune
+never fails because other stacks are busy.
 """
 
+import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from incarnate.config import Retention
-from incarnate.backup_format import MANIFEST, PENDING, Snapshot, list_snapshots
+from incarnate.backup_format import MANIFEST, Snapshot, list_snapshots, scan_snapshots
 from incarnate.stores import Store
+from incarnate.stores.locking import StoreBusy, exclusive_lock
 
-PENDING_EXPIRY = timedelta(hours=24)  # a marker older than this belongs to a killed backup
+
+def clean_up_wait_seconds() -> float:
+    """How long a prune waits for running backups before it skips the chunk clean-up (INCARNATE_PRUNE_WAIT);
+    meanwhile new backups of the store wait for it, so this bounds their delay too."""
+    return float(os.environ.get("INCARNATE_PRUNE_WAIT", "600"))
 
 
 def _age_order(snapshot: Snapshot) -> tuple[datetime, str]:
@@ -55,7 +63,7 @@ class PruneResult:
     locked_snapshots: list[str] = field(default_factory=list)
     chunks_deleted: int = 0
     chunks_locked: int = 0
-    chunks_skipped_busy: bool = False
+    clean_up_skipped: str | None = None  # why no chunk was deleted this time
 
     def summary(self) -> str:
         verb = "would forget" if self.dry_run else "forgot"
@@ -64,8 +72,8 @@ class PruneResult:
                 f"{'would delete' if self.dry_run else 'deleted'} {self.chunks_deleted} unreferenced chunks")
         if self.chunks_locked:
             text += f", {self.chunks_locked} unreferenced chunks still locked"
-        if self.chunks_skipped_busy:
-            text += "; chunk clean-up skipped: a backup is under way in this store"
+        if self.clean_up_skipped:
+            text += f"; chunk clean-up skipped: {self.clean_up_skipped}"
         return text
 
 
@@ -74,24 +82,11 @@ def _locked(store: Store, key: str, now: datetime) -> bool:
     return until is not None and until > now
 
 
-def backups_under_way(store: Store, now: datetime) -> bool:
-    """Whether a backup has started and not committed (its new chunks are not referenced yet)."""
-    busy = False
-    for key in store.list(PENDING):
-        try:
-            started = datetime.fromisoformat(store.get(key).decode())
-        except (ValueError, UnicodeDecodeError):
-            started = now
-        if now - started < PENDING_EXPIRY:
-            busy = True
-    return busy
-
-
-def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, now: datetime | None = None) -> PruneResult:
-    now = now or datetime.now(UTC)
-    result = PruneResult(dry_run=dry_run)
+def forget(store: Store, stack: str, policy: Retention, result: PruneResult, now: datetime) -> set[str]:
+    """Delete the manifests of the stack's snapshots the policy does not keep (never one still locked); their prefixes."""
     snapshots = list_snapshots(store, stack)
     kept = select_kept(snapshots, policy, now)
+    forgotten = set()
     for snapshot in snapshots:
         manifest_key = f"{snapshot.prefix}/{MANIFEST}"
         if snapshot.id in kept:
@@ -100,16 +95,20 @@ def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, no
             result.locked_snapshots.append(snapshot.id)
         else:
             result.forgotten.append(snapshot.id)
-            if not dry_run:
+            forgotten.add(snapshot.prefix)
+            if not result.dry_run:
                 store.delete(manifest_key)
-    if backups_under_way(store, now):
-        result.chunks_skipped_busy = True
-        return result
-    forgotten = {snapshot.prefix for snapshot in snapshots if snapshot.id in result.forgotten}
-    # Read the store's manifests again, after the check for running backups: a backup of any
-    # stack that committed since the first read must protect the chunks it references.
-    remaining = [snapshot for snapshot in list_snapshots(store) if snapshot.prefix not in forgotten]
-    referenced = set().union(*(snapshot.manifest.chunk_ids() for snapshot in remaining))
+    return forgotten
+
+
+def sweep(store: Store, forgotten: set[str], result: PruneResult, now: datetime) -> None:
+    """Delete every chunk no readable snapshot references; nothing when any manifest cannot be read."""
+    snapshots, unreadable = scan_snapshots(store)
+    if unreadable:
+        result.clean_up_skipped = (f"manifest {unreadable[0].prefix} cannot be read and may reference any chunk "
+                                   f"({len(unreadable)} such); repair or remove it")
+        return
+    referenced = set().union(*(snapshot.manifest.chunk_ids() for snapshot in snapshots if snapshot.prefix not in forgotten))
     for key in store.list("chunks"):
         if key.rsplit("/", 1)[-1] in referenced:
             continue
@@ -117,6 +116,22 @@ def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, no
             result.chunks_locked += 1
             continue
         result.chunks_deleted += 1
-        if not dry_run:
+        if not result.dry_run:
             store.delete(key)
+
+
+def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, now: datetime | None = None,
+          wait_seconds: float | None = None) -> PruneResult:
+    now = now or datetime.now(UTC)
+    result = PruneResult(dry_run=dry_run)
+    forgotten = forget(store, stack, policy, result, now)
+    if dry_run:
+        sweep(store, forgotten, result, now)  # only reads: needs no lock
+        return result
+    wait = clean_up_wait_seconds() if wait_seconds is None else wait_seconds
+    try:
+        with exclusive_lock(store, f"prune of stack {stack}", wait):
+            sweep(store, forgotten, result, now)
+    except StoreBusy as busy:
+        result.clean_up_skipped = f"{busy} A later prune deletes the unreferenced chunks."
     return result

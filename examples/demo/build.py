@@ -134,14 +134,14 @@ def publish_release(releases: ReleaseStore, release_dir: Path) -> None:
     say(f"publishing release {product} {release}")
     shutil.rmtree(target, ignore_errors=True)  # the demo's sources changed: its release is rebuilt
     releases.add(product, release, {"release.yaml": sources[0].read_bytes(), "compose.yaml": sources[1].read_bytes()})
-    writer = SnapshotWriter(releases.store, releases.vanilla_prefix(product, release))
-    for spec in descriptor.databases:
-        writer.add(f"database-{spec.name}", "database", spec.name, spec.engine,
-                   io.BytesIO(vanilla_sql(product, spec.engine, spec.name, descriptor.schema_version)))
-    for spec in descriptor.volumes:
-        writer.add(f"volume-{spec.name}", "volume", spec.name, None, io.BytesIO(empty_tar()))
-    writer.commit(stack=product, product=product, release=release, schema_version=descriptor.schema_version,
-                  config_commit=None, origin="vanilla")
+    with SnapshotWriter(releases.store, releases.vanilla_prefix(product, release)) as writer:
+        for spec in descriptor.databases:
+            writer.add(f"database-{spec.name}", "database", spec.name, spec.engine,
+                       io.BytesIO(vanilla_sql(product, spec.engine, spec.name, descriptor.schema_version)))
+        for spec in descriptor.volumes:
+            writer.add(f"volume-{spec.name}", "volume", spec.name, None, io.BytesIO(empty_tar()))
+        writer.commit(stack=product, product=product, release=release, schema_version=descriptor.schema_version,
+                      config_commit=None, origin="vanilla")
     (target / SOURCE_HASH).write_text(inputs)
 
 

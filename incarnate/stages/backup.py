@@ -32,12 +32,12 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0) -> BackupResu
         raise StageError(f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up.")
     release = customer_releases(store).descriptor(state.product, state.release)
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
-    writer = SnapshotWriter(store, new_snapshot_prefix(state.stack), lock_until=lock_until)
-    for source in datasources.for_release(project, release, state.registry):
-        with source.dump() as stream:
-            writer.add(source.artifact, source.kind, source.target, source.engine, stream)
-    snapshot = writer.commit(
-        stack=state.stack, product=state.product, release=state.release, schema_version=state.schema_version,
-        config_commit=state.config_commit, origin="backup",
-    )
+    with SnapshotWriter(store, new_snapshot_prefix(state.stack), lock_until=lock_until) as writer:
+        for source in datasources.for_release(project, release, state.registry):
+            with source.dump() as stream:
+                writer.add(source.artifact, source.kind, source.target, source.engine, stream)
+        snapshot = writer.commit(
+            stack=state.stack, product=state.product, release=state.release, schema_version=state.schema_version,
+            config_commit=state.config_commit, origin="backup",
+        )
     return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_days))

@@ -9,6 +9,7 @@ from incarnate.datasources.volume import toolbox_image
 from incarnate.pinned import PinnedStack
 from incarnate.releases import customer_releases
 from incarnate.stores import Store
+from incarnate.stores.locking import shared_lock
 
 NAME = "restore"
 
@@ -34,6 +35,7 @@ def run(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Sn
     host.run(["docker", "pull", "--quiet", toolbox_image(pinned.registry)], what="pulling the toolbox image")
     project.up(release.data_services)
     sources = datasources.for_release(project, release, pinned.registry)
-    return {artifact.name: load_if_empty(source, store, snapshot, artifact)
-            for artifact, source in datasources.for_artifacts(sources, snapshot.manifest.artifacts, project,
-                                                             pinned.registry, f"snapshot {snapshot.id}")}
+    with shared_lock(store, f"restore of snapshot {snapshot.id} into stack {project.name}", say=print):
+        return {artifact.name: load_if_empty(source, store, snapshot, artifact)
+                for artifact, source in datasources.for_artifacts(sources, snapshot.manifest.artifacts, project,
+                                                                 pinned.registry, f"snapshot {snapshot.id}")}

@@ -133,3 +133,29 @@ def test_missing_store_directory_is_reported_not_created(tmp_path):
     with pytest.raises(StoreError, match="does not exist or is not mounted"):
         store.put("x", b"1")
     assert not (tmp_path / "not-mounted").exists()
+
+
+def damage_manifest(store, snapshot, text: bytes) -> None:
+    path = store.root / snapshot.prefix / "manifest.json"
+    path.unlink()
+    path.write_bytes(text)
+
+
+@pytest.mark.parametrize("damage", [b"{not json", json.dumps({"format": 99, "stack": "acme", "future": True}).encode()],
+                         ids=["unparsable", "newer-format"])
+def test_a_bad_newest_manifest_is_skipped_and_named_and_the_newest_good_snapshot_chosen(tmp_path, damage, capsys):
+    store = LocalStore(tmp_path)
+    good, _ = make_snapshot(store, b"good")
+    bad, _ = make_snapshot(store, b"newer")
+    damage_manifest(store, bad, damage)
+    assert find_snapshot(store, "acme").id == good.id
+    assert [snapshot.id for snapshot in list_snapshots(store, "acme")] == [good.id]
+    assert bad.id in capsys.readouterr().out  # reported by name where the choice is made
+
+
+def test_restoring_a_snapshot_whose_manifest_is_from_a_newer_format_says_why_it_cannot(tmp_path):
+    store = LocalStore(tmp_path)
+    snapshot, _ = make_snapshot(store)
+    damage_manifest(store, snapshot, json.dumps({"format": 99, "stack": "acme"}).encode())
+    with pytest.raises(IntegrityError, match=f"{snapshot.id}.*format 99.*newer incarnate"):
+        find_snapshot(store, "acme", snapshot.id)

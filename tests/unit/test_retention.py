@@ -66,10 +66,12 @@ def test_prune_leaves_chunks_alone_while_a_backup_is_under_way(tmp_path):
     store = LocalStore(tmp_path)
     backed_up(store, b"a" * 5000)
     backed_up(store, b"b" * 5000)
-    SnapshotWriter(store, "backups/acme/29990101T000000Z-running").add("database-demo", "database", "demo", "mariadb", io.BytesIO(b"c" * 5000))
-    result = prune(store, "acme", Retention(keep_daily=1, keep_weekly=0, keep_monthly=0, min_age_days=0))
-    assert result.chunks_skipped_busy and result.chunks_deleted == 0
-    assert len(store.list("chunks")) == 3  # the forgotten snapshot's chunk and the running backup's stay
+    with SnapshotWriter(store, "backups/acme/29990101T000000Z-running") as running:
+        running.add("database-demo", "database", "demo", "mariadb", io.BytesIO(b"c" * 5000))
+        result = prune(store, "acme", Retention(keep_daily=1, keep_weekly=0, keep_monthly=0, min_age_days=0), wait_seconds=1)
+    assert "busy" in result.clean_up_skipped and result.chunks_deleted == 0
+    assert "forgot 1" in result.summary() and "chunk clean-up skipped" in result.summary()
+    assert len([key for key in store.list("chunks")]) == 3  # the forgotten snapshot's chunk and the running backup's stay
 
 
 class LockingStore(LocalStore):
@@ -94,3 +96,17 @@ def test_prune_never_deletes_what_is_still_locked(tmp_path):
     assert result.locked_snapshots == [old.id] and result.forgotten == []
     assert {s.id for s in list_snapshots(store, "acme")} == {old.id, new.id}
     assert store.exists(chunk)
+
+
+def test_prune_deletes_no_chunk_while_any_manifest_in_the_store_cannot_be_read(tmp_path):
+    """An unreadable manifest (damaged, or from a newer incarnate) may reference any chunk: sweeping would destroy it."""
+    store = LocalStore(tmp_path)
+    old, _ = backed_up(store, b"old data " * 1000), backed_up(store, b"new data " * 1000)
+    other = SnapshotWriter(store, "backups/other/20261125T020000Z-aaaaaa")
+    other.add("volume-files", "volume", "files", None, io.BytesIO(b"other stack's data " * 1000))
+    other_snapshot = other.commit(stack="other", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+    (tmp_path / other_snapshot.prefix / "manifest.json").unlink()
+    (tmp_path / other_snapshot.prefix / "manifest.json").write_text('{"format": 99}')
+    done = prune(store, "acme", Retention(keep_daily=1, keep_weekly=0, keep_monthly=0, min_age_days=0))
+    assert done.forgotten == [old.id] and done.chunks_deleted == 0
+    assert "cannot be read" in done.summary() and other_snapshot.id in done.summary()

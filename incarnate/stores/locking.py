@@ -1,0 +1,264 @@
+"""Store-wide locks, kept in the store itself so that they hold between machines (two DevOps laptops, the
+Prefect server's worker, a worker on each host), as restic does:
+
+    locks/<token>-<renewal>.json      {"kind": "shared" | "exclusive", "purpose", "host", "machine", "pid", ...}
+
+Every run that writes or reads snapshots (a backup, a copy of the vanilla backup, a restore, a verify) holds a
+*shared* lock; the chunk clean-up of prune holds the *exclusive* one. Objects are create-only, so a lock is
+renewed by writing its next object and deleting the one before. A lock is stale, and ignored, when it was not
+renewed for TTL seconds (its owner is gone or cut off), or at once when its owner was a process on this machine
+that no longer lives (a killed run).
+
+Acquiring writes one's own lock first and then looks at the others (each side looks after it wrote), so of
+two runs that start together at least one sees the other: a shared lock steps back while any exclusive lock
+lives; an exclusive lock waits for the shared ones, and for older exclusive ones. Writers give way to a waiting
+clean-up, so clean-up happens within a bounded time even when some backup is always running.
+"""
+
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Literal
+
+from incarnate.errors import ObjectMissing, StoreError
+from incarnate.stores import Store
+
+LOCKS = "locks"
+Kind = Literal["shared", "exclusive"]
+
+
+def ttl_seconds() -> float:
+    """How long a lock lives without renewal (INCARNATE_STORE_LOCK_TTL): generous, for clocks that disagree."""
+    return float(os.environ.get("INCARNATE_STORE_LOCK_TTL", "600"))
+
+
+def renew_seconds() -> float:
+    return max(ttl_seconds() / 10, 0.2)
+
+
+POLL_SECONDS = (0.05, 2.0)  # first and longest pause between two looks at the locks; each pause doubles
+
+
+class StoreBusy(StoreError):
+    """The store's lock could not be had in time; nothing was written."""
+
+
+@cache
+def this_machine() -> str:
+    """Tells this machine apart from another with the same host name (a cloned VM)."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            return open(path).read().strip()
+        except OSError:
+            continue
+    return socket.gethostname()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class LockRecord:
+    key: str
+    token: str
+    kind: Kind
+    purpose: str
+    host: str
+    machine: str
+    pid: int
+    acquired: float  # when its owner first wrote it (orders exclusive locks)
+    renewed: float  # when this object was written
+
+    def describe(self) -> str:
+        return f"{self.kind} lock of {self.purpose} (host {self.host}, pid {self.pid})"
+
+    def stale(self, now: float, ttl: float) -> bool:
+        if now - self.renewed > ttl:
+            return True
+        return self.machine == this_machine() and not _pid_alive(self.pid)
+
+
+def read_locks(store: Store) -> list[LockRecord]:
+    """Every lock object in the store; one deleted while we read (its owner finished) is simply not there."""
+    found = []
+    for key in store.list(LOCKS):
+        try:
+            data = json.loads(store.get(key))
+            found.append(LockRecord(key=key, **{name: data[name] for name in
+                                                 ("token", "kind", "purpose", "host", "machine", "pid", "acquired", "renewed")}))
+        except ObjectMissing:
+            continue
+        except (ValueError, KeyError, TypeError):
+            continue  # not a lock this version wrote (or a torn write): it protects nothing, and is removed as stale
+    return found
+
+
+def live_locks(store: Store) -> list[LockRecord]:
+    """The locks that still hold; stale ones are deleted on the way, so the store does not collect them."""
+    now, ttl, live = time.time(), ttl_seconds(), []
+    keys = set(store.list(LOCKS))
+    records = read_locks(store)
+    for record in records:
+        if record.stale(now, ttl):
+            store.delete(record.key)
+        else:
+            live.append(record)
+    for key in keys - {record.key for record in records}:
+        store.delete(key)  # unreadable: no owner can be told apart, so it holds nothing
+    return live
+
+
+class StoreLock:
+    """One lock held in a store, renewed by a background thread while the holder lives."""
+
+    def __init__(self, store: Store, kind: Kind, purpose: str) -> None:
+        self.store, self.kind, self.purpose = store, kind, purpose
+        self.token = secrets.token_hex(8)
+        self.acquired = time.time()
+        self.renewals = 0
+        self.key: str | None = None
+        self.last_renewed = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._mutex = threading.Lock()
+
+    def _write(self) -> str:
+        now = time.time()
+        key = f"{LOCKS}/{self.token}-{self.renewals:06d}.json"
+        record = {"token": self.token, "kind": self.kind, "purpose": self.purpose, "host": socket.gethostname(),
+                  "machine": this_machine(), "pid": os.getpid(), "acquired": self.acquired, "renewed": now,
+                  "written_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        self.store.put(key, json.dumps(record).encode())
+        self.last_renewed = now
+        return key
+
+    def write(self) -> None:
+        with self._mutex:
+            self.key = self._write()
+
+    def renew(self) -> None:
+        with self._mutex:
+            if self.key is None:
+                return
+            self.renewals += 1
+            previous, self.key = self.key, self._write()
+            self.store.delete(previous)
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(renew_seconds()):
+            try:
+                self.renew()
+            except StoreError:
+                continue  # the store did not answer; `held` says when the lock has lapsed
+
+    def start_renewing(self) -> None:
+        self._thread = threading.Thread(target=self._renew_loop, name=f"store-lock-{self.token}", daemon=True)
+        self._thread.start()
+
+    def held(self) -> bool:
+        """Whether others still see this lock as live: renewed within the TTL."""
+        return self.key is not None and time.time() - self.last_renewed <= ttl_seconds()
+
+    def check_held(self, what: str) -> None:
+        """Refuse to make a result visible (a manifest) when others may already have taken the lock as stale."""
+        if not self.held():
+            raise StoreError(f"store {self.store.location}: the {self.kind} lock of {self.purpose} was not renewed for "
+                             f"{time.time() - self.last_renewed:.0f} s (the store did not answer), so a clean-up may "
+                             f"have run meanwhile; {what} was not made. Run again.")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._mutex:
+            if self.key is not None:
+                try:
+                    self.store.delete(self.key)
+                except StoreError:
+                    pass  # it goes stale on its own
+                self.key = None
+
+    def others(self) -> list[LockRecord]:
+        return [record for record in live_locks(self.store) if record.token != self.token]
+
+
+class _Waiting:
+    """Waits between looks at the locks, short at first (most locks are held briefly), then longer."""
+
+    def __init__(self, wait_seconds: float, say: Callable[[str], None]) -> None:
+        self.deadline, self.say, self.said, self.pause = time.monotonic() + wait_seconds, say, set(), POLL_SECONDS[0]
+
+    def wait(self, blockers: list[LockRecord], lock: StoreLock) -> None:
+        if time.monotonic() > self.deadline:
+            raise StoreBusy(f"store {lock.store.location} is busy: {blockers[0].describe()} holds it"
+                            f"{f' (and {len(blockers) - 1} more)' if len(blockers) > 1 else ''}; gave up waiting for "
+                            f"the {lock.kind} lock of {lock.purpose}. Nothing was written; run again later.")
+        first = blockers[0].describe()
+        if first not in self.said:
+            self.said.add(first)
+            self.say(f"store {lock.store.location}: waiting for the {first}")
+        time.sleep(self.pause)
+        self.pause = min(self.pause * 2, POLL_SECONDS[1])
+
+
+@contextmanager
+def shared_lock(store: Store, purpose: str, wait_seconds: float | None = None,
+                say: Callable[[str], None] = lambda text: None) -> Iterator[StoreLock]:
+    """Held while snapshots are written or read: no chunk clean-up runs meanwhile."""
+    lock = StoreLock(store, "shared", purpose)
+    waiting = _Waiting(_default_wait() if wait_seconds is None else wait_seconds, say)
+    while True:
+        exclusive = [record for record in lock.others() if record.kind == "exclusive"]
+        if not exclusive:
+            lock.write()
+            exclusive = [record for record in lock.others() if record.kind == "exclusive"]
+            if not exclusive:
+                break
+            lock.release()  # a clean-up announced itself meanwhile: writers give way
+            lock = StoreLock(store, "shared", purpose)
+        waiting.wait(exclusive, lock)
+    lock.start_renewing()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+@contextmanager
+def exclusive_lock(store: Store, purpose: str, wait_seconds: float,
+                   say: Callable[[str], None] = lambda text: None) -> Iterator[StoreLock]:
+    """Held while chunks are deleted: no backup adds a reference to a chunk meanwhile, no restore reads one."""
+    lock = StoreLock(store, "exclusive", purpose)
+    lock.write()  # announces the clean-up at once: new writers wait for it
+    lock.start_renewing()
+    try:
+        waiting = _Waiting(wait_seconds, say)
+        while True:
+            blockers = [record for record in lock.others()
+                        if record.kind == "shared" or (record.acquired, record.token) < (lock.acquired, lock.token)]
+            if not blockers:
+                break
+            waiting.wait(blockers, lock)
+        yield lock
+    finally:
+        lock.release()
+
+
+def _default_wait() -> float:
+    """How long a backup or restore waits for a clean-up to finish (INCARNATE_STORE_LOCK_WAIT)."""
+    return float(os.environ.get("INCARNATE_STORE_LOCK_WAIT", "1800"))

@@ -1,0 +1,88 @@
+"""Pruning one stack while other stacks back up into the same store (the nightly window of a shared store)."""
+
+import io
+import os
+import random
+import threading
+import time
+
+from incarnate.backup_format import SnapshotWriter, list_snapshots, new_snapshot_prefix, verify_snapshot
+from incarnate.config import Retention
+from incarnate.retention import prune
+from incarnate.stores.local import LocalStore
+
+FORGET_ALL_BUT_NEWEST = Retention(keep_daily=0, keep_weekly=0, keep_monthly=0, min_age_days=0)
+
+
+class NetworkLatencyStore(LocalStore):
+    """A real directory store answering with the latency of a network store (SMB, Azure), so that runs overlap
+    as they do there."""
+
+    def delete(self, key: str) -> None:
+        time.sleep(0.004)
+        super().delete(key)
+
+    def list(self, prefix: str) -> list[str]:
+        time.sleep(0.01)
+        return super().list(prefix)
+
+
+def snapshot_of(store, stack: str, payload: bytes):
+    writer = SnapshotWriter(store, new_snapshot_prefix(stack))
+    writer.add("volume-files", "volume", "files", None, io.BytesIO(payload))
+    return writer.commit(stack=stack, product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+
+
+def test_prune_never_deletes_chunks_that_a_concurrent_backup_of_another_stack_reuses(tmp_path):
+    """Stack A's old snapshot holds data that stack B backs up just while A is pruned: B finds A's chunks present
+    and does not upload them again, A's prune forgets its snapshot and sweeps; B's snapshot must stay whole."""
+    store, rng, failures = NetworkLatencyStore(tmp_path), random.Random(7), []
+    for _ in range(30):
+        shared = os.urandom(6 << 20)
+        snapshot_of(store, "a", shared)
+        snapshot_of(store, "a", os.urandom(1 << 16))  # newer, so retention forgets the one holding `shared`
+
+        def back_up_b(delay: float = rng.uniform(0, 0.06)) -> None:
+            time.sleep(delay)
+            try:
+                snapshot_of(store, "b", shared)
+            except Exception as error:  # noqa: BLE001 - every failure is reported below
+                failures.append(f"backup of b: {error!r}")
+
+        def prune_a() -> None:
+            try:
+                prune(store, "a", FORGET_ALL_BUT_NEWEST)
+            except Exception as error:  # noqa: BLE001
+                failures.append(f"prune of a: {error!r}")
+
+        threads = [threading.Thread(target=back_up_b), threading.Thread(target=prune_a)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    problems = [problem for snapshot in list_snapshots(store, "b") for problem in verify_snapshot(store, snapshot)]
+    assert failures == []
+    assert problems == [], f"{len(problems)} missing or bad chunks, first: {problems[0]}"
+
+
+def test_many_stacks_backing_up_and_pruning_at_once_never_fail_a_prune(tmp_path):
+    """Sixteen stacks in one store, each backing up and then pruning, all at once: no prune fails because another
+    stack's backup committed (and cleaned up after itself) while the prune looked at the store."""
+    store, failures = NetworkLatencyStore(tmp_path), []
+
+    def nightly(stack: str) -> None:
+        for night in range(3):
+            try:
+                snapshot_of(store, stack, os.urandom(1 << 18) + b"common" * 10000)
+                prune(store, stack, FORGET_ALL_BUT_NEWEST)
+            except Exception as error:  # noqa: BLE001
+                failures.append(f"{stack} night {night}: {error!r}")
+
+    threads = [threading.Thread(target=nightly, args=(f"s{number}",)) for number in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    problems = [problem for snapshot in list_snapshots(store) for problem in verify_snapshot(store, snapshot)]
+    assert problems == []

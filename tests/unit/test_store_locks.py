@@ -1,0 +1,101 @@
+"""The store's own locks: what a killed, failed or long backup leaves for the next prune."""
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from incarnate.backup_format import SnapshotWriter, new_snapshot_prefix
+from incarnate.config import Retention
+from incarnate.retention import prune
+from incarnate.stores.local import LocalStore
+from incarnate.stores.locking import StoreBusy, exclusive_lock, shared_lock
+
+FORGET_ALL_BUT_NEWEST = Retention(keep_daily=0, keep_weekly=0, keep_monthly=0, min_age_days=0)
+
+
+def snapshot_of(store, payload: bytes):
+    writer = SnapshotWriter(store, new_snapshot_prefix("acme"))
+    writer.add("volume-files", "volume", "files", None, io.BytesIO(payload))
+    return writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+
+
+def test_a_killed_backup_does_not_block_the_next_prune(tmp_path):
+    """kill -9 in the middle of a backup: its chunks are stored, no manifest; the next prune must clean up at once."""
+    store = LocalStore(tmp_path)
+    snapshot_of(store, b"old " * 5000)
+    snapshot_of(store, b"new " * 5000)
+    script = textwrap.dedent(f"""
+        import io, os, signal
+        from incarnate.backup_format import SnapshotWriter
+        from incarnate.stores.local import LocalStore
+        writer = SnapshotWriter(LocalStore({str(tmp_path)!r}), "backups/acme/29990101T000000000000Z-killed")
+        writer.add("volume-files", "volume", "files", None, io.BytesIO(b"half a backup " * 5000))
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert killed.returncode == -9
+    result = prune(store, "acme", FORGET_ALL_BUT_NEWEST, wait_seconds=5)
+    assert result.chunks_deleted == 2, result.summary()  # the forgotten snapshot's chunk and the killed backup's
+    assert store.list("locks") == [] and store.list("pending") == []
+
+
+def test_a_failed_backup_releases_its_lock_at_once(tmp_path):
+    store = LocalStore(tmp_path)
+    snapshot_of(store, b"old " * 5000)
+    snapshot_of(store, b"new " * 5000)
+
+    class BrokenDump(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            raise OSError("the database container went away")
+
+    with pytest.raises(OSError), SnapshotWriter(store, new_snapshot_prefix("acme")) as writer:
+        writer.add("database-demo", "database", "demo", "mariadb", BrokenDump())
+    assert store.list("locks") == []
+    assert prune(store, "acme", FORGET_ALL_BUT_NEWEST, wait_seconds=0).chunks_deleted == 1
+
+
+def test_a_backup_longer_than_the_lock_lifetime_stays_protected(tmp_path, monkeypatch):
+    """The lock is renewed while its holder lives, so a long backup never looks abandoned."""
+    monkeypatch.setenv("INCARNATE_STORE_LOCK_TTL", "0.5")
+    store = LocalStore(tmp_path)
+    with shared_lock(store, "a long backup"):
+        time.sleep(1.5)  # three lifetimes
+        with pytest.raises(StoreBusy, match="shared lock of a long backup"):
+            with exclusive_lock(store, "prune of stack acme", wait_seconds=0.3):
+                pass
+    with exclusive_lock(store, "prune of stack acme", wait_seconds=0.3):
+        pass
+
+
+def test_a_lock_its_owner_stopped_renewing_expires(tmp_path, monkeypatch):
+    """A holder on another machine that died (or lost the store) is not waited for longer than the lifetime."""
+    monkeypatch.setenv("INCARNATE_STORE_LOCK_TTL", "0.5")
+    store = LocalStore(tmp_path)
+    store.put("locks/0123456789abcdef-000000.json",
+              b'{"token": "0123456789abcdef", "kind": "shared", "purpose": "a backup elsewhere", "host": "elsewhere", '
+              b'"machine": "another-machine", "pid": 1, "acquired": %f, "renewed": %f}' % (time.time(), time.time()))
+    with pytest.raises(StoreBusy):
+        with exclusive_lock(store, "prune", wait_seconds=0.1):
+            pass
+    time.sleep(0.6)
+    with exclusive_lock(store, "prune", wait_seconds=0.1):
+        pass
+    assert store.list("locks") == []
+
+
+def test_writers_wait_for_a_clean_up_that_announced_itself(tmp_path):
+    store = LocalStore(tmp_path)
+    with exclusive_lock(store, "prune of stack acme", wait_seconds=1):
+        with pytest.raises(StoreBusy, match="exclusive lock of prune of stack acme"):
+            with shared_lock(store, "backup of stack b", wait_seconds=0.3):
+                pass
+    with shared_lock(store, "backup of stack b", wait_seconds=0.3):
+        pass
