@@ -12,6 +12,7 @@ import yaml
 
 from incarnate import settings
 from incarnate.errors import ConfigError
+from incarnate.private import write_private
 from incarnate.repo import CustomerConfig, load_customer_config
 
 
@@ -55,7 +56,6 @@ def register(repo: str, host: str | None = None) -> CustomerConfig:
     if repo not in known or known[repo] != (host or None):
         known[repo] = host or None
         path = registry_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
         entries = [{"repo": name, "host": where} if where else name for name, where in known.items()]
-        path.write_text(yaml.safe_dump({"customers": entries}))
+        write_private(path, yaml.safe_dump({"customers": entries}).encode())
     return customer

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from incarnate.backup_format import Snapshot
 from incarnate.compose import STATE_FILE, ComposeProject
 from incarnate.pinned import PinnedStack
+from incarnate.private import write_private
 
 
 class StackState(BaseModel):
@@ -41,7 +42,7 @@ def write_state(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot
         config_commit=customer.commit, restored_from=snapshot.id, deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         http_port=customer.config.http_port, registry=pinned.registry,
     )
-    (project.workdir / STATE_FILE).write_text(state.model_dump_json(indent=2))
+    write_private(project.workdir / STATE_FILE, state.model_dump_json(indent=2).encode())
     project.save_on_host()
     return state
 

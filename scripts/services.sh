@@ -8,6 +8,7 @@ INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
 LOGS=${INCARNATE_LOGS:-/var/log/incarnate}
 PREFECT_PORT=${PREFECT_PORT:-4200}
 mkdir -p "$INCARNATE_HOME" "$LOGS"
+chmod 700 "$INCARNATE_HOME"  # stacks, state, backups and the Prefect database are for root only
 
 step() { printf '==> %s\n' "$*"; }
 

@@ -6,6 +6,7 @@ from incarnate.config import HostSettings
 from incarnate.errors import HostError
 from incarnate.host import Host
 from incarnate.hostprep import prepare_host
+from incarnate.private import private_dir
 
 NAME = "create host"
 
@@ -18,7 +19,7 @@ def run(host: Host, stack: str, settings: HostSettings | None = None) -> Compose
     host.compose_command()
     workdir = host.stack_dir(stack)
     try:
-        workdir.mkdir(parents=True, exist_ok=True)
+        private_dir(workdir)
     except OSError as error:
         raise HostError(f"host {host.name}: cannot create {workdir} ({error.strerror}).") from None
     project = ComposeProject(host=host, name=stack, workdir=workdir)

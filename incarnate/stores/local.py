@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path, PurePosixPath
 
 from incarnate.errors import ObjectMissing, StoreError
+from incarnate.private import private_dir
 from incarnate.stores import Unlocked
 
 
@@ -34,8 +35,8 @@ class LocalStore(Unlocked):
             return False
         partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(partial, "xb") as handle:
+            private_dir(target.parent)
+            with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())

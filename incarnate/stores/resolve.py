@@ -2,6 +2,7 @@
 
 from incarnate import settings
 from incarnate.config import BlockStoreTarget, StackConfig
+from incarnate.private import private_dir
 from incarnate.stores import Store
 from incarnate.stores.local import LocalStore
 
@@ -13,6 +14,6 @@ def backup_store(config: StackConfig) -> Store:
 
         return load_store_block(target.block)
     if target is None:
-        settings.default_backup_path().mkdir(parents=True, exist_ok=True)
+        private_dir(settings.default_backup_path())
         return LocalStore(settings.default_backup_path())
     return LocalStore(target.path)
