@@ -17,9 +17,10 @@ class SshHost(Block):
     _block_type_name = "incarnate ssh host"
     _description = "A container host reached over SSH: address, login, private key, and its pinned host key."
 
-    address: str = Field(description="Host name or IP address.")
+    address: str = Field(description="Host name or IP address.", pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")
     port: int = Field(default=22, ge=1, le=65535)
-    user: str = Field(default="root", description="Login; root, or a user with password-less sudo.")
+    user: str = Field(default="root", description="Login; root, or a user with password-less sudo.",
+                      pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     private_key: SecretStr = Field(description="Unencrypted OpenSSH private key (Ed25519, ECDSA or RSA) for the login.")
     host_key: str = Field(description="The host's public key, pinned: a line of `ssh-keyscan -p PORT HOST` "
                                       "(or `TYPE BASE64`), verified on the host itself.")

@@ -1,12 +1,14 @@
 """One stack as a Compose project on a host: its files, and the compose commands run on it."""
 
 import json
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from incarnate.errors import StageError, StoreError
 from incarnate.host import Host
+from incarnate.private import write_private
 
 COMPOSE_FILE = "compose.yaml"
 ENV_FILE = "incarnate.env"
@@ -25,9 +27,8 @@ class ComposeProject:
 
     def write_files(self, compose: bytes, variables: dict[str, str]) -> None:
         """Lay down the release's compose file and the variables it needs, replacing older ones."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / COMPOSE_FILE).write_bytes(compose)
-        (self.workdir / ENV_FILE).write_text("".join(f"{key}={value}\n" for key, value in sorted(variables.items())))
+        write_private(self.workdir / COMPOSE_FILE, compose)
+        write_private(self.workdir / ENV_FILE, "".join(f"{key}={value}\n" for key, value in sorted(variables.items())).encode())
 
     def _command(self, *args: str) -> list[str]:
         return [
@@ -49,7 +50,8 @@ class ComposeProject:
         for name in KEPT_ON_HOST:
             path = self.workdir / name
             if path.is_file():
-                shell.execute(shell.as_root(f"mkdir -p {folder} && cat > {folder}/{name}.new && mv {folder}/{name}.new {folder}/{name}"),
+                target = shlex.quote(f"{folder}/{name}")
+                shell.execute(shell.as_root(f"umask 077 && mkdir -p {shlex.quote(folder)} && cat > {target}.new && mv {target}.new {target}"),
                               what=f"saving {name} of stack {self.name}", stdin=path.read_bytes())
 
     def load_from_host(self) -> None:
@@ -57,20 +59,21 @@ class ComposeProject:
         shell, folder = self.host.ssh, self.host_dir()
         if shell is None:
             return
-        state = shell.execute(shell.as_root(f"cat {folder}/{STATE_FILE} 2>/dev/null || true"), what="reading the stack's state")
+        state = shell.execute(shell.as_root(f"cat {shlex.quote(f'{folder}/{STATE_FILE}')} 2>/dev/null || true"),
+                              what="reading the stack's state")
         if not state:
             return  # not deployed there (or deployed before hosts kept their stacks' files)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / STATE_FILE).write_text(state)
+        write_private(self.workdir / STATE_FILE, state.encode())
         for name in (COMPOSE_FILE, ENV_FILE):
-            text = shell.execute(shell.as_root(f"cat {folder}/{name}"), what=f"reading {name} of stack {self.name}")
-            (self.workdir / name).write_text(text)
+            text = shell.execute(shell.as_root(f"cat {shlex.quote(f'{folder}/{name}')}"), what=f"reading {name} of stack {self.name}")
+            write_private(self.workdir / name, text.encode())
 
     def forget(self) -> None:
         """Drop the stack's files, here and on an SSH host: what a scratch stack leaves after its tear-down."""
         shutil.rmtree(self.workdir, ignore_errors=True)
         if self.host.ssh:
-            self.host.ssh.execute(self.host.ssh.as_root(f"rm -rf {self.host_dir()}"), what=f"removing the files of stack {self.name}")
+            self.host.ssh.execute(self.host.ssh.as_root(f"rm -rf {shlex.quote(self.host_dir())}"),
+                                  what=f"removing the files of stack {self.name}")
 
     def has_files(self) -> bool:
         return (self.workdir / COMPOSE_FILE).is_file()

@@ -57,9 +57,14 @@ class BackupSettings(Strict):
 HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
+# Paths go to root shells on the host (quoted there too): letters, digits and a few harmless signs, nothing more.
+PATH_PATTERN = re.compile(r"^/[A-Za-z0-9._@%+=,:/-]*$")
+
+
 def absolute_path(value: str) -> str:
-    if not value.startswith("/") or ".." in value.split("/") or any(char in value for char in "\n\0'\"$`\\"):
-        raise ValueError(f"expected an absolute path without '..' or quotes, got {value!r}")
+    if not PATH_PATTERN.match(value) or ".." in value.split("/"):
+        raise ValueError(f"expected an absolute path without '..', of letters, digits and . _ - / @ % + = , : only (no "
+                         f"spaces, quotes or shell characters), got {value!r}")
     return value.rstrip("/") or "/"
 
 

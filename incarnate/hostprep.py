@@ -111,10 +111,15 @@ def ensure_compose(shell: Shell, machine: str) -> str:
     if not bundled.is_file() or machine != platform.machine():
         raise HostError(f"Compose v2 is missing on host {shell.name} ({machine}); install the docker-compose-plugin "
                         f"package there and run again.")
-    upload = f"/tmp/incarnate-docker-compose-{shell.user}"
-    shell.put_file(bundled, upload)
-    shell.execute(shell.as_root(f"install -D -m 0755 {upload} {COMPOSE_PLUGIN}; status=$?; rm -f {upload}; exit $status"),
-                  what=f"installing Compose into {COMPOSE_PLUGIN}")
+    # A private folder of the login's (mktemp -d: 0700, unpredictable name), never a guessable /tmp path.
+    folder = shell.execute("mktemp -d /tmp/incarnate-XXXXXXXXXX", what="making a private upload folder").strip()
+    upload = f"{folder}/docker-compose"
+    try:
+        shell.put_file(bundled, upload)
+        shell.execute(shell.as_root(f"install -D -m 0755 {shlex.quote(upload)} {COMPOSE_PLUGIN}"),
+                      what=f"installing Compose into {COMPOSE_PLUGIN}")
+    finally:
+        shell.execute(f"rm -rf {shlex.quote(folder)}", what="removing the upload folder", check=False)
     version = compose_version(shell)
     if not version:
         raise HostError(f"Compose copied to {COMPOSE_PLUGIN} on host {shell.name} does not run; install the "
@@ -140,13 +145,19 @@ def with_managed_line(text: str, marker: str, line: str | None) -> str:
 
 
 def update_file(shell: Shell, path: str, marker: str, line: str | None) -> bool:
-    """Put the managed line into a system file in place (it may be a bind mount); keeps a copy first."""
-    text = shell.execute(f"cat {path}", what=f"reading {path}")
+    """Put the managed line into a system file: the new text goes to a temporary file beside it, which is renamed
+    into place (a reader sees the old file or the new one). The first change keeps the original as
+    PATH.incarnate-backup, and no later change overwrites that copy. A file that cannot be renamed over (a bind
+    mount, as /etc/hosts is in a container) is rewritten in place instead."""
+    quoted, backup, new = shlex.quote(path), shlex.quote(f"{path}.incarnate-backup"), shlex.quote(f"{path}.incarnate-new")
+    text = shell.execute(f"cat {quoted}", what=f"reading {path}")
     wanted = with_managed_line(text, marker, line)
     if wanted == text:
         return False
-    shell.execute(shell.as_root(f"cp -p {path} {path}.incarnate-backup && cat > {path}"), what=f"writing {path}",
-                  stdin=wanted.encode())
+    script = (f"[ -e {backup} ] || cp -p {quoted} {backup}; "
+              f"cat > {new} && chmod --reference={quoted} {new} && chown --reference={quoted} {new} && "
+              f"{{ mv -f {new} {quoted} 2>/dev/null || {{ cat {new} > {quoted} && rm -f {new}; }}; }}")
+    shell.execute(shell.as_root(script), what=f"writing {path}", stdin=wanted.encode())
     return True
 
 
@@ -169,16 +180,18 @@ def mount_nfs(shell: Shell, stack: str, share: NfsShare) -> str:
     """The export in /etc/fstab (nofail: a NAS that is down must not stop the host from booting), mounted."""
     if not shell.execute("command -v mount.nfs || true", what="looking for mount.nfs").strip():
         shell.execute(shell.as_root(f"{APT_INSTALL} nfs-common"), what="installing nfs-common")
-    shell.execute(shell.as_root(f"mkdir -p {share.mount}"), what=f"creating {share.mount}")
+    mount = shlex.quote(share.mount)
+    shell.execute(shell.as_root(f"mkdir -p {mount}"), what=f"creating {share.mount}")
     update_file(shell, "/etc/fstab", f"# incarnate:{stack}", f"{share.source} {share.mount} nfs defaults,_netdev,nofail 0 0")
-    shell.execute(shell.as_root(f"mountpoint -q {share.mount} || mount {share.mount}"),
+    shell.execute(shell.as_root(f"mountpoint -q {mount} || mount {mount}"),
                   what=f"mounting NFS share {share.source} on {share.mount}")
     return f"NFS share {share.source} mounted on {share.mount}"
 
 
 def reach_smb(shell: Shell, share: SmbShare) -> str:
     """The SMB store is written over the network; the host (and a worker on it) must reach the server."""
-    probe = f"timeout 5 bash -c 'exec 3<>/dev/tcp/{share.server}/{share.port}'"
+    # server and port are bash's arguments, never part of its script
+    probe = f"timeout 5 bash -c 'exec 3<>\"/dev/tcp/$1/$2\"' probe {shlex.quote(share.server)} {int(share.port)}"
     try:
         shell.execute(probe, what="reaching the SMB server")
     except HostError:
