@@ -42,7 +42,7 @@ def plain_recovery(repo: str) -> dict[str, float]:
     timed(restore, lambda: restore.run(project, pinned, store, source))
     timed(start, lambda: start.run(project))
     timed(migrate, lambda: migrate.run(project, pinned, source))
-    timed(backup, lambda: backup.run(project, store, pinned.customer.config.backup.lock_days))
+    timed(backup, lambda: backup.run(project, store, pinned.customer.config.backup.lock_days, pinned.customer.config.backup.lock_mode))
     return seconds
 
 

@@ -80,16 +80,32 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from incarnate.incarnations import history
+    from incarnate.backup_format import list_snapshots
+    from incarnate.errors import StoreError
+    from incarnate.incarnations import Incarnation, history
     from incarnate.repo import load_customer_config
+    from incarnate.stores.resolve import backup_store
 
-    stack = load_customer_config(args.repo).config.stack
-    entries = history(args.repo, stack)
-    print(f"stack {stack}: {len(entries)} incarnations")
+    config = load_customer_config(args.repo).config
+    entries = history(args.repo, config.stack)
+    try:
+        present: set[str] | None = {snapshot.id for snapshot in list_snapshots(backup_store(config), config.stack)}
+    except StoreError as error:
+        present = None
+        print(f"(whose backups are still there is unknown: {error})", file=sys.stderr)
+
+    def origin(entry: Incarnation) -> str:
+        return f"kept data (snapshot {entry.restored_from} not loaded)" if entry.kept_data else f"from {entry.restored_from or '-'}"
+
+    def backup(entry: Incarnation) -> str:
+        gone = entry.backup and present is not None and entry.backup not in present
+        return f"{entry.backup or '-'}{' (gone)' if gone else ''}"
+
+    print(f"stack {config.stack}: {len(entries)} incarnations")
     for entry in entries:
         total = sum(entry.seconds.values())
         print(f"  {(entry.tag or '?').rsplit('/', 1)[-1]}  {entry.flow:<17} {entry.result:<11} release {entry.release:<7} "
-              f"commit {entry.commit[:10]}  from {entry.restored_from or '-'}  backup {entry.backup or '-'}  "
+              f"commit {entry.commit[:10]}  {origin(entry)}  backup {backup(entry)}  "
               f"host {entry.host}  by {entry.triggered_by}  {total:.0f} s")
     return 0
 
@@ -144,7 +160,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 3
     print(f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})")
     print(f"  config    {state.repo} at {state.config_commit[:10]} ({state.ref})")
-    print(f"  restored  from snapshot {state.restored_from}, deployed {state.deployed_at}")
+    came = f"kept its data (snapshot {state.restored_from} not loaded)" if state.kept_data else f"from snapshot {state.restored_from}"
+    print(f"  restored  {came}, deployed {state.deployed_at}")
     health = read_health(host.app_url(state.http_port) + "/health")
     print(f"  app       {host.app_address(state.http_port)} -> {health or 'not answering'}")
     for service in project.services():
@@ -166,7 +183,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
 
     config, store = _stack_store(args)
     snapshots, unreadable = scan_snapshots(store, config.stack)
-    print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}; {lock_description(store, config.backup.lock_days)}")
+    print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}; {lock_description(store, config.backup.lock_days, config.backup.lock_mode)}")
     for snapshot in snapshots:
         manifest = snapshot.manifest
         size = sum(artifact.size for artifact in manifest.artifacts)
@@ -197,10 +214,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from incarnate.incarnations import rollback_targets
     from incarnate.retention import prune
 
     config, store = _stack_store(args)
-    result = prune(store, config.stack, config.backup.retention, dry_run=args.dry_run)
+    protected = rollback_targets(args.repo, config.stack, config.backup.retention.keep_incarnations)
+    result = prune(store, config.stack, config.backup.retention, dry_run=args.dry_run, protected=protected)
     for snapshot_id in result.forgotten:
         print(f"  {'would forget' if args.dry_run else 'forgot'} {snapshot_id}")
     for snapshot_id in result.locked_snapshots:

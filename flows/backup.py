@@ -26,9 +26,9 @@ def backup_stack(repo: str, docker_host: str | None = None, prune: bool = True) 
     report.stack = config.stack
     with stack_on_host(report, config, docker_host, prepare=False) as held:
         with report.stage("backup") as row:
-            result = backup(held.project, held.store, config.backup.lock_days)
+            result = backup(held.project, held.store, config.backup)
             row["detail"] = f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; {result.lock}"
-        pruned = prune_after_backup(report, held.store, config, result.snapshot.id) if prune else None
+        pruned = prune_after_backup(report, held.store, repo, config, result.snapshot.id) if prune else None
     report.publish()
     publish_backup(config.stack, result)
     print(f"stack {config.stack}: snapshot {result.snapshot.id} in {held.store.location}; "
@@ -38,11 +38,11 @@ def backup_stack(repo: str, docker_host: str | None = None, prune: bool = True) 
             "pruned": pruned, "seconds": report.durations()}
 
 
-def prune_after_backup(report: StageReport, store: Store, config: StackConfig, snapshot_id: str) -> str:
+def prune_after_backup(report: StageReport, store: Store, repo: str, config: StackConfig, snapshot_id: str) -> str:
     """Retention after a committed backup; its failure is reported, never the run's: the snapshot exists."""
     try:
         with report.stage("prune") as row:
-            row["detail"] = prune_snapshots(store, config.stack, config.backup.retention).summary()
+            row["detail"] = prune_snapshots(store, repo, config.stack, config.backup.retention).summary()
         return row["detail"]
     except Exception as error:  # noqa: BLE001 - any failure of the clean-up leaves the committed snapshot intact
         get_run_logger().warning(f"stack {config.stack}: prune after snapshot {snapshot_id} failed ({error}); the snapshot "

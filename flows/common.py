@@ -5,7 +5,7 @@ import getpass
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,14 +22,16 @@ from incarnate import incarnations, settings
 from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
-from incarnate.errors import StageError
+from incarnate.errors import IncarnateError, StageError
 from incarnate.host import Host, resolve_host
 from incarnate.incarnations import Incarnation
 from incarnate.pinned import PinnedStack
-from incarnate.releases import ReleaseStore
+from incarnate.releases import ReleaseDescriptor, ReleaseStore
+from incarnate.stages.restore import describe_origin, kept_all
 from incarnate.state import StackState, read_state
 from incarnate.stores import Store
 from incarnate.stores.resolve import backup_store
+from tasks.chores import stop_app
 from tasks.create_host import create_host
 from tasks.load_config import load_config
 from tasks.migrate import migrate
@@ -97,10 +99,11 @@ def now() -> str:
 
 
 def incarnation(flow: str, pinned: PinnedStack, host: Host, started_at: str, result: str,
-                restored_from: str | None = None, backup: str | None = None, error: BaseException | None = None) -> Incarnation:
+                restored_from: str | None = None, backup: str | None = None, error: BaseException | None = None,
+                kept_data: bool = False) -> Incarnation:
     customer = pinned.customer
     return Incarnation(stack=pinned.stack, flow=flow, commit=customer.commit, ref=customer.ref,
-                       release=pinned.release.release, restored_from=restored_from, backup=backup, host=host.name,
+                       release=pinned.release.release, restored_from=restored_from, kept_data=kept_data, backup=backup, host=host.name,
                        triggered_by=triggered_by(), result=result, error=str(error) if error else None, started_at=started_at)
 
 
@@ -142,14 +145,46 @@ def deployment_on_host(report: StageReport, repo: str, ref: str, docker_host: st
         yield pinned, held
 
 
-def bring_up(report: StageReport, project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> dict:
-    """Restore, start, migrate: the stages every deploying flow runs in this order, each reported; returns the health."""
+@contextmanager
+def before_any_change(report: StageReport, project: ComposeProject, what: str, runs: str) -> Iterator[Callable[[ReleaseDescriptor], None]]:
+    """The steps of a flow before it changes the stack's data: it yields `stop`, which stops the app services of
+    a release (so the backup that follows holds every write the app acknowledged). Any failure among these
+    steps starts what was stopped again and is raised saying the stack was not changed."""
+    stopped: list[str] = []
+
+    def stop(release: ReleaseDescriptor) -> None:
+        with report.stage("stop app") as row:
+            stopped.extend(stop_app(project, release))
+            row["detail"] = ", ".join(stopped)
+
+    try:
+        yield stop
+    except Exception as failure:
+        if stopped:
+            with report.stage("restart app") as row:
+                start(project)
+                row["detail"] = ", ".join(stopped)
+        kind = type(failure) if isinstance(failure, IncarnateError) else StageError
+        raise kind(f"{what} failed before it changed the stack ({failure}); {runs} as before and was not changed.") from failure
+
+
+@dataclass(frozen=True)
+class BroughtUp:
+    outcome: dict[str, str]  # per artifact: loaded, or kept (not empty)
+    health: dict  # what the app reported once it ran the release
+
+    def origin(self, snapshot_id: str) -> str:
+        return describe_origin(snapshot_id, self.outcome)
+
+
+def bring_up(report: StageReport, project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> BroughtUp:
+    """Restore, start, migrate: the stages every deploying flow runs in this order, each reported."""
     with report.stage("restore") as row:
         outcome = restore(project, pinned, store, snapshot)
         row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
     with report.stage("start"):
         start(project)
     with report.stage("migrate") as row:
-        health = migrate(project, pinned, snapshot)
+        health = migrate(project, pinned, snapshot, kept_all(outcome))
         row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
-    return health
+    return BroughtUp(outcome, health)

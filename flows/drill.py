@@ -43,11 +43,16 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
     report.stack = customer.config.stack
     # The scratch stack is held like any stack: two drills of one stack would otherwise tear down each other's.
     with stack_on_host(report, scratch, docker_host, prepare=False, store=store) as held:
+        with report.stage("clear scratch") as row:
+            stale = tear_down(held.project)  # a killed drill's volumes would be kept as "not empty"
+            if stale:
+                row["detail"] = f"removed the stale scratch stack {scratch.stack} ({', '.join(stale)})"
         try:
-            health = bring_up(report, held.project, pinned, store, chosen)
+            health = bring_up(report, held.project, pinned, store, chosen).health
             with report.stage("check") as row:
-                counts = check(held.project, release, pinned.registry)
-                row["detail"] = ", ".join(f"{table}: {rows}" for table, rows in counts.items())
+                counts = check(held.project, release, pinned.registry, chosen)
+                compared = "rows as backed up" if manifest.rows() is not None else "rows (not counted by this backup)"
+                row["detail"] = f"{compared}: " + ", ".join(f"{table} {rows}" for table, rows in counts.items())
         finally:
             with report.stage("tear down"):
                 tear_down(held.project)

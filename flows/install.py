@@ -10,6 +10,7 @@ from flows.common import bring_up, deployment_on_host, incarnation, now, record_
 from flows.report import StageReport, publish_backup
 from incarnate.errors import ReleaseError
 from incarnate.releases import default_release_store
+from incarnate.stages.restore import kept_all
 from incarnate.state import runs_as_deployed
 from tasks.backup import backup
 from tasks.fetch_backup import fetch_backup
@@ -21,7 +22,7 @@ def install_from_backup(name: str, repo: str, ref: str, docker_host: str | None,
     report, started, releases = StageReport(name), now(), default_release_store()
     with deployment_on_host(report, repo, ref, docker_host, releases) as (pinned, held):
         host, project, running = held.host, held.project, held.running
-        if unless_current and running and running.release != pinned.release.release:
+        if running and running.release != pinned.release.release and project.services():
             raise ReleaseError(f"stack {pinned.stack} runs release {running.release} on host {host.name} and "
                                f"{repo} now pins {pinned.release.release}: run `incarnate update` (verified "
                                f"pre-update backup, automatic rollback); the running stack was not touched.")
@@ -36,22 +37,24 @@ def install_from_backup(name: str, repo: str, ref: str, docker_host: str | None,
             with report.stage("fetch backup") as row:
                 source = fetch_backup(pinned, held.store, releases, snapshot)
                 row["detail"] = f"{source.id} ({source.manifest.origin}, release {source.manifest.release})"
-            bring_up(report, project, pinned, held.store, source)
+            brought = bring_up(report, project, pinned, held.store, source)
             with report.stage("backup") as row:
-                after = backup(project, held.store, pinned.customer.config.backup.lock_days)
+                after = backup(project, held.store, pinned.customer.config.backup)
                 row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.lock}"
         except Exception as error:
             record_incarnation(report, incarnation(name, pinned, host, started, "failed", source and source.id, error=error), repo)
             raise
         report.publish()
         publish_backup(pinned.stack, after)
-        record = record_incarnation(report, incarnation(name, pinned, host, started, "ok", source.id, after.snapshot.id), repo)
+        kept = kept_all(brought.outcome)
+        record = record_incarnation(report, incarnation(name, pinned, host, started, "ok", source.id, after.snapshot.id,
+                                                        kept_data=kept), repo)
     url = host.app_address(pinned.customer.config.http_port)
     print(f"stack {pinned.stack} runs release {pinned.release.release} at {url} "
-          f"(restored from {source.id}); seconds per stage: "
+          f"({brought.origin(source.id)}); seconds per stage: "
           + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report.durations().items()))
     return {"stack": pinned.stack, "release": pinned.release.release, "url": url, "host": host.name,
-            "restored_from": source.id, "backup": after.snapshot.id, "incarnation": record.tag, "seconds": report.durations(),
+            "restored_from": None if kept else source.id, "kept_data": kept, "backup": after.snapshot.id, "incarnation": record.tag, "seconds": report.durations(),
             "unchanged": False}
 
 

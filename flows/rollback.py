@@ -1,10 +1,10 @@
 """Roll back to an earlier incarnation: its commit of the customer repo, with the backup taken
-right after it was deployed. What runs now is backed up first, so nothing is lost."""
+right after it was deployed. What runs now is stopped and backed up first, so nothing is lost."""
 
 from prefect import flow
 
 from flows.common import incarnation as make_incarnation
-from flows.common import bring_up, now, record_incarnation, stack_on_host
+from flows.common import before_any_change, bring_up, now, record_incarnation, stack_on_host
 from flows.report import StageReport
 from incarnate import incarnations, settings
 from incarnate.errors import ReleaseError
@@ -36,11 +36,15 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
         releases = customer_releases(store)
         target = load_config(repo, wanted.commit, releases, settings.registry())
     report.stack = stack
-    lock_days = target.customer.config.backup.lock_days
+    backup_settings = target.customer.config.backup
     with stack_on_host(report, target.customer.config, docker_host, store=store) as held:
         if held.running:
-            with report.stage("backup (before rollback)") as row:
-                row["detail"] = backup(held.project, store, lock_days).snapshot.id
+            running = held.running
+            with before_any_change(report, held.project, f"rollback of stack {stack} to incarnation {wanted.tag}",
+                                   f"it runs release {running.release}") as stop:
+                stop(releases.descriptor(running.product, running.release))
+                with report.stage("backup (before rollback)") as row:
+                    row["detail"] = backup(held.project, store, backup_settings).snapshot.id
         with report.stage("fetch backup") as row:
             source = fetch_backup(target, store, releases, wanted.backup)
             row["detail"] = source.id
@@ -48,7 +52,7 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
             remove_stack(held.project)
         bring_up(report, held.project, target, store, source)
         with report.stage("backup") as row:
-            after = backup(held.project, store, lock_days)
+            after = backup(held.project, store, backup_settings)
             row["detail"] = after.snapshot.id
         report.publish()
         record = record_incarnation(report, make_incarnation("rollback", target, held.host, started, "ok", source.id, after.snapshot.id), repo)

@@ -1,19 +1,21 @@
 """In-place update to the release the customer repo now pins, with automatic rollback.
 
-A verified pre-update backup comes first. If any later stage fails (pull, start, migrate,
-health), the stack is rolled back: its containers and volumes are removed and the
-pre-update backup is restored with the previous release, through the same stages.
+The app services are stopped first, then a verified pre-update backup is taken: it holds every write
+the app acknowledged. Until then nothing has changed, and a failure starts the app again. If any later
+stage fails (restore, pull, start, migrate, health), the stack is rolled back: its containers and
+volumes are removed and the pre-update backup is restored with the previous release, through the same
+stages.
 """
 
 from prefect import flow
 
-from flows.common import bring_up, deployment_on_host, incarnation, now, record_incarnation
+from flows.common import before_any_change, bring_up, deployment_on_host, incarnation, now, record_incarnation
 from flows.report import StageReport, publish_backup
 from incarnate.errors import IntegrityError, StageError
 from incarnate.releases import customer_releases, default_release_store
 from tasks.backup import backup
-from tasks.chores import remove_stack, stop_app, verify
-from tasks.fetch_backup import fetch_backup
+from tasks.chores import remove_stack, verify
+from tasks.fetch_backup import fetch_backup, fetch_release
 from tasks.load_config import load_config
 from tasks.migrate import migrate
 from tasks.restore import restore
@@ -32,22 +34,26 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
     report, started, releases = StageReport("update"), now(), default_release_store()
     with deployment_on_host(report, repo, ref, docker_host, releases) as (target, held):
         store, host, project, running = held.store, held.host, held.project, held.running
-        lock_days = target.customer.config.backup.lock_days
+        backup_settings = target.customer.config.backup
         if running is None:
             raise StageError(f"stack {target.stack} is not deployed on host {host.name}; install it first (`incarnate install`).")
         previous = load_config(running.repo, running.config_commit, customer_releases(store), target.registry)
-        with report.stage("backup (pre-update)") as row:
-            before = backup(project, store, lock_days)
-            problems = verify(store, before.snapshot)
-            if problems:
-                raise IntegrityError(f"pre-update backup {before.snapshot.id} does not verify ({problems[0]}); the update was not started.")
-            row["detail"] = f"{before.snapshot.id}, verified"
-        try:
+        with before_any_change(report, project, f"update of stack {target.stack} to release {target.release.release}",
+                               f"it runs release {previous.release.release}") as stop:
+            with report.stage("fetch release") as row:
+                fetch_release(target, store, releases)
+                row["detail"] = f"release {target.release.release} files in the customer store"
+            stop(previous.release)
+            with report.stage("backup (pre-update)") as row:
+                before = backup(project, store, backup_settings)
+                problems = verify(store, before.snapshot)
+                if problems:
+                    raise IntegrityError(f"pre-update backup {before.snapshot.id} does not verify ({problems[0]}).")
+                row["detail"] = f"{before.snapshot.id}, verified"
             with report.stage("fetch backup") as row:
                 source = fetch_backup(target, store, releases, before.snapshot.id)
                 row["detail"] = f"{source.id}; release {target.release.release} files in the customer store"
-            with report.stage("stop app") as row:
-                row["detail"] = ", ".join(stop_app(project, previous.release))
+        try:
             bring_up(report, project, target, store, source)
         except Exception as failure:
             with report.stage("rollback") as row:
@@ -70,7 +76,7 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
                 f"to release {previous.release.release} with the data of pre-update backup {before.snapshot.id}."
             ) from failure
         with report.stage("backup") as row:
-            after = backup(project, store, lock_days)
+            after = backup(project, store, backup_settings)
             row["detail"] = after.snapshot.id
         report.publish()
         publish_backup(target.stack, after)

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import zstandard
 from pydantic import BaseModel, ConfigDict
@@ -30,8 +30,11 @@ from incarnate.errors import IntegrityError, ObjectMissing, StoreError
 from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
 
+if TYPE_CHECKING:  # the data sources build on the backup format, not the other way round
+    from incarnate.datasources.database import RowCounter
+
 MANIFEST = "manifest.json"
-FORMAT = 2
+FORMAT = 3  # 3: artifacts record the rows per table their dump held
 AVERAGE_CHUNK = 1 << 20
 PARALLEL = 8  # chunk uploads and downloads in flight; memory stays below PARALLEL * 2 * 4 MiB
 
@@ -46,6 +49,7 @@ class Artifact(BaseModel):
     size: int  # raw bytes of the stream
     sha256: str  # of the whole raw stream
     chunks: list[tuple[str, int]]  # (chunk id, raw length), in stream order
+    rows: dict[str, int] | None = None  # rows per table in a database dump, as it streamed past; None: not counted
 
 
 class Manifest(BaseModel):
@@ -64,6 +68,13 @@ class Manifest(BaseModel):
 
     def artifact(self, name: str) -> Artifact:
         return next(artifact for artifact in self.artifacts if artifact.name == name)
+
+    def rows(self) -> dict[str, int] | None:
+        """Rows per table of every database, as `database.table`, as the backup counted them; None if it did not."""
+        databases = [artifact for artifact in self.artifacts if artifact.kind == "database"]
+        if any(artifact.rows is None for artifact in databases):
+            return None
+        return {f"{artifact.target}.{table}": count for artifact in databases for table, count in artifact.rows.items()}
 
     def chunk_ids(self) -> set[str]:
         return {chunk for artifact in self.artifacts for chunk, _ in artifact.chunks}
@@ -194,8 +205,9 @@ class SnapshotWriter:
     From its creation until `commit` or `close` it holds the store's shared lock, so no prune deletes a chunk
     it found present and reuses. Use it as a context manager: a failed backup releases the lock at once."""
 
-    def __init__(self, store: Store, prefix: str, lock_until: datetime | None = None, parallel: int = PARALLEL) -> None:
-        self.store, self.prefix, self.lock_until, self.parallel = store, prefix, lock_until, parallel
+    def __init__(self, store: Store, prefix: str, lock_until: datetime | None = None, parallel: int = PARALLEL,
+                 lock_mode: str = "locked") -> None:
+        self.store, self.prefix, self.lock_until, self.parallel, self.lock_mode = store, prefix, lock_until, parallel, lock_mode
         self.artifacts: list[Artifact] = []
         self.stats = WriteStats()
         self._seen: set[str] = set()
@@ -221,11 +233,13 @@ class SnapshotWriter:
             if self.store.put(key, compressed):
                 added = len(compressed)
         if self.lock_until is not None:
-            self.store.lock(key, self.lock_until)  # a reused chunk's lock is extended to cover this snapshot
+            self.store.lock(key, self.lock_until, self.lock_mode)  # a reused chunk's lock is extended to cover this snapshot
         return added
 
-    def add(self, name: str, kind: str, target: str, engine: str | None, source: BinaryIO) -> Artifact:
-        """Cut a raw stream into chunks and store the new ones in parallel, in bounded memory."""
+    def add(self, name: str, kind: str, target: str, engine: str | None, source: BinaryIO,
+            rows: "RowCounter | None" = None) -> Artifact:
+        """Cut a raw stream into chunks and store the new ones in parallel, in bounded memory; `rows` counts the
+        rows of a database dump as it passes."""
         stream_digest, size, chunks = hashlib.sha256(), 0, []
         new_chunks = new_bytes = 0
         in_flight: deque[Future[int]] = deque()
@@ -234,6 +248,8 @@ class SnapshotWriter:
             try:
                 for piece in chunker.cut_stream(source):
                     data = bytes(piece.data)  # the chunker reuses its buffer for the next chunk
+                    if rows is not None:
+                        rows.feed(data)
                     chunk_id = hashlib.sha256(data).hexdigest()
                     stream_digest.update(data)
                     size += len(data)
@@ -253,7 +269,7 @@ class SnapshotWriter:
                     future.cancel()
                 raise
         artifact = Artifact(name=name, kind=kind, target=target, engine=engine, size=size,
-                            sha256=stream_digest.hexdigest(), chunks=chunks)
+                            sha256=stream_digest.hexdigest(), chunks=chunks, rows=rows.result() if rows else None)
         self.artifacts.append(artifact)
         self.stats.raw_bytes += size
         self.stats.chunks += len(chunks)
@@ -269,7 +285,7 @@ class SnapshotWriter:
         if not self.store.put(f"{self.prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode()):
             raise StoreError(f"store {self.store.location}: {self.prefix} exists already.")
         if self.lock_until is not None:
-            self.store.lock(f"{self.prefix}/{MANIFEST}", self.lock_until)
+            self.store.lock(f"{self.prefix}/{MANIFEST}", self.lock_until, self.lock_mode)
         self.close()
         return Snapshot(prefix=self.prefix, manifest=manifest)
 

@@ -123,6 +123,20 @@ class ComposeProject:
         names = output.split()
         return names[0] if names else None
 
+    def remove_all(self) -> list[str]:
+        """Every container, volume and network of the project, found by Compose's label (so also what a killed run
+        left without its compose file); what was removed."""
+        label = f"label=com.docker.compose.project={self.name}"
+        removed = []
+        for kind, listing, removal in (("container", ["ps", "--all", "--quiet"], ["rm", "--force", "--volumes"]),
+                                       ("volume", ["volume", "ls", "--quiet"], ["volume", "rm", "--force"]),
+                                       ("network", ["network", "ls", "--quiet"], ["network", "rm"])):
+            found = self.host.run(["docker", *listing, "--filter", label], what=f"listing {kind}s of stack {self.name}").split()
+            if found:
+                self.host.run(["docker", *removal, *found], what=f"removing {kind}s of stack {self.name}")
+                removed.append(f"{len(found)} {kind}{'s' if len(found) > 1 else ''}")
+        return removed
+
     def ensure_volume(self, name: str) -> str:
         """A project volume, created with Compose's labels when the data services did not need it."""
         existing = self.volume(name)

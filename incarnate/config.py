@@ -44,6 +44,8 @@ class Retention(Strict):
     keep_weekly: int = Field(default=4, ge=0)
     keep_monthly: int = Field(default=6, ge=0)
     min_age_days: int = Field(default=1, ge=0, description="Never prune a snapshot younger than this.")
+    keep_incarnations: int = Field(default=10, ge=0, description="Keep the backups the last N incarnations list, "
+                                                                 "so that `incarnate rollback` can go back to them.")
 
 
 class BackupSettings(Strict):
@@ -51,6 +53,9 @@ class BackupSettings(Strict):
         default=None, description="Where this stack's backups go; default: INCARNATE_HOME/backups."
     )
     lock_days: int = Field(default=0, ge=0, le=36500, description="Write-once period asked of the store for every object.")
+    lock_mode: Literal["locked", "unlocked"] = Field(
+        default="locked", description="locked: nobody can shorten or remove the write-once period (compliance); "
+                                      "unlocked: the storage account's key holder can (for trials).")
     retention: Retention = Retention()
 
 

@@ -5,6 +5,7 @@ forwarded over SSH), never what the stages do.
 """
 
 import getpass
+import io
 import os
 import re
 import shutil
@@ -12,6 +13,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ import docker
 import docker.errors
 
 from incarnate import settings
-from incarnate.errors import ConfigError, HostError, tail
+from incarnate.errors import ConfigError, HostError, StageError, tail
 from incarnate.ssh import SshAddress, SshSession, as_root, credentials_from_files
 
 BLOCK = 1 << 20
@@ -158,17 +161,25 @@ class Host:
 
     @contextmanager
     def stream_out(self, args: Sequence[str], *, what: str) -> Iterator[BinaryIO]:
-        """A command's stdout as a stream; its exit status is checked when the block ends."""
+        """A command's stdout as a stream; its exit status is checked when the block ends. A command that gives
+        no byte for settings.stall_seconds() is ended, and the block fails saying so."""
         with tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=errors, env=self.env())
+            watched = _Progress(process)
             try:
-                yield process.stdout
+                yield watched
             except BaseException:
                 process.kill()
-                raise
+                if not watched.stalled.is_set():
+                    raise
             finally:
+                watched.close()
                 process.stdout.close()
                 code = process.wait()
+            if watched.stalled.is_set():
+                raise StageError(f"{what} on host {self.name} made no progress for {watched.stall:.0f} s (nothing could be "
+                                 f"read from it: a lock in the database, a hung host or store); it was ended and nothing "
+                                 f"was committed. Find what holds it, then run again.")
             if code != 0:
                 errors.seek(0)
                 raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
@@ -190,6 +201,35 @@ class Host:
             if code != 0:
                 errors.seek(0)
                 raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
+
+
+class _Progress(io.RawIOBase):
+    """A process's stdout that remembers when it last gave bytes; a watchdog ends the process when it gives none
+    for the stall time (a dump blocked on a lock would otherwise hold the stack, and its transaction, forever)."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process, self.stall, self.last = process, settings.stall_seconds(), time.monotonic()
+        self.stalled, self._done = threading.Event(), threading.Event()
+        threading.Thread(target=self._watch, name="stall-watchdog", daemon=True).start()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self.process.stdout.readinto(buffer)
+        self.last = time.monotonic()
+        return count
+
+    def _watch(self) -> None:
+        while not self._done.wait(min(1.0, self.stall / 5)):
+            if time.monotonic() - self.last > self.stall and self.process.poll() is None:
+                self.stalled.set()
+                self.process.kill()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        super().close()
 
 
 def free_port() -> int:

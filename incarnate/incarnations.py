@@ -24,6 +24,7 @@ class Incarnation(BaseModel):
     ref: str
     release: str
     restored_from: str | None  # the snapshot the deployment restored (or rolled back to)
+    kept_data: bool = False  # its targets held data, which was kept: restored_from was not loaded
     backup: str | None  # the snapshot taken right after it: what a later rollback restores
     host: str
     triggered_by: str
@@ -67,6 +68,12 @@ def history(repo: str, stack: str) -> list[Incarnation]:
         if body.startswith("{"):
             found.append(Incarnation.model_validate(json.loads(body)))
     return found
+
+
+def rollback_targets(repo: str, stack: str, count: int) -> set[str]:
+    """The backups the last `count` incarnations list: what a rollback to one of them restores."""
+    recent = history(repo, stack)[-count:] if count else []
+    return {incarnation.backup for incarnation in recent if incarnation.backup}
 
 
 def find(repo: str, stack: str, tag: str) -> Incarnation:

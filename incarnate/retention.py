@@ -82,10 +82,11 @@ def _locked(store: Store, key: str, now: datetime) -> bool:
     return until is not None and until > now
 
 
-def forget(store: Store, stack: str, policy: Retention, result: PruneResult, now: datetime) -> set[str]:
-    """Delete the manifests of the stack's snapshots the policy does not keep (never one still locked); their prefixes."""
+def forget(store: Store, stack: str, policy: Retention, result: PruneResult, now: datetime, protected: set[str]) -> set[str]:
+    """Delete the manifests of the stack's snapshots the policy does not keep (never one still locked, never one
+    in `protected`: the backups of recent incarnations); their prefixes."""
     snapshots = list_snapshots(store, stack)
-    kept = select_kept(snapshots, policy, now)
+    kept = select_kept(snapshots, policy, now) | protected
     forgotten = set()
     for snapshot in snapshots:
         manifest_key = f"{snapshot.prefix}/{MANIFEST}"
@@ -121,10 +122,10 @@ def sweep(store: Store, forgotten: set[str], result: PruneResult, now: datetime)
 
 
 def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, now: datetime | None = None,
-          wait_seconds: float | None = None) -> PruneResult:
+          wait_seconds: float | None = None, protected: set[str] = frozenset()) -> PruneResult:
     now = now or datetime.now(UTC)
     result = PruneResult(dry_run=dry_run)
-    forgotten = forget(store, stack, policy, result, now)
+    forgotten = forget(store, stack, policy, result, now, protected)
     if dry_run:
         sweep(store, forgotten, result, now)  # only reads: needs no lock
         return result

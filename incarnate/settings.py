@@ -28,6 +28,11 @@ def registry() -> str:
     return os.environ.get("INCARNATE_REGISTRY", "localhost:5000")
 
 
+def stall_seconds() -> float:
+    """How long a dump or archive may go without a byte of progress before it is ended (INCARNATE_STALL_SECONDS)."""
+    return float(os.environ.get("INCARNATE_STALL_SECONDS", "600"))
+
+
 def stacks_dir() -> Path:
     """Where each stack's working files (compose file, env, state) live on a local host."""
     return home() / "stacks"

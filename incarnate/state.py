@@ -24,6 +24,7 @@ class StackState(BaseModel):
     ref: str
     config_commit: str
     restored_from: str
+    kept_data: bool = False  # the targets held data, which was kept: restored_from was not loaded
     deployed_at: str
     http_port: int
     registry: str
@@ -34,12 +35,12 @@ def read_state(project: ComposeProject) -> StackState | None:
     return StackState.model_validate_json(path.read_text()) if path.is_file() else None
 
 
-def write_state(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot) -> StackState:
+def write_state(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot, kept_data: bool = False) -> StackState:
     customer = pinned.customer
     state = StackState(
         stack=pinned.stack, product=customer.config.product, release=pinned.release.release,
         schema_version=pinned.release.schema_version, repo=customer.repo, ref=customer.ref,
-        config_commit=customer.commit, restored_from=snapshot.id, deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        config_commit=customer.commit, restored_from=snapshot.id, kept_data=kept_data, deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         http_port=customer.config.http_port, registry=pinned.registry,
     )
     write_private(project.workdir / STATE_FILE, state.model_dump_json(indent=2).encode())

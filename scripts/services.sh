@@ -68,27 +68,21 @@ start_prefect() {
 }
 
 VENV=${VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv}
-ensure_azurite() {  # the Azure Blob emulator the tests start; npm installs it once into INCARNATE_HOME
-  local prefix="$INCARNATE_HOME/tools/azurite"
-  [ -x "$prefix/node_modules/.bin/azurite-blob" ] && return 0
-  command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
-  step "installing Azurite (npm) into $prefix"
-  mkdir -p "$prefix"
-  npm install --silent --no-audit --no-fund --prefix "$prefix" azurite@3 >/dev/null
-}
+AZURITE_VERSION=3.35.0
+PLAYWRIGHT_VERSION=1.65.1
 
-ensure_playwright() {  # drives Debian's Chromium in the UI test; never downloads a browser
-  local prefix="$INCARNATE_HOME/tools/playwright"
-  [ -f "$prefix/node_modules/playwright-core/package.json" ] && return 0
+ensure_npm_package() {  # ensure_npm_package FOLDER NAME VERSION: exactly that version, once, into INCARNATE_HOME/tools/FOLDER
+  local prefix="$INCARNATE_HOME/tools/$1" name=$2 version=$3
+  grep -q "\"version\": \"$version\"" "$prefix/node_modules/$name/package.json" 2>/dev/null && return 0
   command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
-  step "installing playwright-core (npm) into $prefix"
+  step "installing $name@$version (npm) into $prefix"
   mkdir -p "$prefix"
-  npm install --silent --no-audit --no-fund --prefix "$prefix" playwright-core@1 >/dev/null
+  npm install --silent --no-audit --no-fund --save-exact --prefix "$prefix" "$name@$version" >/dev/null
 }
 
 ensure_packages docker.io docker-registry mmdebstrap git curl ca-certificates samba restic chromium openssh-server openssh-client
-ensure_azurite
-ensure_playwright
+ensure_npm_package azurite azurite "$AZURITE_VERSION"                # the Azure Blob emulator the tests start
+ensure_npm_package playwright playwright-core "$PLAYWRIGHT_VERSION"  # drives Debian's Chromium in the UI test; never downloads a browser
 start_docker
 start_registry
 start_prefect

@@ -9,6 +9,8 @@ from incarnate import datasources, retention
 from incarnate.backup_format import Snapshot, verify_snapshot
 from incarnate.compose import ComposeProject
 from incarnate.config import Retention
+from incarnate.errors import StageError
+from incarnate.incarnations import rollback_targets
 from incarnate.releases import ReleaseDescriptor
 from incarnate.stores import Store
 from tasks import STAGE
@@ -29,16 +31,24 @@ def remove_stack(project: ComposeProject) -> None:
 
 
 @task(name="tear down", **STAGE)
-def tear_down(project: ComposeProject) -> None:
-    """A scratch stack goes whole: containers, volumes, and its files here and on the host."""
-    project.down(volumes=True)
+def tear_down(project: ComposeProject) -> list[str]:
+    """A scratch stack goes whole: containers, volumes, networks, and its files here and on the host; what went."""
+    removed = project.remove_all()
     project.forget()
+    return removed
 
 
 @task(name="check", **STAGE)
-def check(project: ComposeProject, release: ReleaseDescriptor, registry: str) -> dict[str, int]:
-    """Rows per table of every database of the stack, as `database.table`."""
-    return datasources.row_counts(datasources.for_release(project, release, registry))
+def check(project: ComposeProject, release: ReleaseDescriptor, registry: str, snapshot: Snapshot) -> dict[str, int]:
+    """Rows per table of every database of the stack, as `database.table`; they must be the rows the snapshot's
+    backup counted as it dumped (a snapshot of an older format did not count them)."""
+    counts = datasources.row_counts(datasources.for_release(project, release, registry))
+    backed_up = snapshot.manifest.rows()
+    differences = datasources.row_differences(counts, backed_up) if backed_up is not None else []
+    if differences:
+        raise StageError(f"snapshot {snapshot.id} was restored with other rows than its backup counted: "
+                         f"{'; '.join(differences)}.")
+    return counts
 
 
 @task(name="verify", **STAGE)
@@ -48,6 +58,8 @@ def verify(store: Store, snapshot: Snapshot) -> list[str]:
 
 
 @task(name="prune", **STAGE)
-def prune(store: Store, stack: str, policy: Retention) -> retention.PruneResult:
-    """Apply the stack's retention to its snapshots, then delete chunks nothing references."""
-    return retention.prune(store, stack, policy)
+def prune(store: Store, repo: str, stack: str, policy: Retention) -> retention.PruneResult:
+    """Apply the stack's retention to its snapshots (keeping its recent incarnations' backups), then delete chunks
+    nothing references."""
+    protected = rollback_targets(repo, stack, policy.keep_incarnations)
+    return retention.prune(store, stack, policy, protected=protected)

@@ -8,6 +8,12 @@ from incarnate.stores import Store
 from tasks import NETWORK_RETRIES, STAGE, transient
 
 
+@task(name="fetch release", retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
+def fetch_release(pinned: PinnedStack, store: Store, releases: ReleaseStore) -> None:
+    """The release's files into the customer store (the first half of fetch backup), before anything changes."""
+    stage.ensure_release_files(pinned, store, releases)
+
+
 @task(name=stage.NAME, retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
 def fetch_backup(pinned: PinnedStack, store: Store, releases: ReleaseStore, snapshot_id: str | None = None) -> Snapshot:
     """Newest (or chosen) complete snapshot; on a first install, the release's vanilla backup."""

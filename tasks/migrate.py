@@ -8,6 +8,6 @@ from tasks import STAGE
 
 
 @task(name=stage.NAME, **STAGE)
-def migrate(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot) -> dict:
+def migrate(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot, kept_data: bool = False) -> dict:
     """Wait until the app reports the pinned release and schema version; record the deployment."""
-    return stage.run(project, pinned, snapshot)
+    return stage.run(project, pinned, snapshot, kept_data)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from incarnate.backup_format import Artifact
 from incarnate.compose import ComposeProject
-from incarnate.datasources.database import Database
+from incarnate.datasources.database import Database, RowCounter
 from incarnate.datasources.mariadb import MariaDB
 from incarnate.datasources.postgresql import PostgreSQL
 from incarnate.datasources.volume import Volume
@@ -34,6 +34,7 @@ class DataSource(Protocol):
     kind: str  # "database" or "volume", as the manifest records it
     target: str  # the database's or the Compose volume's name
     engine: str | None  # the database engine; None for a volume
+    program: str  # what dumps it, as an operator reads it (mariadb-dump, pg_dump, archive helper)
 
     @property
     def artifact(self) -> str:
@@ -46,6 +47,12 @@ class DataSource(Protocol):
     def load(self, source: BinaryIO) -> None: ...
 
     def reset(self) -> None: ...
+
+    def row_counter(self) -> RowCounter | None:
+        """Counts the rows of the dump as it streams; None for a volume."""
+
+    def end_orphans(self) -> int:
+        """End what a killed run left dumping this source; how many were ended."""
 
 
 def for_release(project: ComposeProject, release: "ReleaseDescriptor", registry: str) -> list[DataSource]:
@@ -66,6 +73,12 @@ def for_artifacts(sources: list[DataSource], artifacts: list[Artifact], project:
         if source is None:
             raise IntegrityError(f"{where}: artifact {artifact.name} is a database the release does not declare; restore refused.")
         yield artifact, source
+
+
+def row_differences(restored: dict[str, int], backed_up: dict[str, int]) -> list[str]:
+    """Each table whose restored rows differ from what the backup counted, as `db.table: N restored, M backed up`."""
+    return [f"{table}: {restored.get(table, 0)} restored, {backed_up.get(table, 0)} backed up"
+            for table in sorted(set(restored) | set(backed_up)) if restored.get(table, 0) != backed_up.get(table, 0)]
 
 
 def row_counts(sources: list[DataSource]) -> dict[str, int]:

@@ -15,6 +15,7 @@ class Database(ABC):
 
     kind: ClassVar[str] = "database"
     engine: ClassVar[str]
+    program: ClassVar[str]  # the dump command, as it shows in the container's process list
 
     def __init__(self, project: ComposeProject, name: str, service: str) -> None:
         self.project, self.target, self.service = project, name, service
@@ -31,6 +32,19 @@ class Database(ABC):
     def container(self) -> str:
         """Looked up once: every operation of one stage talks to the same running container."""
         return self.project.container(self.service)
+
+    def end_orphans(self) -> int:
+        """End this database's dumps still running in its container (their run was killed, or gave up on them):
+        they hold a transaction and would stream to nobody. How many were ended."""
+        listing = self.host.run(["docker", "top", self.container, "-eo", "pid,args"], what=f"listing processes of {self.service}")
+        pids = [int(line.split()[0]) for line in listing.splitlines()[1:]
+                if self.program in line and self.target in line.split()[1:] and line.split()[0].isdigit()]
+        if pids:
+            ids = " ".join(str(pid) for pid in pids)
+            shell = self.host.shell()
+            shell.execute(shell.as_root(f"kill -TERM {ids} 2>/dev/null; sleep 2; kill -KILL {ids} 2>/dev/null; true"),
+                          what=f"ending orphaned {self.program} of database {self.target}")
+        return len(pids)
 
     @abstractmethod
     def is_empty(self) -> bool:
@@ -51,3 +65,30 @@ class Database(ABC):
     @abstractmethod
     def row_counts(self) -> dict[str, int]:
         """Exact rows per table: what a restore drill compares."""
+
+    @abstractmethod
+    def row_counter(self) -> "RowCounter":
+        """Counts the rows of each table in this engine's dump as it streams past (recorded in the manifest)."""
+
+
+class RowCounter(ABC):
+    """Reads a dump line by line as it streams past, whatever the pieces it comes in."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self._partial = b""
+
+    def feed(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        self.lines(lines)
+
+    def result(self) -> dict[str, int]:
+        if self._partial:
+            self.lines([self._partial])
+            self._partial = b""
+        return dict(sorted(self.rows.items()))
+
+    @abstractmethod
+    def lines(self, lines: list[bytes]) -> None:
+        """Count what these complete lines hold."""

@@ -5,14 +5,47 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from incarnate.datasources.database import Database
+import re
+
+from incarnate.datasources.database import Database, RowCounter
 from incarnate.host import copy_from
 
 USER_TABLES = "FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
 
 
+CREATE_TABLE = re.compile(rb"^CREATE TABLE (\S+) \($")
+COPY = re.compile(rb"^COPY (\S+) \(.*\) FROM stdin;$")
+
+
+class DumpRows(RowCounter):
+    """pg_dump writes each table's rows as the lines between `COPY table (...) FROM stdin;` and `\\.`, one a row
+    (newlines inside values are escaped); the table is named as quote_ident names it, schema first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.copying: str | None = None
+
+    def lines(self, lines: list[bytes]) -> None:
+        for line in lines:
+            if self.copying is not None:
+                if line == b"\\.":
+                    self.copying = None
+                else:
+                    self.rows[self.copying] += 1
+            elif line.startswith(b"COPY "):
+                table = COPY.match(line)
+                if table:
+                    self.copying = table[1].decode()
+                    self.rows.setdefault(self.copying, 0)
+            elif line.startswith(b"CREATE TABLE "):
+                table = CREATE_TABLE.match(line)
+                if table:
+                    self.rows.setdefault(table[1].decode(), 0)
+
+
 class PostgreSQL(Database):
     engine = "postgresql"
+    program = "pg_dump"
 
     def _exec(self, *command: str, interactive: bool = False) -> list[str]:
         return ["docker", "exec", *(["-i"] if interactive else []), "--user", "postgres", self.container, *command]
@@ -39,9 +72,15 @@ class PostgreSQL(Database):
         self.host.stream_in(self._exec(*self._psql(), interactive=True), copy_from(source), what=f"loading a dump into {self.target}")
 
     def reset(self) -> None:
-        statements = ("DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; "
-                      "GRANT USAGE ON SCHEMA public TO PUBLIC;")
+        """Drop every schema that is_empty looks at (not only public), then give the database its empty public."""
+        statements = ("DO $$ DECLARE name text; BEGIN FOR name IN SELECT nspname FROM pg_namespace WHERE nspname NOT IN "
+                      "('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%' "
+                      "LOOP EXECUTE format('DROP SCHEMA %I CASCADE', name); END LOOP; END $$; "
+                      "CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;")
         self.host.run(self._exec(*self._psql("--command", statements)), what=f"emptying database {self.target}")
+
+    def row_counter(self) -> RowCounter:
+        return DumpRows()
 
     def row_counts(self) -> dict[str, int]:
         """Exact row count of every table outside the system schemas."""

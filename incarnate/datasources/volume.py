@@ -20,8 +20,13 @@ def toolbox_image(registry: str | None = None) -> str:
     return f"{registry or settings.registry()}/incarnate/toolbox:{TOOLBOX_TAG}"
 
 
-def _helper(volume: str, mode: str, registry: str, *command: str, interactive: bool = False) -> list[str]:
+ARCHIVE_LABEL = "incarnate.helper=archive"  # marks the helper that archives a volume, so an orphaned one can be found
+
+
+def _helper(volume: str, mode: str, registry: str, *command: str, interactive: bool = False,
+            labels: tuple[str, ...] = ()) -> list[str]:
     return ["docker", "run", "--rm", *(["-i"] if interactive else []), "--network", "none",
+            *(arg for label in labels for arg in ("--label", label)),
             "-v", f"{volume}:/data:{mode}", toolbox_image(registry), *command]
 
 
@@ -32,7 +37,8 @@ def is_empty(host: Host, volume: str, registry: str) -> bool:
 
 @contextmanager
 def archive(host: Host, volume: str, registry: str) -> Iterator[BinaryIO]:
-    command = _helper(volume, "ro", registry, "tar", "--create", "--numeric-owner", "--directory", "/data", "--file", "-", ".")
+    command = _helper(volume, "ro", registry, "tar", "--create", "--numeric-owner", "--directory", "/data", "--file", "-", ".",
+                      labels=(ARCHIVE_LABEL, f"incarnate.volume={volume}"))
     with host.stream_out(command, what=f"archiving volume {volume}") as stream:
         yield stream
 
@@ -83,6 +89,7 @@ class Volume:
 
     kind: ClassVar[str] = "volume"
     engine: ClassVar[None] = None
+    program: ClassVar[str] = "archive helper"
 
     def __init__(self, project: ComposeProject, name: str, registry: str) -> None:
         self.project, self.target, self.registry = project, name, registry
@@ -114,3 +121,17 @@ class Volume:
 
     def reset(self) -> None:
         reset(self.project.host, self._restoring_into, self.registry)
+
+    def row_counter(self) -> None:
+        return None
+
+    def end_orphans(self) -> int:
+        """Remove archive helpers of this volume that still run (their run was killed, or gave up on them)."""
+        host, volume = self.project.host, self.project.volume(self.target)
+        if volume is None:
+            return 0
+        found = host.run(["docker", "ps", "--quiet", "--filter", f"label={ARCHIVE_LABEL}", "--filter", f"label=incarnate.volume={volume}"],
+                         what=f"looking for archive helpers of volume {volume}").split()
+        if found:
+            host.run(["docker", "rm", "--force", *found], what=f"removing orphaned archive helpers of volume {volume}")
+        return len(found)

@@ -2,13 +2,14 @@
 chunks stored; the manifest last, so a backup without one does not exist."""
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from incarnate import datasources
 from incarnate.backup_format import Snapshot, SnapshotWriter, WriteStats, new_snapshot_prefix
 from incarnate.compose import ComposeProject
-from incarnate.errors import StageError
+from incarnate.errors import IncarnateError, StageError
 from incarnate.releases import customer_releases
 from incarnate.state import read_state
 from incarnate.stores import Store, lock_description
@@ -24,7 +25,7 @@ class BackupResult:
     lock: str  # what the store says of write-once protection, for the report
 
 
-def run(project: ComposeProject, store: Store, lock_days: int = 0) -> BackupResult:
+def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> BackupResult:
     """The stack as it runs now (its state says which release), into `store`."""
     began = time.monotonic()
     state = read_state(project)
@@ -32,12 +33,22 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0) -> BackupResu
         raise StageError(f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up.")
     release = customer_releases(store).descriptor(state.product, state.release)
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
-    with SnapshotWriter(store, new_snapshot_prefix(state.stack), lock_until=lock_until) as writer:
-        for source in datasources.for_release(project, release, state.registry):
-            with source.dump() as stream:
-                writer.add(source.artifact, source.kind, source.target, source.engine, stream)
+    sources = datasources.for_release(project, release, state.registry)
+    for source in sources:
+        if ended := source.end_orphans():
+            print(f"stack {state.stack}: ended {ended} orphaned {source.program} of {source.artifact} left running by "
+                  f"an earlier run that was killed")
+    with SnapshotWriter(store, new_snapshot_prefix(state.stack), lock_until=lock_until, lock_mode=lock_mode) as writer:
+        for source in sources:
+            try:
+                with source.dump() as stream:
+                    writer.add(source.artifact, source.kind, source.target, source.engine, stream, source.row_counter())
+            except BaseException:
+                with suppress(IncarnateError):  # the failure that brought us here is the one to report
+                    source.end_orphans()  # a dump that stalled, or whose store failed, may still run in its container
+                raise
         snapshot = writer.commit(
             stack=state.stack, product=state.product, release=state.release, schema_version=state.schema_version,
             config_commit=state.config_commit, origin="backup",
         )
-    return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_days))
+    return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_days, lock_mode))

@@ -12,15 +12,15 @@ from incarnate.state import read_health, write_state
 NAME = "migrate"
 
 
-def run(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot, timeout: float = 300) -> dict:
-    """The app's health report once it matches the release."""
+def run(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot, kept_data: bool = False, timeout: float = 300) -> dict:
+    """The app's health report once it matches the release; the state records where the data came from."""
     release = pinned.release
     url = project.host.app_url(pinned.customer.config.http_port) + release.health.path
     deadline, health = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         health = read_health(url)
         if health and health.get("release") == release.release and health.get("schema_version") == release.schema_version:
-            write_state(project, pinned, snapshot)
+            write_state(project, pinned, snapshot, kept_data)
             return health
         time.sleep(1)
     raise StageError(

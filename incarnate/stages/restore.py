@@ -26,6 +26,19 @@ def load_if_empty(target: DataSource, store: Store, snapshot: Snapshot, artifact
     return "loaded"
 
 
+def kept_all(outcome: dict[str, str]) -> bool:
+    """Whether no artifact was loaded: every target held data, which the deployment kept."""
+    return bool(outcome) and not any(result == "loaded" for result in outcome.values())
+
+
+def describe_origin(snapshot_id: str, outcome: dict[str, str]) -> str:
+    """Where the stack's data came from, as an operator must read it: never "restored" when nothing was loaded."""
+    if kept_all(outcome):
+        return f"kept existing data; snapshot {snapshot_id} not loaded"
+    kept = [artifact for artifact, result in outcome.items() if result != "loaded"]
+    return f"restored from {snapshot_id}" + (f" (kept existing {', '.join(kept)})" if kept else "")
+
+
 def run(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> dict[str, str]:
     """What became of each artifact: "loaded", or "kept (not empty)"."""
     config, release, host = pinned.customer.config, pinned.release, project.host

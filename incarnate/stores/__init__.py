@@ -33,8 +33,9 @@ class Store(Protocol):
     def lock_support(self) -> str | None:
         """None when the server enforces `lock`; else why the data is not locked by the server."""
 
-    def lock(self, key: str, until: datetime) -> None:
-        """Keep the object immutable until `until` (extend only); nothing where unsupported."""
+    def lock(self, key: str, until: datetime, mode: str = "locked") -> None:
+        """Keep the object immutable until `until` (extend only); nothing where unsupported. Mode `locked`: nobody
+        can shorten or remove the protection; `unlocked`: the account's key holder can."""
 
     def locked_until(self, key: str) -> datetime | None:
         """Until when the server keeps the object immutable; None when it is not locked."""
@@ -48,16 +49,22 @@ class Unlocked:
     def lock_support(self) -> str | None:
         return self.reason
 
-    def lock(self, key: str, until: datetime) -> None:
+    def lock(self, key: str, until: datetime, mode: str = "locked") -> None:
         return None
 
     def locked_until(self, key: str) -> datetime | None:
         return None
 
 
-def lock_description(store: Store, lock_days: int) -> str:
+LOCK_MODES = {
+    "locked": "locked policy: nobody, not even the account's owner, can shorten or remove it",
+    "unlocked": "unlocked policy: whoever holds the account key can remove it",
+}
+
+
+def lock_description(store: Store, lock_days: int, mode: str = "locked") -> str:
     """What protects the stored objects, as the store says it: never a lock it does not enforce."""
     missing = store.lock_support()
     if missing is not None:
         return f"not locked by the server ({missing})"
-    return f"locked by the server for {lock_days} days" if lock_days else "not locked (stack.yaml sets no lock_days)"
+    return f"locked by the server for {lock_days} days ({LOCK_MODES[mode]})" if lock_days else "not locked (stack.yaml sets no lock_days)"

@@ -1,22 +1,19 @@
 """A store in an Azure Blob container: create-only uploads and, where the account supports it,
 a version-level immutability policy on every object (write-once, read-many)."""
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ImmutabilityPolicy
 
 from incarnate.errors import ObjectMissing, StoreError
-
-PROBE = ".incarnate/immutability-probe"
-
 
 @dataclass
 class AzureSettings:
     account_url: str  # e.g. https://acme.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1
     account_name: str
-    account_key: str
+    account_key: str = field(repr=False)
     container: str
     max_concurrency: int = 4  # the SDK's default is 1 connection per upload
 
@@ -86,30 +83,27 @@ class AzureBlobStore:
             raise self._fail("delete", key, error) from None
 
     def lock_support(self) -> str | None:
-        """Probe once whether the account enforces immutability policies; Azurite answers 'not implemented'."""
+        """Whether the container applies version-level immutability policies, read once from its properties: a
+        probe that wrote and locked an object could never delete it again (Azurite applies none)."""
         if self._lock_support is False:
-            probe = self.container.get_blob_client(PROBE)
             try:
                 self.ensure_container()
-                probe.upload_blob(b"probe", overwrite=True)
-                probe.set_immutability_policy(ImmutabilityPolicy(expiry_time=datetime.now(UTC) + timedelta(seconds=30), policy_mode="Unlocked"))
-                probe.delete_immutability_policy()
-                self._lock_support = None
-            except HttpResponseError as error:
-                code = getattr(error, "error_code", None) or error.status_code
-                self._lock_support = f"the account does not apply immutability policies ({code})"
+                enabled = self.container.get_container_properties().immutable_storage_with_versioning_enabled
             except AzureError as error:
-                raise self._fail("probe immutability on", PROBE, error) from None
+                raise self._fail("read the immutability settings of", "", error) from None
+            self._lock_support = None if enabled else (
+                "the container has no version-level immutability; enable it on the storage account or container")
         return self._lock_support
 
-    def lock(self, key: str, until: datetime) -> None:
+    def lock(self, key: str, until: datetime, mode: str = "locked") -> None:
         if self.lock_support() is not None:
             return
         current = self.locked_until(key)
         if current is not None and current >= until:
             return  # locks are only ever extended
+        policy = ImmutabilityPolicy(expiry_time=until, policy_mode="Locked" if mode == "locked" else "Unlocked")
         try:
-            self.container.get_blob_client(key).set_immutability_policy(ImmutabilityPolicy(expiry_time=until, policy_mode="Unlocked"))
+            self.container.get_blob_client(key).set_immutability_policy(policy)
         except AzureError as error:
             raise self._fail("lock", key, error) from None
 

@@ -1,7 +1,7 @@
 """A store on an SMB share (on-premises backups), through smbprotocol's smbclient."""
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import smbclient
 from smbprotocol.exceptions import SMBException, SMBOSError
@@ -16,7 +16,7 @@ class SmbSettings:
     share: str
     path: str
     username: str
-    password: str
+    password: str = field(repr=False)
     port: int = 445
 
 

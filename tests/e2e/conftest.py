@@ -135,6 +135,21 @@ def customer(tmp_path) -> Customer:
     yield subject
     subject.remove_stack()
     shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
+    forget_on_prefect_server(stack)
+
+
+def forget_on_prefect_server(stack: str) -> None:
+    """What the test left on the operator's Prefect server: the stack's deployments and concurrency limits."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+
+    with get_client(sync_client=True) as client:
+        for deployment in client.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[f"stack:{stack}"]))):
+            client.delete_deployment(deployment.id)
+        for name in (f"stack-{stack}", f"stack-{stack}-drill"):
+            try:
+                client.delete_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                pass
 
 
 @pytest.fixture

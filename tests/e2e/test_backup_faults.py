@@ -23,7 +23,7 @@ def test_backup_killed_midway_leaves_no_snapshot_and_the_next_one_succeeds(custo
 
     backup = subprocess.Popen([INCARNATE, "backup", str(customer.repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while not store.list("pending"):  # the writer's marker: chunks are being stored from now on
+    while not store.list("locks"):  # the writer's shared lock: chunks are being stored from now on
         assert time.monotonic() < deadline and backup.poll() is None, "the backup never started writing"
         time.sleep(0.05)
     time.sleep(0.3)  # well inside the volume archive: chunks written, manifest not yet

@@ -50,7 +50,7 @@ def test_stores_say_they_do_not_lock_and_never_claim_it(store):
 
 
 def test_azurite_is_detected_as_not_applying_immutability(azurite_server):
-    assert "does not apply immutability policies" in azure_store(azurite_server).lock_support()
+    assert "has no version-level immutability" in azure_store(azurite_server).lock_support()
 
 
 def test_wrong_smb_password_is_a_clear_store_error(samba_server):
@@ -67,3 +67,17 @@ def test_secrets_never_appear_in_store_errors(samba_server, azurite_server):
     with pytest.raises(StoreError) as raised:
         wrong.put("x", b"1")
     assert wrong_key not in str(raised.value) and "cannot" in str(raised.value)
+
+
+def test_the_immutability_probe_writes_and_deletes_nothing(azurite_server):
+    """The probe reads the container's settings: it never writes an object it would then have to unlock to delete."""
+    store = azure_store(azurite_server)
+    store.ensure_container()
+    reason = store.lock_support()
+    assert "version-level immutability" in reason
+    assert [blob.name for blob in store.container.list_blobs()] == []
+
+
+def test_store_settings_never_show_their_secrets():
+    assert "hunter2" not in repr(SmbSettings("nas", "backups", "", "backup", "hunter2"))
+    assert "c2VjcmV0" not in repr(AzureSettings("https://acme.blob.core.windows.net", "acme", "c2VjcmV0", "backups"))

@@ -63,3 +63,18 @@ def test_time_zone_defaults_to_berlin_and_must_be_an_iana_name():
     assert parse_stack_config(VALID + "timezone: America/New_York\n", "stack.yaml").timezone == "America/New_York"
     with pytest.raises(ConfigError, match="field 'timezone': expected an IANA time zone such as Europe/Berlin, got 'CET.1'"):
         parse_stack_config(VALID + "timezone: CET+1\n", "stack.yaml")
+
+
+def test_write_once_mode_defaults_to_locked_and_says_who_could_undo_it():
+    from incarnate.stores import lock_description
+
+    class Enforcing:
+        def lock_support(self):
+            return None
+
+    config = parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup: {lock_days: 30}\n", "stack.yaml")
+    assert config.backup.lock_mode == "locked"
+    assert "locked policy: nobody, not even the account's owner" in lock_description(Enforcing(), 30, config.backup.lock_mode)
+    assert "unlocked policy: whoever holds the account key" in lock_description(Enforcing(), 30, "unlocked")
+    with pytest.raises(ConfigError, match="field 'backup.lock_mode'"):
+        parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup: {lock_mode: maybe}\n", "stack.yaml")
