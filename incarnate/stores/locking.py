@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -44,6 +44,7 @@ def renew_seconds() -> float:
     return max(ttl_seconds() / 10, 0.2)
 
 
+HELD: set[str] = set()  # tokens of the locks this process holds now
 POLL_SECONDS = (0.05, 2.0)  # first and longest pause between two looks at the locks; each pause doubles
 
 
@@ -90,7 +91,11 @@ class LockRecord:
     def stale(self, now: float, ttl: float) -> bool:
         if now - self.renewed > ttl:
             return True
-        return self.machine == this_machine() and not _pid_alive(self.pid)
+        if self.machine != this_machine():
+            return False
+        if self.pid == os.getpid():
+            return self.token not in HELD  # this process released it, but could not delete the object
+        return not _pid_alive(self.pid)
 
 
 def read_locks(store: Store) -> list[LockRecord]:
@@ -110,16 +115,15 @@ def read_locks(store: Store) -> list[LockRecord]:
 
 def live_locks(store: Store) -> list[LockRecord]:
     """The locks that still hold; stale ones are deleted on the way, so the store does not collect them."""
-    now, ttl, live = time.time(), ttl_seconds(), []
+    now, ttl = time.time(), ttl_seconds()
     keys = set(store.list(LOCKS))
     records = read_locks(store)
-    for record in records:
-        if record.stale(now, ttl):
-            store.delete(record.key)
-        else:
-            live.append(record)
-    for key in keys - {record.key for record in records}:
-        store.delete(key)  # unreadable: no owner can be told apart, so it holds nothing
+    gone = [record.key for record in records if record.stale(now, ttl)]
+    live = [record for record in records if record.key not in gone]
+    gone += sorted(keys - {record.key for record in records})  # unreadable: no owner can be told apart, so it holds nothing
+    for key in gone:
+        with suppress(StoreError):  # tidying only: a stale lock holds nothing whether it is deleted now or later
+            store.delete(key)
     return live
 
 
@@ -149,6 +153,7 @@ class StoreLock:
 
     def write(self) -> None:
         with self._mutex:
+            HELD.add(self.token)
             self.key = self._write()
 
     def renew(self) -> None:
@@ -186,12 +191,15 @@ class StoreLock:
         if self._thread is not None:
             self._thread.join()
         with self._mutex:
-            if self.key is not None:
+            HELD.discard(self.token)
+            for attempt in range(3):  # another run may be reading it this instant (SMB refuses deletes of open files)
                 try:
-                    self.store.delete(self.key)
+                    if self.key is not None:
+                        self.store.delete(self.key)
+                    break
                 except StoreError:
-                    pass  # it goes stale on its own
-                self.key = None
+                    time.sleep(0.2 * (attempt + 1))
+            self.key = None  # if it is still there, it goes stale: not renewed, and its owner's pid ends with the run
 
     def others(self) -> list[LockRecord]:
         return [record for record in live_locks(self.store) if record.token != self.token]

@@ -72,7 +72,8 @@ class SmbStore(Unlocked):
 
     def get(self, key: str) -> bytes:
         try:
-            with smbclient.open_file(self._path(key), mode="rb", **self._auth) as handle:
+            # Readers share delete and rename: a reader of a lock object must never stop its owner from removing it.
+            with smbclient.open_file(self._path(key), mode="rb", share_access="rwd", **self._auth) as handle:
                 return handle.read()
         except SMBOSError as error:
             if error.errno == 2:

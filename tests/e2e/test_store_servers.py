@@ -81,3 +81,12 @@ def test_the_immutability_probe_writes_and_deletes_nothing(azurite_server):
 def test_store_settings_never_show_their_secrets():
     assert "hunter2" not in repr(SmbSettings("nas", "backups", "", "backup", "hunter2"))
     assert "c2VjcmV0" not in repr(AzureSettings("https://acme.blob.core.windows.net", "acme", "c2VjcmV0", "backups"))
+
+
+def test_backups_while_another_stack_prunes_lose_no_chunk_on_a_network_store(store):
+    """The same race as tests/unit/test_prune_concurrency.py, on a real SMB share and a real Azurite: the store's
+    own locks must hold where listing and writing go over the network."""
+    from tests.unit.test_prune_concurrency import backups_while_pruning
+
+    failures, problems = backups_while_pruning(store, rounds=6, size=3 << 20)
+    assert failures == [] and problems == []

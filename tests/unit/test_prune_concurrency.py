@@ -33,12 +33,13 @@ def snapshot_of(store, stack: str, payload: bytes):
     return writer.commit(stack=stack, product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
 
 
-def test_prune_never_deletes_chunks_that_a_concurrent_backup_of_another_stack_reuses(tmp_path):
+def backups_while_pruning(store, rounds: int, size: int = 6 << 20) -> tuple[list[str], list[str]]:
     """Stack A's old snapshot holds data that stack B backs up just while A is pruned: B finds A's chunks present
-    and does not upload them again, A's prune forgets its snapshot and sweeps; B's snapshot must stay whole."""
-    store, rng, failures = NetworkLatencyStore(tmp_path), random.Random(7), []
-    for _ in range(30):
-        shared = os.urandom(6 << 20)
+    and does not upload them again, A's prune forgets its snapshot and sweeps. (failures, missing or bad chunks of
+    B's snapshots, as `verify --all` would list them)."""
+    rng, failures = random.Random(7), []
+    for _ in range(rounds):
+        shared = os.urandom(size)
         snapshot_of(store, "a", shared)
         snapshot_of(store, "a", os.urandom(1 << 16))  # newer, so retention forgets the one holding `shared`
 
@@ -60,7 +61,11 @@ def test_prune_never_deletes_chunks_that_a_concurrent_backup_of_another_stack_re
             thread.start()
         for thread in threads:
             thread.join()
-    problems = [problem for snapshot in list_snapshots(store, "b") for problem in verify_snapshot(store, snapshot)]
+    return failures, [problem for snapshot in list_snapshots(store, "b") for problem in verify_snapshot(store, snapshot)]
+
+
+def test_prune_never_deletes_chunks_that_a_concurrent_backup_of_another_stack_reuses(tmp_path):
+    failures, problems = backups_while_pruning(NetworkLatencyStore(tmp_path), rounds=30)
     assert failures == []
     assert problems == [], f"{len(problems)} missing or bad chunks, first: {problems[0]}"
 

@@ -113,12 +113,14 @@ def test_system_files_are_replaced_whole_and_the_first_backup_is_kept(tmp_path):
     assert not list(tmp_path.glob(".hosts*")) and not list(tmp_path.glob("*.tmp*"))
 
 
-@pytest.mark.parametrize("user", ["root;id", "a b", "-oProxyCommand=x", "$(id)"])
-def test_ssh_host_block_user_is_validated(user):
+@pytest.mark.parametrize("value", ["root;id", "a b", "-oProxyCommand=x", "$(id)", "vm`id`", "vm\nid"])
+@pytest.mark.parametrize("field", ["user", "address"])
+def test_ssh_host_block_user_and_address_are_validated(field, value):
     from blocks.hosts import SshHost
 
-    with pytest.raises(ValidationError, match="user"):
-        SshHost(address="vm.example.test", user=user, private_key="k", host_key="ssh-ed25519 AAAA")
+    fields = {"address": "vm.example.test", "user": "root", field: value}
+    with pytest.raises(ValidationError, match=field):
+        SshHost(**fields, private_key="k", host_key="ssh-ed25519 AAAA")
 
 
 def test_host_settings_model_refuses_metacharacters_directly():

@@ -99,3 +99,21 @@ def test_writers_wait_for_a_clean_up_that_announced_itself(tmp_path):
                 pass
     with shared_lock(store, "backup of stack b", wait_seconds=0.3):
         pass
+
+
+def test_a_lock_object_its_owner_could_not_delete_blocks_nothing(tmp_path):
+    """SMB refuses to delete a file another client has open: the released lock stays behind, and must not hold."""
+    from incarnate.errors import StoreError
+
+    class StubbornStore(LocalStore):
+        def delete(self, key):
+            if key.startswith("locks/"):
+                raise StoreError(f"store {self.location}: cannot delete {key} (sharing violation).")
+            super().delete(key)
+
+    store = StubbornStore(tmp_path)
+    with shared_lock(store, "backup of stack b"):
+        pass
+    assert len(store.list("locks")) == 1  # still there
+    with exclusive_lock(store, "prune of stack acme", wait_seconds=0.3):
+        pass
