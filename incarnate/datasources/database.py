@@ -1,5 +1,6 @@
 """What every database engine shares: the database, the Compose service that runs it, its container."""
 
+import shlex
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from functools import cached_property
@@ -40,7 +41,7 @@ class Database(ABC):
         pids = [int(line.split()[0]) for line in listing.splitlines()[1:]
                 if self.program in line and self.target in line.split()[1:] and line.split()[0].isdigit()]
         if pids:
-            ids = " ".join(str(pid) for pid in pids)
+            ids = " ".join(shlex.quote(str(pid)) for pid in pids)  # numbers already; quoted all the same
             shell = self.host.shell()
             shell.execute(shell.as_root(f"kill -TERM {ids} 2>/dev/null; sleep 2; kill -KILL {ids} 2>/dev/null; true"),
                           what=f"ending orphaned {self.program} of database {self.target}")
