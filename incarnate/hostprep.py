@@ -83,7 +83,7 @@ def ensure_docker(shell: Shell, system: dict[str, str]) -> str:
     done = "present"
     if not shell.execute("command -v docker || true", what="looking for docker").strip():
         require_debian(shell, system, "Docker Engine")
-        shell.execute(shell.as_root(f"{APT_INSTALL} docker.io && (command -v systemctl >/dev/null && systemctl enable --now docker || true)"),
+        shell.execute(shell.as_root(APT_INSTALL + " docker.io && (command -v systemctl >/dev/null && systemctl enable --now docker || true)"),
                       what="installing Docker Engine (docker.io)")
         done = "installed"
     try:
@@ -157,7 +157,7 @@ def update_file(shell: Shell, path: str, marker: str, line: str | None) -> bool:
     script = (f"[ -e {backup} ] || cp -p {quoted} {backup}; "
               f"cat > {new} && chmod --reference={quoted} {new} && chown --reference={quoted} {new} && "
               f"{{ mv -f {new} {quoted} 2>/dev/null || {{ cat {new} > {quoted} && rm -f {new}; }}; }}")
-    shell.execute(shell.as_root(script), what=f"writing {path}", stdin=wanted.encode())
+    shell.execute(shell.as_root(script), what="writing " + path, stdin=wanted.encode())
     return True
 
 
@@ -179,12 +179,12 @@ def ensure_backup_share(shell: Shell, stack: str, share: NfsShare | SmbShare | N
 def mount_nfs(shell: Shell, stack: str, share: NfsShare) -> str:
     """The export in /etc/fstab (nofail: a NAS that is down must not stop the host from booting), mounted."""
     if not shell.execute("command -v mount.nfs || true", what="looking for mount.nfs").strip():
-        shell.execute(shell.as_root(f"{APT_INSTALL} nfs-common"), what="installing nfs-common")
+        shell.execute(shell.as_root(APT_INSTALL + " nfs-common"), what="installing nfs-common")
     mount = shlex.quote(share.mount)
-    shell.execute(shell.as_root(f"mkdir -p {mount}"), what=f"creating {share.mount}")
+    shell.execute(shell.as_root("mkdir -p " + mount), what="creating " + share.mount)
     update_file(shell, "/etc/fstab", f"# incarnate:{stack}", f"{share.source} {share.mount} nfs defaults,_netdev,nofail 0 0")
-    shell.execute(shell.as_root(f"mountpoint -q {mount} || mount {mount}"),
-                  what=f"mounting NFS share {share.source} on {share.mount}")
+    mounting = f"mounting NFS share {share.source} on {share.mount}"
+    shell.execute(shell.as_root("mountpoint -q {0} || mount {0}".format(mount)), what=mounting)
     return f"NFS share {share.source} mounted on {share.mount}"
 
 

@@ -11,6 +11,12 @@ from incarnate.compose import ComposeProject
 from incarnate.host import Host
 
 
+def end_processes(pids: list[int]) -> str:
+    """A root shell script that asks the processes to end, and ends those that did not within 2 s."""
+    ids = " ".join(shlex.quote(str(pid)) for pid in pids)  # numbers already; quoted all the same
+    return f"kill -TERM {ids} 2>/dev/null; sleep 2; kill -KILL {ids} 2>/dev/null; true"  # ids: quoted above
+
+
 class Database(ABC):
     """A database inside a running service's container; an engine module subclasses it with its own commands."""
 
@@ -41,10 +47,8 @@ class Database(ABC):
         pids = [int(line.split()[0]) for line in listing.splitlines()[1:]
                 if self.program in line and self.target in line.split()[1:] and line.split()[0].isdigit()]
         if pids:
-            ids = " ".join(shlex.quote(str(pid)) for pid in pids)  # numbers already; quoted all the same
-            shell = self.host.shell()
-            shell.execute(shell.as_root(f"kill -TERM {ids} 2>/dev/null; sleep 2; kill -KILL {ids} 2>/dev/null; true"),
-                          what=f"ending orphaned {self.program} of database {self.target}")
+            shell, what = self.host.shell(), f"ending orphaned {self.program} of database {self.target}"
+            shell.execute(shell.as_root(end_processes(pids)), what=what)
         return len(pids)
 
     @abstractmethod
