@@ -26,6 +26,7 @@ from incarnate.errors import IncarnateError, StageError
 from incarnate.host import Host, resolve_host
 from incarnate.incarnations import Incarnation
 from incarnate.pinned import PinnedStack
+from incarnate.readiness import Readiness
 from incarnate.releases import ReleaseDescriptor, ReleaseStore
 from incarnate.stages.restore import describe_origin, kept_all
 from incarnate.state import StackState, read_state
@@ -171,7 +172,7 @@ def before_any_change(report: StageReport, project: ComposeProject, what: str, r
 @dataclass(frozen=True)
 class BroughtUp:
     outcome: dict[str, str]  # per artifact: loaded, or kept (not empty)
-    health: dict  # what the app reported once it ran the release
+    readiness: Readiness  # what the stack reported once it ran the release
 
     def origin(self, snapshot_id: str) -> str:
         return describe_origin(snapshot_id, self.outcome)
@@ -185,6 +186,6 @@ def bring_up(report: StageReport, project: ComposeProject, pinned: PinnedStack, 
     with report.stage("start"):
         start(project)
     with report.stage("migrate") as row:
-        health = migrate(project, pinned, snapshot, kept_all(outcome))
-        row["detail"] = f"release {health['release']}, schema {health['schema_version']}"
-    return BroughtUp(outcome, health)
+        readiness = migrate(project, pinned, snapshot, kept_all(outcome))
+        row["detail"] = readiness.describe()
+    return BroughtUp(outcome, readiness)

@@ -48,7 +48,7 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
             if stale:
                 row["detail"] = f"removed the stale scratch stack {scratch.stack} ({', '.join(stale)})"
         try:
-            health = bring_up(report, held.project, pinned, store, chosen).health
+            readiness = bring_up(report, held.project, pinned, store, chosen).readiness
             with report.stage("check") as row:
                 counts = check(held.project, release, pinned.registry, chosen)
                 compared = "rows as backed up" if manifest.rows() is not None else "rows (not counted by this backup)"
@@ -59,8 +59,8 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
     report.publish()
     create_table_artifact(key=artifact_key("restore-drill-result", customer.config.stack),
                           table=[{"table": table, "rows": rows} for table, rows in counts.items()],
-                          description=f"snapshot {chosen.id} restored, healthy at release {health['release']}, schema {health['schema_version']}")
+                          description=f"snapshot {chosen.id} restored, healthy at {readiness.describe()}")
     print(f"restore drill of stack {customer.config.stack}: snapshot {chosen.id} restored and healthy "
-          f"(release {health['release']}, schema {health['schema_version']}); rows: "
+          f"({readiness.describe()}); rows: "
           + ", ".join(f"{table} {rows}" for table, rows in counts.items()))
-    return {"stack": customer.config.stack, "snapshot": chosen.id, "health": health, "rows": counts, "seconds": report.durations()}
+    return {"stack": customer.config.stack, "snapshot": chosen.id, "health": readiness.as_dict(), "rows": counts, "seconds": report.durations()}

@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from incarnate.errors import StageError, StoreError
+from incarnate.errors import StageError, StoreError, tail
 from incarnate.host import Host
 from incarnate.private import write_private
 
@@ -87,7 +87,19 @@ class ComposeProject:
         args = ["up", "--detach", "--wait", "--wait-timeout", str(timeout)]
         if not services:
             args.append("--remove-orphans")
-        self.compose(*args, *(services or []), what=f"starting stack {self.name}", timeout=timeout + 60)
+        try:
+            self.compose(*args, *(services or []), what=f"starting stack {self.name}", timeout=timeout + 60)
+        except StageError as error:
+            raise StageError(f"{error} Its containers' last log lines: {self.log_tail()}") from None
+
+    def log_tail(self, lines: int = 3) -> str:
+        """The last lines the stack's containers logged: why a service did not become healthy, in the error itself
+        (a scratch stack is removed before anyone could read its logs)."""
+        try:
+            output = self.compose("logs", "--no-color", "--no-log-prefix", "--tail", str(lines), what=f"reading logs of stack {self.name}")
+        except StageError:
+            return "none could be read"
+        return tail(output, lines)
 
     def stop(self, services: list[str]) -> None:
         self.compose("stop", *services, what=f"stopping {', '.join(services)} of stack {self.name}")

@@ -165,17 +165,23 @@ def describe_validation_error(source: str, error: ValidationError) -> str:
     if kind == "extra_forbidden":
         return f"{source}: field '{field}' is not a known setting; check its spelling."
     message = first["msg"].removeprefix("Value error, ")
-    return f"{source}: field '{field}': {message}."
+    return f"{source}: field '{field}': {message}." if field else f"{source}: {message}."
+
+
+def load_mapping(text: str, source: str, error: type[Exception] = ConfigError) -> dict:
+    """A YAML file's top-level mapping; `error` names the file when it is not valid YAML or not a mapping."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as problem:
+        raise error(f"{source}: not valid YAML ({problem.__class__.__name__}: {problem}).") from None
+    if not isinstance(data, dict):
+        raise error(f"{source}: expected a mapping of settings at the top level.")
+    return data
 
 
 def parse_stack_config(text: str, source: str) -> StackConfig:
     """Validate stack.yaml text; `source` names the file (and repo/ref) in every error."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{source}: not valid YAML ({error.__class__.__name__}: {error}).") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings at the top level.")
+    data = load_mapping(text, source)
     try:
         return StackConfig.model_validate(data)
     except ValidationError as error:

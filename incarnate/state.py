@@ -1,8 +1,5 @@
 """What a host knows of the stack it runs (state.json beside its compose file), and whether it is healthy."""
 
-import json
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -11,6 +8,7 @@ from incarnate.backup_format import Snapshot
 from incarnate.compose import STATE_FILE, ComposeProject
 from incarnate.pinned import PinnedStack
 from incarnate.private import write_private
+from incarnate.readiness import observe
 
 
 class StackState(BaseModel):
@@ -48,18 +46,9 @@ def write_state(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot
     return state
 
 
-def read_health(url: str) -> dict | None:
-    """The app's health report, or None while it does not answer with JSON."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-
-
 def runs_as_deployed(project: ComposeProject, pinned: PinnedStack, state: StackState) -> bool:
     """The stack (whose state the host keeps) was deployed from this very config commit and release, all its
-    services run, and its app reports that release and schema: a deployment would change nothing."""
+    services run, and it reports that release and schema (as its release.yaml says to ask): a deployment would change nothing."""
     if (state.config_commit, state.release) != (pinned.customer.commit, pinned.release.release):
         return False
     services = project.services()
@@ -67,5 +56,5 @@ def runs_as_deployed(project: ComposeProject, pinned: PinnedStack, state: StackS
         return False
     if any(service.get("State") != "running" or service.get("Health") not in ("", "healthy") for service in services):
         return False
-    health = read_health(project.host.app_url(state.http_port) + pinned.release.health.path)
-    return bool(health) and (health.get("release"), health.get("schema_version")) == (state.release, state.schema_version)
+    readiness, _ = observe(project, pinned.release, state.http_port)
+    return readiness is not None
