@@ -59,12 +59,13 @@ class AzureBlobBackupStore(Block):
                                             self.container, self.max_concurrency))
 
 
-def load_store_block(slug: str) -> Store:
-    """The store of a saved block named `block-type-slug/block-name`, as stack.yaml's backup.store.block."""
+def load_store_block(slug: str, named: str = "backup.store.block") -> Store:
+    """The store of a saved block named `block-type-slug/block-name` (stack.yaml's backup.store.block, or
+    INCARNATE_RELEASES: `named` says which, for the error)."""
     if "/" not in slug:
-        raise ConfigError(f"backup.store.block {slug!r}: expected BLOCK-TYPE/NAME, e.g. incarnate-smb-store/acme.")
+        raise ConfigError(f"{named} {slug!r}: expected BLOCK-TYPE/NAME, e.g. incarnate-smb-store/acme.")
     try:
         block = Block.load(slug)
     except ValueError as error:
-        raise ConfigError(f"backup.store.block {slug!r}: no such saved block ({error}).") from None
+        raise ConfigError(f"{named} {slug!r}: no such saved block ({error}).") from None
     return block.get_store()

@@ -149,7 +149,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from incarnate.host import resolve_host
     from incarnate.repo import load_customer_config
     from incarnate.stages import create_host
-    from incarnate.state import read_health, read_state
+    from incarnate.readiness import observe
+    from incarnate.releases import customer_releases
+    from incarnate.state import read_state
+    from incarnate.stores.resolve import backup_store
 
     config = load_customer_config(args.repo, args.ref).config
     host = resolve_host(args.docker_host)
@@ -162,8 +165,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  config    {state.repo} at {state.config_commit[:10]} ({state.ref})")
     came = f"kept its data (snapshot {state.restored_from} not loaded)" if state.kept_data else f"from snapshot {state.restored_from}"
     print(f"  restored  {came}, deployed {state.deployed_at}")
-    health = read_health(host.app_url(state.http_port) + "/health")
-    print(f"  app       {host.app_address(state.http_port)} -> {health or 'not answering'}")
+    readiness, seen = observe(project, customer_releases(backup_store(config)).descriptor(state.product, state.release),
+                              state.http_port)
+    print(f"  app       {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
     for service in project.services():
         print(f"  {service.get('Service', '?'):<9} {service.get('State', '?')} {service.get('Health', '')}".rstrip())
     return 0
@@ -186,7 +190,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
     print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}; {lock_description(store, config.backup.lock_days, config.backup.lock_mode)}")
     for snapshot in snapshots:
         manifest = snapshot.manifest
-        size = sum(artifact.size for artifact in manifest.artifacts)
+        size = manifest.size()
         print(f"  {snapshot.id}  {manifest.origin:<8} release {manifest.release:<8} {size:>14,} bytes  {manifest.created_at}")
     for bad in unreadable:
         print(f"  {bad.id}  unreadable: {bad.reason}")
@@ -226,6 +230,37 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"  kept {snapshot_id}: still locked by the server")
     print(f"stack {config.stack}: {result.summary()}")
     return 0
+
+
+def cmd_release_list(args: argparse.Namespace) -> int:
+    from incarnate.releases import default_release_store
+
+    releases = default_release_store()
+    published = releases.publications(args.product)
+    print(f"release store {releases.location}: {len(published)} published release{'s' if len(published) != 1 else ''}"
+          + (f" of {args.product}" if args.product else ""))
+    for record in published:
+        print(f"  {record.product:<12} {record.release:<9} schema {record.schema_version:<4} vanilla {record.vanilla_bytes:>13,} bytes"
+              f"  published {record.published_at}")
+    return 0
+
+
+def add_release_commands(commands: argparse._SubParsersAction) -> None:
+    """`incarnate release publish DIR` (for a vendor's CI) and `incarnate release list [PRODUCT]`."""
+    release = commands.add_parser("release", help="publish releases into the release store (INCARNATE_RELEASES), list them")
+    actions = release.add_subparsers(dest="action", required=True)
+    publish = actions.add_parser(
+        "publish", help="check a release folder (release.yaml, compose.yaml) and its images, make its vanilla backup by "
+                        "running it in a scratch stack, write it all create-only into the release store",
+        description="Exit 0 when published or already published with this content, 2 for bad input (invalid files, "
+                    "missing images, other content under a published release), 1 for any other failure.")
+    publish.add_argument("folder", help="the release folder: release.yaml and compose.yaml")
+    publish.add_argument("--host", "--docker-host", dest="docker_host", default=None, metavar="ADDRESS",
+                         help="engine the scratch stack runs on (default: this machine); as for the other commands")
+    publish.set_defaults(handler=flow_command("flows.publish:publish_release", "folder", "docker_host"))
+    listing = actions.add_parser("list", help="published releases with their schema versions and vanilla sizes")
+    listing.add_argument("product", nargs="?", default=None, help="only this product")
+    listing.set_defaults(handler=cmd_release_list)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -277,6 +312,7 @@ def parser() -> argparse.ArgumentParser:
     trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a flow parameter (JSON or text)")
     trigger.add_argument("--wait", action="store_true", help="wait for the run; exit 0 only if it completed")
     trigger.set_defaults(handler=cmd_trigger)
+    add_release_commands(commands)
     command("status", cmd_status, "what runs, which release, which backup it came from")
     command("backups", cmd_backups, "list a stack's snapshots")
     verify = command("verify", cmd_verify, "re-read a snapshot's every chunk and check it (default: the newest)")

@@ -3,7 +3,8 @@
 Per registered stack: `install/<stack>`, `update/<stack>`, `disaster-recovery/<stack>`,
 `rollback/<stack>`, `restore-drill/<stack>` (UI buttons, CI triggers) and `backup/<stack>`,
 scheduled nightly at 02:00 in the stack's time zone. Each has its customer repo as the
-default parameter; the other parameters keep their typed, described defaults.
+default parameter; the other parameters keep their typed, described defaults. Besides them,
+one `publish-release/releases`: a release folder on this machine into the release store.
 
 Why `serve` (one process polling for its own deployments) and not a work pool yet: it needs
 no pool, worker or code storage, and runs each flow in the process that has this checkout.
@@ -18,6 +19,7 @@ from prefect.schedules import Cron
 from flows.backup import backup_stack
 from flows.drill import restore_drill
 from flows.install import disaster_recovery, install
+from flows.publish import publish_release
 from flows.rollback import rollback
 from flows.update import update
 from incarnate.customers import hosts
@@ -43,12 +45,20 @@ def stack_deployments(customer: CustomerConfig, host: str | None = None) -> list
     return made
 
 
+def release_deployment() -> RunnerDeployment:
+    """Publishing from the UI (a folder on the serving machine); CI runs `incarnate release publish` itself."""
+    return publish_release.to_deployment(name="releases", tags=["releases"],
+                                         description="publish a release folder (release.yaml, compose.yaml) into the release store")
+
+
 def all_deployments() -> list[RunnerDeployment]:
-    return [deployment for repo, host in hosts().items() for deployment in stack_deployments(load_customer_config(repo), host)]
+    stacks = [deployment for repo, host in hosts().items() for deployment in stack_deployments(load_customer_config(repo), host)]
+    return [*stacks, release_deployment()]
 
 
 def main() -> None:
     deployments = all_deployments()
-    if not deployments:
-        print("no customers registered: `incarnate register CUSTOMER_REPO` first, then start this again")
+    if len(deployments) == 1:
+        print("no customers registered (serving only publish-release/releases): `incarnate register CUSTOMER_REPO`, "
+              "then start this again")
     serve(*deployments)

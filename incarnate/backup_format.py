@@ -79,6 +79,10 @@ class Manifest(BaseModel):
     def chunk_ids(self) -> set[str]:
         return {chunk for artifact in self.artifacts for chunk, _ in artifact.chunks}
 
+    def size(self) -> int:
+        """Raw bytes of every artifact."""
+        return sum(artifact.size for artifact in self.artifacts)
+
     def created(self) -> datetime:
         return datetime.fromisoformat(self.created_at)
 

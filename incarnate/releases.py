@@ -1,20 +1,21 @@
 """Releases: the descriptor a release ships, the release store that keeps them, the registry check."""
 
+import hashlib
 import urllib.error
 import urllib.request
+from datetime import datetime
+from typing import Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from incarnate import settings
-from incarnate.backup_format import Snapshot, read_manifest
-from incarnate.config import Strict, describe_validation_error
+from incarnate.backup_format import MANIFEST, Snapshot, read_manifest
+from incarnate.config import NAME_PATTERN, Strict, describe_validation_error, load_mapping, parse_version
 from incarnate.datasources import ENGINES
 from incarnate.errors import ObjectMissing, ReleaseError, StoreError
 from incarnate.stores import Store
-from incarnate.stores.local import LocalStore
 
 RELEASE_FILES = ("release.yaml", "compose.yaml")
+PUBLICATION = "publication.json"
 
 
 class DatabaseSpec(Strict):
@@ -35,8 +36,28 @@ class VolumeSpec(Strict):
 
 
 class HealthSpec(Strict):
+    """How incarnate knows the release is up: Compose's healthchecks always, and the app's HTTP answer when `path` is set."""
+
+    service: str = Field(description="The service that publishes ${HTTP_PORT}.")
+    path: str | None = Field(default="/health", description="HTTP path asked on ${HTTP_PORT}; null: Compose healthchecks alone.")
+    answer: Literal["release", "status"] = Field(
+        default="release", description="release: JSON with `release` and `schema_version`; status: any 2xx answer.")
+
+    @model_validator(mode="after")
+    def _path_for_a_release_answer(self) -> "HealthSpec":
+        if self.answer == "release" and not self.path:
+            raise ValueError("health.answer `release` needs health.path (the app reports its release there); "
+                             "set answer: status to rely on Compose healthchecks alone")
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError(f"health.path must start with /, got {self.path!r}")
+        return self
+
+
+class SchemaCheck(Strict):
+    """A command run in a service that prints the schema version the data is at (for apps whose health does not say)."""
+
     service: str
-    path: str = "/health"
+    command: list[str] = Field(min_length=1, description="Argument list, run with `docker compose exec`; no shell.")
 
 
 class ReleaseDescriptor(Strict):
@@ -45,11 +66,37 @@ class ReleaseDescriptor(Strict):
     product: str
     release: str
     schema_version: int = Field(ge=0)
-    images: dict[str, str] = Field(description="service -> repository:tag in the registry")
+    images: dict[str, str] = Field(min_length=1, description="service -> repository:tag in the registry")
     data_services: list[str]
     databases: list[DatabaseSpec] = []
     volumes: list[VolumeSpec] = []
+    ephemeral_volumes: list[str] = Field(default=[], description="Volumes whose content may be lost (caches): not backed up.")
     health: HealthSpec
+    schema_check: SchemaCheck | None = None
+
+    @field_validator("product")
+    @classmethod
+    def _product_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(f"expected a lowercase name of letters, digits and dashes (at most 40), got {value!r}")
+        return value
+
+    @field_validator("release")
+    @classmethod
+    def _release_version(cls, value: str) -> str:
+        parse_version(value)
+        return value
+
+    @model_validator(mode="after")
+    def _services_known(self) -> "ReleaseDescriptor":
+        named = [*(f"data_services {service}" for service in self.data_services),
+                 *(f"databases {spec.name}: service {spec.service}" for spec in self.databases),
+                 f"health.service {self.health.service}",
+                 *([f"schema_check.service {self.schema_check.service}"] if self.schema_check else [])]
+        unknown = [where for where in named if where.rsplit(" ", 1)[-1] not in self.images]
+        if unknown:
+            raise ValueError(f"{'; '.join(unknown)}: not a service under images ({', '.join(self.images)})")
+        return self
 
     @property
     def app_services(self) -> list[str]:
@@ -59,13 +106,37 @@ class ReleaseDescriptor(Strict):
 
 def parse_descriptor(text: str, source: str) -> ReleaseDescriptor:
     try:
-        return ReleaseDescriptor.model_validate(yaml.safe_load(text))
+        return ReleaseDescriptor.model_validate(load_mapping(text, source, ReleaseError))
     except ValidationError as error:
         raise ReleaseError(describe_validation_error(source, error)) from None
 
 
+class Publication(Strict):
+    """publication.json, written last when a release is published: what was published, so that publishing the
+    same release again can tell "already there" from "different content", and where its vanilla backup is."""
+
+    product: str
+    release: str
+    schema_version: int
+    files: dict[str, str] = Field(description="release file -> SHA-256 of its bytes")
+    images: dict[str, str] = Field(description="repository:tag -> the registry's digest when it was published")
+    vanilla: str = Field(description="prefix of the vanilla snapshot in the release store")
+    vanilla_bytes: int
+    published_at: str
+    tool_version: str
+
+
+def file_digests(files: dict[str, bytes]) -> dict[str, str]:
+    return {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
+
+
+def version_order(release: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in release.split("."))
+
+
 class ReleaseStore:
-    """The immutable store of releases: <product>/<release>/{release.yaml, compose.yaml, vanilla/}."""
+    """The write-once store of releases: <product>/<release>/{release.yaml, compose.yaml, vanilla-<digest>/,
+    publication.json}, chunks shared by every vanilla backup. A customer store keeps copies of the files only."""
 
     def __init__(self, store: Store, prefix: str = "") -> None:
         self.store = store
@@ -82,7 +153,7 @@ class ReleaseStore:
         base = f"{self.prefix}{product}/"
         found = {key.removeprefix(base).split("/")[0] for key in self.store.list(base.rstrip("/"))
                  if key.count("/") == base.count("/") + 1 and key.endswith("/release.yaml")}
-        return sorted(found, key=lambda name: tuple(int(p) if p.isdigit() else 0 for p in name.split(".")))
+        return sorted(found, key=version_order)
 
     def has(self, product: str, release: str) -> bool:
         return all(self.store.exists(self._key(product, release, name)) for name in RELEASE_FILES)
@@ -94,7 +165,7 @@ class ReleaseStore:
             known = ", ".join(self.releases(product)) or "none"
             raise ReleaseError(
                 f"release store {self.location}: {product} {release} has no {name} "
-                f"(releases there: {known})."
+                f"(releases there: {known}; `incarnate release publish DIR` publishes one)."
             ) from None
 
     def descriptor(self, product: str, release: str) -> ReleaseDescriptor:
@@ -110,24 +181,64 @@ class ReleaseStore:
     def files(self, product: str, release: str) -> dict[str, bytes]:
         return {name: self.read_file(product, release, name) for name in RELEASE_FILES}
 
-    def add(self, product: str, release: str, files: dict[str, bytes]) -> None:
+    def present_files(self, product: str, release: str) -> dict[str, bytes]:
+        """The release files that exist (an interrupted publication may have written some)."""
+        return {name: self.store.get(self._key(product, release, name)) for name in RELEASE_FILES
+                if self.store.exists(self._key(product, release, name))}
+
+    def add(self, product: str, release: str, files: dict[str, bytes], lock_until: datetime | None = None,
+            lock_mode: str = "locked") -> None:
         """Copy a release's files in; present files are left as they are (releases are immutable)."""
         for name, data in files.items():
-            self.store.put(self._key(product, release, name), data)
+            key = self._key(product, release, name)
+            self.store.put(key, data)
+            if lock_until is not None:
+                self.store.lock(key, lock_until, lock_mode)
 
-    def vanilla_prefix(self, product: str, release: str) -> str:
-        return self._key(product, release, "vanilla")
+    def vanilla_prefix(self, product: str, release: str, content: str) -> str:
+        """Named by the content it was made from, so an interrupted publication's vanilla backup is found again."""
+        return self._key(product, release, f"vanilla-{content[:16]}")
+
+    def publication(self, product: str, release: str) -> Publication | None:
+        try:
+            return Publication.model_validate_json(self.store.get(self._key(product, release, PUBLICATION)))
+        except ObjectMissing:
+            return None
+        except ValidationError:
+            raise ReleaseError(f"release store {self.location}: {product}/{release}/{PUBLICATION} is not a "
+                               f"publication record; the store is damaged.") from None
+
+    def record(self, publication: Publication, lock_until: datetime | None = None, lock_mode: str = "locked") -> None:
+        self.add(publication.product, publication.release, {PUBLICATION: publication.model_dump_json(indent=1).encode()},
+                 lock_until, lock_mode)
+
+    def publications(self, product: str | None = None) -> list[Publication]:
+        """What is published, by product and release order."""
+        keys = self.store.list(f"{self.prefix}{product}" if product else self.prefix.rstrip("/"))
+        depth = self.prefix.count("/") + 2
+        found = [key for key in keys if key.endswith(f"/{PUBLICATION}") and key.count("/") == depth]
+        records = [self.publication(*key.removeprefix(self.prefix).split("/")[:2]) for key in found]
+        return sorted((record for record in records if record), key=lambda record: (record.product, version_order(record.release)))
+
+    def snapshot_at(self, prefix: str) -> Snapshot | None:
+        """The snapshot whose manifest is at `prefix`, None when there is none."""
+        if not self.store.exists(f"{prefix}/{MANIFEST}"):
+            return None
+        return Snapshot(prefix=prefix, manifest=read_manifest(self.store, prefix))
 
     def vanilla(self, product: str, release: str) -> Snapshot:
-        prefix = self.vanilla_prefix(product, release)
-        if not self.store.exists(f"{prefix}/manifest.json"):
-            raise ReleaseError(f"release store {self.location}: {product} {release} has no vanilla backup.")
-        return Snapshot(prefix=prefix, manifest=read_manifest(self.store, prefix))
+        publication = self.publication(product, release)
+        if publication is None:
+            raise ReleaseError(f"release store {self.location}: {product} {release} is not published (no vanilla "
+                               f"backup); publish it with `incarnate release publish DIR`.")
+        return Snapshot(prefix=publication.vanilla, manifest=read_manifest(self.store, publication.vanilla))
 
 
 def default_release_store() -> ReleaseStore:
-    """The release store this machine reads (INCARNATE_RELEASES)."""
-    return ReleaseStore(LocalStore(settings.release_store_path()))
+    """The release store this machine reads and publishes to (INCARNATE_RELEASES: a path or a saved store block)."""
+    from incarnate.stores.resolve import release_store
+
+    return ReleaseStore(release_store())
 
 
 def customer_releases(store: Store) -> ReleaseStore:
@@ -141,23 +252,28 @@ def _registry_url(registry: str) -> str:
     return f"{scheme}://{registry}"
 
 
-def image_present(registry: str, image: str, timeout: float = 10) -> bool:
-    """Whether the registry has repository:tag (HEAD on the v2 manifest)."""
+def image_digest(registry: str, image: str, timeout: float = 10) -> str | None:
+    """The registry's digest of repository:tag (HEAD on the v2 manifest), None when it has no such image."""
     repository, tag = image.rsplit(":", 1)
     request = urllib.request.Request(
         f"{_registry_url(registry)}/v2/{repository}/manifests/{tag}",
         method="HEAD",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"},
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "
+                           "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            return True
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.headers.get("Docker-Content-Digest") or "unknown"
     except urllib.error.HTTPError as error:
         if error.code == 404:
-            return False
+            return None
         raise StoreError(f"registry {registry}: asking for {image} answered HTTP {error.code}.") from None
     except OSError as error:
         raise StoreError(f"registry {registry} does not answer ({error}); is it running? (scripts/services.sh starts the local one).") from None
+
+
+def image_present(registry: str, image: str) -> bool:
+    return image_digest(registry, image) is not None
 
 
 def check_images(registry: str, descriptor: ReleaseDescriptor) -> None:

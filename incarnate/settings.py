@@ -7,15 +7,27 @@ machine keeps things when nobody said otherwise.
 import os
 from pathlib import Path
 
+from incarnate.errors import ConfigError
+
 
 def home() -> Path:
     """Where incarnate keeps its state on this machine (INCARNATE_HOME)."""
     return Path(os.environ.get("INCARNATE_HOME", "/var/lib/incarnate"))
 
 
-def release_store_path() -> Path:
-    """The local release store (INCARNATE_RELEASES): one folder per product and release."""
-    return Path(os.environ.get("INCARNATE_RELEASES", str(home() / "releases")))
+def releases() -> str:
+    """The release store (INCARNATE_RELEASES): an absolute path, or a saved store block TYPE/NAME."""
+    return os.environ.get("INCARNATE_RELEASES") or str(home() / "releases")
+
+
+def release_lock() -> tuple[int, str]:
+    """Write-once period (days) and mode asked of the release store for what is published
+    (INCARNATE_RELEASES_LOCK_DAYS, default 0; INCARNATE_RELEASES_LOCK_MODE, locked or unlocked)."""
+    days, mode = os.environ.get("INCARNATE_RELEASES_LOCK_DAYS", "0"), os.environ.get("INCARNATE_RELEASES_LOCK_MODE", "locked")
+    if not days.isdigit() or mode not in ("locked", "unlocked"):
+        raise ConfigError(f"INCARNATE_RELEASES_LOCK_DAYS={days!r} / INCARNATE_RELEASES_LOCK_MODE={mode!r}: expected a "
+                          f"number of days and locked or unlocked.")
+    return int(days), mode
 
 
 def default_backup_path() -> Path:
@@ -31,6 +43,11 @@ def registry() -> str:
 def stall_seconds() -> float:
     """How long a dump or archive may go without a byte of progress before it is ended (INCARNATE_STALL_SECONDS)."""
     return float(os.environ.get("INCARNATE_STALL_SECONDS", "600"))
+
+
+def ready_seconds() -> float:
+    """How long a started stack may take to report its release and schema version (INCARNATE_READY_SECONDS)."""
+    return float(os.environ.get("INCARNATE_READY_SECONDS", "300"))
 
 
 def stacks_dir() -> Path:

@@ -20,6 +20,11 @@ def toolbox_image(registry: str | None = None) -> str:
     return f"{registry or settings.registry()}/incarnate/toolbox:{TOOLBOX_TAG}"
 
 
+def pull_toolbox(host: Host, registry: str) -> None:
+    """The image whose tar archives and extracts volumes, onto the host before any volume is read or written."""
+    host.run(["docker", "pull", "--quiet", toolbox_image(registry)], what="pulling the toolbox image")
+
+
 ARCHIVE_LABEL = "incarnate.helper=archive"  # marks the helper that archives a volume, so an orphaned one can be found
 
 

@@ -10,7 +10,7 @@ from incarnate import datasources
 from incarnate.backup_format import Snapshot, SnapshotWriter, WriteStats, new_snapshot_prefix
 from incarnate.compose import ComposeProject
 from incarnate.errors import IncarnateError, StageError
-from incarnate.releases import customer_releases
+from incarnate.releases import ReleaseDescriptor, customer_releases
 from incarnate.state import read_state
 from incarnate.stores import Store, lock_description
 
@@ -27,18 +27,26 @@ class BackupResult:
 
 def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> BackupResult:
     """The stack as it runs now (its state says which release), into `store`."""
-    began = time.monotonic()
     state = read_state(project)
     if state is None:
         raise StageError(f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up.")
     release = customer_releases(store).descriptor(state.product, state.release)
+    return back_up(project, release, state.registry, store, new_snapshot_prefix(state.stack), lock_days, lock_mode,
+                   stack=state.stack, schema_version=state.schema_version, config_commit=state.config_commit, origin="backup")
+
+
+def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, store: Store, prefix: str,
+            lock_days: int = 0, lock_mode: str = "locked", **manifest: object) -> BackupResult:
+    """Every database and volume of `release` as `project` runs it, into a snapshot at `prefix` (a stack's backup,
+    or a release's vanilla backup when it is published); `manifest` names whose snapshot it is."""
+    began = time.monotonic()
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
-    sources = datasources.for_release(project, release, state.registry)
+    sources = datasources.for_release(project, release, registry)
     for source in sources:
         if ended := source.end_orphans():
-            print(f"stack {state.stack}: ended {ended} orphaned {source.program} of {source.artifact} left running by "
+            print(f"stack {project.name}: ended {ended} orphaned {source.program} of {source.artifact} left running by "
                   f"an earlier run that was killed")
-    with SnapshotWriter(store, new_snapshot_prefix(state.stack), lock_until=lock_until, lock_mode=lock_mode) as writer:
+    with SnapshotWriter(store, prefix, lock_until=lock_until, lock_mode=lock_mode) as writer:
         for source in sources:
             try:
                 with source.dump() as stream:
@@ -47,8 +55,5 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
                 with suppress(IncarnateError):  # the failure that brought us here is the one to report
                     source.end_orphans()  # a dump that stalled, or whose store failed, may still run in its container
                 raise
-        snapshot = writer.commit(
-            stack=state.stack, product=state.product, release=state.release, schema_version=state.schema_version,
-            config_commit=state.config_commit, origin="backup",
-        )
+        snapshot = writer.commit(product=release.product, release=release.release, **manifest)
     return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_days, lock_mode))

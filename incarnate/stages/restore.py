@@ -5,7 +5,7 @@ from incarnate import datasources
 from incarnate.backup_format import Artifact, Snapshot, restore_artifact
 from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource
-from incarnate.datasources.volume import toolbox_image
+from incarnate.datasources.volume import pull_toolbox
 from incarnate.pinned import PinnedStack
 from incarnate.releases import customer_releases
 from incarnate.stores import Store
@@ -45,7 +45,7 @@ def run(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Sn
     compose = customer_releases(store).read_file(config.product, config.release, "compose.yaml")
     project.write_files(compose, pinned.compose_variables())
     project.pull(release.data_services)
-    host.run(["docker", "pull", "--quiet", toolbox_image(pinned.registry)], what="pulling the toolbox image")
+    pull_toolbox(host, pinned.registry)
     project.up(release.data_services)
     sources = datasources.for_release(project, release, pinned.registry)
     with shared_lock(store, f"restore of snapshot {snapshot.id} into stack {project.name}", say=print):

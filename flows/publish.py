@@ -1,0 +1,99 @@
+"""Publish a release: the vendor's CI hands over a folder (release.yaml, compose.yaml) whose images it pushed; the
+release runs in a scratch stack on empty volumes until it reports its schema version (its own migrations ran),
+is backed up as the release's vanilla backup, and everything is written create-only into the release store.
+
+Publishing the same content again changes nothing; other content under a published release is refused."""
+
+import time
+from contextlib import closing
+from pathlib import Path
+
+from prefect import flow
+
+from flows.common import stack_lock
+from flows.report import StageReport, publish_backup
+from incarnate import publish, settings
+from incarnate.datasources.volume import pull_toolbox
+from incarnate.host import Host, free_port, resolve_host
+from incarnate.releases import Publication, ReleaseStore, default_release_store
+from tasks.chores import tear_down
+from tasks.create_host import create_host
+from tasks.publish import CheckedRelease, back_up_vanilla, check_release, wait_ready, write_release
+from tasks.start import start
+
+
+@flow(name="publish-release", log_prints=True)
+def publish_release(folder: str, docker_host: str | None = None) -> dict:
+    """Publish the release in `folder` (release.yaml and compose.yaml) into the release store (INCARNATE_RELEASES).
+
+    Args:
+        folder: path of the release folder on the machine that runs the flow.
+        docker_host: the engine the scratch stack runs on: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME, or a Docker engine address.
+    """
+    began, report = time.monotonic(), StageReport("publish-release")
+    registry, releases = settings.registry(), default_release_store()
+    release_folder = publish.read_release_folder(Path(folder).absolute())
+    report.stack = f"{release_folder.descriptor.product}-{release_folder.descriptor.release}"
+    # One publication of a release at a time: a second one waits, then finds it published.
+    with stack_lock(publish.scratch_name(release_folder.descriptor)):
+        with report.stage("check release") as row:
+            checked = check_release(release_folder, releases, registry)
+            row["detail"] = f"{release_folder.name}: files agree; images in {registry}: " + ", ".join(checked.digests)
+        if checked.published:
+            print(f"{release_folder.name} is already published in {releases.location} with this content "
+                  f"(since {checked.published.published_at}); nothing to do")
+            report.publish()
+            return {"result": "already published", **checked.published.model_dump()}
+        record = publish_checked(report, checked, releases, registry, docker_host)
+    report.publish()
+    print(f"published {release_folder.name} (schema {record.schema_version}) into {releases.location} in "
+          f"{time.monotonic() - began:.1f} s; vanilla backup {record.vanilla_bytes:,} bytes")
+    return {"result": "published", **record.model_dump()}
+
+
+def publish_checked(report: StageReport, checked: CheckedRelease, releases: ReleaseStore, registry: str,
+                    docker_host: str | None) -> Publication:
+    """The vanilla backup (made, or found from an interrupted publication of this content), then the release files
+    and the record that makes the release published."""
+    descriptor = checked.folder.descriptor
+    prefix = releases.vanilla_prefix(descriptor.product, descriptor.release, publish.content_digest(checked.folder, checked.digests))
+    interrupted = releases.snapshot_at(prefix)
+    if interrupted:
+        vanilla_bytes = interrupted.manifest.size()
+        print(f"{checked.folder.name}: the vanilla backup of an interrupted publication of this content is there; using it")
+    else:
+        with closing(resolve_host(docker_host)) as host:
+            vanilla_bytes = run_and_back_up(report, host, checked, releases, registry, prefix)
+    with report.stage("write release") as row:
+        record = publish.publication(checked.folder, checked.digests, prefix, vanilla_bytes)
+        write_release(releases, record, checked.folder.files)
+        row["detail"] = f"{', '.join(checked.folder.files)} and publication.json into {releases.location}"
+    return record
+
+
+def run_and_back_up(report: StageReport, host: Host, checked: CheckedRelease, releases: ReleaseStore, registry: str,
+                    prefix: str) -> int:
+    """Run the release on empty volumes in a scratch stack, back it up at `prefix`, remove the stack; its size."""
+    descriptor, port = checked.folder.descriptor, free_port()
+    scratch = publish.scratch_name(descriptor)
+    with report.stage("create host"):
+        project = create_host(host, scratch)
+    with report.stage("clear scratch") as row:
+        if stale := tear_down(project):  # a killed publication's volumes would not be empty
+            row["detail"] = f"removed the stale scratch stack {scratch} ({', '.join(stale)})"
+    try:
+        with report.stage("start") as row:
+            project.write_files(checked.folder.files["compose.yaml"], {"INCARNATE_REGISTRY": registry, "HTTP_PORT": str(port)})
+            pull_toolbox(host, registry)
+            start(project)
+            row["detail"] = f"scratch stack {scratch} on host {host.name}, empty volumes"
+        with report.stage("migrate") as row:
+            row["detail"] = wait_ready(project, descriptor, port).describe()
+        with report.stage("backup") as row:
+            result = back_up_vanilla(project, descriptor, registry, releases, prefix)
+            row["detail"] = f"vanilla backup {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new bytes stored"
+    finally:
+        with report.stage("tear down"):
+            tear_down(project)
+    publish_backup(report.stack, result)
+    return result.stats.raw_bytes

@@ -1,0 +1,145 @@
+"""Publishing a release: the vendor's folder (release.yaml, compose.yaml) is checked, its images are found in the
+registry, its vanilla backup is made by running it, and all of it is written create-only into the release store.
+
+Plain functions the publish-release flow calls; each refusal is a ReleaseError (bad input, exit 2) raised
+before anything is written.
+"""
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from incarnate import __version__
+from incarnate.compose import ComposeProject
+from incarnate.errors import ReleaseError
+from incarnate.host import Host
+from incarnate.releases import (
+    RELEASE_FILES, Publication, ReleaseDescriptor, ReleaseStore, file_digests, image_digest, parse_descriptor,
+)
+
+# compose.yaml is checked with this in ${HTTP_PORT}, so the service that publishes it can be found.
+PROBE_PORT = "18080"
+
+
+@dataclass(frozen=True)
+class ReleaseFolder:
+    """A release as its vendor's CI has it: a folder with release.yaml and compose.yaml."""
+
+    path: Path
+    descriptor: ReleaseDescriptor
+    files: dict[str, bytes]
+
+    @property
+    def name(self) -> str:
+        return f"{self.descriptor.product} {self.descriptor.release}"
+
+
+def read_release_folder(path: Path) -> ReleaseFolder:
+    if not path.is_dir():
+        raise ReleaseError(f"release folder {path} does not exist.")
+    missing = [name for name in RELEASE_FILES if not (path / name).is_file()]
+    if missing:
+        raise ReleaseError(f"release folder {path} has no {' and no '.join(missing)}; a release is release.yaml and compose.yaml.")
+    files = {name: (path / name).read_bytes() for name in RELEASE_FILES}
+    return ReleaseFolder(path, parse_descriptor(files["release.yaml"].decode(errors="replace"), str(path / "release.yaml")), files)
+
+
+def compose_model(folder: ReleaseFolder, host: Host, registry: str) -> dict:
+    """compose.yaml as Compose itself reads it at deployment (same variables, same command), as JSON."""
+    with tempfile.TemporaryDirectory(prefix="incarnate-check-") as scratch:
+        project = ComposeProject(host=host, name="incarnate-check", workdir=Path(scratch))
+        project.write_files(folder.files["compose.yaml"], {"INCARNATE_REGISTRY": registry, "HTTP_PORT": PROBE_PORT})
+        text = project.compose("config", "--format", "json", what=f"checking {folder.path / 'compose.yaml'} with "
+                               f"`docker compose config`", error=ReleaseError)
+    return json.loads(text)
+
+
+def compose_problems(descriptor: ReleaseDescriptor, model: dict, registry: str) -> list[str]:
+    """What compose.yaml and release.yaml disagree on; empty when they describe the same release."""
+    services: dict[str, dict] = model.get("services") or {}
+    problems = [f"service {name} is in compose.yaml but not under images in release.yaml"
+                for name in services if name not in descriptor.images]
+    problems += [f"service {name} is under images in release.yaml but not in compose.yaml"
+                 for name in descriptor.images if name not in services]
+    for name, image in descriptor.images.items():
+        runs = services.get(name, {}).get("image")
+        if name in services and runs != f"{registry}/{image}":
+            problems.append(f"service {name} runs image {runs!r}, release.yaml says ${{INCARNATE_REGISTRY}}/{image}")
+    declared = {spec.name for spec in descriptor.volumes}
+    problems += [f"volume {name} is in release.yaml but not under volumes in compose.yaml"
+                 for name in sorted(declared | set(descriptor.ephemeral_volumes)) if name not in (model.get("volumes") or {})]
+    dumped = {spec.service for spec in descriptor.databases}  # a database's own volumes are covered by its dump
+    for name, service in services.items():
+        for mount in service.get("volumes") or []:
+            volume = mount.get("source")
+            if mount.get("type") == "volume" and volume and volume not in declared | set(descriptor.ephemeral_volumes) and name not in dumped:
+                problems.append(f"service {name} mounts volume {volume}, which release.yaml neither backs up (volumes) "
+                                f"nor lets go (ephemeral_volumes)")
+    if descriptor.health.path:
+        published = [name for name, service in services.items()
+                     if any(str(port.get("published")) == PROBE_PORT for port in service.get("ports") or [])]
+        if not published:
+            problems.append(f"release.yaml asks {descriptor.health.path} on ${{HTTP_PORT}}, but no service publishes ${{HTTP_PORT}}")
+    return problems
+
+
+def check_compose(folder: ReleaseFolder, host: Host, registry: str) -> None:
+    problems = compose_problems(folder.descriptor, compose_model(folder, host, registry), registry)
+    if problems:
+        raise ReleaseError(f"release folder {folder.path}: {'; '.join(problems)}. Nothing was published.")
+
+
+def image_digests(folder: ReleaseFolder, registry: str) -> dict[str, str]:
+    """repository:tag -> the registry's digest for every image; refused when one is missing."""
+    digests = {image: image_digest(registry, image) for image in folder.descriptor.images.values()}
+    missing = [image for image, digest in digests.items() if digest is None]
+    if missing:
+        raise ReleaseError(f"registry {registry} lacks {', '.join(missing)} for {folder.name}; push the release's "
+                           f"images first. Nothing was published.")
+    return {image: digest for image, digest in digests.items() if digest}
+
+
+def content_digest(folder: ReleaseFolder, digests: dict[str, str]) -> str:
+    """What identifies a release's content: its files and its images' digests."""
+    hasher = hashlib.sha256()
+    for name, digest in [*file_digests(folder.files).items(), *sorted(digests.items())]:
+        hasher.update(f"{name}={digest}\n".encode())
+    return hasher.hexdigest()
+
+
+def differences(releases: ReleaseStore, folder: ReleaseFolder, digests: dict[str, str]) -> list[str]:
+    """How the folder differs from what the store holds of the same release (files, image digests)."""
+    product, release = folder.descriptor.product, folder.descriptor.release
+    found = [f"{name} differs" for name, data in releases.present_files(product, release).items() if data != folder.files[name]]
+    published = releases.publication(product, release)
+    if published:
+        found += [f"image {image} is {digest} in the registry now, {published.images.get(image, 'absent')} when published"
+                  for image, digest in digests.items() if published.images.get(image) != digest]
+    return found
+
+
+def refuse_changed(releases: ReleaseStore, folder: ReleaseFolder, digests: dict[str, str]) -> Publication | None:
+    """The release's publication when the store has it with this very content; None when it is not published;
+    ReleaseError naming what differs when the store holds other content under the same release."""
+    found = differences(releases, folder, digests)
+    if found:
+        raise ReleaseError(
+            f"release store {releases.location}: {folder.name} is published with other content ({'; '.join(found)}); "
+            f"a published release never changes: give the new content a new release number. Nothing was published."
+        )
+    return releases.publication(folder.descriptor.product, folder.descriptor.release)
+
+
+def scratch_name(descriptor: ReleaseDescriptor) -> str:
+    """The Compose project the release runs in while its vanilla backup is made."""
+    return f"publish-{descriptor.product}-{descriptor.release.replace('.', '-')}"
+
+
+def publication(folder: ReleaseFolder, digests: dict[str, str], vanilla: str, vanilla_bytes: int) -> Publication:
+    descriptor = folder.descriptor
+    return Publication(product=descriptor.product, release=descriptor.release, schema_version=descriptor.schema_version,
+                       files=file_digests(folder.files), images=digests, vanilla=vanilla, vanilla_bytes=vanilla_bytes,
+                       published_at=datetime.now(UTC).isoformat(timespec="seconds"), tool_version=__version__)

@@ -1,0 +1,124 @@
+"""The release contract without an engine: release.yaml's schema, its agreement with compose.yaml (as Compose
+prints it), and what the release store says when the same release is published again."""
+
+import pytest
+import yaml
+
+from incarnate.errors import ConfigError, ReleaseError
+from incarnate.publish import PROBE_PORT, ReleaseFolder, compose_problems, publication, refuse_changed
+from incarnate.releases import ReleaseStore, parse_descriptor
+from incarnate.stores.local import LocalStore
+
+REGISTRY = "registry.example:5000"
+RELEASE = {
+    "product": "shop", "release": "2.1.0", "schema_version": 7,
+    "images": {"web": "shop/web:2.1.0", "db": "shop/db:2.1.0"},
+    "data_services": ["db"],
+    "databases": [{"name": "shop", "service": "db", "engine": "postgresql"}],
+    "volumes": [{"name": "uploads"}],
+    "health": {"service": "web", "path": "/healthz"},
+}
+COMPOSE = {  # what `docker compose config --format json` prints for the matching compose.yaml
+    "services": {
+        "web": {"image": f"{REGISTRY}/shop/web:2.1.0", "ports": [{"target": 8000, "published": PROBE_PORT}],
+                "volumes": [{"type": "volume", "source": "uploads", "target": "/srv/uploads"}]},
+        "db": {"image": f"{REGISTRY}/shop/db:2.1.0",
+               "volumes": [{"type": "volume", "source": "pgdata", "target": "/var/lib/postgresql/data"}]},
+    },
+    "volumes": {"uploads": {}, "pgdata": {}},
+}
+
+
+def descriptor(changes: dict | str = {}, **more):
+    text = changes if isinstance(changes, str) else yaml.safe_dump({**RELEASE, **changes, **more})
+    return parse_descriptor(text, "release.yaml")
+
+
+def test_the_example_release_is_valid_and_agrees_with_its_compose_file():
+    assert compose_problems(descriptor(), COMPOSE, REGISTRY) == []
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"health": {"service": "web", "path": None}}, "health.answer `release` needs health.path"),
+    ({"health": {"service": "web", "path": "healthz"}}, "health.path must start with /"),
+    ({"health": {"service": "api"}}, "health.service api: not a service under images (db, web)"),
+    ({"data_services": ["database"]}, "data_services database: not a service under images"),
+    ({"schema_check": {"service": "db", "command": []}}, "schema_check.command"),
+    ({"product": "Shop"}, "expected a lowercase name"),
+    ({"release": "2.1"}, "expected a release version MAJOR.MINOR.PATCH"),
+    ({"images": {}}, "images"),
+    ("not: [valid", "not valid YAML"),
+])
+def test_release_yaml_mistakes_are_refused_naming_the_field(changes, expected):
+    with pytest.raises(ReleaseError) as refused:
+        descriptor(changes)
+    assert expected in str(refused.value)
+
+
+def test_an_app_that_reports_no_release_may_rely_on_a_status_answer_and_a_schema_command():
+    release = descriptor(health={"service": "web", "path": "/", "answer": "status"},
+                         schema_check={"service": "db", "command": ["psql", "-tAc", "SELECT 7"]})
+    assert release.schema_check.command[0] == "psql"
+    assert descriptor(health={"service": "web", "path": None, "answer": "status"}).health.path is None
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda c: c["services"].pop("db"), "service db is under images in release.yaml but not in compose.yaml"),
+    (lambda c: c["services"].update(cache={"image": "x"}), "service cache is in compose.yaml but not under images"),
+    (lambda c: c["services"]["web"].update(image=f"{REGISTRY}/shop/web:latest"),
+     "service web runs image 'registry.example:5000/shop/web:latest', release.yaml says ${INCARNATE_REGISTRY}/shop/web:2.1.0"),
+    (lambda c: c["services"]["web"]["volumes"].append({"type": "volume", "source": "sessions", "target": "/s"}),
+     "service web mounts volume sessions, which release.yaml neither backs up (volumes) nor lets go (ephemeral_volumes)"),
+    (lambda c: c["services"]["web"].pop("ports"), "release.yaml asks /healthz on ${HTTP_PORT}, but no service publishes ${HTTP_PORT}"),
+    (lambda c: c["volumes"].pop("uploads"), "volume uploads is in release.yaml but not under volumes in compose.yaml"),
+])
+def test_compose_file_that_disagrees_with_release_yaml_is_named(change, expected):
+    model = yaml.safe_load(yaml.safe_dump(COMPOSE))
+    change(model)
+    assert expected in "; ".join(compose_problems(descriptor(), model, REGISTRY))
+
+
+def test_an_ephemeral_volume_is_allowed_and_a_bind_mount_is_not_a_volume():
+    model = yaml.safe_load(yaml.safe_dump(COMPOSE))
+    model["volumes"]["cache"] = {}
+    model["services"]["web"]["volumes"] += [{"type": "volume", "source": "cache", "target": "/cache"},
+                                            {"type": "bind", "source": "/etc/shop", "target": "/etc/shop"}]
+    assert compose_problems(descriptor(ephemeral_volumes=["cache"]), model, REGISTRY) == []
+
+
+def folder(tmp_path, **changes) -> ReleaseFolder:
+    release = descriptor(**changes)
+    files = {"release.yaml": yaml.safe_dump({**RELEASE, **changes}).encode(), "compose.yaml": b"services: {}\n"}
+    return ReleaseFolder(tmp_path, release, files)
+
+
+def test_publishing_the_same_content_again_is_recognised_and_other_content_is_refused_naming_it(tmp_path):
+    releases = ReleaseStore(LocalStore(tmp_path / "store"))
+    (tmp_path / "store").mkdir()
+    published = folder(tmp_path)
+    digests = {"shop/web:2.1.0": "sha256:aaa", "shop/db:2.1.0": "sha256:bbb"}
+    assert refuse_changed(releases, published, digests) is None  # not published yet
+    releases.add("shop", "2.1.0", published.files)
+    releases.record(publication(published, digests, "shop/2.1.0/vanilla-x", 123))
+
+    assert refuse_changed(releases, published, digests).vanilla_bytes == 123
+    assert [record.release for record in releases.publications("shop")] == ["2.1.0"]
+    assert [record.product for record in releases.publications()] == ["shop"]
+
+    with pytest.raises(ReleaseError) as refused:
+        refuse_changed(releases, folder(tmp_path, schema_version=8), {**digests, "shop/db:2.1.0": "sha256:ccc"})
+    message = str(refused.value)
+    assert "shop 2.1.0 is published with other content (release.yaml differs; image shop/db:2.1.0 is sha256:ccc in " \
+           "the registry now, sha256:bbb when published)" in message
+    assert refused.value.exit_code == 2
+
+
+def test_a_release_store_is_an_absolute_path_or_a_saved_block(monkeypatch, tmp_path):
+    from incarnate.stores.resolve import release_store
+
+    monkeypatch.setenv("INCARNATE_RELEASES", str(tmp_path / "releases"))
+    assert release_store().location == str(tmp_path / "releases")
+    assert (tmp_path / "releases").stat().st_mode & 0o777 == 0o700
+    monkeypatch.setenv("INCARNATE_RELEASES", "releases")
+    with pytest.raises(ConfigError, match="INCARNATE_RELEASES 'releases': expected BLOCK-TYPE/NAME"):
+        release_store()
