@@ -37,8 +37,14 @@ export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}
 step "registering incarnate's block types with the Prefect server"
 for module in blocks.stores blocks.hosts; do "$VENV/bin/prefect" block register --module "$module" >/dev/null; done
 
-step "building and publishing the demo release"
+step "building the example products' images"
 "$VENV/bin/python" examples/demo/build.py
+
+# As a vendor's CI does: each release is published by running it (a no-op once it is published).
+for release in examples/*/releases/*/; do
+  step "publishing ${release%/}"
+  "$VENV/bin/incarnate" release publish "$release"
+done
 
 step "set-up done in $(( $(date +%s) - started )) s"
 if [ "${1:-}" != "--no-demo" ]; then

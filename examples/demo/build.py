@@ -1,33 +1,32 @@
-"""Build the demo products offline and publish them: images into the registry, releases into the store.
+"""Build the example products' images offline and push them into the registry; create the demo customer repo.
+Their releases are published by set-up with `incarnate release publish`, as a vendor's CI does.
 
-Idempotent: an image is built only when its inputs changed, pushed only when built or
-missing from the registry; a release is republished only when its source files changed.
+Idempotent: an image is built only when its inputs changed, pushed only when built or missing
+from the registry.
 
-    python examples/demo/build.py            # images, release store, demo customer repo
+    python examples/demo/build.py            # images, demo customer repo
 """
 
 import hashlib
-import io
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 from incarnate import settings
-from incarnate.releases import ReleaseStore, image_present, parse_descriptor
-from incarnate.backup_format import FORMAT, SnapshotWriter
-from incarnate.stores.local import LocalStore
+from incarnate.releases import image_present, parse_descriptor
 from incarnate.datasources.volume import toolbox_image
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent
 BASE_IMAGE = "incarnate/base:bookworm"
-BASE_PACKAGES = "mariadb-server,mariadb-client,postgresql,python3,python3-pymysql,python3-psycopg2,tar,ca-certificates"
-# The products built here: the demo (MariaDB), and a PostgreSQL test product with the same app.
-PRODUCTS = {"demo": HERE / "app" / "migrations", "pgdemo": EXAMPLES / "pgdemo" / "migrations"}
-SOURCE_HASH = ".source-sha256"
+# One root filesystem for every example image (they share its layers): the databases, the demo app's Python,
+# DokuWiki under Apache for the off-the-shelf example, tini as an init.
+BASE_PACKAGES = ("mariadb-server,mariadb-client,postgresql,python3,python3-pymysql,python3-psycopg2,tar,ca-certificates,"
+                 "dokuwiki,apache2,libapache2-mod-php,tini")
+# The migrations of the example products built from the demo app: the demo (MariaDB), pgdemo (PostgreSQL).
+MIGRATIONS = {"demo": HERE / "app" / "migrations", "pgdemo": EXAMPLES / "pgdemo" / "migrations"}
 
 
 def say(message: str) -> None:
@@ -89,7 +88,7 @@ def push(tag: str, built: bool, registry: str) -> None:
 
 
 def migrations_up_to(product: str, schema_version: int) -> list[Path]:
-    return [path for path in sorted(PRODUCTS[product].glob("*.sql")) if int(path.name.split("_")[0]) <= schema_version]
+    return [path for path in sorted(MIGRATIONS[product].glob("*.sql")) if int(path.name.split("_")[0]) <= schema_version]
 
 
 def app_context(scratch: Path, product: str, schema_version: int) -> Path:
@@ -103,66 +102,40 @@ def app_context(scratch: Path, product: str, schema_version: int) -> Path:
     return context
 
 
-def vanilla_sql(product: str, engine: str, database: str, schema_version: int) -> bytes:
-    """The database of an empty installation: the release's own migrations, applied in order.
-    A MariaDB dump names its database (as `mariadb-dump --databases` does); on PostgreSQL the
-    tables must belong to the database's owner (the app's role), as pg_dump's OWNER TO lines do."""
-    header = {
-        "mariadb": f"CREATE DATABASE IF NOT EXISTS `{database}`;\nUSE `{database}`;\n",
-        "postgresql": "DO $$ BEGIN EXECUTE format('SET ROLE %I', (SELECT pg_get_userbyid(datdba) FROM pg_database "
-                      "WHERE datname = current_database())); END $$;\n",
-    }[engine]
-    return header.encode() + b"".join(path.read_bytes() for path in migrations_up_to(product, schema_version))
+def image_contexts(product: str, release: str, schema_version: int, scratch: Path) -> dict[str, tuple[Path, dict[str, str]]]:
+    """service -> (build context, build arguments) of one release of an example product."""
+    if product == "wiki":
+        return {"wiki": (EXAMPLES / "wiki" / "image", {"RELEASE": release})}
+    return {"db": (EXAMPLES / product / "db", {}),
+            "app": (app_context(scratch, product, schema_version), {"RELEASE": release})}
 
 
-def empty_tar() -> bytes:
-    buffer = io.BytesIO()
-    tarfile.open(fileobj=buffer, mode="w").close()
-    return buffer.getvalue()
+def forget_rebuilt_release(product: str, release: str) -> None:
+    """An image of a release changed under its published tag: only on a development machine's local release
+    store, the release is dropped so set-up publishes it anew (a real release store refuses the change)."""
+    folder = Path(settings.releases()) / product / release
+    if settings.releases().startswith("/") and folder.is_dir():
+        say(f"dropping {product} {release} from the local release store {settings.releases()}: its images were rebuilt")
+        shutil.rmtree(folder)
 
 
-def publish_release(releases: ReleaseStore, release_dir: Path) -> None:
-    """Release files and the vanilla backup, in the backup format, into the release store."""
-    descriptor = parse_descriptor((release_dir / "release.yaml").read_text(), str(release_dir / "release.yaml"))
-    product, release = descriptor.product, descriptor.release
-    sources = [release_dir / "release.yaml", release_dir / "compose.yaml", *migrations_up_to(product, descriptor.schema_version)]
-    inputs = digest(f"format {FORMAT}", Path(__file__).read_bytes(), *(path.read_bytes() for path in sources))
-    target = releases.store.root / product / release
-    if (target / SOURCE_HASH).is_file() and (target / SOURCE_HASH).read_text() == inputs:
-        say(f"release {product} {release} published")
-        return
-    say(f"publishing release {product} {release}")
-    shutil.rmtree(target, ignore_errors=True)  # the demo's sources changed: its release is rebuilt
-    releases.add(product, release, {"release.yaml": sources[0].read_bytes(), "compose.yaml": sources[1].read_bytes()})
-    with SnapshotWriter(releases.store, releases.vanilla_prefix(product, release)) as writer:
-        for spec in descriptor.databases:
-            writer.add(f"database-{spec.name}", "database", spec.name, spec.engine,
-                       io.BytesIO(vanilla_sql(product, spec.engine, spec.name, descriptor.schema_version)))
-        for spec in descriptor.volumes:
-            writer.add(f"volume-{spec.name}", "volume", spec.name, None, io.BytesIO(empty_tar()))
-        writer.commit(stack=product, product=product, release=release, schema_version=descriptor.schema_version,
-                      config_commit=None, origin="vanilla")
-    (target / SOURCE_HASH).write_text(inputs)
-
-
-def build_and_publish(registry: str, release_root: Path) -> None:
+def build_images(registry: str) -> None:
     base_inputs, base_built = build_base()
     toolbox = toolbox_image(registry)
     docker("tag", BASE_IMAGE, toolbox)
     push(toolbox, base_built, registry)
-    releases = ReleaseStore(LocalStore(release_root))
-    release_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        for product in PRODUCTS:
-            for release_dir in sorted((EXAMPLES / product / "releases").iterdir()):
-                descriptor = parse_descriptor((release_dir / "release.yaml").read_text(), str(release_dir / "release.yaml"))
-                release = descriptor.release
-                db_tag = f"{registry}/{product}/db:{release}"
-                push(db_tag, build_image(db_tag, EXAMPLES / product / "db", base_inputs), registry)
-                app_tag = f"{registry}/{product}/app:{release}"
-                context = app_context(Path(scratch), product, descriptor.schema_version)
-                push(app_tag, build_image(app_tag, context, base_inputs, RELEASE=release), registry)
-                publish_release(releases, release_dir)
+        for release_dir in sorted(EXAMPLES.glob("*/releases/*/")):
+            descriptor = parse_descriptor((release_dir / "release.yaml").read_text(), str(release_dir / "release.yaml"))
+            contexts = image_contexts(descriptor.product, descriptor.release, descriptor.schema_version, Path(scratch))
+            rebuilt = False
+            for service, (context, build_args) in contexts.items():
+                tag = f"{registry}/{descriptor.images[service]}"
+                built = build_image(tag, context, base_inputs, **build_args)
+                push(tag, built, registry)
+                rebuilt |= built
+            if rebuilt:
+                forget_rebuilt_release(descriptor.product, descriptor.release)
 
 
 def create_customer_repo(path: Path, backups: Path) -> None:
@@ -183,7 +156,7 @@ def create_customer_repo(path: Path, backups: Path) -> None:
 
 
 def main() -> int:
-    build_and_publish(settings.registry(), settings.release_store_path())
+    build_images(settings.registry())
     create_customer_repo(settings.home() / "customers" / "demo", settings.home() / "backups")
     return 0
 
