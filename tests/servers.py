@@ -4,6 +4,7 @@ loopback ports, each in its own temporary directory, stopped when the session en
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -158,3 +159,19 @@ def sshd(folder: Path, docker_host: str) -> Iterator[SshServer]:
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
     with running(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], port, "sshd", folder / "sshd.log"):
         yield SshServer(port, host_key, folder / "client_key", folder / "known_hosts", folder)
+
+
+def save_store_block(kind: str, samba_server, azurite_server) -> str | None:
+    """A store block of this kind saved on the Prefect server under a fresh name: its slug (None for local)."""
+    from blocks.stores import AzureBlobBackupStore, SmbShareStore
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    if kind == "smb":
+        SmbShareStore(server="127.0.0.1", share=samba_server.share, path=name, username=samba_server.username,
+                      password=samba_server.password, port=samba_server.port).save(name)
+        return f"incarnate-smb-store/{name}"
+    if kind == "azure":
+        AzureBlobBackupStore(account_url=azurite_server.account_url, account_name=AZURITE_ACCOUNT,
+                             account_key=AZURITE_KEY, container=name).save(name)
+        return f"incarnate-azure-blob-store/{name}"
+    return None

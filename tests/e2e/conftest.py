@@ -40,8 +40,8 @@ def real_components():
             urllib.request.urlopen(url, timeout=3).close()
         except (OSError, ValueError):
             problems.append(f"{name} ({url})")
-    if not (settings.release_store_path() / "demo" / "1.0.0" / "release.yaml").is_file():
-        problems.append(f"demo release store ({settings.release_store_path()})")
+    if not (Path(settings.releases()) / "demo" / "1.0.0" / "publication.json").is_file():
+        problems.append(f"demo release store ({Path(settings.releases())})")
     if problems:
         pytest.fail(f"not running or not set up: {', '.join(problems)}; run `bash scripts/test.sh`", pytrace=False)
 

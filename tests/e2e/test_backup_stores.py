@@ -1,28 +1,13 @@
 """Backup and full restore through each store (local, SMB, Azure), for MariaDB and PostgreSQL stacks."""
 
 import os
-import uuid
 
 import pytest
 
-from blocks.stores import AzureBlobBackupStore, SmbShareStore
 from incarnate.stores.resolve import backup_store
 from incarnate.repo import load_customer_config
 from incarnate.backup_format import list_snapshots, verify_snapshot
-from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
-
-
-def save_store_block(kind: str, samba_server, azurite_server) -> str | None:
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    if kind == "smb":
-        SmbShareStore(server="127.0.0.1", share=samba_server.share, path=name, username=samba_server.username,
-                      password=samba_server.password, port=samba_server.port).save(name)
-        return f"incarnate-smb-store/{name}"
-    if kind == "azure":
-        AzureBlobBackupStore(account_url=azurite_server.account_url, account_name=AZURITE_ACCOUNT,
-                             account_key=AZURITE_KEY, container=name).save(name)
-        return f"incarnate-azure-blob-store/{name}"
-    return None
+from tests.servers import save_store_block
 
 
 @pytest.mark.parametrize("kind", ["local", "smb", "azure"])

@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -42,7 +43,7 @@ def test_release_whose_images_the_registry_lacks_is_refused_before_anything_runn
     assert customer.install().returncode == 0
     running = customer.containers()
     releases = tmp_path / "releases"
-    shutil.copytree(settings.release_store_path() / "demo" / "1.0.0", releases / "demo" / "1.0.1")
+    shutil.copytree(Path(settings.releases()) / "demo" / "1.0.0", releases / "demo" / "1.0.1")
     descriptor = yaml.safe_load((releases / "demo/1.0.1/release.yaml").read_text())
     descriptor.update(release="1.0.1", images={"app": "demo/app:1.0.1", "db": "demo/db:1.0.1"})
     (releases / "demo/1.0.1/release.yaml").write_text(yaml.safe_dump(descriptor))

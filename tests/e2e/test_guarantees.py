@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_an_update_that_fails_before_changing_the_stack_leaves_it_running_untouc
     """The new release's files cannot be fetched: the running stack stays exactly as it was, running."""
     with_records(customer)
     releases = tmp_path / "releases"
-    shutil.copytree(settings.release_store_path(), releases)
+    shutil.copytree(Path(settings.releases()), releases)
     (releases / "demo" / "1.1.0" / "compose.yaml").unlink()
     before = customer.containers()
     customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "update to 1.1.0")

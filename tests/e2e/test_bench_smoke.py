@@ -1,0 +1,30 @@
+"""A small smoke of every benchmark in bench/, so none rots: each runs end to end at a tiny size and prints its
+ratio. The figures in the README come from full-size runs; nothing here times anything."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def bench(script: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize("script, args, prints", [
+    ("backup_vs_restic.py", ("--rows", "2000", "--nights", "2"), "stored bytes incarnate"),
+    ("ssh_transport.py", ("--mb", "5"), "ratio ssh/direct"),
+    ("publish_release.py", ("--rounds", "1"), "publish / baseline ="),
+])
+def test_benchmark_runs_at_a_small_size(script, args, prints):
+    assert prints in bench(script, *args)
+
+
+def test_orchestration_benchmark_runs_one_round(customer):
+    assert customer.install().returncode == 0
+    assert "best of 1: flow" in bench("orchestration_overhead.py", str(customer.repo), "--rounds", "1")
