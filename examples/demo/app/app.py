@@ -26,7 +26,7 @@ else:
 @contextmanager
 def connect():
     settings = {"host": os.environ.get("DB_HOST", "db"), "user": os.environ.get("DB_USER", "demo"),
-                "password": os.environ.get("DB_PASSWORD", "demo")}
+                "password": os.environ["DB_PASSWORD"]}
     if POSTGRES:
         connection = driver.connect(dbname=os.environ.get("DB_NAME", "demo"), **settings)
         connection.autocommit = True
@@ -106,12 +106,17 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/records":
             return self.reply(404, {"error": "not found"})
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        title = body["title"]
         with connect() as connection, connection.cursor() as cursor:
+            # Schema 2 (migration 002) gave every record a slug, as that migration derives it from the title.
+            columns, values = (("title", "slug"), (title, title.strip().lower().replace(" ", "-"))) \
+                if schema_version(cursor) >= 2 else (("title",), (title,))
+            statement = f"INSERT INTO records ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
             if POSTGRES:
-                cursor.execute("INSERT INTO records (title) VALUES (%s) RETURNING id", (body["title"],))
+                cursor.execute(statement + " RETURNING id", values)
                 new_id = cursor.fetchone()[0]
             else:
-                cursor.execute("INSERT INTO records (title) VALUES (%s)", (body["title"],))
+                cursor.execute(statement, values)
                 new_id = cursor.lastrowid
             self.reply(201, {"id": new_id})
 
