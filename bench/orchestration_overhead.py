@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from blocks.secrets import PrefectSecretVault  # noqa: E402
 from cli.main import use_local_prefect_server  # noqa: E402
-from incarnate import settings  # noqa: E402
 from incarnate.host import Host  # noqa: E402
 from incarnate.releases import default_release_store  # noqa: E402
 from incarnate.stages import backup, create_host, fetch_backup, load_config, migrate, restore, start  # noqa: E402
@@ -35,11 +35,11 @@ def plain_recovery(repo: str) -> dict[str, float]:
         seconds[stage.NAME] = time.perf_counter() - began
         return result
 
-    pinned = timed(load_config, lambda: load_config.run(repo, "HEAD", releases, settings.registry()))
+    pinned = timed(load_config, lambda: load_config.run(repo, "HEAD", releases))
     store = backup_store(pinned.customer.config)
     project = timed(create_host, lambda: create_host.run(Host(), pinned.stack, pinned.customer.config.host))
     source = timed(fetch_backup, lambda: fetch_backup.run(pinned, store, releases))
-    timed(restore, lambda: restore.run(project, pinned, store, source))
+    timed(restore, lambda: restore.run(project, pinned, store, source, PrefectSecretVault()))
     timed(start, lambda: start.run(project))
     timed(migrate, lambda: migrate.run(project, pinned, source))
     timed(backup, lambda: backup.run(project, store, pinned.customer.config.backup.lock_days, pinned.customer.config.backup.lock_mode))

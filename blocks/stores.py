@@ -6,7 +6,7 @@ Secrets are SecretStr: the UI shows them masked and no message ever contains the
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from incarnate.errors import ConfigError
+from blocks import load_saved
 from incarnate.stores import Store
 from incarnate.stores.azure import AzureBlobStore, AzureSettings
 from incarnate.stores.local import LocalStore
@@ -62,10 +62,4 @@ class AzureBlobBackupStore(Block):
 def load_store_block(slug: str, named: str = "backup.store.block") -> Store:
     """The store of a saved block named `block-type-slug/block-name` (stack.yaml's backup.store.block, or
     INCARNATE_RELEASES: `named` says which, for the error)."""
-    if "/" not in slug:
-        raise ConfigError(f"{named} {slug!r}: expected BLOCK-TYPE/NAME, e.g. incarnate-smb-store/acme.")
-    try:
-        block = Block.load(slug)
-    except ValueError as error:
-        raise ConfigError(f"{named} {slug!r}: no such saved block ({error}).") from None
-    return block.get_store()
+    return load_saved(slug, named).get_store()

@@ -12,16 +12,21 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from incarnate import settings
 from incarnate.errors import ConfigError, IncarnateError, exit_code
 
 LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"
 
 
 def use_local_prefect_server() -> None:
-    """Point Prefect at the server on this machine when none is configured and one answers.
+    """Point Prefect at the server on this machine when none is configured and one answers, with the password
+    set-up keeps for it (INCARNATE_HOME/prefect-api-auth) unless PREFECT_API_AUTH_STRING is set.
 
     Without a server every command would start a temporary one (12-25 s) and lose the history.
     """
+    auth = settings.home() / "prefect-api-auth"
+    if not os.environ.get("PREFECT_API_AUTH_STRING") and os.access(auth, os.R_OK):
+        os.environ["PREFECT_API_AUTH_STRING"] = auth.read_text().strip()
     if os.environ.get("PREFECT_API_URL"):
         return
     try:
@@ -161,12 +166,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if state is None or not project.has_files():
         print(f"stack {config.stack}: not deployed on host {host.name}")
         return 3
-    print(f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})")
+    print(f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})"
+          + (f", size {state.size}" if state.size else "")
+          + (f", activated {', '.join(state.services)}" if state.services else ""))
     print(f"  config    {state.repo} at {state.config_commit[:10]} ({state.ref})")
     came = f"kept its data (snapshot {state.restored_from} not loaded)" if state.kept_data else f"from snapshot {state.restored_from}"
     print(f"  restored  {came}, deployed {state.deployed_at}")
-    readiness, seen = observe(project, customer_releases(backup_store(config)).descriptor(state.product, state.release),
-                              state.http_port)
+    release = customer_releases(backup_store(config)).descriptor(state.product, state.release).activated(state.services)
+    readiness, seen = observe(project, release, state.http_port)
     print(f"  app       {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
     for service in project.services():
         print(f"  {service.get('Service', '?'):<9} {service.get('State', '?')} {service.get('Health', '')}".rstrip())

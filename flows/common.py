@@ -18,7 +18,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from flows.report import StageReport, artifact_key
-from incarnate import incarnations, settings
+from incarnate import incarnations
 from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
@@ -138,7 +138,7 @@ def deployment_on_host(report: StageReport, repo: str, ref: str, docker_host: st
     """The prologue of a deploying flow: load config, then the stack on its host. A deployment onto data of a
     newer schema than its release is refused here, before anything changes."""
     with report.stage("load config"):
-        pinned = load_config(repo, ref, releases, settings.registry())
+        pinned = load_config(repo, ref, releases)
     report.stack = pinned.stack
     with stack_on_host(report, pinned.customer.config, docker_host) as held:
         if held.running:
@@ -183,8 +183,9 @@ def bring_up(report: StageReport, project: ComposeProject, pinned: PinnedStack, 
     with report.stage("restore") as row:
         outcome = restore(project, pinned, store, snapshot)
         row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
-    with report.stage("start"):
-        start(project)
+    with report.stage("start") as row:
+        if removed := start(project):
+            row["detail"] = f"{', '.join(removed)} no longer activated: container removed, volumes kept"
     with report.stage("migrate") as row:
         readiness = migrate(project, pinned, snapshot, kept_all(outcome))
         row["detail"] = readiness.describe()

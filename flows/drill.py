@@ -6,11 +6,11 @@ from prefect.artifacts import create_table_artifact
 
 from flows.common import bring_up, stack_on_host
 from flows.report import StageReport, artifact_key
-from incarnate import settings
 from incarnate.backup_format import find_snapshot
 from incarnate.errors import StoreError
 from incarnate.host import free_port
 from incarnate.pinned import PinnedStack
+from incarnate.registry import stack_registry
 from incarnate.releases import customer_releases
 from incarnate.repo import CustomerConfig, load_customer_config
 from incarnate.stores.resolve import backup_store
@@ -36,9 +36,11 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
         if chosen is None:
             raise StoreError(f"stack {customer.config.stack} has no snapshot in {store.location} to drill.")
         manifest = chosen.manifest
-        release = customer_releases(store).descriptor(manifest.product, manifest.release)
+        release = customer_releases(store).descriptor(manifest.product, manifest.release).activated(customer.config.services)
         scratch = customer.config.model_copy(update={"stack": f"{customer.config.stack}-drill", "http_port": http_port or free_port()})
-        pinned = PinnedStack(CustomerConfig(repo, customer.ref, customer.commit, scratch), release, settings.registry())
+        registry = stack_registry(customer.config.registry)
+        pinned = PinnedStack(CustomerConfig(repo, customer.ref, customer.commit, scratch), release, registry.address,
+                             secrets_of=customer.config.stack, login=registry)
         row["detail"] = f"snapshot {chosen.id}, release {manifest.release}"
     report.stack = customer.config.stack
     # The scratch stack is held like any stack: two drills of one stack would otherwise tear down each other's.

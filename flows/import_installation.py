@@ -4,7 +4,6 @@ snapshot in the customer store, then the normal install runs from it."""
 from prefect import flow
 
 from flows.install import install_from_backup
-from incarnate import settings
 from incarnate.import_installation import import_snapshot
 from incarnate.releases import default_release_store
 from incarnate.stages.fetch_backup import ensure_release_files
@@ -25,7 +24,7 @@ def import_installation(repo: str, dumps: dict[str, str], volumes: dict[str, str
         docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
     """
     releases = default_release_store()
-    pinned = load_config(repo, ref, releases, settings.registry())
+    pinned = load_config(repo, ref, releases)
     store = backup_store(pinned.customer.config)
     ensure_release_files(pinned, store, releases)
     imported = import_snapshot(pinned, store, dumps, volumes or {})

@@ -12,9 +12,10 @@ from prefect import flow
 
 from flows.common import stack_lock
 from flows.report import StageReport, publish_backup
-from incarnate import publish, settings
+from incarnate import publish
 from incarnate.datasources.volume import pull_toolbox
 from incarnate.host import Host, free_port, resolve_host
+from incarnate.registry import Registry, stack_registry
 from incarnate.releases import Publication, ReleaseStore, default_release_store
 from tasks.chores import tear_down
 from tasks.create_host import create_host
@@ -31,14 +32,14 @@ def publish_release(folder: str, docker_host: str | None = None) -> dict:
         docker_host: the engine the scratch stack runs on: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME, or a Docker engine address.
     """
     began, report = time.monotonic(), StageReport("publish-release")
-    registry, releases = settings.registry(), default_release_store()
+    registry, releases = stack_registry(None), default_release_store()
     release_folder = publish.read_release_folder(Path(folder).absolute())
     report.stack = f"{release_folder.descriptor.product}-{release_folder.descriptor.release}"
     # One publication of a release at a time: a second one waits, then finds it published.
     with stack_lock(publish.scratch_name(release_folder.descriptor)):
         with report.stage("check release") as row:
             checked = check_release(release_folder, releases, registry)
-            row["detail"] = f"{release_folder.name}: files agree; images in {registry}: " + ", ".join(checked.digests)
+            row["detail"] = f"{release_folder.name}: files agree; images in {registry.address}: " + ", ".join(checked.digests)
         if checked.published:
             print(f"{release_folder.name} is already published in {releases.location} with this content "
                   f"(since {checked.published.published_at}); nothing to do")
@@ -51,7 +52,7 @@ def publish_release(folder: str, docker_host: str | None = None) -> dict:
     return {"result": "published", **record.model_dump()}
 
 
-def publish_checked(report: StageReport, checked: CheckedRelease, releases: ReleaseStore, registry: str,
+def publish_checked(report: StageReport, checked: CheckedRelease, releases: ReleaseStore, registry: Registry,
                     docker_host: str | None) -> Publication:
     """The vanilla backup (made, or found from an interrupted publication of this content), then the release files
     and the record that makes the release published."""
@@ -71,7 +72,7 @@ def publish_checked(report: StageReport, checked: CheckedRelease, releases: Rele
     return record
 
 
-def run_and_back_up(report: StageReport, host: Host, checked: CheckedRelease, releases: ReleaseStore, registry: str,
+def run_and_back_up(report: StageReport, host: Host, checked: CheckedRelease, releases: ReleaseStore, registry: Registry,
                     prefix: str) -> int:
     """Run the release on empty volumes in a scratch stack, back it up at `prefix`, remove the stack; its size."""
     descriptor, port = checked.folder.descriptor, free_port()
@@ -83,14 +84,15 @@ def run_and_back_up(report: StageReport, host: Host, checked: CheckedRelease, re
             row["detail"] = f"removed the stale scratch stack {scratch} ({', '.join(stale)})"
     try:
         with report.stage("start") as row:
-            project.write_files(checked.folder.files["compose.yaml"], {"INCARNATE_REGISTRY": registry, "HTTP_PORT": str(port)})
-            pull_toolbox(host, registry)
+            project.write_files(checked.folder.files["compose.yaml"], publish.scratch_variables(descriptor, registry.address, str(port)))
+            registry.login(host)
+            pull_toolbox(host, registry.address)
             start(project)
             row["detail"] = f"scratch stack {scratch} on host {host.name}, empty volumes"
         with report.stage("migrate") as row:
             row["detail"] = wait_ready(project, descriptor, port).describe()
         with report.stage("backup") as row:
-            result = back_up_vanilla(project, descriptor, registry, releases, prefix)
+            result = back_up_vanilla(project, descriptor, registry.address, releases, prefix)
             row["detail"] = f"vanilla backup {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new bytes stored"
     finally:
         with report.stage("tear down"):

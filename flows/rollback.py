@@ -6,7 +6,7 @@ from prefect import flow
 from flows.common import incarnation as make_incarnation
 from flows.common import before_any_change, bring_up, now, record_incarnation, stack_on_host
 from flows.report import StageReport
-from incarnate import incarnations, settings
+from incarnate import incarnations
 from incarnate.errors import ReleaseError
 from incarnate.releases import customer_releases
 from incarnate.repo import load_customer_config
@@ -34,7 +34,7 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
             raise ReleaseError(f"incarnation {wanted.tag} has no backup of its own ({wanted.result}); choose one `incarnate history` shows with a backup.")
         store = backup_store(load_customer_config(repo, wanted.commit).config)
         releases = customer_releases(store)
-        target = load_config(repo, wanted.commit, releases, settings.registry())
+        target = load_config(repo, wanted.commit, releases)
     report.stack = stack
     backup_settings = target.customer.config.backup
     with stack_on_host(report, target.customer.config, docker_host, store=store) as held:
@@ -42,7 +42,7 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
             running = held.running
             with before_any_change(report, held.project, f"rollback of stack {stack} to incarnation {wanted.tag}",
                                    f"it runs release {running.release}") as stop:
-                stop(releases.descriptor(running.product, running.release))
+                stop(releases.descriptor(running.product, running.release).activated(running.services))
                 with report.stage("backup (before rollback)") as row:
                     row["detail"] = backup(held.project, store, backup_settings).snapshot.id
         with report.stage("fetch backup") as row:

@@ -37,7 +37,7 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
         backup_settings = target.customer.config.backup
         if running is None:
             raise StageError(f"stack {target.stack} is not deployed on host {host.name}; install it first (`incarnate install`).")
-        previous = load_config(running.repo, running.config_commit, customer_releases(store), target.registry)
+        previous = load_config(running.repo, running.config_commit, customer_releases(store))
         with before_any_change(report, project, f"update of stack {target.stack} to release {target.release.release}",
                                f"it runs release {previous.release.release}") as stop:
             with report.stage("fetch release") as row:

@@ -6,17 +6,20 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from incarnate.errors import StageError, StoreError, tail
 from incarnate.host import Host
 from incarnate.private import write_private
 
 COMPOSE_FILE = "compose.yaml"
+SIZE_FILE = "incarnate.size.yaml"  # the stack's size: limits and environment over compose.yaml
 ENV_FILE = "incarnate.env"
 STATE_FILE = "state.json"
 # An SSH host keeps its stacks' files itself, so that any machine running a flow (a DevOps laptop, the
 # Prefect server's, a worker on the host) finds what runs there; a local host's workdir is already on it.
 HOST_STACKS = "/var/lib/incarnate/stacks"
-KEPT_ON_HOST = (COMPOSE_FILE, ENV_FILE, STATE_FILE)
+KEPT_ON_HOST = (COMPOSE_FILE, SIZE_FILE, ENV_FILE, STATE_FILE)
 
 
 @dataclass
@@ -25,15 +28,22 @@ class ComposeProject:
     name: str
     workdir: Path
 
-    def write_files(self, compose: bytes, variables: dict[str, str]) -> None:
-        """Lay down the release's compose file and the variables it needs, replacing older ones."""
+    def write_files(self, compose: bytes, variables: dict[str, str], size: dict | None = None) -> None:
+        """Lay down the release's compose file, the stack's size over it (if any) and the variables it needs (its
+        secrets among them: the env file is 0600), replacing older ones."""
         write_private(self.workdir / COMPOSE_FILE, compose)
+        if size:
+            write_private(self.workdir / SIZE_FILE, yaml.safe_dump(size, sort_keys=True).encode())
+        else:
+            (self.workdir / SIZE_FILE).unlink(missing_ok=True)
         write_private(self.workdir / ENV_FILE, "".join(f"{key}={value}\n" for key, value in sorted(variables.items())).encode())
 
     def _command(self, *args: str) -> list[str]:
+        files = [COMPOSE_FILE, *([SIZE_FILE] if (self.workdir / SIZE_FILE).is_file() else [])]
         return [
             *self.host.compose_command(), "--project-name", self.name, "--project-directory", str(self.workdir),
-            "--file", str(self.workdir / COMPOSE_FILE), "--env-file", str(self.workdir / ENV_FILE), *args,
+            *(arg for name in files for arg in ("--file", str(self.workdir / name))),
+            "--env-file", str(self.workdir / ENV_FILE), *args,
         ]
 
     def compose(self, *args: str, what: str, timeout: float | None = None, error: type[Exception] = StageError) -> str:
@@ -48,11 +58,12 @@ class ComposeProject:
         if shell is None:
             return
         for name in KEPT_ON_HOST:
-            path = self.workdir / name
+            path, target = self.workdir / name, shlex.quote(f"{folder}/{name}")
             if path.is_file():
-                target = shlex.quote(f"{folder}/{name}")
                 shell.execute(shell.as_root(f"umask 077 && mkdir -p {shlex.quote(folder)} && cat > {target}.new && mv {target}.new {target}"),
                               what=f"saving {name} of stack {self.name}", stdin=path.read_bytes())
+            else:  # a size the stack no longer has
+                shell.execute(shell.as_root(f"rm -f {shlex.quote(f'{folder}/{name}')}"), what=f"removing {name} of stack {self.name}")
 
     def load_from_host(self) -> None:
         """Take an SSH host's files of the stack as this machine's copy: the host knows what runs on it."""
@@ -64,9 +75,13 @@ class ComposeProject:
         if not state:
             return  # not deployed there (or deployed before hosts kept their stacks' files)
         write_private(self.workdir / STATE_FILE, state.encode())
-        for name in (COMPOSE_FILE, ENV_FILE):
-            text = shell.execute(shell.as_root(f"cat {shlex.quote(f'{folder}/{name}')}"), what=f"reading {name} of stack {self.name}")
-            write_private(self.workdir / name, text.encode())
+        for name in (COMPOSE_FILE, SIZE_FILE, ENV_FILE):
+            optional = " 2>/dev/null || true" if name == SIZE_FILE else ""
+            text = shell.execute(shell.as_root(f"cat {shlex.quote(f'{folder}/{name}')}{optional}"), what=f"reading {name} of stack {self.name}")
+            if text or not optional:
+                write_private(self.workdir / name, text.encode())
+            else:
+                (self.workdir / name).unlink(missing_ok=True)
 
     def forget(self) -> None:
         """Drop the stack's files, here and on an SSH host: what a scratch stack leaves after its tear-down."""
@@ -91,6 +106,19 @@ class ComposeProject:
             self.compose(*args, *(services or []), what=f"starting stack {self.name}", timeout=timeout + 60)
         except StageError as error:
             raise StageError(f"{error} Its containers' last log lines: {self.log_tail()}") from None
+
+    def remove_unconfigured(self) -> list[str]:
+        """Containers of services the stack's files no longer run (an optional service deactivated) are removed;
+        their volumes stay. The services whose containers went."""
+        configured = set(self.compose("config", "--services", what=f"listing the services of stack {self.name}").split())
+        listing = self.host.run(["docker", "ps", "--all", "--filter", f"label=com.docker.compose.project={self.name}",
+                                 "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}'],
+                                what=f"listing containers of stack {self.name}")
+        gone = {container: service for container, service in (line.split() for line in listing.splitlines() if line.strip())
+                if service not in configured}
+        if gone:
+            self.host.run(["docker", "rm", "--force", *gone], what=f"removing containers of stack {self.name}")
+        return sorted(set(gone.values()))
 
     def log_tail(self, lines: int = 3) -> str:
         """The last lines the stack's containers logged: why a service did not become healthy, in the error itself

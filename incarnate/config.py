@@ -124,6 +124,11 @@ class StackConfig(Strict):
     release: str = Field(description="Pinned release, MAJOR.MINOR.PATCH; never latest.")
     http_port: int = Field(default=8080, ge=1, le=65535, description="Host port the app is published on.")
     timezone: str = Field(default="Europe/Berlin", description="Time zone of the nightly backup at 02:00 (IANA name).")
+    registry: str | None = Field(default=None, pattern=r"^incarnate-registry/[a-z0-9-]+$",
+                                 description="A saved incarnate-registry block (address and login) the stack's images "
+                                             "come from; default this machine's INCARNATE_REGISTRY.")
+    services: list[str] = Field(default=[], description="Optional services of the release this stack activates.")
+    size: str | None = Field(default=None, description="One of the release's sizes (e.g. S, M, L); default its first.")
     backup: BackupSettings = BackupSettings()
     host: HostSettings = HostSettings()
 

@@ -149,10 +149,11 @@ class Host:
             return settings.stacks_dir() / stack
         return settings.stacks_dir() / ("@" + re.sub(r"[^A-Za-z0-9.-]+", "-", self.name).strip("-")) / stack
 
-    def run(self, args: Sequence[str], *, what: str, error: type[Exception] = HostError, timeout: float | None = None) -> str:
-        """Run a command to completion; on failure raise `error` naming `what` and the output's tail."""
+    def run(self, args: Sequence[str], *, what: str, error: type[Exception] = HostError, timeout: float | None = None,
+            input: bytes | None = None) -> str:
+        """Run a command to completion (`input` on its stdin); on failure raise `error` naming `what` and the output's tail."""
         try:
-            result = subprocess.run(list(args), capture_output=True, env=self.env(), timeout=timeout)
+            result = subprocess.run(list(args), capture_output=True, env=self.env(), timeout=timeout, input=input)
         except subprocess.TimeoutExpired:
             raise error(f"{what} on host {self.name} did not finish within {timeout:.0f} s.") from None
         if result.returncode != 0:

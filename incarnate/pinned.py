@@ -2,7 +2,10 @@
 
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from incarnate.errors import ReleaseError
+from incarnate.registry import Registry
 from incarnate.releases import ReleaseDescriptor
 from incarnate.repo import CustomerConfig
 
@@ -14,14 +17,23 @@ class PinnedStack:
     customer: CustomerConfig
     release: ReleaseDescriptor
     registry: str
+    size: str | None = None  # one of the release's sizes; None when it defines none
+    login: Registry | None = None  # the registry's login, when it needs one
+    secrets_of: str = ""  # whose secrets the stack uses, when not its own (a drill's scratch stack: the drilled stack's)
+
+    @property
+    def secrets_stack(self) -> str:
+        return self.secrets_of or self.stack
 
     @property
     def stack(self) -> str:
         return self.customer.config.stack
 
-    def compose_variables(self) -> dict[str, str]:
-        """What the release's compose file may use besides its own defaults."""
-        return {"INCARNATE_REGISTRY": self.registry, "HTTP_PORT": str(self.customer.config.http_port)}
+    def compose_variables(self, secrets: dict[str, SecretStr] | None = None) -> dict[str, str]:
+        """What the release's compose file may use besides its own defaults: for the stack's 0600 env file only."""
+        return {"INCARNATE_REGISTRY": self.registry, "HTTP_PORT": str(self.customer.config.http_port),
+                "COMPOSE_PROFILES": ",".join(self.customer.config.services),  # Compose starts the activated optional services
+                **{name: value.get_secret_value() for name, value in (secrets or {}).items()}}
 
     def refuse_downgrade(self, data_schema: int, data: str) -> None:
         """A release must not run on data of a newer schema than its own: its app cannot read it."""

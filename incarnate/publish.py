@@ -16,8 +16,10 @@ from incarnate import __version__
 from incarnate.compose import ComposeProject
 from incarnate.errors import ReleaseError
 from incarnate.host import Host
+from incarnate.registry import Registry, check_images
+from incarnate.secrets import for_scratch
 from incarnate.releases import (
-    RELEASE_FILES, Publication, ReleaseDescriptor, ReleaseStore, file_digests, image_digest, parse_descriptor,
+    RELEASE_FILES, Publication, ReleaseDescriptor, ReleaseStore, file_digests, parse_descriptor,
 )
 
 # compose.yaml is checked with this in ${HTTP_PORT}, so the service that publishes it can be found.
@@ -51,7 +53,7 @@ def compose_model(folder: ReleaseFolder, host: Host, registry: str) -> dict:
     """compose.yaml as Compose itself reads it at deployment (same variables, same command), as JSON."""
     with tempfile.TemporaryDirectory(prefix="incarnate-check-") as scratch:
         project = ComposeProject(host=host, name="incarnate-check", workdir=Path(scratch))
-        project.write_files(folder.files["compose.yaml"], {"INCARNATE_REGISTRY": registry, "HTTP_PORT": PROBE_PORT})
+        project.write_files(folder.files["compose.yaml"], scratch_variables(folder.descriptor, registry, PROBE_PORT))
         text = project.compose("config", "--format", "json", what=f"checking {folder.path / 'compose.yaml'} with "
                                f"`docker compose config`", error=ReleaseError)
     return json.loads(text)
@@ -68,6 +70,17 @@ def compose_problems(descriptor: ReleaseDescriptor, model: dict, registry: str) 
         runs = services.get(name, {}).get("image")
         if name in services and runs != f"{registry}/{image}":
             problems.append(f"service {name} runs image {runs!r}, release.yaml says ${{INCARNATE_REGISTRY}}/{image}")
+    for name, service in services.items():
+        wanted = [name] if name in descriptor.optional_services else []
+        if (service.get("profiles") or []) != wanted:
+            problems.append(f"service {name} has profiles {service.get('profiles') or []}, expected {wanted} (an optional "
+                            f"service has exactly its own name as profile, any other none)")
+    owners = {spec.name: spec.service for spec in descriptor.volumes}
+    for name in descriptor.optional_services:
+        for mount in services.get(name, {}).get("volumes") or []:
+            if mount.get("type") == "volume" and mount.get("source") in owners and owners[mount["source"]] != name:
+                problems.append(f"volume {mount['source']} of optional service {name} needs `service: {name}` in "
+                                f"release.yaml, so it is backed up only while {name} is activated")
     declared = {spec.name for spec in descriptor.volumes}
     problems += [f"volume {name} is in release.yaml but not under volumes in compose.yaml"
                  for name in sorted(declared | set(descriptor.ephemeral_volumes)) if name not in (model.get("volumes") or {})]
@@ -92,14 +105,9 @@ def check_compose(folder: ReleaseFolder, host: Host, registry: str) -> None:
         raise ReleaseError(f"release folder {folder.path}: {'; '.join(problems)}. Nothing was published.")
 
 
-def image_digests(folder: ReleaseFolder, registry: str) -> dict[str, str]:
+def image_digests(folder: ReleaseFolder, registry: Registry) -> dict[str, str]:
     """repository:tag -> the registry's digest for every image; refused when one is missing."""
-    digests = {image: image_digest(registry, image) for image in folder.descriptor.images.values()}
-    missing = [image for image, digest in digests.items() if digest is None]
-    if missing:
-        raise ReleaseError(f"registry {registry} lacks {', '.join(missing)} for {folder.name}; push the release's "
-                           f"images first. Nothing was published.")
-    return {image: digest for image, digest in digests.items() if digest}
+    return check_images(registry, sorted(set(folder.descriptor.images.values())), folder.name, "Nothing was published.")
 
 
 def content_digest(folder: ReleaseFolder, digests: dict[str, str]) -> str:
@@ -131,6 +139,12 @@ def refuse_changed(releases: ReleaseStore, folder: ReleaseFolder, digests: dict[
             f"a published release never changes: give the new content a new release number. Nothing was published."
         )
     return releases.publication(folder.descriptor.product, folder.descriptor.release)
+
+
+def scratch_variables(descriptor: ReleaseDescriptor, registry: str, http_port: str) -> dict[str, str]:
+    """What compose.yaml reads while the release is checked or runs in its scratch stack: secrets nobody keeps."""
+    return {"INCARNATE_REGISTRY": registry, "HTTP_PORT": http_port, "COMPOSE_PROFILES": ",".join(descriptor.optional_services),
+            **{name: value.get_secret_value() for name, value in for_scratch(descriptor.secrets).items()}}
 
 
 def scratch_name(descriptor: ReleaseDescriptor) -> str:

@@ -1,21 +1,21 @@
-"""Releases: the descriptor a release ships, the release store that keeps them, the registry check."""
+"""Releases: the descriptor a release ships (release.yaml), the release store that keeps them."""
 
 import hashlib
-import urllib.error
-import urllib.request
+import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from incarnate.backup_format import MANIFEST, Snapshot, read_manifest
+from incarnate.backup_format import MANIFEST, Snapshot, artifact_name, read_manifest
 from incarnate.config import NAME_PATTERN, Strict, describe_validation_error, load_mapping, parse_version
 from incarnate.datasources import ENGINES
-from incarnate.errors import ObjectMissing, ReleaseError, StoreError
+from incarnate.errors import ConfigError, ObjectMissing, ReleaseError
 from incarnate.stores import Store
 
 RELEASE_FILES = ("release.yaml", "compose.yaml")
 PUBLICATION = "publication.json"
+SECRET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 class DatabaseSpec(Strict):
@@ -33,6 +33,21 @@ class DatabaseSpec(Strict):
 
 class VolumeSpec(Strict):
     name: str = Field(description="Compose volume name, as in compose.yaml.")
+    service: str | None = Field(default=None, description="The service it belongs to: needed for an optional service's "
+                                                          "volumes, which are backed up only while it is activated.")
+
+
+class ServiceSize(Strict):
+    """What one size gives one service: Compose's `cpus` and `mem_limit`, and environment values."""
+
+    cpus: float | None = Field(default=None, gt=0)
+    memory: str | None = Field(default=None, pattern=r"^[1-9][0-9]*[kmg]?$", description="e.g. 512m, 2g")
+    environment: dict[str, str] = {}
+
+    def compose(self) -> dict:
+        limits = {"cpus": self.cpus, "mem_limit": self.memory}
+        return {**{key: value for key, value in limits.items() if value is not None},
+                **({"environment": self.environment} if self.environment else {})}
 
 
 class HealthSpec(Strict):
@@ -73,6 +88,21 @@ class ReleaseDescriptor(Strict):
     ephemeral_volumes: list[str] = Field(default=[], description="Volumes whose content may be lost (caches): not backed up.")
     health: HealthSpec
     schema_check: SchemaCheck | None = None
+    secrets: list[str] = Field(default=[], description="Names of the stack secrets its services need: generated once per "
+                                                       "stack, compose.yaml reads each as ${NAME} in upper case.")
+    optional_services: list[str] = Field(default=[], description="Services a stack runs only when its stack.yaml "
+                                                                 "activates them; each has `profiles: [<its name>]`.")
+    sizes: dict[str, dict[str, ServiceSize]] = Field(default={}, description="size name -> service -> limits and "
+                                                                             "environment; the first is the default.")
+    _dormant: frozenset[str] = PrivateAttr(default=frozenset())  # artifacts of services this view leaves out
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, names: list[str]) -> list[str]:
+        bad = [name for name in names if not SECRET_NAME.match(name)]
+        if bad:
+            raise ValueError(f"expected secret names of lowercase letters, digits and underscores, got {', '.join(map(repr, bad))}")
+        return names
 
     @field_validator("product")
     @classmethod
@@ -90,6 +120,9 @@ class ReleaseDescriptor(Strict):
     @model_validator(mode="after")
     def _services_known(self) -> "ReleaseDescriptor":
         named = [*(f"data_services {service}" for service in self.data_services),
+                 *(f"optional_services {service}" for service in self.optional_services),
+                 *(f"volumes {spec.name}: service {spec.service}" for spec in self.volumes if spec.service),
+                 *(f"sizes {size}: service {service}" for size, services in self.sizes.items() for service in services),
                  *(f"databases {spec.name}: service {spec.service}" for spec in self.databases),
                  f"health.service {self.health.service}",
                  *([f"schema_check.service {self.schema_check.service}"] if self.schema_check else [])]
@@ -102,6 +135,47 @@ class ReleaseDescriptor(Strict):
     def app_services(self) -> list[str]:
         """The services that are not data services: what is stopped so that nothing writes while data changes."""
         return [service for service in self.images if service not in self.data_services]
+
+    @property
+    def default_size(self) -> str | None:
+        return next(iter(self.sizes), None)
+
+    def refuse_unknown(self, services: list[str], size: str | None, source: str) -> None:
+        """stack.yaml may activate only the release's optional services and choose only a size it defines."""
+        unknown = [service for service in services if service not in self.optional_services]
+        if unknown:
+            named = f"service {unknown[0]} is not an optional service" if len(unknown) == 1 else \
+                f"services {', '.join(unknown)} are not optional services"
+            raise ConfigError(f"{source}: {named} of {self.product} {self.release} (its optional services: "
+                              f"{', '.join(self.optional_services) or 'none'}).")
+        if size is not None and size not in self.sizes:
+            raise ConfigError(f"{source}: size {size} is not defined by {self.product} {self.release} (its sizes: "
+                              f"{', '.join(self.sizes) or 'none'}).")
+
+    def activated(self, services: list[str]) -> "ReleaseDescriptor":
+        """The release as a stack that activates `services` runs it: optional services it does not activate, and
+        their databases and volumes, are left out (their data is neither backed up nor restored)."""
+        inactive = set(self.optional_services) - set(services)
+        databases = [spec for spec in self.databases if spec.service not in inactive]
+        volumes = [spec for spec in self.volumes if spec.service not in inactive]
+        view = self.model_copy(update={
+            "images": {service: image for service, image in self.images.items() if service not in inactive},
+            "data_services": [service for service in self.data_services if service not in inactive],
+            "databases": databases, "volumes": volumes,
+        })
+        view._dormant = frozenset({artifact_name("database", spec.name) for spec in self.databases if spec not in databases}
+                                  | {artifact_name("volume", spec.name) for spec in self.volumes if spec not in volumes})
+        return view
+
+    @property
+    def dormant_artifacts(self) -> frozenset[str]:
+        """Artifacts of optional services this view does not activate: kept where they are, never restored."""
+        return self._dormant
+
+    def size_overrides(self, size: str | None) -> dict:
+        """A Compose file that gives each service its size's limits and environment; empty without a size."""
+        chosen = self.sizes.get(size or "", {}) if self.sizes else {}
+        return {"services": {service: spec.compose() for service, spec in chosen.items() if service in self.images}} if chosen else {}
 
 
 def parse_descriptor(text: str, source: str) -> ReleaseDescriptor:
@@ -244,43 +318,3 @@ def default_release_store() -> ReleaseStore:
 def customer_releases(store: Store) -> ReleaseStore:
     """A customer store keeps its own copy of every release it ran, so recovery needs no release store."""
     return ReleaseStore(store, prefix="releases")
-
-
-def _registry_url(registry: str) -> str:
-    host = registry.split(":", 1)[0]
-    scheme = "http" if host in ("localhost", "127.0.0.1") else "https"
-    return f"{scheme}://{registry}"
-
-
-def image_digest(registry: str, image: str, timeout: float = 10) -> str | None:
-    """The registry's digest of repository:tag (HEAD on the v2 manifest), None when it has no such image."""
-    repository, tag = image.rsplit(":", 1)
-    request = urllib.request.Request(
-        f"{_registry_url(registry)}/v2/{repository}/manifests/{tag}",
-        method="HEAD",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "
-                           "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.headers.get("Docker-Content-Digest") or "unknown"
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return None
-        raise StoreError(f"registry {registry}: asking for {image} answered HTTP {error.code}.") from None
-    except OSError as error:
-        raise StoreError(f"registry {registry} does not answer ({error}); is it running? (scripts/services.sh starts the local one).") from None
-
-
-def image_present(registry: str, image: str) -> bool:
-    return image_digest(registry, image) is not None
-
-
-def check_images(registry: str, descriptor: ReleaseDescriptor) -> None:
-    """Refuse a release whose images the registry lacks, before anything running is touched."""
-    missing = [image for image in descriptor.images.values() if not image_present(registry, image)]
-    if missing:
-        raise ReleaseError(
-            f"registry {registry} lacks {', '.join(missing)} for {descriptor.product} {descriptor.release}; "
-            f"push the release's images first. Nothing was changed."
-        )

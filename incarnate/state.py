@@ -26,6 +26,8 @@ class StackState(BaseModel):
     deployed_at: str
     http_port: int
     registry: str
+    services: list[str] = []  # optional services activated
+    size: str | None = None
 
 
 def read_state(project: ComposeProject) -> StackState | None:
@@ -39,7 +41,7 @@ def write_state(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot
         stack=pinned.stack, product=customer.config.product, release=pinned.release.release,
         schema_version=pinned.release.schema_version, repo=customer.repo, ref=customer.ref,
         config_commit=customer.commit, restored_from=snapshot.id, kept_data=kept_data, deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        http_port=customer.config.http_port, registry=pinned.registry,
+        http_port=customer.config.http_port, registry=pinned.registry, services=customer.config.services, size=pinned.size,
     )
     write_private(project.workdir / STATE_FILE, state.model_dump_json(indent=2).encode())
     project.save_on_host()

@@ -33,9 +33,10 @@ fi
 
 bash scripts/services.sh
 export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}
+PREFECT_API_AUTH_STRING=$(cat "$INCARNATE_HOME/prefect-api-auth") && export PREFECT_API_AUTH_STRING
 
 step "registering incarnate's block types with the Prefect server"
-for module in blocks.stores blocks.hosts; do "$VENV/bin/prefect" block register --module "$module" >/dev/null; done
+for module in blocks.stores blocks.hosts blocks.registries; do "$VENV/bin/prefect" block register --module "$module" >/dev/null; done
 
 step "building the example products' images"
 "$VENV/bin/python" examples/demo/build.py

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --no-demo
 export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}
 export INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
+PREFECT_API_AUTH_STRING=$(cat "$INCARNATE_HOME/prefect-api-auth") && export PREFECT_API_AUTH_STRING
 exec .venv/bin/python -m pytest "$@"

@@ -7,6 +7,6 @@ from tasks import STAGE
 
 
 @task(name=stage.NAME, **STAGE)
-def load_config(repo: str, ref: str, releases: ReleaseStore, registry: str) -> PinnedStack:
-    """Customer repo at ref -> validated stack.yaml, its release descriptor, its images checked."""
-    return stage.run(repo, ref, releases, registry)
+def load_config(repo: str, ref: str, releases: ReleaseStore) -> PinnedStack:
+    """Customer repo at ref -> validated stack.yaml, its release descriptor, its images checked in its registry."""
+    return stage.run(repo, ref, releases)

@@ -10,6 +10,7 @@ from incarnate import publish, settings
 from incarnate.compose import ComposeProject
 from incarnate.host import Host
 from incarnate.readiness import Readiness, wait_until_ready
+from incarnate.registry import Registry
 from incarnate.releases import Publication, ReleaseDescriptor, ReleaseStore
 from incarnate.stages import backup as backup_stage
 from tasks import NETWORK_RETRIES, STAGE, transient
@@ -23,10 +24,10 @@ class CheckedRelease:
 
 
 @task(name="check release", retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
-def check_release(folder: publish.ReleaseFolder, releases: ReleaseStore, registry: str) -> CheckedRelease:
+def check_release(folder: publish.ReleaseFolder, releases: ReleaseStore, registry: Registry) -> CheckedRelease:
     """compose.yaml through Compose (on this machine: no engine is needed) and against release.yaml, the images in
     the registry, and what the store holds of the same release: refused (bad input) on any disagreement."""
-    publish.check_compose(folder, Host(), registry)
+    publish.check_compose(folder, Host(), registry.address)
     digests = publish.image_digests(folder, registry)
     return CheckedRelease(folder, digests, publish.refuse_changed(releases, folder, digests))
 

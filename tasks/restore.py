@@ -1,5 +1,6 @@
 from prefect import task
 
+from blocks.secrets import PrefectSecretVault
 from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
 from incarnate.pinned import PinnedStack
@@ -10,5 +11,6 @@ from tasks import STAGE
 
 @task(name=stage.NAME, **STAGE)
 def restore(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> dict[str, str]:
-    """Data services up; each artifact loaded into its database or volume if that is empty."""
-    return stage.run(project, pinned, store, snapshot)
+    """The stack's files and secrets (from its Prefect Secret block); data services up; each artifact loaded into
+    its database or volume if that is empty."""
+    return stage.run(project, pinned, store, snapshot, PrefectSecretVault())

@@ -175,3 +175,67 @@ def save_store_block(kind: str, samba_server, azurite_server) -> str | None:
                              account_key=AZURITE_KEY, container=name).save(name)
         return f"incarnate-azure-blob-store/{name}"
     return None
+
+
+@dataclass
+class PrivateRegistry:
+    address: str
+    username: str
+    password: str
+    ca: Path  # where the engine trusts its CA: /etc/docker/certs.d/ADDRESS/ca.crt
+
+
+def issue_test_certificate(folder: Path, host: str) -> tuple[Path, Path, Path]:
+    """A CA of the test's own and a server certificate it signs for `host` (an IP address): ca, cert, key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "incarnate test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = folder / "ca.crt", folder / "server.crt", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+@contextmanager
+def private_registry(folder: Path) -> Iterator[PrivateRegistry]:
+    """Debian's docker-registry with htpasswd (bcrypt) auth and TLS from a test CA, which the engine is told to trust."""
+    import secrets
+    import shutil
+
+    import bcrypt
+
+    port, username, password = free_port(), "vendor", secrets.token_urlsafe(16)
+    address = f"127.0.0.1:{port}"
+    ca, cert, key = issue_test_certificate(folder, "127.0.0.1")
+    (folder / "htpasswd").write_text(f"{username}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}\n")
+    (folder / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
+        f"http:\n  addr: {address}\n  tls:\n    certificate: {cert}\n    key: {key}\n"
+        f"auth:\n  htpasswd:\n    realm: incarnate-test\n    path: {folder / 'htpasswd'}\n")
+    trusted = Path("/etc/docker/certs.d") / address
+    trusted.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ca, trusted / "ca.crt")
+    try:
+        with running(["docker-registry", "serve", str(folder / "config.yml")], port, "the private registry", folder / "registry.log"):
+            yield PrivateRegistry(address, username, password, trusted / "ca.crt")
+    finally:
+        shutil.rmtree(trusted, ignore_errors=True)

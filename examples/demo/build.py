@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 from incarnate import settings
-from incarnate.releases import image_present, parse_descriptor
+from incarnate.registry import Registry
+from incarnate.releases import parse_descriptor
 from incarnate.datasources.volume import toolbox_image
 
 HERE = Path(__file__).resolve().parent
@@ -82,7 +83,7 @@ def build_image(tag: str, context: Path, base_inputs: str, **build_args: str) ->
 
 
 def push(tag: str, built: bool, registry: str) -> None:
-    if built or not image_present(registry, tag.removeprefix(f"{registry}/")):
+    if built or Registry(registry).digest(tag.removeprefix(f"{registry}/")) is None:
         say(f"pushing {tag}")
         docker("push", "--quiet", tag)
 

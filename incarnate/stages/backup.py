@@ -30,7 +30,7 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
     state = read_state(project)
     if state is None:
         raise StageError(f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up.")
-    release = customer_releases(store).descriptor(state.product, state.release)
+    release = customer_releases(store).descriptor(state.product, state.release).activated(state.services)
     return back_up(project, release, state.registry, store, new_snapshot_prefix(state.stack), lock_days, lock_mode,
                    stack=state.stack, schema_version=state.schema_version, config_commit=state.config_commit, origin="backup")
 

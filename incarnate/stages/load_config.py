@@ -1,14 +1,21 @@
-"""Load config: the customer repo at a ref, its validated stack.yaml, the release it pins, that release's images."""
+"""Load config: the customer repo at a ref, its validated stack.yaml, the release it pins (with the optional services
+it activates and its size), that release's images."""
 
 from incarnate.pinned import PinnedStack
-from incarnate.releases import ReleaseStore, check_images
+from incarnate.registry import check_images, stack_registry
+from incarnate.releases import ReleaseStore
 from incarnate.repo import load_customer_config
 
 NAME = "load config"
 
 
-def run(repo: str, ref: str, releases: ReleaseStore, registry: str) -> PinnedStack:
+def run(repo: str, ref: str, releases: ReleaseStore) -> PinnedStack:
     customer = load_customer_config(repo, ref)
-    descriptor = releases.descriptor(customer.config.product, customer.config.release)
-    check_images(registry, descriptor)
-    return PinnedStack(customer=customer, release=descriptor, registry=registry)
+    config = customer.config
+    descriptor = releases.descriptor(config.product, config.release)
+    descriptor.refuse_unknown(config.services, config.size, f"{repo} at {customer.commit[:10]}: stack.yaml")
+    release = descriptor.activated(config.services)
+    registry = stack_registry(config.registry)
+    check_images(registry, list(release.images.values()), f"{release.product} {release.release}")
+    return PinnedStack(customer=customer, release=release, registry=registry.address, size=config.size or descriptor.default_size,
+                       login=registry)

@@ -8,47 +8,67 @@ from incarnate.datasources import DataSource
 from incarnate.datasources.volume import pull_toolbox
 from incarnate.pinned import PinnedStack
 from incarnate.releases import customer_releases
+from incarnate.secrets import Vault, stack_secrets
+from incarnate.state import read_state
 from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
 
 NAME = "restore"
+LOADED, KEPT, ASIDE = "loaded", "kept (not empty)", "kept aside (service not activated)"
 
 
 def load_if_empty(target: DataSource, store: Store, snapshot: Snapshot, artifact: Artifact) -> str:
     """Load an artifact into an empty target; on any failure empty the target again, so nothing is half-loaded."""
     if not target.is_empty():
-        return "kept (not empty)"
+        return KEPT
     try:
         restore_artifact(store, snapshot, artifact, target.load)
     except BaseException:
         target.reset()
         raise
-    return "loaded"
+    return LOADED
 
 
 def kept_all(outcome: dict[str, str]) -> bool:
     """Whether no artifact was loaded: every target held data, which the deployment kept."""
-    return bool(outcome) and not any(result == "loaded" for result in outcome.values())
+    return bool(outcome) and not any(result == LOADED for result in outcome.values())
 
 
 def describe_origin(snapshot_id: str, outcome: dict[str, str]) -> str:
     """Where the stack's data came from, as an operator must read it: never "restored" when nothing was loaded."""
+    kept = [artifact for artifact, result in outcome.items() if result == KEPT]
+    aside = [artifact for artifact, result in outcome.items() if result == ASIDE]
+    notes = [*([f"kept existing {', '.join(kept)}"] if kept else []),
+             *([f"not loaded, their services not activated: {', '.join(aside)}"] if aside else [])]
     if kept_all(outcome):
-        return f"kept existing data; snapshot {snapshot_id} not loaded"
-    kept = [artifact for artifact, result in outcome.items() if result != "loaded"]
-    return f"restored from {snapshot_id}" + (f" (kept existing {', '.join(kept)})" if kept else "")
+        return f"kept existing data; snapshot {snapshot_id} not loaded" + (f" ({notes[-1]})" if aside else "")
+    return f"restored from {snapshot_id}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def run(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> dict[str, str]:
+def existing_data(project: ComposeProject, snapshot: Snapshot) -> str | None:
+    """What says the stack has data of its own (whose secrets must come back), None for a first installation."""
+    if snapshot.manifest.origin == "backup":
+        return f"snapshot {snapshot.id}"
+    return f"it is deployed on host {project.host.name}" if read_state(project) else None
+
+
+def run(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot, vault: Vault) -> dict[str, str]:
     """What became of each artifact: "loaded", or "kept (not empty)"."""
     config, release, host = pinned.customer.config, pinned.release, project.host
     compose = customer_releases(store).read_file(config.product, config.release, "compose.yaml")
-    project.write_files(compose, pinned.compose_variables())
+    secrets = stack_secrets(vault, pinned.secrets_stack, release.secrets, existing_data(project, snapshot))
+    project.write_files(compose, pinned.compose_variables(secrets), release.size_overrides(pinned.size))
+    if pinned.login:
+        pinned.login.login(host)
     project.pull(release.data_services)
     pull_toolbox(host, pinned.registry)
     project.up(release.data_services)
     sources = datasources.for_release(project, release, pinned.registry)
+    artifacts = [artifact for artifact in snapshot.manifest.artifacts if artifact.name not in release.dormant_artifacts]
     with shared_lock(store, f"restore of snapshot {snapshot.id} into stack {project.name}", say=print):
-        return {artifact.name: load_if_empty(source, store, snapshot, artifact)
-                for artifact, source in datasources.for_artifacts(sources, snapshot.manifest.artifacts, project,
-                                                                 pinned.registry, f"snapshot {snapshot.id}")}
+        outcome = {artifact.name: load_if_empty(source, store, snapshot, artifact)
+                   for artifact, source in datasources.for_artifacts(sources, artifacts, project, pinned.registry,
+                                                                    f"snapshot {snapshot.id}")}
+    # An optional service the stack no longer activates: its data stays where it is, and in this snapshot.
+    return outcome | {artifact.name: ASIDE for artifact in snapshot.manifest.artifacts
+                      if artifact.name in release.dormant_artifacts}

@@ -12,6 +12,9 @@ const browser = await chromium.launch({
          '--disable-component-update', '--no-first-run'],
 });
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+// The server asks for its password (basic auth); the UI keeps what its login form was given here.
+const auth = process.env.PREFECT_API_AUTH_STRING;
+if (auth) await page.addInitScript((value) => localStorage.setItem('prefect-password', btoa(value)), auth);
 page.setDefaultTimeout(30000);
 try {
   if (mode === 'run') {

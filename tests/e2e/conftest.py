@@ -139,7 +139,7 @@ def customer(tmp_path) -> Customer:
 
 
 def forget_on_prefect_server(stack: str) -> None:
-    """What the test left on the operator's Prefect server: the stack's deployments and concurrency limits."""
+    """What the test left on the operator's Prefect server: the stack's deployments, concurrency limits, secrets."""
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 
     with get_client(sync_client=True) as client:
@@ -150,6 +150,10 @@ def forget_on_prefect_server(stack: str) -> None:
                 client.delete_global_concurrency_limit_by_name(name)
             except ObjectNotFound:
                 pass
+        try:
+            client.delete_block_document(client.read_block_document_by_name(f"incarnate-stack-{stack}", "secret").id)
+        except ObjectNotFound:
+            pass
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ COMPOSE = {  # what `docker compose config --format json` prints for the matchin
 
 
 def descriptor(changes: dict | str = {}, **more):
-    text = changes if isinstance(changes, str) else yaml.safe_dump({**RELEASE, **changes, **more})
+    text = changes if isinstance(changes, str) else yaml.safe_dump({**RELEASE, **changes, **more}, sort_keys=False)
     return parse_descriptor(text, "release.yaml")
 
 
@@ -41,7 +41,7 @@ def test_the_example_release_is_valid_and_agrees_with_its_compose_file():
 @pytest.mark.parametrize("changes, expected", [
     ({"health": {"service": "web", "path": None}}, "health.answer `release` needs health.path"),
     ({"health": {"service": "web", "path": "healthz"}}, "health.path must start with /"),
-    ({"health": {"service": "api"}}, "health.service api: not a service under images (db, web)"),
+    ({"health": {"service": "api"}}, "health.service api: not a service under images (web, db)"),
     ({"data_services": ["database"]}, "data_services database: not a service under images"),
     ({"schema_check": {"service": "db", "command": []}}, "schema_check.command"),
     ({"product": "Shop"}, "expected a lowercase name"),
@@ -122,3 +122,26 @@ def test_a_release_store_is_an_absolute_path_or_a_saved_block(monkeypatch, tmp_p
     monkeypatch.setenv("INCARNATE_RELEASES", "releases")
     with pytest.raises(ConfigError, match="INCARNATE_RELEASES 'releases': expected BLOCK-TYPE/NAME"):
         release_store()
+
+
+def test_a_stack_chooses_only_optional_services_and_sizes_the_release_defines():
+    release = descriptor(optional_services=["web"], sizes={"S": {"web": {"cpus": 0.5}}, "M": {"web": {"memory": "1g"}}})
+    release.refuse_unknown(["web"], "M", "stack.yaml")
+    with pytest.raises(ConfigError, match=r"stack.yaml: service search is not an optional service of shop 2.1.0 \(its optional services: web\)."):
+        release.refuse_unknown(["search"], None, "stack.yaml")
+    with pytest.raises(ConfigError, match=r"size XL is not defined by shop 2.1.0 \(its sizes: S, M\)."):
+        release.refuse_unknown([], "XL", "stack.yaml")
+    assert release.default_size == "S"
+    assert release.size_overrides("M") == {"services": {"web": {"mem_limit": "1g"}}}
+
+
+def test_a_view_without_an_optional_service_leaves_out_its_data_and_says_which():
+    release = descriptor(optional_services=["web"], volumes=[{"name": "uploads", "service": "web"}])
+    view = release.activated([])
+    assert list(view.images) == ["db"] and view.volumes == [] and view.dormant_artifacts == {"volume-uploads"}
+    assert release.activated(["web"]).dormant_artifacts == frozenset()
+
+
+def test_bad_secret_names_are_refused():
+    with pytest.raises(ReleaseError, match="expected secret names of lowercase letters, digits and underscores, got 'DB-Pass'"):
+        descriptor(secrets=["DB-Pass"])

@@ -68,3 +68,13 @@ def test_corrupt_artifact_is_reported_as_such_and_target_emptied(snapshot_in_sto
     with pytest.raises(IntegrityError, match=f"artifact {artifact.name}, chunk {artifact.chunks[0][0]}: corrupt"):
         decide(target, store, snapshot, artifact)
     assert target.content == b"" and target.resets == 1
+
+
+def test_data_of_services_not_activated_is_named_apart_from_data_kept():
+    from incarnate.stages.restore import ASIDE, KEPT, LOADED, describe_origin
+
+    outcome = {"database-demo": LOADED, "volume-files": KEPT, "volume-pages": ASIDE}
+    assert describe_origin("s1", outcome) == ("restored from s1 (kept existing volume-files; not loaded, their services "
+                                              "not activated: volume-pages)")
+    assert describe_origin("s1", {"database-demo": KEPT, "volume-pages": ASIDE}) == (
+        "kept existing data; snapshot s1 not loaded (not loaded, their services not activated: volume-pages)")
