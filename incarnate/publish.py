@@ -62,6 +62,12 @@ def compose_model(folder: ReleaseFolder, host: Host, registry: str) -> dict:
 def compose_problems(descriptor: ReleaseDescriptor, model: dict, registry: str) -> list[str]:
     """What compose.yaml and release.yaml disagree on; empty when they describe the same release."""
     services: dict[str, dict] = model.get("services") or {}
+    return [*service_problems(descriptor, services, registry), *profile_problems(descriptor, services),
+            *volume_problems(descriptor, services, model.get("volumes") or {}), *port_problems(descriptor, services)]
+
+
+def service_problems(descriptor: ReleaseDescriptor, services: dict[str, dict], registry: str) -> list[str]:
+    """The same services on both sides, each running the image release.yaml names."""
     problems = [f"service {name} is in compose.yaml but not under images in release.yaml"
                 for name in services if name not in descriptor.images]
     problems += [f"service {name} is under images in release.yaml but not in compose.yaml"
@@ -70,33 +76,45 @@ def compose_problems(descriptor: ReleaseDescriptor, model: dict, registry: str) 
         runs = services.get(name, {}).get("image")
         if name in services and runs != f"{registry}/{image}":
             problems.append(f"service {name} runs image {runs!r}, release.yaml says ${{INCARNATE_REGISTRY}}/{image}")
+    return problems
+
+
+def profile_problems(descriptor: ReleaseDescriptor, services: dict[str, dict]) -> list[str]:
+    """An optional service has exactly its own name as its profile, every other service none."""
+    problems = []
     for name, service in services.items():
         wanted = [name] if name in descriptor.optional_services else []
         if (service.get("profiles") or []) != wanted:
             problems.append(f"service {name} has profiles {service.get('profiles') or []}, expected {wanted} (an optional "
                             f"service has exactly its own name as profile, any other none)")
-    owners = {spec.name: spec.service for spec in descriptor.volumes}
-    for name in descriptor.optional_services:
-        for mount in services.get(name, {}).get("volumes") or []:
-            if mount.get("type") == "volume" and mount.get("source") in owners and owners[mount["source"]] != name:
-                problems.append(f"volume {mount['source']} of optional service {name} needs `service: {name}` in "
-                                f"release.yaml, so it is backed up only while {name} is activated")
-    declared = {spec.name for spec in descriptor.volumes}
-    problems += [f"volume {name} is in release.yaml but not under volumes in compose.yaml"
-                 for name in sorted(declared | set(descriptor.ephemeral_volumes)) if name not in (model.get("volumes") or {})]
+    return problems
+
+
+def volume_problems(descriptor: ReleaseDescriptor, services: dict[str, dict], volumes: dict) -> list[str]:
+    """Every volume of a service is backed up, covered by a database dump, or declared ephemeral; an optional
+    service's backed-up volumes name it."""
+    declared = {spec.name: spec.service for spec in descriptor.volumes}
+    known = set(declared) | set(descriptor.ephemeral_volumes)
+    problems = [f"volume {name} is in release.yaml but not under volumes in compose.yaml" for name in sorted(known) if name not in volumes]
     dumped = {spec.service for spec in descriptor.databases}  # a database's own volumes are covered by its dump
     for name, service in services.items():
-        for mount in service.get("volumes") or []:
-            volume = mount.get("source")
-            if mount.get("type") == "volume" and volume and volume not in declared | set(descriptor.ephemeral_volumes) and name not in dumped:
+        for volume in (mount.get("source") for mount in service.get("volumes") or [] if mount.get("type") == "volume"):
+            if volume and volume not in known and name not in dumped:
                 problems.append(f"service {name} mounts volume {volume}, which release.yaml neither backs up (volumes) "
                                 f"nor lets go (ephemeral_volumes)")
-    if descriptor.health.path:
-        published = [name for name, service in services.items()
-                     if any(str(port.get("published")) == PROBE_PORT for port in service.get("ports") or [])]
-        if not published:
-            problems.append(f"release.yaml asks {descriptor.health.path} on ${{HTTP_PORT}}, but no service publishes ${{HTTP_PORT}}")
+            if name in descriptor.optional_services and volume in declared and declared[volume] != name:
+                problems.append(f"volume {volume} of optional service {name} needs `service: {name}` in release.yaml, "
+                                f"so it is backed up only while {name} is activated")
     return problems
+
+
+def port_problems(descriptor: ReleaseDescriptor, services: dict[str, dict]) -> list[str]:
+    """A health path is asked on ${HTTP_PORT}: some service must publish it."""
+    if not descriptor.health.path:
+        return []
+    published = [name for name, service in services.items()
+                 if any(str(port.get("published")) == PROBE_PORT for port in service.get("ports") or [])]
+    return [] if published else [f"release.yaml asks {descriptor.health.path} on ${{HTTP_PORT}}, but no service publishes ${{HTTP_PORT}}"]
 
 
 def check_compose(folder: ReleaseFolder, host: Host, registry: str) -> None:

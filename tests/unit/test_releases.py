@@ -145,3 +145,19 @@ def test_a_view_without_an_optional_service_leaves_out_its_data_and_says_which()
 def test_bad_secret_names_are_refused():
     with pytest.raises(ReleaseError, match="expected secret names of lowercase letters, digits and underscores, got 'DB-Pass'"):
         descriptor(secrets=["DB-Pass"])
+
+
+def test_an_optional_service_needs_its_profile_and_its_volumes_name_it():
+    release = descriptor(images={**RELEASE["images"], "search": "shop/search:2.1.0"}, optional_services=["search"],
+                         volumes=[{"name": "uploads"}, {"name": "index"}])
+    model = yaml.safe_load(yaml.safe_dump(COMPOSE))
+    model["services"]["search"] = {"image": f"{REGISTRY}/shop/search:2.1.0",
+                                   "volumes": [{"type": "volume", "source": "index", "target": "/index"}]}
+    model["volumes"]["index"] = {}
+    problems = "; ".join(compose_problems(release, model, REGISTRY))
+    assert "service search has profiles [], expected ['search']" in problems
+    assert "volume index of optional service search needs `service: search` in release.yaml" in problems
+    model["services"]["search"]["profiles"] = ["search"]
+    fixed = descriptor(images={**RELEASE["images"], "search": "shop/search:2.1.0"}, optional_services=["search"],
+                       volumes=[{"name": "uploads"}, {"name": "index", "service": "search"}])
+    assert compose_problems(fixed, model, REGISTRY) == []
