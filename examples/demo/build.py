@@ -78,7 +78,8 @@ def build_image(tag: str, context: Path, base_inputs: str, **build_args: str) ->
         return False
     say(f"building {tag}")
     args = [arg for key, value in build_args.items() for arg in ("--build-arg", f"{key}={value}")]
-    docker("build", "--quiet", "--label", f"incarnate.inputs={inputs}", "--build-arg", f"BASE={BASE_IMAGE}", *args, "-t", tag, str(context))
+    # No network: the RUN steps are offline, and a second engine started with `--bridge none` may have removed docker0.
+    docker("build", "--quiet", "--network", "none", "--label", f"incarnate.inputs={inputs}", "--build-arg", f"BASE={BASE_IMAGE}", *args, "-t", tag, str(context))
     return True
 
 
