@@ -174,7 +174,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  restored  {came}, deployed {state.deployed_at}")
     release = customer_releases(backup_store(config)).descriptor(state.product, state.release).activated(state.services)
     readiness, seen = observe(project, release, state.http_port)
-    print(f"  app       {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
+    print(f"  answers   {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
     for service in project.services():
         print(f"  {service.get('Service', '?'):<9} {service.get('State', '?')} {service.get('Health', '')}".rstrip())
     return 0

@@ -52,6 +52,6 @@ if [ "${1:-}" != "--no-demo" ]; then
   step "installing the demo stack"
   "$VENV/bin/incarnate" install "$INCARNATE_HOME/customers/demo"
   "$VENV/bin/incarnate" register "$INCARNATE_HOME/customers/demo" >/dev/null
-  step "the demo app answers at http://127.0.0.1:8080; Prefect UI: http://127.0.0.1:4200"
+  step "the demo app answers at http://127.0.0.1:8080; Prefect UI: http://127.0.0.1:${PREFECT_PORT:-4200} (password: the line in $INCARNATE_HOME/prefect-api-auth)"
   step "serve its deployments (UI buttons, nightly backup): .venv/bin/incarnate serve"
 fi
