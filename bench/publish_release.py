@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from cli.main import use_local_prefect_server  # noqa: E402
 from incarnate import settings  # noqa: E402
 from incarnate.host import Host, free_port  # noqa: E402
+from incarnate.publish import read_release_folder, scratch_variables  # noqa: E402
 
 STEP = re.compile(r"publish-release [\w.-]+: (?P<step>[a-z ]+) ok \((?P<seconds>[\d.]+) s\)")
 
@@ -42,7 +43,8 @@ def published(folder: Path) -> tuple[float, dict[str, float]]:
 def plain_up(folder: Path) -> float:
     """`compose up --wait` of the release on empty volumes, then `down --volumes`: running it at all."""
     compose = [*Host().compose_command(), "--project-name", "bench-plain-up", "--file", str(folder / "compose.yaml")]
-    env = {**os.environ, "INCARNATE_REGISTRY": settings.registry(), "HTTP_PORT": str(free_port())}
+    descriptor = read_release_folder(folder).descriptor  # its secrets too: compose.yaml refuses to run without them
+    env = {**os.environ, **scratch_variables(descriptor, settings.registry(), str(free_port()))}
     began = time.perf_counter()
     try:
         subprocess.run([*compose, "up", "--detach", "--wait"], check=True, capture_output=True, env=env)
