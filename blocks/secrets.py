@@ -1,22 +1,26 @@
-"""Stack secrets in Prefect Secret blocks, one per stack (`incarnate-stack-<stack>`), its value a JSON object of
-the stack's secrets: masked in the UI, reachable from every machine that runs the flows, restorable there."""
+"""Secrets in Prefect Secret blocks: one per stack (`incarnate-stack-<stack>`), its value a JSON object of the
+stack's secrets, and one per encrypted backup store (`incarnate-store-key-<store id>`: its master key and
+recovery passphrase). Masked in the UI, reachable from every machine that runs the flows, restorable there."""
 
 from prefect.blocks.system import Secret
 
 
 class PrefectSecretVault:
-    def block_name(self, stack: str) -> str:
-        return f"incarnate-stack-{stack}"
+    def __init__(self, prefix: str = "incarnate-stack-") -> None:  # incarnate-store-key- for store keys
+        self.prefix = prefix
 
-    def where(self, stack: str) -> str:
-        return f"Prefect Secret block {self.block_name(stack)}"
+    def block_name(self, name: str) -> str:
+        return f"{self.prefix}{name}"
 
-    def load(self, stack: str) -> dict[str, str] | None:
+    def where(self, name: str) -> str:
+        return f"Prefect Secret block {self.block_name(name)}"
+
+    def load(self, name: str) -> dict[str, str] | None:
         try:
-            value = Secret.load(self.block_name(stack)).get()
+            value = Secret.load(self.block_name(name)).get()
         except ValueError:  # no such block
             return None
-        return {str(name): str(secret) for name, secret in value.items()} if isinstance(value, dict) else None
+        return {str(key): str(secret) for key, secret in value.items()} if isinstance(value, dict) else None
 
-    def save(self, stack: str, values: dict[str, str]) -> None:
-        Secret(value=values).save(self.block_name(stack), overwrite=True)
+    def save(self, name: str, values: dict[str, str]) -> None:
+        Secret(value=values).save(self.block_name(name), overwrite=True)

@@ -194,7 +194,8 @@ def cmd_backups(args: argparse.Namespace) -> int:
 
     config, store = _stack_store(args)
     snapshots, unreadable = scan_snapshots(store, config.stack)
-    print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}; {lock_description(store, config.backup.lock_days, config.backup.lock_mode)}")
+    print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}; {store.describe()}; "
+          f"{lock_description(store, config.backup.lock_days, config.backup.lock_mode)}")
     for snapshot in snapshots:
         manifest = snapshot.manifest
         size = manifest.size()
@@ -204,24 +205,31 @@ def cmd_backups(args: argparse.Namespace) -> int:
     return 1 if unreadable else 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from incarnate.backup_format import find_snapshot, list_snapshots, verify_snapshot
+def _passphrase() -> str:
+    """From the terminal without echo, or the first line of stdin (never an argument: it would show in `ps`)."""
+    import getpass
 
+    text = getpass.getpass("recovery passphrase: ") if sys.stdin.isatty() else sys.stdin.readline()
+    if not text.strip():
+        raise ConfigError("no passphrase given: type it, or pass it as the first line of stdin.")
+    return text.strip()
+
+
+def cmd_key_export(args: argparse.Namespace) -> int:
     config, store = _stack_store(args)
-    snapshots = list_snapshots(store, config.stack) if args.all else [find_snapshot(store, config.stack, args.snapshot)]
-    snapshots = [snapshot for snapshot in snapshots if snapshot is not None]
-    if not snapshots:
-        print(f"stack {config.stack}: no snapshots in {store.location}", file=sys.stderr)
-        return 1
-    failed = 0
-    for snapshot in snapshots:
-        problems = verify_snapshot(store, snapshot)
-        chunks = len(snapshot.manifest.chunk_ids())
-        print(f"snapshot {snapshot.id}: {'ok' if not problems else f'{len(problems)} bad'} ({chunks} chunks read)")
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        failed += bool(problems)
-    return 1 if failed else 0
+    store_id, passphrase = store.recovery_material(again=args.again)
+    print(f"store {store.location} of stack {config.stack}: {store.describe()}")
+    print(f"recovery passphrase: {passphrase}")
+    print(f"Keep it offline (paper, a password manager off this machine). With the store and this passphrase alone, "
+          f"`incarnate key import {args.repo}` recreates the key (store id {store_id}) when the Prefect server is lost.")
+    return 0
+
+
+def cmd_key_import(args: argparse.Namespace) -> int:
+    config, store = _stack_store(args)
+    where = store.import_key(_passphrase())
+    print(f"store {store.location} of stack {config.stack}: key recreated in {where}; {store.describe()}")
+    return 0
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -322,9 +330,26 @@ def parser() -> argparse.ArgumentParser:
     add_release_commands(commands)
     command("status", cmd_status, "what runs, which release, which backup it came from")
     command("backups", cmd_backups, "list a stack's snapshots")
-    verify = command("verify", cmd_verify, "re-read a snapshot's every chunk and check it (default: the newest)")
+    verify = command("verify", flow_command("flows.verify:verify_stack", "repo", "snapshot", "every", "sample"),
+                     "re-read a snapshot's every chunk and check it (default: the newest); exit 1 when one is bad",
+                     ref=False)
     verify.add_argument("--snapshot", default=None, help="snapshot id to verify")
-    verify.add_argument("--all", action="store_true", help="verify every snapshot of the stack")
+    verify.add_argument("--all", dest="every", action="store_true", help="verify every snapshot of the stack")
+    verify.add_argument("--sample", default=None, metavar="PERCENT|BYTES",
+                        help="re-read a random share of the chunks of every snapshot of the stack: 10%% or 500M")
+    key = commands.add_parser("key", help="the recovery passphrase of a stack's encrypted store: print it once, or "
+                                          "recreate the key from it when the Prefect server is lost")
+    actions = key.add_subparsers(dest="action", required=True)
+    for action, handler, text in (
+            ("export", cmd_key_export, "print the store's recovery passphrase (once; --again for another time)"),
+            ("import", cmd_key_import, "recreate the store's key (a Prefect Secret block) from its recovery passphrase, "
+                                       "read from the terminal or the first line of stdin; a wrong one writes nothing")):
+        sub = actions.add_parser(action, help=text, description=text)
+        sub.add_argument("repo", help="customer repo: git URL or path")
+        sub.add_argument("--ref", default="HEAD", help="branch, tag or commit of the customer repo (default HEAD)")
+        sub.set_defaults(handler=handler)
+        if action == "export":
+            sub.add_argument("--again", action="store_true", help="print it although it was printed before")
     command("prune", cmd_prune, "apply stack.yaml's retention: forget old snapshots, delete unreferenced chunks").add_argument(
         "--dry-run", action="store_true", help="show what would go, change nothing")
     return root

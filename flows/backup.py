@@ -27,14 +27,14 @@ def backup_stack(repo: str, docker_host: str | None = None, prune: bool = True) 
     with stack_on_host(report, config, docker_host, prepare=False) as held:
         with report.stage("backup") as row:
             result = backup(held.project, held.store, config.backup)
-            row["detail"] = f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; {result.lock}"
+            row["detail"] = f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; {result.protection}"
         pruned = prune_after_backup(report, held.store, repo, config, result.snapshot.id) if prune else None
     report.publish()
     publish_backup(config.stack, result)
     print(f"stack {config.stack}: snapshot {result.snapshot.id} in {held.store.location}; "
-          f"{result.stats.raw_bytes:,} bytes read, {result.stats.new_bytes:,} new bytes stored; {result.lock}")
+          f"{result.stats.raw_bytes:,} bytes read, {result.stats.new_bytes:,} new bytes stored; {result.protection}")
     return {"stack": config.stack, "snapshot": result.snapshot.id, "store": held.store.location,
-            "new_bytes": result.stats.new_bytes, "raw_bytes": result.stats.raw_bytes, "lock": result.lock,
+            "new_bytes": result.stats.new_bytes, "raw_bytes": result.stats.raw_bytes, "lock": result.lock, "encryption": result.encryption,
             "pruned": pruned, "seconds": report.durations()}
 
 

@@ -40,7 +40,7 @@ def install_from_backup(name: str, repo: str, ref: str, docker_host: str | None,
             brought = bring_up(report, project, pinned, held.store, source)
             with report.stage("backup") as row:
                 after = backup(project, held.store, pinned.customer.config.backup)
-                row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.lock}"
+                row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.protection}"
         except Exception as error:
             record_incarnation(report, incarnation(name, pinned, host, started, "failed", source and source.id, error=error), repo)
             raise

@@ -60,11 +60,11 @@ def backup_rows(result: BackupResult) -> list[dict[str, str]]:
         new = int(figures["new_bytes"])
         rows.append({"artifact": name, "size": f"{int(figures['raw_bytes']):,}", "chunks": f"{int(figures['chunks'])}",
                      "new bytes stored": f"{new:,}", "dedup ratio": _ratio(int(figures["raw_bytes"]), new),
-                     "seconds": "", "lock": ""})
+                     "seconds": "", "lock": "", "encryption": ""})
     stats = result.stats
     rows.append({"artifact": "total", "size": f"{stats.raw_bytes:,}", "chunks": f"{stats.chunks}",
                  "new bytes stored": f"{stats.new_bytes:,}", "dedup ratio": _ratio(stats.raw_bytes, stats.new_bytes),
-                 "seconds": f"{result.seconds:.1f}", "lock": result.lock})
+                 "seconds": f"{result.seconds:.1f}", "lock": result.lock, "encryption": result.encryption})
     return rows
 
 
@@ -74,4 +74,4 @@ def _ratio(raw: int, new: int) -> str:
 
 def publish_backup(stack: str, result: BackupResult) -> None:
     create_table_artifact(key=artifact_key("backup-report", stack), table=backup_rows(result),
-                          description=f"snapshot {result.snapshot.id} of stack {stack}: {result.lock}")
+                          description=f"snapshot {result.snapshot.id} of stack {stack}: {result.protection}")

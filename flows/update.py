@@ -46,7 +46,7 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
             stop(previous.release)
             with report.stage("backup (pre-update)") as row:
                 before = backup(project, store, backup_settings)
-                problems = verify(store, before.snapshot)
+                problems = verify(store, [before.snapshot]).problems
                 if problems:
                     raise IntegrityError(f"pre-update backup {before.snapshot.id} does not verify ({problems[0]}).")
                 row["detail"] = f"{before.snapshot.id}, verified"

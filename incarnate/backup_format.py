@@ -3,6 +3,9 @@
     chunks/<id[:2]>/<id>                  zstd of one chunk; id = SHA-256 of its raw bytes
     backups/<stack>/<UTC time>-<id>/manifest.json
 
+In an encrypted store (incarnate.stores.sealed) both are sealed with AES-256-GCM after compression, and a chunk's id
+is an HMAC-SHA-256 of its raw bytes under the store's key: the codec says which, and the layout stays the same.
+
 A stream (database dump, volume tar) is cut with FastCDC (about 1 MiB per chunk), so
 what did not change between two nights cuts into the same chunks and is stored once.
 Streams are never compressed before chunking: that would defeat deduplication. A
@@ -12,6 +15,7 @@ folder without a manifest is not a snapshot, so an interrupted backup never show
 import hashlib
 import io
 import json
+import random
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -26,9 +30,11 @@ from pydantic import BaseModel, ConfigDict
 from pyfastcdc import FastCDC
 
 from incarnate import __version__
-from incarnate.errors import IntegrityError, ObjectMissing, StoreError
+from incarnate.encryption import PLAIN, Codec
+from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, StoreError
 from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
+from incarnate.stores.sealed import SealedStore
 
 if TYPE_CHECKING:  # the data sources build on the backup format, not the other way round
     from incarnate.datasources.database import RowCounter
@@ -123,10 +129,19 @@ def new_snapshot_prefix(stack: str) -> str:
     return f"{stack_prefix(stack)}/{new_snapshot_id()}"
 
 
+def codec_of(store: Store, writing: bool = False) -> Codec:
+    """How the store names and seals chunks: a customer's store says; any other store (releases) is plain."""
+    return store.codec(writing) if isinstance(store, SealedStore) else PLAIN
+
+
 def read_manifest(store: Store, prefix: str) -> Manifest:
     """The manifest at `prefix`; IntegrityError naming it when it cannot be read, or comes from a newer incarnate."""
-    raw = store.get(f"{prefix}/{MANIFEST}")
     where = f"store {store.location}: {prefix}/{MANIFEST}"
+    try:
+        raw = store.get(f"{prefix}/{MANIFEST}")
+    except IntegrityError:
+        raise IntegrityError(f"{where} is not a valid manifest (fails authentication: altered, or sealed with another "
+                             f"key).") from None
     try:
         data = json.loads(raw)
     except ValueError:
@@ -217,6 +232,7 @@ class SnapshotWriter:
         self._seen: set[str] = set()
         self._held = ExitStack()
         self._lock = self._held.enter_context(shared_lock(store, f"snapshot {prefix}", say=print))
+        self.codec = codec_of(store, writing=True)
 
     def __enter__(self) -> "SnapshotWriter":
         return self
@@ -254,7 +270,7 @@ class SnapshotWriter:
                     data = bytes(piece.data)  # the chunker reuses its buffer for the next chunk
                     if rows is not None:
                         rows.feed(data)
-                    chunk_id = hashlib.sha256(data).hexdigest()
+                    chunk_id = self.codec.chunk_id(data)
                     stream_digest.update(data)
                     size += len(data)
                     chunks.append((chunk_id, len(data)))
@@ -289,22 +305,26 @@ class SnapshotWriter:
         if not self.store.put(f"{self.prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode()):
             raise StoreError(f"store {self.store.location}: {self.prefix} exists already.")
         if self.lock_until is not None:
-            self.store.lock(f"{self.prefix}/{MANIFEST}", self.lock_until, self.lock_mode)
+            for key in [f"{self.prefix}/{MANIFEST}", *(self.store.key_objects() if isinstance(self.store, SealedStore) else [])]:
+                self.store.lock(key, self.lock_until, self.lock_mode)
         self.close()
         return Snapshot(prefix=self.prefix, manifest=manifest)
 
 
 def fetch_chunk(store: Store, chunk_id: str, where: str) -> tuple[bytes, bytes]:
-    """A chunk as stored and as raw bytes, proven by its SHA-256; IntegrityError names where it was wanted."""
+    """A chunk compressed (as stored, once unsealed) and as raw bytes, proven by its id; IntegrityError names where
+    it was wanted."""
     try:
         stored = store.get(chunk_key(chunk_id))
     except ObjectMissing:
         raise IntegrityError(f"{where}, chunk {chunk_id}: missing from store {store.location}.") from None
+    except IntegrityError:
+        raise IntegrityError(f"{where}, chunk {chunk_id}: corrupt (fails authentication) in store {store.location}.") from None
     try:
         data = zstandard.ZstdDecompressor().decompress(stored, max_output_size=AVERAGE_CHUNK * 8)
     except zstandard.ZstdError:
         data = b""
-    if hashlib.sha256(data).hexdigest() != chunk_id:
+    if codec_of(store).chunk_id(data) != chunk_id:
         raise IntegrityError(f"{where}, chunk {chunk_id}: corrupt (checksum mismatch) in store {store.location}.")
     return stored, data
 
@@ -371,30 +391,105 @@ def restore_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, consu
             raise IntegrityError(f"snapshot {snapshot.id}, artifact {artifact.name}: the consumer stopped before the end.")
 
 
+@dataclass(frozen=True)
+class Sample:
+    """Which share of the chunks a verify re-reads, as `restic check --read-data-subset` does: a percentage (`10%`)
+    or a byte budget (`500M`, `2G`); the choice is random, so scheduled runs cover the whole store over time."""
+
+    fraction: float | None = None
+    budget: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Sample":
+        value = text.strip().upper()
+        try:
+            if value.endswith("%"):
+                fraction = float(value[:-1]) / 100
+                if 0 < fraction <= 1:
+                    return cls(fraction=fraction)
+            else:
+                number, unit = (value[:-1], value[-1]) if value[-1:] in "KMGT" else (value, "")
+                budget = int(float(number) * 1024 ** (" KMGT".index(unit) if unit else 0))
+                if budget > 0:
+                    return cls(budget=budget)
+        except ValueError:
+            pass
+        raise ConfigError(f"sample {text!r}: expected a percentage such as 10% (above 0, at most 100) or a byte budget "
+                          f"such as 500M or 2G.")
+
+    def choose(self, sizes: dict[str, int]) -> list[str]:
+        chosen = list(sizes)
+        random.SystemRandom().shuffle(chosen)
+        if self.fraction is not None:
+            return chosen[:max(1, round(len(chosen) * self.fraction))]
+        picked, spent = [], 0
+        for chunk_id in chosen:
+            if picked and spent + sizes[chunk_id] > (self.budget or 0):
+                break
+            picked.append(chunk_id)
+            spent += sizes[chunk_id]
+        return picked
+
+
+@dataclass(frozen=True)
+class Verified:
+    problems: list[str]  # one line per missing or corrupt chunk; empty: all good
+    chunks_read: int
+    chunks_total: int
+    bytes_read: int  # raw bytes proven
+
+
+def verify_chunks(store: Store, snapshots: list[Snapshot], sample: Sample | None = None, parallel: int = PARALLEL) -> Verified:
+    """Re-read the chunks of these snapshots (all, or a sample), in parallel, each proven by its id."""
+    where: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for snapshot in snapshots:
+        for artifact in snapshot.manifest.artifacts:
+            for chunk_id, length in artifact.chunks:
+                where.setdefault(chunk_id, f"snapshot {snapshot.id}, artifact {artifact.name}")
+                sizes[chunk_id] = length
+    chosen = sample.choose(sizes) if sample else list(sizes)
+
+    def check(chunk_id: str) -> str | None:
+        try:
+            fetch_chunk(store, chunk_id, where[chunk_id])
+        except IntegrityError as error:
+            return str(error)
+        return None
+
+    names = ", ".join(snapshot.id for snapshot in snapshots[:3]) + (f" and {len(snapshots) - 3} more" if len(snapshots) > 3 else "")
+    with shared_lock(store, f"verify of snapshot {names}", say=print):
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="chunk-verify") as pool:
+            problems = [problem for problem in pool.map(check, chosen) if problem]  # in stream order
+    return Verified(problems, len(chosen), len(sizes), sum(sizes[chunk_id] for chunk_id in chosen))
+
+
 def verify_snapshot(store: Store, snapshot: Snapshot) -> list[str]:
     """Re-read every chunk of a snapshot; one line per missing or corrupt chunk (empty: all good)."""
-    problems = []
-    with shared_lock(store, f"verify of snapshot {snapshot.id}", say=print):
-        for artifact in snapshot.manifest.artifacts:
-            for chunk_id, _ in dict.fromkeys(artifact.chunks):
-                try:
-                    fetch_chunk(store, chunk_id, f"snapshot {snapshot.id}, artifact {artifact.name}")
-                except IntegrityError as error:
-                    problems.append(str(error))
-    return problems
+    return verify_chunks(store, [snapshot]).problems
 
 
 def copy_snapshot(source: Store, snapshot: Snapshot, target: Store, stack: str, **changes: object) -> Snapshot:
-    """Copy a snapshot into another store (a vanilla backup into a customer store), verifying every chunk."""
+    """Copy a snapshot into another store (a vanilla backup into a customer store), verifying every chunk. Into a
+    store with another codec (an encrypted customer store) every chunk is re-keyed: named and sealed as that store
+    names and seals its own, so it deduplicates with the customer's later backups."""
     where, prefix = f"snapshot {snapshot.id} in {source.location}", new_snapshot_prefix(stack)
+    same_names = codec_of(source).fingerprint == codec_of(target, writing=True).fingerprint
+    renamed: dict[str, str] = {}
     with shared_lock(target, f"copy of {where} as {prefix}", say=print) as lock:
         for chunk_id in sorted(snapshot.manifest.chunk_ids()):
-            if not target.exists(chunk_key(chunk_id)):
-                stored, _ = fetch_chunk(source, chunk_id, where)
-                target.put(chunk_key(chunk_id), stored)
-        fields = snapshot.manifest.model_dump(exclude={"created_at", "tool_version", "format"})
+            if same_names and target.exists(chunk_key(chunk_id)):
+                renamed[chunk_id] = chunk_id
+                continue
+            stored, data = fetch_chunk(source, chunk_id, where)
+            renamed[chunk_id] = chunk_id if same_names else codec_of(target).chunk_id(data)
+            if same_names or not target.exists(chunk_key(renamed[chunk_id])):
+                target.put(chunk_key(renamed[chunk_id]), stored)
+        fields = snapshot.manifest.model_dump(exclude={"created_at", "tool_version", "format", "artifacts"})
         fields.update(stack=stack, **changes)
-        manifest = Manifest(created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
+        artifacts = [artifact.model_copy(update={"chunks": [(renamed[chunk], length) for chunk, length in artifact.chunks]})
+                     for artifact in snapshot.manifest.artifacts]
+        manifest = Manifest(created_at=datetime.now(UTC).isoformat(timespec="seconds"), artifacts=artifacts, **fields)
         lock.check_held(f"snapshot {prefix}")
         target.put(f"{prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode())
     return Snapshot(prefix=prefix, manifest=manifest)

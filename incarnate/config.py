@@ -56,6 +56,9 @@ class BackupSettings(Strict):
     lock_mode: Literal["locked", "unlocked"] = Field(
         default="locked", description="locked: nobody can shorten or remove the write-once period (compliance); "
                                       "unlocked: the storage account's key holder can (for trials).")
+    encrypt: bool = Field(default=True, description="Encrypt a new (empty) store on its first backup: AES-256-GCM, "
+                                                    "key in a Prefect Secret block; a store that has backups keeps "
+                                                    "what it is.")
     retention: Retention = Retention()
 
 

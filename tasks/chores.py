@@ -6,7 +6,7 @@ None retries: each either acts on the running stack (a retry would hide why it f
 from prefect import task
 
 from incarnate import datasources, retention
-from incarnate.backup_format import Snapshot, verify_snapshot
+from incarnate.backup_format import Sample, Snapshot, Verified, verify_chunks
 from incarnate.compose import ComposeProject
 from incarnate.config import Retention
 from incarnate.errors import StageError
@@ -52,9 +52,9 @@ def check(project: ComposeProject, release: ReleaseDescriptor, registry: str, sn
 
 
 @task(name="verify", **STAGE)
-def verify(store: Store, snapshot: Snapshot) -> list[str]:
-    """Re-read every chunk of the snapshot; one line per missing or corrupt chunk."""
-    return verify_snapshot(store, snapshot)
+def verify(store: Store, snapshots: list[Snapshot], sample: Sample | None = None) -> Verified:
+    """Re-read the chunks of these snapshots (all, or a sample); one line per missing or corrupt chunk."""
+    return verify_chunks(store, snapshots, sample)
 
 
 @task(name="prune", **STAGE)

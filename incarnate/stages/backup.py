@@ -13,6 +13,7 @@ from incarnate.errors import IncarnateError, StageError
 from incarnate.releases import ReleaseDescriptor, customer_releases
 from incarnate.state import read_state
 from incarnate.stores import Store, lock_description
+from incarnate.stores.sealed import encryption_of
 
 NAME = "backup"
 
@@ -23,6 +24,11 @@ class BackupResult:
     stats: WriteStats
     seconds: float
     lock: str  # what the store says of write-once protection, for the report
+    encryption: str  # encrypted (with what) or not
+
+    @property
+    def protection(self) -> str:
+        return f"{self.encryption}; {self.lock}"
 
 
 def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> BackupResult:
@@ -56,4 +62,5 @@ def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, 
                     source.end_orphans()  # a dump that stalled, or whose store failed, may still run in its container
                 raise
         snapshot = writer.commit(product=release.product, release=release.release, **manifest)
-    return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_days, lock_mode))
+    return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_days, lock_mode),
+                        encryption_of(store))

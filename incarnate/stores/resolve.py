@@ -1,13 +1,16 @@
 """Which store a stack's backups go to (what stack.yaml names: a saved block, or a local path; else the default),
 and which store releases are published to and read from (INCARNATE_RELEASES)."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 from incarnate import settings
 from incarnate.config import BlockStoreTarget, StackConfig
 from incarnate.private import private_dir
+from incarnate.secrets import Vault
 from incarnate.stores import Store
 from incarnate.stores.local import LocalStore
+from incarnate.stores.sealed import SealedStore
 
 
 def _saved_block(slug: str, named: str) -> Store:
@@ -16,7 +19,13 @@ def _saved_block(slug: str, named: str) -> Store:
     return load_store_block(slug, named)
 
 
-def backup_store(config: StackConfig) -> Store:
+def _key_vault() -> Vault:
+    from blocks.secrets import PrefectSecretVault  # Prefect is needed only once a store turns out encrypted
+
+    return PrefectSecretVault(prefix="incarnate-store-key-")
+
+
+def raw_backup_store(config: StackConfig) -> Store:
     target = config.backup.store
     if isinstance(target, BlockStoreTarget):
         return _saved_block(target.block, "backup.store.block")
@@ -24,6 +33,11 @@ def backup_store(config: StackConfig) -> Store:
         private_dir(settings.default_backup_path())
         return LocalStore(settings.default_backup_path())
     return LocalStore(target.path)
+
+
+def backup_store(config: StackConfig, vault: Callable[[], Vault] = _key_vault) -> SealedStore:
+    """The stack's store as its flows use it: sealed when encrypted (a new store is, unless backup.encrypt is false)."""
+    return SealedStore(raw_backup_store(config), vault, encrypt_new=config.backup.encrypt)
 
 
 def release_store() -> Store:

@@ -81,6 +81,13 @@ class Customer:
         return (f"stack: {self.stack}\nproduct: {self.product}\nrelease: {release}\nhttp_port: {self.port}\n"
                 f"backup:\n  store:\n    {store}\n")
 
+    def backups(self):
+        """The stack's backup store as its flows open it (sealed: the key comes from its Prefect Secret block)."""
+        from incarnate.repo import load_customer_config
+        from incarnate.stores.resolve import backup_store
+
+        return backup_store(load_customer_config(str(self.repo)).config)
+
     def use(self, product: str, store_block: str | None = None) -> None:
         """Switch this customer to another product or store (a commit, as an operator would)."""
         self.product, self.store_block = product, store_block
@@ -136,6 +143,19 @@ def customer(tmp_path) -> Customer:
     subject.remove_stack()
     shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
     forget_on_prefect_server(stack)
+    forget_store_key(store)
+
+
+def forget_store_key(store: Path) -> None:
+    """The Prefect Secret block holding the key of a test's encrypted store."""
+    config = store / "keys" / "config.json"
+    if config.is_file():
+        with get_client(sync_client=True) as client:
+            try:
+                name = f"incarnate-store-key-{json.loads(config.read_text())['store']}"
+                client.delete_block_document(client.read_block_document_by_name(name, "secret").id)
+            except ObjectNotFound:
+                pass
 
 
 def forget_on_prefect_server(stack: str) -> None:

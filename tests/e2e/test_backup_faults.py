@@ -10,7 +10,6 @@ import uuid
 
 from blocks.stores import SmbShareStore
 from incarnate.backup_format import SnapshotWriter, list_snapshots, new_snapshot_prefix, open_artifact, verify_snapshot
-from incarnate.stores.local import LocalStore
 from tests.e2e.conftest import INCARNATE
 from tests.servers import free_port
 
@@ -18,7 +17,7 @@ from tests.servers import free_port
 def test_backup_killed_midway_leaves_no_snapshot_and_the_next_one_succeeds(customer):
     assert customer.install().returncode == 0
     customer.request("PUT", "/files/big.bin", os.urandom(96 << 20))
-    store = LocalStore(customer.store)
+    store = customer.backups()
     before = [s.id for s in list_snapshots(store, customer.stack)]
 
     backup = subprocess.Popen([INCARNATE, "backup", str(customer.repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -41,7 +40,7 @@ def test_unreachable_store_fails_the_backup_after_retries_and_loses_nothing(cust
     assert customer.install().returncode == 0
     customer.request("POST", "/records", b'{"title": "must survive"}')
     running, records = customer.containers(), customer.records()
-    snapshots = list_snapshots(LocalStore(customer.store), customer.stack)
+    snapshots = list_snapshots(customer.backups(), customer.stack)
     port, name = free_port(), f"dead-{uuid.uuid4().hex[:8]}"  # nobody listens there
     SmbShareStore(server="127.0.0.1", share="backups", username="nobody", password="x", port=port).save(name)
     customer.use("demo", f"incarnate-smb-store/{name}")
@@ -50,7 +49,7 @@ def test_unreachable_store_fails_the_backup_after_retries_and_loses_nothing(cust
     assert "Retry 2/2" in result.stderr
     assert f"error: store smb://127.0.0.1:{port}/backups: cannot" in result.stderr
     assert customer.containers() == running and customer.records() == records
-    assert list_snapshots(LocalStore(customer.store), customer.stack) == snapshots
+    assert list_snapshots(customer.backups(), customer.stack) == snapshots
 
 
 def malicious_tar() -> bytes:
@@ -65,7 +64,7 @@ def malicious_tar() -> bytes:
 
 def test_restore_refuses_a_malicious_tar_and_leaves_the_volume_empty(customer):
     assert customer.install().returncode == 0
-    store = LocalStore(customer.store)
+    store = customer.backups()
     genuine = list_snapshots(store, customer.stack)[-1]
     writer = SnapshotWriter(store, new_snapshot_prefix(customer.stack))
     database = genuine.manifest.artifact("database-demo")

@@ -1,6 +1,10 @@
-"""Backup and full restore through each store (local, SMB, Azure), for MariaDB and PostgreSQL stacks."""
+"""Backup and full restore through each store (local, SMB, Azure), for MariaDB and PostgreSQL stacks; each store is
+new, so encrypted, and nothing in it reveals what the app wrote."""
 
 import os
+import uuid
+
+import zstandard
 
 import pytest
 
@@ -16,19 +20,22 @@ def test_backup_and_full_restore_through_store(customer, product, kind, samba_se
     customer.use(product, save_store_block(kind, samba_server, azurite_server))
     installed = customer.install()
     assert installed.returncode == 0, installed.stderr[-3000:]
-    for title in ("alpha", "beta", "gamma"):
+    marker = f"marker-{uuid.uuid4().hex}"
+    for title in ("alpha", marker, "gamma"):
         customer.request("POST", "/records", f'{{"title": "{title}"}}'.encode())
-    payload = os.urandom(2 << 20)
+    payload = os.urandom(1 << 20) + f"{marker}\n".encode() * 20000
     customer.request("PUT", "/files/blob.bin", payload)
     records = customer.records()
 
     backup = customer.incarnate("backup", str(customer.repo))
     assert backup.returncode == 0, backup.stderr[-3000:]
+    assert "encrypted (AES-256-GCM" in backup.stdout + backup.stderr
     assert "not locked by the server" in backup.stdout + backup.stderr
 
     store = backup_store(load_customer_config(str(customer.repo)).config)
     newest = list_snapshots(store, customer.stack)[-1]
     assert verify_snapshot(store, newest) == []
+    assert store.raw.list("chunks") and not any(marker.encode() in opened(store.raw.get(key)) for key in store.raw.list("") if not key.startswith("locks/"))
 
     customer.remove_stack()
     again = customer.install()
@@ -36,3 +43,11 @@ def test_backup_and_full_restore_through_store(customer, product, kind, samba_se
     assert f"restored from {newest.id}" in again.stdout + again.stderr
     assert customer.records() == records
     assert customer.request("GET", "/files/blob.bin") == payload
+
+
+def opened(stored: bytes) -> bytes:
+    """An object as someone who can read the store sees it, decompressed where it decompresses."""
+    try:
+        return zstandard.ZstdDecompressor().decompress(stored, max_output_size=64 << 20)
+    except zstandard.ZstdError:
+        return stored

@@ -9,7 +9,6 @@ import yaml
 
 from incarnate import settings
 from incarnate.backup_format import chunk_key, find_snapshot
-from incarnate.stores.local import LocalStore
 
 
 @pytest.mark.parametrize(
@@ -69,7 +68,7 @@ def test_restore_refuses_a_corrupt_artifact_names_it_and_leaves_the_database_emp
     assert customer.install().returncode == 0
     customer.request("POST", "/records", b'{"title": "precious"}')
     assert customer.incarnate("backup", str(customer.repo)).returncode == 0
-    snapshot = find_snapshot(LocalStore(customer.store), customer.stack)
+    snapshot = find_snapshot(customer.backups(), customer.stack)
     chunk_id = snapshot.manifest.artifact("database-demo").chunks[-1][0]
     chunk = customer.store / chunk_key(chunk_id)
     data = bytearray(chunk.read_bytes())
@@ -80,7 +79,7 @@ def test_restore_refuses_a_corrupt_artifact_names_it_and_leaves_the_database_emp
     result = customer.install()
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
-    assert f"snapshot {snapshot.id}, artifact database-demo, chunk {chunk_id}: corrupt (checksum mismatch)" in error
+    assert f"snapshot {snapshot.id}, artifact database-demo, chunk {chunk_id}: corrupt (fails authentication)" in error
     tables = subprocess.run(
         ["docker", "exec", f"{customer.stack}-db-1", "mariadb", "-N", "-e",
          "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='demo'"],

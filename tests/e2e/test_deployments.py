@@ -1,18 +1,17 @@
 """Deployments served from the registered customers: the nightly schedule, and CI triggers with --wait."""
 
 from incarnate.backup_format import list_snapshots
-from incarnate.stores.local import LocalStore
 
 
 def test_nightly_backup_deployment_runs_at_two_in_the_stacks_time_zone_and_makes_a_snapshot(customer, served):
     schedules = [entry.schedule for entry in served.schedules]
     assert [(s.cron, s.timezone) for s in schedules] == [("0 2 * * *", "America/New_York")]
     assert served.parameters == {"repo": str(customer.repo)}
-    before = len(list_snapshots(LocalStore(customer.store), customer.stack))
+    before = len(list_snapshots(customer.backups(), customer.stack))
     result = customer.incarnate("trigger", f"backup/{customer.stack}", "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "http://127.0.0.1:4200/runs/flow-run/" in result.stdout and result.stdout.rstrip().endswith("Completed")
-    assert len(list_snapshots(LocalStore(customer.store), customer.stack)) == before + 1
+    assert len(list_snapshots(customer.backups(), customer.stack)) == before + 1
 
 
 def test_trigger_wait_exits_non_zero_for_a_failing_run_and_refuses_bad_names(customer, served):

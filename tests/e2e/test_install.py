@@ -3,7 +3,6 @@
 import os
 
 from incarnate.backup_format import list_snapshots
-from incarnate.stores.local import LocalStore
 
 
 def test_install_backup_disaster_and_reinstall_brings_back_records_and_files(customer):
@@ -20,7 +19,7 @@ def test_install_backup_disaster_and_reinstall_brings_back_records_and_files(cus
 
     backup = customer.incarnate("backup", str(customer.repo))
     assert backup.returncode == 0, backup.stderr
-    snapshots = list_snapshots(LocalStore(customer.store), customer.stack)
+    snapshots = list_snapshots(customer.backups(), customer.stack)
     assert [s.manifest.origin for s in snapshots] == ["vanilla", "backup", "backup"]
 
     customer.remove_stack()
@@ -37,7 +36,7 @@ def test_status_and_backups_report_what_runs_and_where_it_came_from(customer):
     assert customer.install().returncode == 0
     status = customer.incarnate("status", str(customer.repo))
     assert status.returncode == 0, status.stderr
-    source = list_snapshots(LocalStore(customer.store), customer.stack)[0]
+    source = list_snapshots(customer.backups(), customer.stack)[0]
     assert f"stack {customer.stack} on host local: demo 1.0.0 (schema 1)" in status.stdout
     assert f"from snapshot {source.id}" in status.stdout
     assert "db        running healthy" in status.stdout
@@ -67,7 +66,7 @@ def test_init_on_the_host_itself_installs_then_changes_nothing(customer, tmp_pat
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"stack {customer.stack} unchanged: release 1.0.0 at {customer.url}" in again.stdout
     assert customer.containers() == containers
-    assert len(list_snapshots(LocalStore(customer.store), customer.stack)) == 2  # vanilla + the install's backup
+    assert len(list_snapshots(customer.backups(), customer.stack)) == 2  # vanilla + the install's backup
 
     customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "pin 1.1.0")
     changed = customer.incarnate("init", str(customer.repo), env=registry)

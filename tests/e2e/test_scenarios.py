@@ -7,7 +7,6 @@ import subprocess
 
 from incarnate import settings
 from incarnate.backup_format import list_snapshots
-from incarnate.stores.local import LocalStore
 from tests.e2e.conftest import INCARNATE
 
 
@@ -68,7 +67,7 @@ def test_disaster_recovery_onto_another_engine_from_the_newest_backup(customer, 
     payload = with_data(customer)
     records = customer.records()
     assert customer.incarnate("backup", str(customer.repo)).returncode == 0
-    newest = list_snapshots(LocalStore(customer.store), customer.stack)[-1]
+    newest = list_snapshots(customer.backups(), customer.stack)[-1]
     customer.remove_stack()  # the disaster: the first host is gone
     try:
         result = customer.incarnate("recover", str(customer.repo), "--docker-host", second_engine)
@@ -101,7 +100,7 @@ def test_import_of_an_old_installation_becomes_the_first_snapshot_and_installs(c
     (files / "legacy.txt").write_bytes(b"old file\n")
     result = customer.incarnate("import", str(customer.repo), "--dump", f"demo={dump}", "--volume", f"files={files}")
     assert result.returncode == 0, result.stderr[-3000:]
-    snapshots = list_snapshots(LocalStore(customer.store), customer.stack)
+    snapshots = list_snapshots(customer.backups(), customer.stack)
     assert snapshots[0].manifest.origin == "import"
     assert customer.records() == [{"id": 7, "title": "from the old system", "created_at": "2019-05-01 10:00:00"}]
     assert customer.request("GET", "/files/legacy.txt") == b"old file\n"

@@ -15,7 +15,6 @@ from incarnate import settings
 from incarnate.compose import HOST_STACKS
 from incarnate.hostprep import with_managed_line
 from incarnate.backup_format import list_snapshots
-from incarnate.stores.local import LocalStore
 from tests.conftest import NO_SUDO_USER
 from tests.e2e.conftest import COMPOSE
 
@@ -77,7 +76,7 @@ def test_init_from_a_devops_machine_prepares_the_ssh_host_and_installs(customer,
         assert "host: " + host in Path(registry_file["INCARNATE_CUSTOMERS"]).read_text()
 
         customer.request("POST", "/records", b'{"title": "written on the ssh host"}')
-        snapshots = len(list_snapshots(LocalStore(customer.store), customer.stack))
+        snapshots = len(list_snapshots(customer.backups(), customer.stack))
         # Another DevOps machine has no copy of the stack's files: the host's own copy tells what runs there.
         [workdir] = settings.stacks_dir().glob(f"@ssh-root-127.0.0.1-{ssh_server.port}/{customer.stack}")
         shutil.rmtree(workdir)
@@ -85,7 +84,7 @@ def test_init_from_a_devops_machine_prepares_the_ssh_host_and_installs(customer,
         assert again.returncode == 0, again.stderr[-3000:]
         assert "healthy; nothing changed." in again.stdout + again.stderr
         assert f"DNS names {name} present in /etc/hosts" in again.stdout + again.stderr
-        assert len(list_snapshots(LocalStore(customer.store), customer.stack)) == snapshots
+        assert len(list_snapshots(customer.backups(), customer.stack)) == snapshots
         assert [record["title"] for record in customer.records()] == ["written on the ssh host"]
 
         status = customer.incarnate("status", str(customer.repo), *ssh_options(ssh_server))
@@ -105,7 +104,7 @@ def test_disaster_recovery_of_a_local_stack_onto_a_saved_ssh_host(customer, ssh_
     customer.request("PUT", "/files/keep.bin", os.urandom(300_000))
     records, payload = customer.records(), customer.request("GET", "/files/keep.bin")
     assert customer.incarnate("backup", str(customer.repo)).returncode == 0
-    newest = list_snapshots(LocalStore(customer.store), customer.stack)[-1]
+    newest = list_snapshots(customer.backups(), customer.stack)[-1]
     customer.remove_stack()  # the disaster: this host is gone
 
     block = f"test-{uuid.uuid4().hex[:8]}"
@@ -123,7 +122,7 @@ def test_disaster_recovery_of_a_local_stack_onto_a_saved_ssh_host(customer, ssh_
         customer.request("POST", "/records", b'{"title": "after the recovery"}')
         nightly = customer.incarnate("backup", str(customer.repo), "--host", f"incarnate-ssh-host/{block}")
         assert nightly.returncode == 0, nightly.stderr[-3000:]
-        newest = list_snapshots(LocalStore(customer.store), customer.stack)[-1]
+        newest = list_snapshots(customer.backups(), customer.stack)[-1]
         assert f"snapshot {newest.id}" in nightly.stdout + nightly.stderr and newest.manifest.origin == "backup"
     finally:
         remove_remote_stack(second_engine, customer.stack)
@@ -159,5 +158,5 @@ def test_ssh_faults_give_one_sentence_and_change_nothing(fault, customer, ssh_se
     assert error.startswith("error: ") and expected in error, error
     assert error.endswith("Nothing was changed.") and "Traceback" not in result.stderr
     assert remote_containers(second_engine, customer.stack) == []
-    assert list_snapshots(LocalStore(customer.store), customer.stack) == []
+    assert list_snapshots(customer.backups(), customer.stack) == []
     assert not Path(registry_file["INCARNATE_CUSTOMERS"]).exists()

@@ -3,23 +3,8 @@
 import pytest
 
 from incarnate.errors import ConfigError
+from tests.memory_vault import MemoryVault
 from incarnate.secrets import for_scratch, stack_secrets
-
-
-class MemoryVault:
-    def __init__(self) -> None:
-        self.kept: dict[str, dict[str, str]] = {}
-        self.saves = 0
-
-    def where(self, stack: str) -> str:
-        return f"vault entry {stack}"
-
-    def load(self, stack: str) -> dict[str, str] | None:
-        return dict(self.kept[stack]) if stack in self.kept else None
-
-    def save(self, stack: str, values: dict[str, str]) -> None:
-        self.kept[stack] = dict(values)
-        self.saves += 1
 
 
 def plain(values) -> dict[str, str]:

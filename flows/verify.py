@@ -1,0 +1,56 @@
+"""Verify: re-read a stack's backups from its store and prove every chunk read by its id (and, in an encrypted
+store, its authentication tag). Weekly, with a sample, next to the nightly backup; on demand for all of it."""
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
+from flows.report import StageReport, artifact_key
+from incarnate.backup_format import Sample, find_snapshot, list_snapshots
+from incarnate.errors import IntegrityError, StoreError
+from incarnate.repo import load_customer_config
+from incarnate.stores.resolve import backup_store
+from tasks.chores import verify
+
+
+@flow(name="verify", log_prints=True)
+def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sample: str | None = None) -> dict:
+    """Re-read the stack's newest snapshot (or a chosen one, or all of them) and check every chunk; with `sample`,
+    a random share of the chunks of every snapshot, as `restic check --read-data-subset` does.
+
+    Args:
+        repo: the customer repo (git URL or path); its stack.yaml names the stack and its store.
+        snapshot: id of the snapshot to verify; empty for the newest.
+        every: verify every snapshot of the stack.
+        sample: a percentage (10%) or a byte budget (500M, 2G) of the chunks of every snapshot; empty reads all.
+    """
+    report = StageReport("verify")
+    with report.stage("load config") as row:
+        config = load_customer_config(repo).config
+        store = backup_store(config)
+        share = Sample.parse(sample) if sample else None
+        everything = every or (share is not None and snapshot is None)
+        chosen = list_snapshots(store, config.stack) if everything else [find_snapshot(store, config.stack, snapshot)]
+        chosen = [found for found in chosen if found is not None]
+        if not chosen:
+            raise StoreError(f"stack {config.stack} has no snapshot in {store.location} to verify.")
+        row["detail"] = f"{len(chosen)} snapshot{'s' if len(chosen) > 1 else ''}, {sample or 'every chunk'}; {store.describe()}"
+    report.stack = config.stack
+    with report.stage("verify") as row:
+        result = verify(store, chosen, share)
+        row["detail"] = (f"{result.chunks_read} of {result.chunks_total} chunks, {result.bytes_read:,} bytes: "
+                         + ("all good" if not result.problems else f"{len(result.problems)} bad"))
+    report.publish()
+    create_table_artifact(key=artifact_key("verify-report", config.stack),
+                          table=[{"snapshot": found.id, "release": found.manifest.release, "created": found.manifest.created_at}
+                                 for found in chosen] + [{"snapshot": "problem", "release": "", "created": problem}
+                                                         for problem in result.problems],
+                          description=row["detail"])
+    for problem in result.problems:
+        print(problem)
+    if result.problems:
+        raise IntegrityError(f"stack {config.stack}: {len(result.problems)} of {result.chunks_read} chunks read in "
+                             f"{store.location} are missing or corrupt, first: {result.problems[0]}")
+    print(f"stack {config.stack}: {len(chosen)} snapshot{'s' if len(chosen) > 1 else ''} verified in {store.location}, "
+          f"{row['detail']}")
+    return {"stack": config.stack, "snapshots": [found.id for found in chosen], "chunks_read": result.chunks_read,
+            "chunks_total": result.chunks_total, "bytes_read": result.bytes_read, "problems": result.problems}

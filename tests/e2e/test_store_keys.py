@@ -1,0 +1,62 @@
+"""An encrypted store's key, kept in a Prefect Secret block, and the way back without it: the store and its recovery
+passphrase alone (the Prefect server lost), through the CLI as an operator would."""
+
+import json
+import subprocess
+
+from prefect.client.orchestration import get_client
+
+from tests.e2e.conftest import forget_store_key
+
+
+def test_recovery_needs_only_the_store_and_the_passphrase(customer):
+    assert customer.install().returncode == 0
+    customer.request("POST", "/records", b'{"title": "kept through the key loss"}')
+    assert customer.incarnate("backup", str(customer.repo)).returncode == 0
+    records = customer.records()
+    listing = customer.incarnate("backups", str(customer.repo))
+    assert "encrypted (AES-256-GCM, chunk names HMAC-SHA-256; key incarnate-store-key-" in listing.stdout
+
+    exported = customer.incarnate("key", "export", str(customer.repo))
+    assert exported.returncode == 0, exported.stderr
+    passphrase = next(line for line in exported.stdout.splitlines() if line.startswith("recovery passphrase: ")).split(": ")[1]
+    again = customer.incarnate("key", "export", str(customer.repo))
+    assert again.returncode == 2 and "pass --again to print it once more" in again.stderr
+
+    forget_store_key(customer.store)  # the Prefect server and its blocks are gone
+    customer.remove_stack()
+    refused = customer.incarnate("recover", str(customer.repo))
+    assert refused.returncode == 2
+    assert "is encrypted and its key (Prefect Secret block incarnate-store-key-" in refused.stderr
+    assert "`incarnate key import CUSTOMER_REPO`" in refused.stderr and customer.containers() == {}
+
+    wrong = subprocess.run([*customer_command(customer), "key", "import", str(customer.repo)], input="NOT-THE-PASSPHRASE\n",
+                           capture_output=True, text=True)
+    assert wrong.returncode == 2 and "the passphrase opens none of the key files" in wrong.stderr
+    assert not key_block_exists(customer)
+    right = subprocess.run([*customer_command(customer), "key", "import", str(customer.repo)], input=f"{passphrase}\n",
+                           capture_output=True, text=True)
+    assert right.returncode == 0, right.stderr
+    assert passphrase not in right.stdout + right.stderr
+
+    recovered = customer.incarnate("recover", str(customer.repo))
+    assert recovered.returncode == 0, recovered.stderr[-3000:]
+    assert customer.records() == records
+
+
+def customer_command(customer) -> list[str]:
+    from tests.e2e.conftest import INCARNATE
+
+    return [INCARNATE]
+
+
+def key_block_exists(customer) -> bool:
+    from prefect.exceptions import ObjectNotFound
+
+    name = f"incarnate-store-key-{json.loads((customer.store / 'keys' / 'config.json').read_text())['store']}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_block_document_by_name(name, "secret")
+            return True
+        except ObjectNotFound:
+            return False
