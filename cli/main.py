@@ -138,9 +138,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from deployments.alerts import AlertSettings
     from deployments.serve import main as serve
 
-    serve()
+    serve(AlertSettings.from_environment(args.alerts, args.stale_after))
     return 0
 
 
@@ -320,7 +321,13 @@ def parser() -> argparse.ArgumentParser:
     command("backup", flow_command("flows.backup:backup_stack", "repo", "docker_host"),
             "back up a running stack into its store", ref=False)
     command("register", cmd_register, "register a customer repo: its stack gets deployments and a nightly backup", ref=False)
-    serve = commands.add_parser("serve", help="serve every registered stack's deployments (one long-running process)")
+    serve = commands.add_parser("serve", help="serve every registered stack's deployments (one long-running process) "
+                                              "and keep the alert automations on the Prefect server")
+    serve.add_argument("--alerts", default=None, metavar="TYPE/NAME",
+                       help="saved Prefect notification block told of failed or crashed runs and stale backups, e.g. "
+                            "custom-webhook/ops (default INCARNATE_ALERTS; none: failures show only in the UI)")
+    serve.add_argument("--stale-after", default=None, metavar="DURATION",
+                       help="alert when a stack has had no completed backup for this long (default INCARNATE_STALE_AFTER or 26h)")
     serve.set_defaults(handler=cmd_serve)
     trigger = commands.add_parser("trigger", help="start a run of a deployment (for CI); --wait follows it to the end")
     trigger.add_argument("deployment", help="FLOW/DEPLOYMENT, e.g. backup/demo")

@@ -48,6 +48,16 @@ class Retention(Strict):
                                                                  "so that `incarnate rollback` can go back to them.")
 
 
+CRON_FIELD = re.compile(r"^[0-9*/,A-Za-z-]+$")
+
+
+def cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 or not all(CRON_FIELD.match(field) for field in fields):
+        raise ValueError(f"expected a cron expression of five fields such as '0 2 * * *', got {value!r}")
+    return value
+
+
 class BackupSettings(Strict):
     store: LocalStoreTarget | BlockStoreTarget | None = Field(
         default=None, description="Where this stack's backups go; default: INCARNATE_HOME/backups."
@@ -59,6 +69,12 @@ class BackupSettings(Strict):
     encrypt: bool = Field(default=True, description="Encrypt a new (empty) store on its first backup: AES-256-GCM, "
                                                     "key in a Prefect Secret block; a store that has backups keeps "
                                                     "what it is.")
+    schedule: Annotated[str, AfterValidator(cron)] = Field(default="0 2 * * *", description="Cron of the nightly backup, in the stack's time zone.")
+    drill_schedule: Annotated[str, AfterValidator(cron)] = Field(
+        default="0 4 * * 0", description="Cron of the weekly restore drill (a scratch stack on the stack's host).")
+    verify_schedule: Annotated[str, AfterValidator(cron)] = Field(default="30 4 * * 0", description="Cron of the weekly verify.")
+    verify_sample: str = Field(default="10%", pattern=r"^(\d+(\.\d+)?%|\d+(\.\d+)?[KMGT]?)$",
+                               description="What the weekly verify re-reads: a percentage of the chunks or a byte budget (500M).")
     retention: Retention = Retention()
 
 

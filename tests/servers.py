@@ -239,3 +239,32 @@ def private_registry(folder: Path) -> Iterator[PrivateRegistry]:
             yield PrivateRegistry(address, username, password, trusted / "ca.crt")
     finally:
         shutil.rmtree(trusted, ignore_errors=True)
+
+
+class WebhookReceiver:
+    """A real HTTP server on the loopback that records every JSON body POSTed to it: where alerts go in tests."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body or b"{}"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

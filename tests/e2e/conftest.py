@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,17 +178,24 @@ def forget_on_prefect_server(stack: str) -> None:
             pass
 
 
-@pytest.fixture
-def served(customer, tmp_path):
-    """The customer registered (in a registry of this test's own) and `incarnate serve` running for it."""
-    env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml")}
-    customer.write_stack_yaml(customer.stack_yaml().replace("backup:", "timezone: America/New_York\nbackup:"), "nightly in New York")
+@dataclass
+class Serving:
+    process: subprocess.Popen
+    backup: object  # the stack's backup deployment, as the server has it
+    log: Path
+
+
+@contextmanager
+def serving(customer: Customer, tmp_path: Path, *options: str, env: dict | None = None) -> Iterator[Serving]:
+    """The customer installed, registered (in a registry of this test's own) and `incarnate serve` running for it."""
+    env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml"), **(env or {})}
     assert customer.install().returncode == 0
     registered = customer.incarnate("register", str(customer.repo), env=env)
     assert registered.returncode == 0, registered.stderr
-    with open(tmp_path / "serve.log", "wb") as log:
-        server = subprocess.Popen([INCARNATE, "serve"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen([INCARNATE, "serve", *options], env={**os.environ, **env}, stdout=output,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
         while True:
@@ -194,9 +203,20 @@ def served(customer, tmp_path):
                 deployment = client.read_deployment_by_name(f"backup/{customer.stack}")
                 break
             except ObjectNotFound:
-                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+                assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-2000:]
                 time.sleep(0.5)
     time.sleep(2)  # the runner polls for its deployments' runs from now on
-    yield deployment
-    server.terminate()
-    server.wait(20)
+    try:
+        yield Serving(server, deployment, log)
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(20)
+
+
+@pytest.fixture
+def served(customer, tmp_path):
+    """`incarnate serve` running for a customer whose nightly backup runs in New York time."""
+    customer.write_stack_yaml(customer.stack_yaml().replace("backup:", "timezone: America/New_York\nbackup:"), "nightly in New York")
+    with serving(customer, tmp_path) as server:
+        yield server.backup

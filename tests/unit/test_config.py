@@ -78,3 +78,15 @@ def test_write_once_mode_defaults_to_locked_and_says_who_could_undo_it():
     assert "unlocked policy: whoever holds the account key" in lock_description(Enforcing(), 30, "unlocked")
     with pytest.raises(ConfigError, match="field 'backup.lock_mode'"):
         parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup: {lock_mode: maybe}\n", "stack.yaml")
+
+
+def test_a_backup_schedule_that_is_not_cron_is_refused():
+    import pytest
+
+    from incarnate.config import parse_stack_config
+    from incarnate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"field 'backup.drill_schedule': expected a cron expression of five fields"):
+        parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  drill_schedule: every sunday\n", "stack.yaml")
+    with pytest.raises(ConfigError, match=r"field 'backup.verify_sample'"):
+        parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  verify_sample: some\n", "stack.yaml")

@@ -40,3 +40,36 @@ def test_registry_keeps_each_stacks_host(tmp_path, monkeypatch):
     registry.write_text("customers:\n- {repo: /a, hots: x}\n")
     with pytest.raises(ConfigError, match="neither a repo address nor a mapping with repo and host"):
         hosts()
+
+
+def test_each_stack_gets_a_nightly_backup_and_a_weekly_drill_and_verify_in_its_time_zone():
+    config = StackConfig.model_validate({"stack": "acme", "product": "demo", "release": "1.0.0", "timezone": "Asia/Tokyo",
+                                         "backup": {"verify_sample": "2G", "drill_schedule": "0 3 * * 6"}})
+    made = {deployment.flow_name: deployment for deployment in stack_deployments(CustomerConfig("/r", "HEAD", "0" * 40, config))}
+    schedules = {name: [(s.schedule.cron, s.schedule.timezone) for s in made[name].schedules] for name in made}
+    assert schedules["backup"] == [("0 2 * * *", "Asia/Tokyo")]
+    assert schedules["restore-drill"] == [("0 3 * * 6", "Asia/Tokyo")]
+    assert schedules["verify"] == [("30 4 * * 0", "Asia/Tokyo")]
+    assert made["verify"].parameters == {"repo": "/r", "sample": "2G"}
+    assert all("incarnate" in deployment.tags for deployment in made.values())  # what the alert automations match
+
+
+def test_alert_settings_refuse_what_would_crash_healthy_runs(monkeypatch):
+    import pytest
+    from datetime import timedelta
+
+    from deployments.alerts import AlertSettings, desired, parse_duration
+    from incarnate.errors import ConfigError
+
+    assert parse_duration("26h", "x") == timedelta(hours=26) and parse_duration("90s", "x") == timedelta(seconds=90)
+    with pytest.raises(ConfigError, match="expected a duration such as 26h"):
+        parse_duration("tomorrow", "--stale-after")
+    monkeypatch.setenv("INCARNATE_HEARTBEAT_SECONDS", "30")
+    monkeypatch.setenv("INCARNATE_HEARTBEAT_GRACE", "20s")
+    with pytest.raises(ConfigError, match="must be longer than one heartbeat"):
+        AlertSettings.from_environment()
+    monkeypatch.delenv("INCARNATE_HEARTBEAT_GRACE")
+    settings = AlertSettings.from_environment()
+    assert settings.heartbeat_grace == timedelta(seconds=90) and settings.stale_after == timedelta(hours=26)
+    (crash,) = desired(["acme"], settings)  # no block chosen: only the crash detection, no notifications
+    assert crash.trigger.within == timedelta(seconds=90) and crash.trigger.match_related.root["prefect.resource.id"] == "prefect.tag.incarnate"

@@ -1,0 +1,82 @@
+"""Alerts through Prefect automations, as `incarnate serve --alerts` creates them, into a real webhook receiver on
+the loopback: one message per failed or crashed run, one for a stack whose backups stopped, none for a success."""
+
+import os
+import signal
+import time
+import uuid
+from datetime import timedelta
+
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
+
+from deployments import alerts
+from deployments.alerts import AlertSettings
+from tests.e2e.conftest import serving
+from tests.servers import WebhookReceiver
+
+STALE_AFTER = 45  # seconds; 26 h in production
+
+
+def flow_run_id(output: str) -> str:
+    return output.split("/runs/flow-run/")[1].split()[0]
+
+
+def remove_automations() -> None:
+    with get_client(sync_client=True) as client:
+        for automation in client.read_automations():
+            if automation.name.startswith(alerts.PREFIX):
+                client.delete_automation(automation.id)
+
+
+def state_of(run_id: str) -> str:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id).state.name
+
+
+def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, tmp_path):
+    receiver = WebhookReceiver()
+    block = f"test-{uuid.uuid4().hex[:8]}"
+    CustomWebhookNotificationBlock(name="ops", url=receiver.url,
+                                   json_data={"subject": "{{subject}}", "body": "{{body}}"}).save(block)
+    options = ("--alerts", f"custom-webhook/{block}", "--stale-after", f"{STALE_AFTER}s")
+    try:
+        with serving(customer, tmp_path, *options, env={"INCARNATE_HEARTBEAT_GRACE": "50s"}) as served:
+            ok = customer.incarnate("trigger", f"backup/{customer.stack}", "--wait")
+            assert ok.returncode == 0, ok.stdout + ok.stderr
+            stale_from = time.monotonic()
+            failing = customer.incarnate("trigger", f"restore-drill/{customer.stack}", "--param", "snapshot=no-such-snapshot", "--wait")
+            assert failing.returncode == 1
+            killed = customer.incarnate("trigger", f"install/{customer.stack}")
+            killed_run = flow_run_id(killed.stdout)
+            deadline = time.monotonic() + 60
+            while state_of(killed_run) != "Running":
+                assert time.monotonic() < deadline, f"install run never started: {served.log.read_text()[-2000:]}"
+                time.sleep(0.5)
+            time.sleep(2)
+            os.killpg(served.process.pid, signal.SIGKILL)  # the serving host goes down mid-run
+            served.process.wait()
+            assert "created automation 'incarnate: run failed or crashed'" in served.log.read_text()
+            settings = AlertSettings(f"custom-webhook/{block}", timedelta(seconds=STALE_AFTER), 30, timedelta(seconds=50))
+            assert alerts.apply([customer.stack], settings) == []  # a second serve changes nothing (and keeps the windows)
+
+        deadline = time.monotonic() + 240
+        while not (len(receiver.received) >= 3 and state_of(killed_run) == "Crashed"):
+            assert time.monotonic() < deadline, f"got only {receiver.received}; install run is {state_of(killed_run)}"
+            time.sleep(2)
+        time.sleep(10)  # anything more that would come, comes now
+    finally:
+        receiver.close()
+        remove_automations()
+
+    subjects = sorted(message["subject"] for message in receiver.received)
+    failing_run = failing.stdout.split("flow run ")[1].split()[0]
+    killed_name = killed.stdout.split("flow run ")[1].split()[0]
+    ok_run = ok.stdout.split("flow run ")[1].split()[0]
+    assert subjects == sorted([f"incarnate: install run {killed_name} Crashed",
+                               f"incarnate: restore-drill run {failing_run} Failed",
+                               f"incarnate: no backup of stack {customer.stack} for {STALE_AFTER / 3600:g} h"]), receiver.received
+    assert not any(ok_run in message["body"] for message in receiver.received)
+    assert time.monotonic() - stale_from >= STALE_AFTER
+    crashed = next(message for message in receiver.received if "Crashed" in message["subject"])
+    assert "no heartbeat for 50 s" in crashed["body"]
