@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from incarnate import settings
+from incarnate import progress, settings
 from incarnate.errors import ConfigError, IncarnateError, exit_code
 
 LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"
@@ -370,7 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_local_prefect_server()
     quiet_expected_tracebacks()
     try:
-        return args.handler(args)
+        with progress.reporting(progress.TerminalSink(sys.stderr)):
+            return args.handler(args)
     except IncarnateError as error:
         print(f"error: {error}", file=sys.stderr)
         return exit_code(error)

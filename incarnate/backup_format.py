@@ -32,6 +32,7 @@ from pyfastcdc import FastCDC
 from incarnate import __version__
 from incarnate.encryption import PLAIN, Codec
 from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, StoreError
+from incarnate.progress import Meter, track
 from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
 from incarnate.stores.sealed import SealedStore
@@ -257,17 +258,19 @@ class SnapshotWriter:
         return added
 
     def add(self, name: str, kind: str, target: str, engine: str | None, source: BinaryIO,
-            rows: "RowCounter | None" = None) -> Artifact:
+            rows: "RowCounter | None" = None, expected: int | None = None) -> Artifact:
         """Cut a raw stream into chunks and store the new ones in parallel, in bounded memory; `rows` counts the
-        rows of a database dump as it passes."""
+        rows of a database dump as it passes; `expected` (the last backup's size) lets progress say how far it is."""
         stream_digest, size, chunks = hashlib.sha256(), 0, []
         new_chunks = new_bytes = 0
         in_flight: deque[Future[int]] = deque()
         chunker = FastCDC(AVERAGE_CHUNK, min_size=AVERAGE_CHUNK // 4, max_size=AVERAGE_CHUNK * 4)
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="chunk-upload") as pool:
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="chunk-upload") as pool, \
+                track(f"backup of {name}", expected, estimated=True) as meter:
             try:
                 for piece in chunker.cut_stream(source):
                     data = bytes(piece.data)  # the chunker reuses its buffer for the next chunk
+                    meter.advance(len(data))
                     if rows is not None:
                         rows.feed(data)
                     chunk_id = self.codec.chunk_id(data)
@@ -329,7 +332,7 @@ def fetch_chunk(store: Store, chunk_id: str, where: str) -> tuple[bytes, bytes]:
     return stored, data
 
 
-def _chunk_stream(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int) -> Iterator[bytes]:
+def _chunk_stream(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int, meter: Meter | None) -> Iterator[bytes]:
     """The artifact's raw bytes chunk by chunk, fetched ahead in parallel, each verified."""
     where = f"snapshot {snapshot.id}, artifact {artifact.name}"
     chunk_ids = [chunk_id for chunk_id, _ in artifact.chunks]
@@ -344,6 +347,8 @@ def _chunk_stream(store: Store, snapshot: Snapshot, artifact: Artifact, parallel
                     submitted += 1
                 _, data = ahead.popleft().result()
                 digest.update(data)
+                if meter is not None:
+                    meter.advance(len(data))
                 yield data
         finally:
             for future in ahead:
@@ -372,15 +377,16 @@ class _IterReader(io.RawIOBase):
         return size
 
 
-def open_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int = PARALLEL) -> BinaryIO:
+def open_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int = PARALLEL,
+                  meter: Meter | None = None) -> BinaryIO:
     """A stream of the artifact's raw bytes; reading raises IntegrityError at the first bad chunk."""
-    return io.BufferedReader(_IterReader(_chunk_stream(store, snapshot, artifact, parallel)), buffer_size=1 << 20)
+    return io.BufferedReader(_IterReader(_chunk_stream(store, snapshot, artifact, parallel, meter)), buffer_size=1 << 20)
 
 
 def restore_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, consume: Callable[[BinaryIO], None]) -> None:
     """Feed an artifact's verified raw stream to `consume`, and make sure all of it was read."""
     where = f"snapshot {snapshot.id}, artifact {artifact.name}"
-    with open_artifact(store, snapshot, artifact) as stream:
+    with track(f"restore of {artifact.name}", artifact.size) as meter, open_artifact(store, snapshot, artifact, meter=meter) as stream:
         try:
             consume(stream)
         except IntegrityError as error:

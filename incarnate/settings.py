@@ -45,6 +45,11 @@ def stall_seconds() -> float:
     return float(os.environ.get("INCARNATE_STALL_SECONDS", "600"))
 
 
+def progress_after() -> float:
+    """How long a transfer runs before it shows progress (INCARNATE_PROGRESS_AFTER, seconds): shorter ones stay quiet."""
+    return float(os.environ.get("INCARNATE_PROGRESS_AFTER", "3"))
+
+
 def ready_seconds() -> float:
     """How long a started stack may take to report its release and schema version (INCARNATE_READY_SECONDS)."""
     return float(os.environ.get("INCARNATE_READY_SECONDS", "300"))

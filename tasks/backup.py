@@ -5,7 +5,7 @@ from incarnate.compose import ComposeProject
 from incarnate.config import BackupSettings
 from incarnate.stages import backup as stage
 from incarnate.stores import Store
-from tasks import NETWORK_RETRIES, STAGE, transient
+from tasks import NETWORK_RETRIES, STAGE, shows_progress, transient
 
 
 BACKUP_COMPLETED = "incarnate.backup.completed"  # what the staleness alert (deployments/alerts.py) waits for
@@ -16,6 +16,7 @@ def stack_resource(stack: str) -> str:
 
 
 @task(name=stage.NAME, retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
+@shows_progress
 def backup(project: ComposeProject, store: Store, settings: BackupSettings) -> stage.BackupResult:
     """Database dumps and volume archives, chunked into the store; the manifest last. A committed snapshot is
     announced as an event, whoever ran the backup (the nightly deployment, a deployment's closing backup, the CLI)."""

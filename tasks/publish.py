@@ -13,7 +13,7 @@ from incarnate.readiness import Readiness, wait_until_ready
 from incarnate.registry import Registry
 from incarnate.releases import Publication, ReleaseDescriptor, ReleaseStore
 from incarnate.stages import backup as backup_stage
-from tasks import NETWORK_RETRIES, STAGE, transient
+from tasks import NETWORK_RETRIES, STAGE, shows_progress, transient
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ def wait_ready(project: ComposeProject, release: ReleaseDescriptor, http_port: i
 
 
 @task(name="backup", retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
+@shows_progress
 def back_up_vanilla(project: ComposeProject, release: ReleaseDescriptor, registry: str, releases: ReleaseStore,
                     prefix: str) -> backup_stage.BackupResult:
     """The scratch stack's data through the backup stage every stack uses, as the release's vanilla backup."""

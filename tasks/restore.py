@@ -6,10 +6,11 @@ from incarnate.compose import ComposeProject
 from incarnate.pinned import PinnedStack
 from incarnate.stages import restore as stage
 from incarnate.stores import Store
-from tasks import STAGE
+from tasks import STAGE, shows_progress
 
 
 @task(name=stage.NAME, **STAGE)
+@shows_progress
 def restore(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> dict[str, str]:
     """The stack's files and secrets (from its Prefect Secret block); data services up; each artifact loaded into
     its database or volume if that is empty."""

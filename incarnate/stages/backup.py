@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from incarnate import datasources
-from incarnate.backup_format import Snapshot, SnapshotWriter, WriteStats, new_snapshot_prefix
+from incarnate.backup_format import Snapshot, SnapshotWriter, WriteStats, list_snapshots, new_snapshot_prefix
 from incarnate.compose import ComposeProject
 from incarnate.errors import IncarnateError, StageError
 from incarnate.releases import ReleaseDescriptor, customer_releases
@@ -41,6 +41,12 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
                    stack=state.stack, schema_version=state.schema_version, config_commit=state.config_commit, origin="backup")
 
 
+def last_sizes(store: Store, stack: object) -> dict[str, int]:
+    """Each artifact's size in the stack's newest snapshot: what progress expects this backup to read."""
+    newest = list_snapshots(store, stack)[-1:] if isinstance(stack, str) else []
+    return {artifact.name: artifact.size for snapshot in newest for artifact in snapshot.manifest.artifacts}
+
+
 def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, store: Store, prefix: str,
             lock_days: int = 0, lock_mode: str = "locked", **manifest: object) -> BackupResult:
     """Every database and volume of `release` as `project` runs it, into a snapshot at `prefix` (a stack's backup,
@@ -52,11 +58,13 @@ def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, 
         if ended := source.end_orphans():
             print(f"stack {project.name}: ended {ended} orphaned {source.program} of {source.artifact} left running by "
                   f"an earlier run that was killed")
+    expected = last_sizes(store, manifest.get("stack"))
     with SnapshotWriter(store, prefix, lock_until=lock_until, lock_mode=lock_mode) as writer:
         for source in sources:
             try:
                 with source.dump() as stream:
-                    writer.add(source.artifact, source.kind, source.target, source.engine, stream, source.row_counter())
+                    writer.add(source.artifact, source.kind, source.target, source.engine, stream, source.row_counter(),
+                               expected.get(source.artifact))
             except BaseException:
                 with suppress(IncarnateError):  # the failure that brought us here is the one to report
                     source.end_orphans()  # a dump that stalled, or whose store failed, may still run in its container
