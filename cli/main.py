@@ -226,6 +226,13 @@ def cmd_key_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_key_add(args: argparse.Namespace) -> int:
+    config, store = _stack_store(args)
+    name = store.add_passphrase(_passphrase())
+    print(f"store {store.location} of stack {config.stack}: {name} now opens it with that passphrase too")
+    return 0
+
+
 def cmd_key_import(args: argparse.Namespace) -> int:
     config, store = _stack_store(args)
     where = store.import_key(_passphrase())
@@ -349,6 +356,8 @@ def parser() -> argparse.ArgumentParser:
     actions = key.add_subparsers(dest="action", required=True)
     for action, handler, text in (
             ("export", cmd_key_export, "print the store's recovery passphrase (once; --again for another time)"),
+            ("add", cmd_key_add, "add a passphrase of your own (a new key file; the others keep working), read from "
+                                 "the terminal or the first line of stdin"),
             ("import", cmd_key_import, "recreate the store's key (a Prefect Secret block) from its recovery passphrase, "
                                        "read from the terminal or the first line of stdin; a wrong one writes nothing")):
         sub = actions.add_parser(action, help=text, description=text)

@@ -178,6 +178,19 @@ class SealedStore:
         vault.save(name, {**kept, "exported_at": datetime.now(UTC).isoformat(timespec="seconds")})
         return name, kept["passphrase"]
 
+    def add_passphrase(self, passphrase: str) -> str:
+        """Another key file for the same master key, opened by a passphrase the operator chose; the existing ones
+        keep working (nothing is ever rewritten). The new key file's name."""
+        if len(passphrase) < 12:
+            raise ConfigError("a recovery passphrase needs at least 12 characters; nothing was written.")
+        codec = self.codec()
+        if not codec.encrypted or self._config is None:
+            raise ConfigError(f"store {self.location} is {self.describe()}: it has no key to add a passphrase to.")
+        master = decode_key((self._vault().load(self._config["store"]) or {})["master_key"])
+        name = f"{KEYS}/{self._config['store']}-{secrets.token_hex(4)}.json"
+        self.raw.put(name, json.dumps(wrap(master, passphrase)).encode())
+        return name
+
     def import_key(self, passphrase: str) -> str:
         """Recreate the vault's entry for an encrypted store from its passphrase alone; where it was put. A wrong
         passphrase writes nothing."""

@@ -20,6 +20,7 @@ def bench(script: str, *args: str) -> str:
     ("backup_vs_restic.py", ("--rows", "2000", "--nights", "2"), "stored bytes incarnate"),
     ("ssh_transport.py", ("--mb", "5"), "ratio ssh/direct"),
     ("publish_release.py", ("--rounds", "1"), "publish / baseline ="),
+    ("encryption.py", ("--rows", "2000", "--nights", "2", "--mb", "4", "--rounds", "1"), "throughput encrypted / plain ="),
 ])
 def test_benchmark_runs_at_a_small_size(script, args, prints):
     assert prints in bench(script, *args)

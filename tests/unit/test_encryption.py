@@ -185,13 +185,23 @@ def test_two_runs_that_initialise_one_store_at_once_end_with_one_key(tmp_path):
     assert len(list((tmp_path / "keys").iterdir())) == 3  # the config, the winner's key file, and the loser's, unused
 
 
-def test_key_files_unwrap_only_with_their_passphrase(tmp_path):
+def test_key_files_unwrap_only_with_their_passphrase_and_an_operators_own_is_added_beside(tmp_path):
     store = sealed(tmp_path, MemoryVault())
     back_up(store, b"a")
     _, passphrase = store.recovery_material()
     key_file = next(path for path in (tmp_path / "keys").iterdir() if path.name != "config.json")
     master = unwrap(json.loads(key_file.read_text()), passphrase)
     assert SealingCodec(master).fingerprint == store.codec().fingerprint
+    with pytest.raises(ConfigError, match="at least 12 characters"):
+        store.add_passphrase("short")
+    before = {path.name: path.read_bytes() for path in (tmp_path / "keys").iterdir()}
+    store.add_passphrase("correct horse battery staple")
+    after = {path.name: path.read_bytes() for path in (tmp_path / "keys").iterdir()}
+    assert len(after) == len(before) + 1 and all(after[name] == data for name, data in before.items())  # nothing rewritten
+    for words in (passphrase, "correct horse battery staple"):
+        lost = MemoryVault()
+        sealed(tmp_path, lost).import_key(words)
+        assert lost.kept
 
 
 def test_a_sample_reads_a_share_of_the_chunks(tmp_path):
