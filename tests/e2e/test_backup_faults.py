@@ -40,7 +40,8 @@ def test_unreachable_store_fails_the_backup_after_retries_and_loses_nothing(cust
     assert customer.install().returncode == 0
     customer.request("POST", "/records", b'{"title": "must survive"}')
     running, records = customer.containers(), customer.records()
-    snapshots = list_snapshots(customer.backups(), customer.stack)
+    local = customer.backups()
+    snapshots = list_snapshots(local, customer.stack)
     port, name = free_port(), f"dead-{uuid.uuid4().hex[:8]}"  # nobody listens there
     SmbShareStore(server="127.0.0.1", share="backups", username="nobody", password="x", port=port).save(name)
     customer.use("demo", f"incarnate-smb-store/{name}")
@@ -49,7 +50,7 @@ def test_unreachable_store_fails_the_backup_after_retries_and_loses_nothing(cust
     assert "Retry 2/2" in result.stderr
     assert f"error: store smb://127.0.0.1:{port}/backups: cannot" in result.stderr
     assert customer.containers() == running and customer.records() == records
-    assert list_snapshots(customer.backups(), customer.stack) == snapshots
+    assert list_snapshots(local, customer.stack) == snapshots
 
 
 def malicious_tar() -> bytes:

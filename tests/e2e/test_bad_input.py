@@ -74,6 +74,10 @@ def test_restore_refuses_a_corrupt_artifact_names_it_and_leaves_the_database_emp
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x55
     chunk.write_bytes(bytes(data))
+    verify = customer.incarnate("verify", str(customer.repo))
+    assert verify.returncode == 1 and f"artifact database-demo, chunk {chunk_id}: corrupt (fails authentication)" in verify.stderr
+    sampled = customer.incarnate("verify", str(customer.repo), "--sample", "100%")  # every chunk of every snapshot
+    assert sampled.returncode == 1 and "are missing or corrupt" in sampled.stderr
     customer.remove_stack()
 
     result = customer.install()
