@@ -39,10 +39,11 @@ def plain_recovery(repo: str) -> dict[str, float]:
     store = backup_store(pinned.customer.config)
     project = timed(create_host, lambda: create_host.run(Host(), pinned.stack, pinned.customer.config.host))
     source = timed(fetch_backup, lambda: fetch_backup.run(pinned, store, releases))
-    timed(restore, lambda: restore.run(project, pinned, store, source, PrefectSecretVault()))
+    outcome = timed(restore, lambda: restore.run(project, pinned, store, source, PrefectSecretVault()))
     timed(start, lambda: start.run(project))
     timed(migrate, lambda: migrate.run(project, pinned, source))
-    timed(backup, lambda: backup.run(project, store, pinned.customer.config.backup.lock_days, pinned.customer.config.backup.lock_mode))
+    if not restore.runs_snapshot_data(source, outcome, pinned.release):  # as the flow decides
+        timed(backup, lambda: backup.run(project, store, pinned.customer.config.backup.lock_days, pinned.customer.config.backup.lock_mode))
     return seconds
 
 

@@ -47,7 +47,7 @@ def measure(host: Host, megabytes: int) -> dict[str, float]:
     size, image = megabytes * BLOCK, toolbox_image(settings.registry())
     before = peak_rss_mb()
     began = time.perf_counter()
-    with host.stream_out(["docker", "run", "--rm", "--network", "none", image, "head", "-c", str(size), "/dev/zero"],
+    with host.stream_out(["docker", "run", "--rm", "--network", "none", "--log-driver", "none", image, "head", "-c", str(size), "/dev/zero"],
                          what="streaming out") as stream:
         received = 0
         while block := stream.read(BLOCK):
@@ -55,7 +55,7 @@ def measure(host: Host, megabytes: int) -> dict[str, float]:
     out_seconds = time.perf_counter() - began
     assert received == size, f"received {received} of {size} bytes"
     began = time.perf_counter()
-    host.stream_in(["docker", "run", "-i", "--rm", "--network", "none", image, "sh", "-c", "cat > /dev/null"],
+    host.stream_in(["docker", "run", "-i", "--rm", "--network", "none", "--log-driver", "none", image, "sh", "-c", "cat > /dev/null"],
                    copy_from(Zeros(size)), what="streaming in")
     in_seconds = time.perf_counter() - began
     return {"out": megabytes / out_seconds, "in": megabytes / in_seconds, "rss_growth": peak_rss_mb() - before}

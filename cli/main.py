@@ -195,7 +195,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
 
     config, store = _stack_store(args)
     snapshots, unreadable = scan_snapshots(store, config.stack)
-    print(f"stack {config.stack}: {len(snapshots)} snapshots in {store.location}; {store.describe()}; "
+    print(f"stack {config.stack}: {len(snapshots)} snapshot{'' if len(snapshots) == 1 else 's'} in {store.location}; {store.describe()}; "
           f"{lock_description(store, config.backup.lock_days, config.backup.lock_mode)}")
     for snapshot in snapshots:
         manifest = snapshot.manifest

@@ -17,7 +17,7 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from flows.report import StageReport, artifact_key
+from flows.report import StageReport, artifact_key, publish_backup
 from incarnate import incarnations
 from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
@@ -28,10 +28,12 @@ from incarnate.incarnations import Incarnation
 from incarnate.pinned import PinnedStack
 from incarnate.readiness import Readiness
 from incarnate.releases import ReleaseDescriptor, ReleaseStore
-from incarnate.stages.restore import describe_origin, kept_all
+from incarnate.stages.backup import BackupResult
+from incarnate.stages.restore import describe_origin, kept_all, runs_snapshot_data
 from incarnate.state import StackState, read_state
 from incarnate.stores import Store
 from incarnate.stores.resolve import backup_store
+from tasks.backup import backup
 from tasks.chores import stop_app
 from tasks.create_host import create_host
 from tasks.load_config import load_config
@@ -190,3 +192,25 @@ def bring_up(report: StageReport, project: ComposeProject, pinned: PinnedStack, 
         readiness = migrate(project, pinned, snapshot, kept_all(outcome))
         row["detail"] = readiness.describe()
     return BroughtUp(outcome, readiness)
+
+
+@dataclass(frozen=True)
+class Closing:
+    snapshot_id: str  # the deployment's backup: a new snapshot, or the restored one when the data is exactly its
+    result: BackupResult | None  # None: no backup ran
+
+
+def closing_backup(report: StageReport, project: ComposeProject, pinned: PinnedStack, store: Store, source: Snapshot,
+                   brought: BroughtUp) -> Closing:
+    """The backup a deployment ends with, unless the stack runs exactly the data it restored (every artifact loaded
+    from `source`, no migration): then `source` already is that backup, and re-reading it all would store nothing."""
+    with report.stage("backup") as row:
+        if runs_snapshot_data(source, brought.outcome, pinned.release):
+            row["detail"] = (f"not needed: the stack runs the data of {source.id} unchanged (schema "
+                             f"{source.manifest.schema_version}, nothing kept, no migration); recorded as this deployment's backup")
+            print(f"stack {pinned.stack}: closing backup {row['detail']}")
+            return Closing(source.id, None)
+        after = backup(project, store, pinned.customer.config.backup)
+        row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.protection}"
+    publish_backup(pinned.stack, after)
+    return Closing(after.snapshot.id, after)

@@ -6,13 +6,12 @@ such. A first install restores the release's vanilla backup.
 
 from prefect import flow
 
-from flows.common import bring_up, deployment_on_host, incarnation, now, record_incarnation
-from flows.report import StageReport, publish_backup
+from flows.common import bring_up, closing_backup, deployment_on_host, incarnation, now, record_incarnation
+from flows.report import StageReport
 from incarnate.errors import ReleaseError
 from incarnate.releases import default_release_store
 from incarnate.stages.restore import kept_all
 from incarnate.state import runs_as_deployed
-from tasks.backup import backup
 from tasks.fetch_backup import fetch_backup
 
 
@@ -38,23 +37,20 @@ def install_from_backup(name: str, repo: str, ref: str, docker_host: str | None,
                 source = fetch_backup(pinned, held.store, releases, snapshot)
                 row["detail"] = f"{source.id} ({source.manifest.origin}, release {source.manifest.release})"
             brought = bring_up(report, project, pinned, held.store, source)
-            with report.stage("backup") as row:
-                after = backup(project, held.store, pinned.customer.config.backup)
-                row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.protection}"
+            closing = closing_backup(report, project, pinned, held.store, source, brought)
         except Exception as error:
             record_incarnation(report, incarnation(name, pinned, host, started, "failed", source and source.id, error=error), repo)
             raise
         report.publish()
-        publish_backup(pinned.stack, after)
         kept = kept_all(brought.outcome)
-        record = record_incarnation(report, incarnation(name, pinned, host, started, "ok", source.id, after.snapshot.id,
+        record = record_incarnation(report, incarnation(name, pinned, host, started, "ok", source.id, closing.snapshot_id,
                                                         kept_data=kept), repo)
     url = host.app_address(pinned.customer.config.http_port)
     print(f"stack {pinned.stack} runs release {pinned.release.release} at {url} "
           f"({brought.origin(source.id)}); seconds per stage: "
           + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report.durations().items()))
     return {"stack": pinned.stack, "release": pinned.release.release, "url": url, "host": host.name,
-            "restored_from": None if kept else source.id, "kept_data": kept, "backup": after.snapshot.id, "incarnation": record.tag, "seconds": report.durations(),
+            "restored_from": None if kept else source.id, "kept_data": kept, "backup": closing.snapshot_id, "incarnation": record.tag, "seconds": report.durations(),
             "unchanged": False}
 
 

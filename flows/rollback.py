@@ -4,7 +4,7 @@ right after it was deployed. What runs now is stopped and backed up first, so no
 from prefect import flow
 
 from flows.common import incarnation as make_incarnation
-from flows.common import before_any_change, bring_up, now, record_incarnation, stack_on_host
+from flows.common import before_any_change, bring_up, closing_backup, now, record_incarnation, stack_on_host
 from flows.report import StageReport
 from incarnate import incarnations
 from incarnate.errors import ReleaseError
@@ -50,12 +50,10 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
             row["detail"] = source.id
         with report.stage("remove stack"):
             remove_stack(held.project)
-        bring_up(report, held.project, target, store, source)
-        with report.stage("backup") as row:
-            after = backup(held.project, store, backup_settings)
-            row["detail"] = after.snapshot.id
+        brought = bring_up(report, held.project, target, store, source)
+        closing = closing_backup(report, held.project, target, store, source, brought)
         report.publish()
-        record = record_incarnation(report, make_incarnation("rollback", target, held.host, started, "ok", source.id, after.snapshot.id), repo)
+        record = record_incarnation(report, make_incarnation("rollback", target, held.host, started, "ok", source.id, closing.snapshot_id), repo)
     print(f"stack {stack} rolled back to incarnation {wanted.tag}: release {target.release.release}, data of {source.id}")
     return {"stack": stack, "release": target.release.release, "restored_from": source.id, "incarnation": record.tag,
             "seconds": report.durations()}

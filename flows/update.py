@@ -9,8 +9,8 @@ stages.
 
 from prefect import flow
 
-from flows.common import before_any_change, bring_up, deployment_on_host, incarnation, now, record_incarnation
-from flows.report import StageReport, publish_backup
+from flows.common import before_any_change, bring_up, closing_backup, deployment_on_host, incarnation, now, record_incarnation
+from flows.report import StageReport
 from incarnate.errors import IntegrityError, StageError
 from incarnate.releases import customer_releases, default_release_store
 from tasks.backup import backup
@@ -54,7 +54,7 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
                 source = fetch_backup(target, store, releases, before.snapshot.id)
                 row["detail"] = f"{source.id}; release {target.release.release} files in the customer store"
         try:
-            bring_up(report, project, target, store, source)
+            brought = bring_up(report, project, target, store, source)
         except Exception as failure:
             with report.stage("rollback") as row:
                 try:
@@ -75,14 +75,11 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
                 f"update of stack {target.stack} to release {target.release.release} failed ({failure}); rolled back "
                 f"to release {previous.release.release} with the data of pre-update backup {before.snapshot.id}."
             ) from failure
-        with report.stage("backup") as row:
-            after = backup(project, store, backup_settings)
-            row["detail"] = after.snapshot.id
+        closing = closing_backup(report, project, target, store, source, brought)
         report.publish()
-        publish_backup(target.stack, after)
-        record = record_incarnation(report, incarnation("update", target, host, started, "ok", before.snapshot.id, after.snapshot.id), repo)
+        record = record_incarnation(report, incarnation("update", target, host, started, "ok", before.snapshot.id, closing.snapshot_id), repo)
     print(f"stack {target.stack} updated from {previous.release.release} to {target.release.release} "
           f"(pre-update backup {before.snapshot.id})")
     return {"stack": target.stack, "from": previous.release.release, "release": target.release.release,
-            "pre_update_backup": before.snapshot.id, "backup": after.snapshot.id, "incarnation": record.tag,
+            "pre_update_backup": before.snapshot.id, "backup": closing.snapshot_id, "incarnation": record.tag,
             "seconds": report.durations()}

@@ -17,6 +17,7 @@ import io
 import json
 import random
 import secrets
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -231,9 +232,10 @@ class SnapshotWriter:
         self.artifacts: list[Artifact] = []
         self.stats = WriteStats()
         self._seen: set[str] = set()
+        self._adding = threading.Lock()  # artifacts may be added from several threads at once
+        self.codec = codec_of(store, writing=True)  # before the lock: a store whose key is missing refuses first
         self._held = ExitStack()
         self._lock = self._held.enter_context(shared_lock(store, f"snapshot {prefix}", say=print))
-        self.codec = codec_of(store, writing=True)
 
     def __enter__(self) -> "SnapshotWriter":
         return self
@@ -277,9 +279,10 @@ class SnapshotWriter:
                     stream_digest.update(data)
                     size += len(data)
                     chunks.append((chunk_id, len(data)))
-                    if chunk_id in self._seen:
-                        continue
-                    self._seen.add(chunk_id)
+                    with self._adding:
+                        if chunk_id in self._seen:
+                            continue
+                        self._seen.add(chunk_id)
                     in_flight.append(pool.submit(self._store_chunk, chunk_id, data))
                     while len(in_flight) >= self.parallel * 2:
                         added = in_flight.popleft().result()
@@ -293,13 +296,18 @@ class SnapshotWriter:
                 raise
         artifact = Artifact(name=name, kind=kind, target=target, engine=engine, size=size,
                             sha256=stream_digest.hexdigest(), chunks=chunks, rows=rows.result() if rows else None)
-        self.artifacts.append(artifact)
-        self.stats.raw_bytes += size
-        self.stats.chunks += len(chunks)
-        self.stats.new_chunks += new_chunks
-        self.stats.new_bytes += new_bytes
-        self.stats.per_artifact[name] = {"raw_bytes": size, "chunks": len(chunks), "new_chunks": new_chunks, "new_bytes": new_bytes}
+        with self._adding:
+            self.artifacts.append(artifact)
+            self.stats.raw_bytes += size
+            self.stats.chunks += len(chunks)
+            self.stats.new_chunks += new_chunks
+            self.stats.new_bytes += new_bytes
+            self.stats.per_artifact[name] = {"raw_bytes": size, "chunks": len(chunks), "new_chunks": new_chunks, "new_bytes": new_bytes}
         return artifact
+
+    def order(self, names: list[str]) -> None:
+        """Artifacts added at once arrive in any order; the manifest lists them as the release declares them."""
+        self.artifacts.sort(key=lambda artifact: names.index(artifact.name) if artifact.name in names else len(names))
 
     def commit(self, **fields: object) -> Snapshot:
         """Write the manifest, which makes the snapshot exist."""

@@ -38,7 +38,8 @@ class ComposeProject:
             (self.workdir / SIZE_FILE).unlink(missing_ok=True)
         write_private(self.workdir / ENV_FILE, "".join(f"{key}={value}\n" for key, value in sorted(variables.items())).encode())
 
-    def _command(self, *args: str) -> list[str]:
+    def command_line(self, *args: str) -> list[str]:
+        """`docker compose` with the stack's files, size and env file, as incarnate wrote them, and `args`."""
         files = [COMPOSE_FILE, *([SIZE_FILE] if (self.workdir / SIZE_FILE).is_file() else [])]
         return [
             *self.host.compose_command(), "--project-name", self.name, "--project-directory", str(self.workdir),
@@ -47,7 +48,7 @@ class ComposeProject:
         ]
 
     def compose(self, *args: str, what: str, timeout: float | None = None, error: type[Exception] = StageError) -> str:
-        return self.host.run(self._command(*args), what=what, error=error, timeout=timeout)
+        return self.host.run(self.command_line(*args), what=what, error=error, timeout=timeout)
 
     def host_dir(self) -> str:
         return f"{HOST_STACKS}/{self.name}"

@@ -168,6 +168,12 @@ class ReleaseDescriptor(Strict):
         return view
 
     @property
+    def artifact_names(self) -> set[str]:
+        """The artifacts a backup of this (activated) release holds: one per database and backed-up volume."""
+        return ({artifact_name("database", spec.name) for spec in self.databases}
+                | {artifact_name("volume", spec.name) for spec in self.volumes})
+
+    @property
     def dormant_artifacts(self) -> frozenset[str]:
         """Artifacts of optional services this view does not activate: kept where they are, never restored."""
         return self._dormant

@@ -45,6 +45,16 @@ def stall_seconds() -> float:
     return float(os.environ.get("INCARNATE_STALL_SECONDS", "600"))
 
 
+def parallel_artifacts() -> int:
+    """How many artifacts of one snapshot a backup reads at once (INCARNATE_PARALLEL_ARTIFACTS; default: the cores,
+    at most 4): each is a stream out of the host and a pipeline of chunk uploads."""
+    default = min(4, os.cpu_count() or 1)
+    value = os.environ.get("INCARNATE_PARALLEL_ARTIFACTS", str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"INCARNATE_PARALLEL_ARTIFACTS={value!r}: expected a whole number, at least 1.")
+    return int(value)
+
+
 def progress_after() -> float:
     """How long a transfer runs before it shows progress (INCARNATE_PROGRESS_AFTER, seconds): shorter ones stay quiet."""
     return float(os.environ.get("INCARNATE_PROGRESS_AFTER", "3"))

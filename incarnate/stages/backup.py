@@ -1,13 +1,19 @@
 """Backup: a consistent dump of each database and an archive of each volume, streamed and cut into chunks, new
 chunks stored; the manifest last, so a backup without one does not exist."""
 
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from incarnate import datasources
-from incarnate.backup_format import Snapshot, SnapshotWriter, WriteStats, list_snapshots, new_snapshot_prefix
+from incarnate import datasources, settings
+from incarnate.datasources import DataSource
+from incarnate.backup_format import (
+    MANIFEST, Snapshot, SnapshotWriter, WriteStats, new_snapshot_prefix, read_manifest, stack_prefix,
+)
 from incarnate.compose import ComposeProject
 from incarnate.errors import IncarnateError, StageError
 from incarnate.releases import ReleaseDescriptor, customer_releases
@@ -41,10 +47,40 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
                    stack=state.stack, schema_version=state.schema_version, config_commit=state.config_commit, origin="backup")
 
 
-def last_sizes(store: Store, stack: object) -> dict[str, int]:
-    """Each artifact's size in the stack's newest snapshot: what progress expects this backup to read."""
-    newest = list_snapshots(store, stack)[-1:] if isinstance(stack, str) else []
-    return {artifact.name: artifact.size for snapshot in newest for artifact in snapshot.manifest.artifacts}
+def at_once(work: Callable[[DataSource], None], sources: list[DataSource], parallel: int,
+            stop: Callable[[], None]) -> list[BaseException]:
+    """`work` for every source, up to `parallel` at a time (a dump and an archive read different things: the
+    database's CPU, the volume's disk); the failures, first the first. Once one failed, no other starts, and `stop`
+    ends what the others still read, so a failed backup does not wait for the rest of a large volume."""
+    failures: list[BaseException] = []
+    guard = threading.Lock()
+
+    def guarded(source: DataSource) -> None:
+        if failures:
+            return
+        try:
+            work(source)
+        except BaseException as failure:  # noqa: BLE001 - handed to the caller, which raises it
+            with guard:
+                failures.append(failure)
+                first = len(failures) == 1
+            if first:
+                stop()
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="artifact") as pool:
+        list(pool.map(guarded, sources))
+    return failures
+
+
+def last_sizes(store: Store, stack: str) -> dict[str, int]:
+    """Each artifact's size in the stack's newest snapshot: what progress expects this backup to read. Only that
+    manifest is read (a stack may have hundreds); none when it cannot be."""
+    manifests = sorted(key.removesuffix(f"/{MANIFEST}") for key in store.list(stack_prefix(stack)) if key.endswith(f"/{MANIFEST}"))
+    try:
+        newest = read_manifest(store, max(manifests, key=lambda prefix: prefix.rsplit("/", 1)[-1])) if manifests else None
+    except IncarnateError:
+        return {}
+    return {artifact.name: artifact.size for artifact in newest.artifacts} if newest else {}
 
 
 def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, store: Store, prefix: str,
@@ -58,17 +94,24 @@ def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, 
         if ended := source.end_orphans():
             print(f"stack {project.name}: ended {ended} orphaned {source.program} of {source.artifact} left running by "
                   f"an earlier run that was killed")
-    expected = last_sizes(store, manifest.get("stack"))
+    expected = last_sizes(store, str(manifest["stack"]))
     with SnapshotWriter(store, prefix, lock_until=lock_until, lock_mode=lock_mode) as writer:
-        for source in sources:
-            try:
-                with source.dump() as stream:
-                    writer.add(source.artifact, source.kind, source.target, source.engine, stream, source.row_counter(),
-                               expected.get(source.artifact))
-            except BaseException:
+
+        def store_artifact(source: DataSource) -> None:
+            with source.dump() as stream:
+                writer.add(source.artifact, source.kind, source.target, source.engine, stream, source.row_counter(),
+                           expected.get(source.artifact))
+
+        def end_dumps() -> None:
+            for source in sources:
                 with suppress(IncarnateError):  # the failure that brought us here is the one to report
                     source.end_orphans()  # a dump that stalled, or whose store failed, may still run in its container
-                raise
+
+        failures = at_once(store_artifact, sources, settings.parallel_artifacts(), end_dumps)
+        if failures:
+            end_dumps()
+            raise failures[0]
+        writer.order([source.artifact for source in sources])
         snapshot = writer.commit(product=release.product, release=release.release, **manifest)
     return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_days, lock_mode),
                         encryption_of(store))

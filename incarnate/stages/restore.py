@@ -7,7 +7,7 @@ from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource
 from incarnate.datasources.volume import pull_toolbox
 from incarnate.pinned import PinnedStack
-from incarnate.releases import customer_releases
+from incarnate.releases import ReleaseDescriptor, customer_releases
 from incarnate.secrets import Vault, stack_secrets
 from incarnate.state import read_state
 from incarnate.stores import Store
@@ -32,6 +32,14 @@ def load_if_empty(target: DataSource, store: Store, snapshot: Snapshot, artifact
 def kept_all(outcome: dict[str, str]) -> bool:
     """Whether no artifact was loaded: every target held data, which the deployment kept."""
     return bool(outcome) and not any(result == LOADED for result in outcome.values())
+
+
+def runs_snapshot_data(snapshot: Snapshot, outcome: dict[str, str], release: ReleaseDescriptor) -> bool:
+    """Whether the stack's data, once restored, started and migrated, is exactly the snapshot's: every artifact the
+    release backs up was loaded from it (none kept, none started empty), and the release expects the snapshot's
+    schema, so no migration changed it. Then a closing backup would re-read it all and store nothing new."""
+    loaded = {artifact for artifact, result in outcome.items() if result == LOADED}
+    return loaded == release.artifact_names and snapshot.manifest.schema_version == release.schema_version
 
 
 def describe_origin(snapshot_id: str, outcome: dict[str, str]) -> str:

@@ -123,9 +123,9 @@ class SealedStore:
 
     def describe(self) -> str:
         """For reports and `incarnate backups`: encrypted (with what, under which key) or not."""
-        codec = self.codec()
+        self.codec()
         if self._config is None:
-            if self._codec is not None or codec.encrypted:
+            if self._codec is not None:
                 return "not encrypted"
             return "empty (encrypted by its first backup)" if self.encrypt_new else "empty (not encrypted: backup.encrypt is false)"
         return f"encrypted ({self._config['cipher']}, chunk names {self._config['chunk_ids']}; key {key_block(self._config['store'])})"

@@ -9,6 +9,7 @@ def test_install_backup_disaster_and_reinstall_brings_back_records_and_files(cus
     first = customer.install()
     assert first.returncode == 0, first.stderr + first.stdout
     assert f"runs release 1.0.0 at {customer.url}" in first.stdout + first.stderr
+    assert "closing backup not needed: the stack runs the data of " in first.stdout + first.stderr  # the vanilla copy's
     assert customer.request("GET", "/health") == b'{"status": "ok", "release": "1.0.0", "schema_version": 1}'
 
     for title in ("First record", "Zweiter Eintrag ü"):
@@ -20,7 +21,7 @@ def test_install_backup_disaster_and_reinstall_brings_back_records_and_files(cus
     backup = customer.incarnate("backup", str(customer.repo))
     assert backup.returncode == 0, backup.stderr
     snapshots = list_snapshots(customer.backups(), customer.stack)
-    assert [s.manifest.origin for s in snapshots] == ["vanilla", "backup", "backup"]
+    assert [s.manifest.origin for s in snapshots] == ["vanilla", "backup"]
 
     customer.remove_stack()
     assert customer.containers() == {}
@@ -28,6 +29,8 @@ def test_install_backup_disaster_and_reinstall_brings_back_records_and_files(cus
     second = customer.install()
     assert second.returncode == 0, second.stderr + second.stdout
     assert f"restored from {snapshots[-1].id}" in second.stdout + second.stderr
+    assert f"closing backup not needed: the stack runs the data of {snapshots[-1].id} unchanged" in second.stdout + second.stderr
+    assert len(list_snapshots(customer.backups(), customer.stack)) == 2  # the recovery re-read nothing it restored
     assert customer.records() == records
     assert customer.request("GET", "/files/upload.bin") == payload
 
@@ -42,7 +45,7 @@ def test_status_and_backups_report_what_runs_and_where_it_came_from(customer):
     assert "db        running healthy" in status.stdout
     listing = customer.incarnate("backups", str(customer.repo))
     assert listing.returncode == 0
-    assert f"stack {customer.stack}: 2 snapshots" in listing.stdout
+    assert f"stack {customer.stack}: 1 snapshot in " in listing.stdout  # the install recorded it as its backup
     assert "vanilla  release 1.0.0" in listing.stdout
 
 
@@ -66,7 +69,7 @@ def test_init_on_the_host_itself_installs_then_changes_nothing(customer, tmp_pat
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"stack {customer.stack} unchanged: release 1.0.0 at {customer.url}" in again.stdout
     assert customer.containers() == containers
-    assert len(list_snapshots(customer.backups(), customer.stack)) == 2  # vanilla + the install's backup
+    assert len(list_snapshots(customer.backups(), customer.stack)) == 1  # vanilla, the install's backup too
 
     customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "pin 1.1.0")
     changed = customer.incarnate("init", str(customer.repo), env=registry)
