@@ -1,6 +1,7 @@
 """Backup: a consistent dump of each database and an archive of each volume, streamed and cut into chunks, new
 chunks stored; the manifest last, so a backup without one does not exist."""
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -67,8 +68,10 @@ def at_once(work: Callable[[DataSource], None], sources: list[DataSource], paral
             if first:
                 stop()
 
+    # Each in a copy of the caller's context: progress displays and Prefect's run logging live there.
+    contexts = [contextvars.copy_context() for _ in sources]
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="artifact") as pool:
-        list(pool.map(guarded, sources))
+        list(pool.map(lambda context, source: context.run(guarded, source), contexts, sources))
     return failures
 
 

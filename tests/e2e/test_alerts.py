@@ -15,7 +15,7 @@ from deployments.alerts import AlertSettings
 from tests.e2e.conftest import serving
 from tests.servers import WebhookReceiver
 
-STALE_AFTER = 45  # seconds; 26 h in production
+STALE_AFTER = 35  # seconds; 26 h in production
 
 
 def flow_run_id(output: str) -> str:
@@ -41,7 +41,7 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
                                    json_data={"subject": "{{subject}}", "body": "{{body}}"}).save(block)
     options = ("--alerts", f"custom-webhook/{block}", "--stale-after", f"{STALE_AFTER}s")
     try:
-        with serving(customer, tmp_path, *options, env={"INCARNATE_HEARTBEAT_GRACE": "50s"}) as served:
+        with serving(customer, tmp_path, *options, env={"INCARNATE_HEARTBEAT_GRACE": "35s"}) as served:
             ok = customer.incarnate("trigger", f"backup/{customer.stack}", "--wait")
             assert ok.returncode == 0, ok.stdout + ok.stderr
             stale_from = time.monotonic()
@@ -57,7 +57,7 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
             os.killpg(served.process.pid, signal.SIGKILL)  # the serving host goes down mid-run
             served.process.wait()
             assert "created automation 'incarnate: run failed or crashed'" in served.log.read_text()
-            settings = AlertSettings(f"custom-webhook/{block}", timedelta(seconds=STALE_AFTER), 30, timedelta(seconds=50))
+            settings = AlertSettings(f"custom-webhook/{block}", timedelta(seconds=STALE_AFTER), 30, timedelta(seconds=35))
             assert alerts.apply([customer.stack], settings) == []  # a second serve changes nothing (and keeps the windows)
 
         deadline = time.monotonic() + 240
@@ -79,4 +79,4 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
     assert not any(ok_run in message["body"] for message in receiver.received)
     assert time.monotonic() - stale_from >= STALE_AFTER
     crashed = next(message for message in receiver.received if "Crashed" in message["subject"])
-    assert "no heartbeat for 50 s" in crashed["body"]
+    assert "no heartbeat for 35 s" in crashed["body"]

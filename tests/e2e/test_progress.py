@@ -19,7 +19,7 @@ def progress_artifacts(flow_run_id: str) -> list:
 def test_a_long_backup_and_restore_show_bytes_rate_and_what_they_do(customer):
     assert customer.install().returncode == 0
     app = next(name for name in customer.containers() if name.endswith("-app-1"))
-    subprocess.run(["docker", "exec", app, "sh", "-c", "head -c 150000000 /dev/urandom > /data/files/big.bin"], check=True)
+    subprocess.run(["docker", "exec", app, "sh", "-c", "head -c 60000000 /dev/urandom > /data/files/big.bin"], check=True)
 
     backup = customer.incarnate("backup", str(customer.repo), env=SHOW_AT_ONCE)
     assert backup.returncode == 0, backup.stderr[-3000:]

@@ -41,3 +41,27 @@ def test_the_first_failure_stops_the_others_and_is_reported_first():
     failures = at_once(work, [Source("database-demo"), Source("volume-files"), Source("volume-more")], 2, stop=stopped.set)
     assert [type(failure) for failure in failures] == [RuntimeError, OSError]
     assert "volume-more" not in started  # nothing new starts after a failure
+
+
+def test_each_artifact_runs_in_the_callers_context():
+    # Progress displays and Prefect's run logging are context variables of the thread that runs the backup; an
+    # artifact read in a pool thread without them showed no progress (seen in tests/e2e/test_progress.py).
+    from incarnate.progress import Reading, reporting, track
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def show(self, reading: Reading) -> None:
+            self.seen.append(reading.what)
+
+    recorder = Recorder()
+
+    def work(source):
+        with track(f"backup of {source.artifact}") as meter:
+            meter.started -= 10
+            meter.advance(1)
+
+    with reporting(recorder):
+        assert at_once(work, [Source("database-demo"), Source("volume-files")], 2, stop=lambda: None) == []
+    assert sorted(set(recorder.seen)) == ["backup of database-demo", "backup of volume-files"]
