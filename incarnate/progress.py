@@ -36,16 +36,23 @@ class Reading:
     seconds: float
     finished: bool = False
 
+    @property
+    def expected(self) -> int | None:
+        """The total, unless it was a guess the work has outgrown (the last backup was much smaller)."""
+        if not self.total or (self.estimated and self.done > self.total):
+            return None
+        return self.total
+
     def percent(self) -> float | None:
         if self.finished:
             return 100.0
-        if not self.total:
+        if self.expected is None:
             return None
-        return min(99.0 if self.estimated else 100.0, 100.0 * self.done / self.total)
+        return min(99.0 if self.estimated else 100.0, 100.0 * self.done / self.expected)
 
     def describe(self) -> str:
         rate = self.done / self.seconds if self.seconds > 0 else 0.0
-        of = f" of {'~' if self.estimated else ''}{human(self.total)}" if self.total and not self.finished else ""
+        of = f" of {'~' if self.estimated else ''}{human(self.expected)}" if self.expected and not self.finished else ""
         share = f" ({self.percent():.0f} %)" if self.percent() is not None and not self.finished else ""
         state = "done" if self.finished else "at"
         return f"{self.what}: {human(self.done)}{of}{share} {state} {human(rate)}/s, {self.seconds:.0f} s"

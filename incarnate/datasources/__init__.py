@@ -12,9 +12,12 @@ A database engine is one module here with a `Database` subclass, named in ENGINE
 engine is adding a file. `volume.py` archives Compose volumes through a helper container.
 """
 
-from collections.abc import Iterator
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 
 from incarnate.backup_format import Artifact
 from incarnate.compose import ComposeProject
@@ -73,6 +76,36 @@ def for_artifacts(sources: list[DataSource], artifacts: list[Artifact], project:
         if source is None:
             raise IntegrityError(f"{where}: artifact {artifact.name} is a database the release does not declare; restore refused.")
         yield artifact, source
+
+
+Item = TypeVar("Item")
+
+
+def at_once(work: Callable[[Item], None], items: list[Item], parallel: int, stop: Callable[[], None]) -> list[BaseException]:
+    """`work` for every item (a source to dump, an artifact to load), up to `parallel` at a time: a database and a
+    volume use different things (the database's CPU, the volume's disk). The failures, first the first. Once one
+    failed, no other starts, and `stop` ends what the others still do (a failed backup does not wait for the rest
+    of a large volume)."""
+    failures: list[BaseException] = []
+    guard = threading.Lock()
+
+    def guarded(item: Item) -> None:
+        if failures:
+            return
+        try:
+            work(item)
+        except BaseException as failure:  # noqa: BLE001 - handed to the caller, which raises it
+            with guard:
+                failures.append(failure)
+                first = len(failures) == 1
+            if first:
+                stop()
+
+    # Each in a copy of the caller's context: progress displays and Prefect's run logging live there.
+    contexts = [contextvars.copy_context() for _ in items]
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="artifact") as pool:
+        list(pool.map(lambda context, item: context.run(guarded, item), contexts, items))
+    return failures
 
 
 def row_differences(restored: dict[str, int], backed_up: dict[str, int]) -> list[str]:

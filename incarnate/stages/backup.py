@@ -1,17 +1,13 @@
 """Backup: a consistent dump of each database and an archive of each volume, streamed and cut into chunks, new
 chunks stored; the manifest last, so a backup without one does not exist."""
 
-import contextvars
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from incarnate import datasources, settings
-from incarnate.datasources import DataSource
+from incarnate.datasources import DataSource, at_once
 from incarnate.backup_format import (
     MANIFEST, Snapshot, SnapshotWriter, WriteStats, new_snapshot_prefix, read_manifest, stack_prefix,
 )
@@ -46,33 +42,6 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
     release = customer_releases(store).descriptor(state.product, state.release).activated(state.services)
     return back_up(project, release, state.registry, store, new_snapshot_prefix(state.stack), lock_days, lock_mode,
                    stack=state.stack, schema_version=state.schema_version, config_commit=state.config_commit, origin="backup")
-
-
-def at_once(work: Callable[[DataSource], None], sources: list[DataSource], parallel: int,
-            stop: Callable[[], None]) -> list[BaseException]:
-    """`work` for every source, up to `parallel` at a time (a dump and an archive read different things: the
-    database's CPU, the volume's disk); the failures, first the first. Once one failed, no other starts, and `stop`
-    ends what the others still read, so a failed backup does not wait for the rest of a large volume."""
-    failures: list[BaseException] = []
-    guard = threading.Lock()
-
-    def guarded(source: DataSource) -> None:
-        if failures:
-            return
-        try:
-            work(source)
-        except BaseException as failure:  # noqa: BLE001 - handed to the caller, which raises it
-            with guard:
-                failures.append(failure)
-                first = len(failures) == 1
-            if first:
-                stop()
-
-    # Each in a copy of the caller's context: progress displays and Prefect's run logging live there.
-    contexts = [contextvars.copy_context() for _ in sources]
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="artifact") as pool:
-        list(pool.map(lambda context, source: context.run(guarded, source), contexts, sources))
-    return failures
 
 
 def last_sizes(store: Store, stack: str) -> dict[str, int]:

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from incarnate.stages.backup import at_once
+from incarnate.datasources import at_once
 
 
 class Source:

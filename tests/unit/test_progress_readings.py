@@ -40,9 +40,11 @@ def test_short_work_shows_nothing_and_long_work_a_reading_a_second_then_done():
 
 
 def test_an_estimate_never_claims_to_be_done_before_the_end():
-    reading = Reading("backup of database-demo", 150 << 20, 100 << 20, True, 10.0)
+    reading = Reading("backup of database-demo", 100 << 20, 100 << 20, True, 10.0)
     assert reading.percent() == 99.0 and "of ~100.0 MiB" in reading.describe()
     assert Reading("x", 5, None, True, 1.0).percent() is None
+    outgrown = Reading("backup of volume-files", 100 << 20, 10 << 10, True, 3.0)  # the last backup held 10 KiB
+    assert outgrown.percent() is None and outgrown.describe() == "backup of volume-files: 100.0 MiB at 33.3 MiB/s, 3 s"
 
 
 def test_meters_report_to_the_sinks_in_force_where_they_were_made_and_a_failing_sink_is_ignored():
