@@ -12,7 +12,8 @@ random, half text), then back to back:
 - recovery: the stack removed, `incarnate recover` (whole) against the hand floor (the database service up, the
   dump loaded, the tar extracted, `docker compose up --wait`).
 
-Prints seconds and the ratios the speed issue names. Run it on a machine where nothing else runs.
+Prints seconds and the ratios the speed issue names; the stack is left as the hand floor brought it up (incarnate's
+files, the same data). Run it on a machine where nothing else runs.
 """
 
 import argparse
@@ -131,9 +132,7 @@ def main() -> int:
         floor_back = timed("hand floor: db up, load dump, untar, compose up --wait",
                            lambda: hand_recovery(project, project.name + "-db-1", volume, work))
         print(f"recovery: incarnate / floor = {ours_back / floor_back:.2f} (aim 1.25)")
-        # leave the stack as incarnate deploys it (the hand floor's stack lacks its incarnation and state)
-        project.down(volumes=True)
-        sh(INCARNATE, "recover", args.repo)
+        print(f"stack {stack} runs as the hand floor brought it up: incarnate's files, the same data")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
