@@ -166,11 +166,15 @@ class SealedStore:
         return self.raw.locked_until(key)
 
     # -- recovery material: the passphrase on paper, and the way back from it -----------------------------------------
+    def _store_id(self, wanted: str) -> str:
+        """The encrypted store's id; ConfigError when the store has no key for what was `wanted`."""
+        if not self.codec().encrypted or self._config is None:
+            raise ConfigError(f"store {self.location} is {self.describe()}: it has no key {wanted}.")
+        return self._config["store"]
+
     def recovery_material(self, again: bool = False) -> tuple[str, str]:
         """(store id, passphrase) to keep offline; given once, then only with `again`: it is meant for paper."""
-        if not self.codec().encrypted or self._config is None:
-            raise ConfigError(f"store {self.location} is {self.describe()}: it has no key to export.")
-        vault, name = self._vault(), self._config["store"]
+        vault, name = self._vault(), self._store_id("to export")
         kept = vault.load(name) or {}
         if kept.get("exported_at") and not again:
             raise ConfigError(f"the recovery passphrase of store {self.location} was printed on {kept['exported_at']} "
@@ -183,11 +187,9 @@ class SealedStore:
         keep working (nothing is ever rewritten). The new key file's name."""
         if len(passphrase) < 12:
             raise ConfigError("a recovery passphrase needs at least 12 characters; nothing was written.")
-        codec = self.codec()
-        if not codec.encrypted or self._config is None:
-            raise ConfigError(f"store {self.location} is {self.describe()}: it has no key to add a passphrase to.")
-        master = decode_key((self._vault().load(self._config["store"]) or {})["master_key"])
-        name = f"{KEYS}/{self._config['store']}-{secrets.token_hex(4)}.json"
+        store_id = self._store_id("to add a passphrase to")
+        master = decode_key((self._vault().load(store_id) or {})["master_key"])
+        name = f"{KEYS}/{store_id}-{secrets.token_hex(4)}.json"
         self.raw.put(name, json.dumps(wrap(master, passphrase)).encode())
         return name
 

@@ -148,13 +148,17 @@ def customer(tmp_path) -> Customer:
     forget_store_key(store)
 
 
-def forget_store_key(store: Path) -> None:
-    """The Prefect Secret block holding the key of a test's encrypted store."""
+def store_key_block(store: Path) -> str | None:
+    """The Prefect Secret block that holds the key of a test's local store; None when the store is not encrypted."""
     config = store / "keys" / "config.json"
-    if config.is_file():
+    return f"incarnate-store-key-{json.loads(config.read_text())['store']}" if config.is_file() else None
+
+
+def forget_store_key(store: Path) -> None:
+    """Delete that block (what losing the Prefect server does to it)."""
+    if name := store_key_block(store):
         with get_client(sync_client=True) as client:
             try:
-                name = f"incarnate-store-key-{json.loads(config.read_text())['store']}"
                 client.delete_block_document(client.read_block_document_by_name(name, "secret").id)
             except ObjectNotFound:
                 pass

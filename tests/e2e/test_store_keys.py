@@ -1,12 +1,12 @@
 """An encrypted store's key, kept in a Prefect Secret block, and the way back without it: the store and its recovery
 passphrase alone (the Prefect server lost), through the CLI as an operator would."""
 
-import json
 import subprocess
 
 from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 
-from tests.e2e.conftest import forget_store_key
+from tests.e2e.conftest import INCARNATE, forget_store_key, store_key_block
 
 
 def test_recovery_needs_only_the_store_and_the_passphrase(customer):
@@ -30,11 +30,11 @@ def test_recovery_needs_only_the_store_and_the_passphrase(customer):
     assert "is encrypted and its key (Prefect Secret block incarnate-store-key-" in refused.stderr
     assert "`incarnate key import CUSTOMER_REPO`" in refused.stderr and customer.containers() == {}
 
-    wrong = subprocess.run([*customer_command(customer), "key", "import", str(customer.repo)], input="NOT-THE-PASSPHRASE\n",
+    wrong = subprocess.run([INCARNATE, "key", "import", str(customer.repo)], input="NOT-THE-PASSPHRASE\n",
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and "the passphrase opens none of the key files" in wrong.stderr
     assert not key_block_exists(customer)
-    right = subprocess.run([*customer_command(customer), "key", "import", str(customer.repo)], input=f"{passphrase}\n",
+    right = subprocess.run([INCARNATE, "key", "import", str(customer.repo)], input=f"{passphrase}\n",
                            capture_output=True, text=True)
     assert right.returncode == 0, right.stderr
     assert passphrase not in right.stdout + right.stderr
@@ -44,16 +44,8 @@ def test_recovery_needs_only_the_store_and_the_passphrase(customer):
     assert customer.records() == records
 
 
-def customer_command(customer) -> list[str]:
-    from tests.e2e.conftest import INCARNATE
-
-    return [INCARNATE]
-
-
 def key_block_exists(customer) -> bool:
-    from prefect.exceptions import ObjectNotFound
-
-    name = f"incarnate-store-key-{json.loads((customer.store / 'keys' / 'config.json').read_text())['store']}"
+    name = store_key_block(customer.store)
     with get_client(sync_client=True) as client:
         try:
             client.read_block_document_by_name(name, "secret")
