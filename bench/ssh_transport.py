@@ -4,13 +4,17 @@ against the same engine reached directly, in one run.
 Starts its own sshd on a free loopback port (the test suite's helper), whose sessions reach
 this machine's engine; so both paths end at the same engine and only the transport differs.
 Prints MB/s each way for each path, the ratio SSH/direct, and how much this process's peak
-memory grew while the data passed (it must not grow with the size: nothing is staged).
+memory grew while the data passed (it must not grow with the size: nothing is staged). It also
+measures plain OpenSSH (`ssh HOST head -c N /dev/zero`, no engine) on the same sshd: with both
+ends on one machine the engine and SSH share its cores, so the engine through SSH can at best
+reach 1 / (1/direct + 1/plain ssh); the ratio to that bound is printed too.
 
     .venv/bin/python bench/ssh_transport.py [--mb 500]
 """
 
 import argparse
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +65,16 @@ def measure(host: Host, megabytes: int) -> dict[str, float]:
     return {"out": megabytes / out_seconds, "in": megabytes / in_seconds, "rss_growth": peak_rss_mb() - before}
 
 
+def plain_ssh_mb_per_s(server, megabytes: int) -> float:
+    """OpenSSH alone, out of the host, with the cipher incarnate's connections prefer: the transport's own ceiling."""
+    command = ["ssh", "-F", "/dev/null", "-c", "aes128-gcm@openssh.com", "-o", f"UserKnownHostsFile={server.known_hosts}",
+               "-o", "BatchMode=yes", "-i", str(server.client_key), "-p", str(server.port), "-l", "root", "127.0.0.1",
+               f"head -c {megabytes * BLOCK} /dev/zero"]
+    began = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+    return megabytes / (time.perf_counter() - began)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=500, help="megabytes each way (default 500)")
@@ -73,11 +87,16 @@ def main() -> int:
             over_ssh = measure(host, args.mb)
         finally:
             host.close()
+        plain = plain_ssh_mb_per_s(server, args.mb)
     print(f"{args.mb} MB each way through `docker run` (engine -> this process, and back)")
     print(f"{'path':<8}{'out MB/s':>10}{'in MB/s':>10}{'peak RSS growth MB':>20}")
     for name, figures in (("direct", direct), ("ssh", over_ssh)):
         print(f"{name:<8}{figures['out']:>10.0f}{figures['in']:>10.0f}{figures['rss_growth']:>20.1f}")
     print(f"ratio ssh/direct: out {over_ssh['out'] / direct['out']:.2f}, in {over_ssh['in'] / direct['in']:.2f}")
+    bound = {way: 1 / (1 / direct[way] + 1 / plain) for way in ("out", "in")}
+    print(f"plain OpenSSH on this sshd (no engine): {plain:.0f} MB/s; bound for the engine through SSH with both ends on "
+          f"this machine: out {bound['out']:.0f}, in {bound['in']:.0f} MB/s; ratio ssh/bound: "
+          f"out {over_ssh['out'] / bound['out']:.2f}, in {over_ssh['in'] / bound['in']:.2f}")
     return 0
 
 

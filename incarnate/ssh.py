@@ -8,6 +8,7 @@ unchanged with DOCKER_HOST pointing at that socket, and dumps and archives strea
 (nothing is staged on this machine).
 """
 
+import atexit
 import base64
 import binascii
 import hashlib
@@ -19,17 +20,20 @@ import select
 import shlex
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import paramiko
 from fabric import Config, Connection
 
 from incarnate.errors import ConfigError, HostError, tail
+from incarnate.private import write_private
 
 # paramiko's transport thread logs a traceback for failures (no banner, reset) that the HostError raised here
 # already states in one sentence; an operator's terminal gets the sentence only.
@@ -271,20 +275,22 @@ class SshSession:
 
     # -- the Docker engine and published ports ---------------------------------------
     def docker_socket(self) -> str:
-        """DOCKER_HOST address of a private socket on this machine that reaches the host's engine."""
+        """DOCKER_HOST address of a private socket on this machine that reaches the host's engine. Each connection
+        to it is carried by the OpenSSH client (C, multiplexed): dumps and archives pass no Python on this machine."""
         if "docker" not in self._forwarders:
-            command = self.as_root("docker system dial-stdio")
-
-            def dial() -> paramiko.Channel:
-                channel = self.channel()
-                channel.exec_command(command)
-                return channel
-
-            folder = tempfile.mkdtemp(prefix="incarnate-ssh-")  # 0700: only this user reaches the engine
-            path = os.path.join(folder, "docker.sock")
+            command = self.as_root("docker system dial-stdio")  # also proves the login before OpenSSH takes over
+            folder = Path(tempfile.mkdtemp(prefix="incarnate-ssh-"))  # 0700: only this user reaches the engine
+            tunnel = OpenSshTunnel(self.address, self.credentials, command, folder)
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(path)
-            self._forwarders["docker"] = Forwarder(listener, dial, cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
+            listener.bind(str(folder / "docker.sock"))
+
+            def cleanup() -> None:
+                tunnel.close()
+                shutil.rmtree(folder, ignore_errors=True)
+
+            self._forwarders["docker"] = Forwarder(listener, tunnel.carry, cleanup=cleanup)
+            atexit.register(self.close)  # a command that never closed its host must not leave OpenSSH masters behind
+            tunnel.check()
         return "unix://" + self._forwarders["docker"].address
 
     def forward_port(self, port: int) -> int:
@@ -299,7 +305,7 @@ class SshSession:
 
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             listener.bind(("127.0.0.1", 0))
-            self._forwarders[key] = Forwarder(listener, dial)
+            self._forwarders[key] = Forwarder(listener, partial(_carry_through_channel, dial))
         return int(self._forwarders[key].address.rsplit(":", 1)[1])
 
 
@@ -320,11 +326,11 @@ def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
 
 
 class Forwarder:
-    """Accept local connections; carry each through its own SSH channel, both ways, half-closes included."""
+    """Accept local connections; `carry` each (on its own thread) through its own SSH channel to the host."""
 
-    def __init__(self, listener: socket.socket, dial: Callable[[], paramiko.Channel],
+    def __init__(self, listener: socket.socket, carry: Callable[[socket.socket], None],
                  cleanup: Callable[[], None] | None = None) -> None:
-        self.listener, self.dial, self.cleanup = listener, dial, cleanup
+        self.listener, self.carry, self.cleanup = listener, carry, cleanup
         name = listener.getsockname()
         self.address = name if isinstance(name, str) else f"{name[0]}:{name[1]}"
         listener.listen(64)
@@ -337,19 +343,7 @@ class Forwarder:
                 local, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._carry, args=(local,), daemon=True).start()
-
-    def _carry(self, local: socket.socket) -> None:
-        try:
-            channel = self.dial()
-        except (paramiko.SSHException, OSError, HostError):
-            local.close()
-            return
-        try:
-            _pump(local, channel)
-        finally:
-            channel.close()
-            local.close()
+            threading.Thread(target=self.carry, args=(local,), daemon=True).start()
 
     def close(self) -> None:
         self._closed = True
@@ -360,6 +354,20 @@ class Forwarder:
         self.listener.close()
         if self.cleanup:
             self.cleanup()
+
+
+def _carry_through_channel(dial: Callable[[], paramiko.Channel], local: socket.socket) -> None:
+    """One local connection through a paramiko channel (light traffic: an app's health and pages)."""
+    try:
+        channel = dial()
+    except (paramiko.SSHException, OSError, HostError):
+        local.close()
+        return
+    try:
+        _pump(local, channel)
+    finally:
+        channel.close()
+        local.close()
 
 
 def _pump(local: socket.socket, channel: paramiko.Channel) -> None:
@@ -380,3 +388,89 @@ def _pump(local: socket.socket, channel: paramiko.Channel) -> None:
             else:
                 local_open = False
                 channel.shutdown_write()
+
+
+class OpenSshTunnel:
+    """Local connections carried to a remote command (`docker system dial-stdio`) by the OpenSSH client: each
+    connection becomes an `ssh` whose stdin and stdout are the connection itself, multiplexed over a few master
+    connections. paramiko moved a third of what the engine can; OpenSSH's client does the copying and the crypto
+    in C (bench/ssh_transport.py).
+
+    The same pins as paramiko's: the host's pinned keys only (a private known_hosts file), the same private key.
+    The key is never written to a file: it lives in an anonymous memory file of this process, which `ssh` opens
+    through /proc (ssh closes inherited descriptors, so a passed descriptor would not reach it). A master idle for
+    IDLE_SECONDS exits by itself, so none outlives a process that was killed."""
+
+    SESSIONS_PER_MASTER = 8  # below sshd's default MaxSessions (10): a refused session would fail a docker call
+    IDLE_SECONDS = 60
+
+    def __init__(self, address: SshAddress, credentials: SshCredentials, command: str, folder: Path) -> None:
+        self.address, self.command, self.folder = address, command, folder
+        self.program = shutil.which("ssh")
+        if self.program is None:
+            raise HostError(f"the OpenSSH client (`ssh`) is missing on this machine, and it carries the engine of host "
+                            f"{address}; install it (`apt-get install openssh-client`) and run again. Nothing was changed.")
+        self._key = os.memfd_create("incarnate-ssh-key")  # close-on-exec: ssh reaches it by its /proc path only
+        os.fchmod(self._key, 0o600)  # ssh refuses a key others could read
+        os.write(self._key, credentials.private_key.encode())
+        known_hosts = folder / "known_hosts"
+        pins = pinned_keys(address, credentials.host_keys).lookup(address.known_hosts_name) or {}
+        write_private(known_hosts, "".join(f"{address.known_hosts_name} {kind} {key.get_base64()}\n"
+                                           for kind, key in pins.items()).encode())
+        self.config = folder / "ssh_config"
+        write_private(self.config, "\n".join([
+            "Host *", f"  IdentityFile /proc/{os.getpid()}/fd/{self._key}", "  IdentitiesOnly yes", "  IdentityAgent none",
+            f"  UserKnownHostsFile {known_hosts}", "  GlobalKnownHostsFile /dev/null", "  StrictHostKeyChecking yes",
+            "  UpdateHostKeys no", "  CheckHostIP no", "  BatchMode yes", "  PasswordAuthentication no",
+            "  KbdInteractiveAuthentication no", f"  ConnectTimeout {CONNECT_TIMEOUT}", "  ServerAliveInterval 30",
+            "  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com",
+            "  ControlMaster auto", f"  ControlPersist {self.IDLE_SECONDS}", "  LogLevel ERROR", "",
+        ]).encode())
+        self._sessions: list[int] = []  # live sessions per master, the master's socket named by its index
+        self._lock = threading.Lock()
+
+    def _ssh(self, *args: str) -> list[str]:
+        return [self.program, "-F", str(self.config), "-p", str(self.address.port), "-l", self.address.user, *args]
+
+    def _control_path(self, master: int) -> str:
+        return str(self.folder / f"master-{master}")
+
+    def _take_master(self) -> int:
+        with self._lock:
+            master = next((index for index, live in enumerate(self._sessions) if live < self.SESSIONS_PER_MASTER), None)
+            if master is None:
+                master = len(self._sessions)
+                self._sessions.append(0)
+            self._sessions[master] += 1
+            return master
+
+    def _release_master(self, master: int) -> None:
+        with self._lock:
+            self._sessions[master] -= 1
+
+    def check(self) -> None:
+        """Open the first master now, so a login OpenSSH refuses is one sentence here, not a broken docker call."""
+        result = subprocess.run(self._ssh("-S", self._control_path(0), "--", self.address.host, "true"),
+                                stdin=subprocess.DEVNULL, capture_output=True, timeout=CONNECT_TIMEOUT * 3)
+        if result.returncode != 0:
+            raise HostError(f"the OpenSSH client could not log in to {self.address} ({tail(result.stderr)}); "
+                            f"`ssh -V` must work on this machine. Nothing was changed.")
+
+    def carry(self, local: socket.socket) -> None:
+        """Hand one local connection to an `ssh` of its own (through a master) and wait until it ends."""
+        master = self._take_master()
+        try:
+            with local:
+                process = subprocess.Popen(
+                    self._ssh("-S", self._control_path(master), "--", self.address.host, self.command),
+                    stdin=local, stdout=local, stderr=subprocess.DEVNULL)
+            process.wait()
+        finally:
+            self._release_master(master)
+
+    def close(self) -> None:
+        for master in range(len(self._sessions)):
+            subprocess.run(self._ssh("-S", self._control_path(master), "-O", "exit", "--", self.address.host),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=CONNECT_TIMEOUT)
+        os.close(self._key)
+

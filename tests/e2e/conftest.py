@@ -20,6 +20,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
 from incarnate import settings
+from incarnate.compose import HOST_STACKS
 
 INCARNATE = str(Path(sys.executable).with_name("incarnate"))
 COMPOSE = str(Path(sys.executable).with_name("docker-compose"))
@@ -120,6 +121,13 @@ class Customer:
             if ids:
                 subprocess.run(["docker", kind, "rm", "-f" if kind == "container" else "--force", *ids], capture_output=True)
         subprocess.run(["docker", "network", "rm", f"{self.stack}_default"], capture_output=True)
+
+    def remove_from(self, engine: str) -> None:
+        """Take the stack down on another engine a test moved it to (its containers and volumes), and the
+        files that engine's host keeps of it; a stack left behind would run for the rest of the suite."""
+        subprocess.run([COMPOSE, "-p", self.stack, "down", "--volumes"], env={**os.environ, "DOCKER_HOST": engine},
+                       capture_output=True)
+        shutil.rmtree(Path(HOST_STACKS) / self.stack, ignore_errors=True)
 
     def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
         request = urllib.request.Request(self.url + path, data=body, method=method)

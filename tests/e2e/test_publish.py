@@ -95,10 +95,13 @@ def test_publishing_into_a_network_store_is_create_only_and_a_second_engine_inst
 
     if kind == "azure":  # disaster recovery onto another host reads the release from the store block alone
         customer.use("pgdemo")
-        installed = customer.install("--host", second_engine, env={"INCARNATE_RELEASES": block})
-        assert installed.returncode == 0, installed.stderr[-3000:]
-        assert customer.incarnate("status", str(customer.repo), "--host", second_engine,
-                                  env={"INCARNATE_RELEASES": block}).stdout.count("release 1.0.0, schema 1") == 1
+        try:
+            installed = customer.install("--host", second_engine, env={"INCARNATE_RELEASES": block})
+            assert installed.returncode == 0, installed.stderr[-3000:]
+            assert customer.incarnate("status", str(customer.repo), "--host", second_engine,
+                                      env={"INCARNATE_RELEASES": block}).stdout.count("release 1.0.0, schema 1") == 1
+        finally:
+            customer.remove_from(second_engine)
 
 
 def store_keys(path: Path) -> list[str]:

@@ -7,7 +7,6 @@ import subprocess
 
 from incarnate import settings
 from incarnate.backup_format import list_snapshots
-from tests.e2e.conftest import INCARNATE
 
 
 def sql(customer, statement: str, engine: str | None = None) -> str:
@@ -83,8 +82,7 @@ def test_disaster_recovery_onto_another_engine_from_the_newest_backup(customer, 
                                   "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
         assert sorted(running) == [f"{customer.stack}-app-1", f"{customer.stack}-db-1"]
     finally:
-        subprocess.run([INCARNATE.replace("incarnate", "docker-compose"), "-p", customer.stack, "down", "--volumes"],
-                       env={**os.environ, "DOCKER_HOST": second_engine}, capture_output=True)
+        customer.remove_from(second_engine)
 
 
 def test_import_of_an_old_installation_becomes_the_first_snapshot_and_installs(customer, tmp_path):

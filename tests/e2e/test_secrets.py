@@ -17,7 +17,6 @@ from prefect.client.orchestration import get_client
 
 from blocks.secrets import PrefectSecretVault
 from incarnate import settings
-from tests.e2e.conftest import INCARNATE
 
 
 def stack_secret(stack: str) -> str:
@@ -89,8 +88,7 @@ def test_secrets_are_generated_once_kept_across_update_and_recovery_and_never_wr
             assert [record["title"] for record in customer.records()] == ["kept"]
             assert stack_secret(customer.stack) == secret
         finally:
-            subprocess.run([INCARNATE.replace("incarnate", "docker-compose"), "-p", customer.stack, "down", "--volumes"],
-                           env={**os.environ, "DOCKER_HOST": second_engine}, capture_output=True)
+            customer.remove_from(second_engine)
     finally:
         watcher.stop.set()
         watcher.join()

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 
 from incarnate import settings
-from incarnate.compose import HOST_STACKS
 from incarnate.hostprep import with_managed_line
 from incarnate.backup_format import list_snapshots
 from tests.conftest import NO_SUDO_USER
-from tests.e2e.conftest import COMPOSE
 
 
 def ssh_options(server, user: str = "root", key: Path | None = None, known_hosts: Path | None = None) -> list[str]:
@@ -28,11 +26,6 @@ def remote_containers(engine: str, stack: str) -> list[str]:
     out = subprocess.run(["docker", "-H", engine, "ps", "--all", "--filter", f"label=com.docker.compose.project={stack}",
                           "--format", "{{.Names}}"], capture_output=True, text=True, check=True).stdout
     return sorted(out.split())
-
-
-def remove_remote_stack(engine: str, stack: str) -> None:
-    subprocess.run([COMPOSE, "-p", stack, "down", "--volumes"], env={**os.environ, "DOCKER_HOST": engine}, capture_output=True)
-    shutil.rmtree(Path(HOST_STACKS) / stack, ignore_errors=True)  # the "remote" host's copy of its files
 
 
 def forget_dns_names(stack: str) -> None:
@@ -90,7 +83,7 @@ def test_init_from_a_devops_machine_prepares_the_ssh_host_and_installs(customer,
         status = customer.incarnate("status", str(customer.repo), *ssh_options(ssh_server))
         assert f"stack {customer.stack} on host {host}: demo 1.0.0" in status.stdout, status.stderr
     finally:
-        remove_remote_stack(second_engine, customer.stack)
+        customer.remove_from(second_engine)
         forget_dns_names(customer.stack)
 
 
@@ -124,8 +117,11 @@ def test_disaster_recovery_of_a_local_stack_onto_a_saved_ssh_host(customer, ssh_
         assert nightly.returncode == 0, nightly.stderr[-3000:]
         newest = list_snapshots(customer.backups(), customer.stack)[-1]
         assert f"snapshot {newest.id}" in nightly.stdout + nightly.stderr and newest.manifest.origin == "backup"
+        # The OpenSSH connections that carried the engine ended with the commands (none is left holding the host).
+        processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert "incarnate-ssh-" not in processes
     finally:
-        remove_remote_stack(second_engine, customer.stack)
+        customer.remove_from(second_engine)
 
 
 @pytest.mark.parametrize("fault", ["wrong key", "changed host key", "unknown host key", "unreachable host", "no sudo"])

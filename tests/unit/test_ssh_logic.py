@@ -147,3 +147,40 @@ def test_docker_missing_on_another_os_is_refused_before_any_change():
     with pytest.raises(HostError, match="runs Fedora Linux 40 and lacks Docker Engine; incarnate installs it only on Debian"):
         ensure_docker(shell, {"ID": "fedora", "PRETTY_NAME": "Fedora Linux 40"})
     assert shell.commands == ["command -v docker || true"]
+
+
+def tunnel_for(tmp_path, known_hosts: str):
+    from incarnate.ssh import OpenSshTunnel, SshCredentials
+
+    key = tmp_path / "key"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    folder = tmp_path / "tunnel"
+    folder.mkdir(mode=0o700)
+    credentials = SshCredentials(key.read_text(), known_hosts, "test")
+    return OpenSshTunnel(SshAddress("10.0.0.5", "root", 2222), credentials, "docker system dial-stdio", folder)
+
+
+def test_openssh_tunnel_pins_only_this_host_and_writes_no_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    mine, other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl", \
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvsBiZvcBHTpJsXOEn8cbPJSdR0sFnqmSDm9EHe6cUE"
+    tunnel = tunnel_for(tmp_path, f"[10.0.0.5]:2222 {mine}\n10.0.0.6 {other}\n")
+    try:
+        files = {path.name: path for path in (tmp_path / "tunnel").iterdir()}
+        assert sorted(files) == ["known_hosts", "ssh_config"]
+        assert all(path.stat().st_mode & 0o777 == 0o600 for path in files.values())
+        assert files["known_hosts"].read_text() == f"[10.0.0.5]:2222 {mine}\n"
+        config = files["ssh_config"].read_text()
+        assert "StrictHostKeyChecking yes" in config and "IdentitiesOnly yes" in config
+        assert "PRIVATE KEY" not in config + files["known_hosts"].read_text()
+        assert tunnel.command == "docker system dial-stdio"
+    finally:
+        tunnel.close()
+
+
+def test_openssh_tunnel_without_an_ssh_client_says_which_package(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `ssh` anywhere on it
+    from incarnate.errors import HostError
+
+    with pytest.raises(HostError, match=r"the OpenSSH client \(`ssh`\) is missing on this machine.*openssh-client"):
+        tunnel_for(tmp_path, "")
