@@ -1,9 +1,10 @@
 """Benchmark: backup and disaster recovery of a filled stack against the hand floor and restic, in one run.
 
-    .venv/bin/python bench/recovery_speed.py CUSTOMER_REPO [--gb 1.0]
+    .venv/bin/python bench/recovery_speed.py [CUSTOMER_REPO] [--gb 1.0] [--memory-at 2.0]
 
-Fills the deployed demo stack of CUSTOMER_REPO once (a database whose dump is about GB, and GB of files, half
-random, half text), then back to back:
+CUSTOMER_REPO defaults to the demo customer that `scripts/setup.sh` makes (installed first if it does not run).
+Fills its demo stack (a database whose dump is about GB, and GB of files, half random, half text; grown, never
+refilled, on later runs), then back to back:
 
 - backup: `incarnate backup` (the command, whole) against the hand floor (the same dump and volume read by hand
   the fastest way measured: `docker exec ... mariadb-dump` and a `docker run --log-driver none` tar, at once, into
@@ -12,8 +13,10 @@ random, half text), then back to back:
 - recovery: the stack removed, `incarnate recover` (whole) against the hand floor (the database service up, the
   dump loaded, the tar extracted, `docker compose up --wait`).
 
-Prints seconds and the ratios the speed issue names; the stack is left as the hand floor brought it up (incarnate's
-files, the same data). Run it on a machine where nothing else runs.
+Prints seconds, the ratios the speed issue names and the peak memory (RSS) of incarnate's backup and recover
+commands. With --memory-at, the data then grows to that size and incarnate backs up and recovers it again: the
+peak memory at both sizes and their ratio (it must stay flat: nothing is staged). The stack is left with incarnate's
+files and the same data. Run it on a machine where nothing else runs.
 """
 
 import argparse
@@ -28,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cli.main import use_local_prefect_server  # noqa: E402
+from incarnate import settings  # noqa: E402
 from incarnate.datasources.volume import toolbox_image  # noqa: E402
 from incarnate.host import Host  # noqa: E402
 from incarnate.repo import load_customer_config  # noqa: E402
@@ -50,23 +54,32 @@ def timed(what: str, call) -> float:
 
 
 def fill(db: str, app: str, gigabytes: float) -> None:
-    """Once per stack: a table whose dump is about `gigabytes`, and as many bytes of files."""
-    marker = subprocess.run(["docker", "exec", app, "test", "-f", "/data/files/.bench-filled"]).returncode == 0
-    if marker:
-        return
-    rows = int(gigabytes * 1e9 / ROW_BYTES)
-    print(f"filling: {rows:,} rows, {gigabytes:g} GB of files")
+    """A table whose dump is about `gigabytes`, and as many bytes of files; what is there already is kept."""
     sh("docker", "exec", db, "mariadb", "demo", "-e",
        "CREATE TABLE IF NOT EXISTS bench (id INT PRIMARY KEY, body TEXT) ENGINE=InnoDB")
+    have = int(subprocess.run(["docker", "exec", db, "mariadb", "demo", "-N", "-e", "SELECT COALESCE(MAX(id), 0) FROM bench"],
+                              check=True, capture_output=True, text=True).stdout.strip())
+    rows, half = int(gigabytes * 1e9 / ROW_BYTES), int(gigabytes * 1e9 / 2)
+    if have >= rows:
+        return
+    print(f"filling: {rows - have:,} more rows, {gigabytes:g} GB of files")
     step = 1_000_000
-    for first in range(0, rows, step):
+    for first in range(have, rows, step):
         last = min(rows, first + step)
         sh("docker", "exec", db, "mariadb", "demo", "-e",
            f"INSERT INTO bench SELECT seq, REPEAT(MD5(seq), 16) FROM seq_{first + 1}_to_{last}")
-    half = int(gigabytes * 1e9 / 2)
     sh("docker", "exec", app, "sh", "-c", f"head -c {half} /dev/urandom > /data/files/random.bin && "
-       f"yes 'a line of a log file the app keeps, with some words in it' | head -c {half} > /data/files/text.log && "
-       "touch /data/files/.bench-filled")
+       f"yes 'a line of a log file the app keeps, with some words in it' | head -c {half} > /data/files/text.log")
+
+
+def incarnate(*args: str) -> float:
+    """Run an incarnate command; the peak RSS in MB of it and what it waited for (its docker CLIs)."""
+    process = subprocess.Popen([INCARNATE, *args], stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"incarnate {' '.join(args)} failed (exit {process.returncode})")
+    return usage.ru_maxrss / 1024
 
 
 def hand_backup(db: str, volume: str, folder: Path) -> None:
@@ -93,6 +106,7 @@ def restic_backup(db: str, volume: str, repository: Path) -> None:
 
 def hand_recovery(project, db: str, volume: str, folder: Path) -> None:
     compose = project.command_line  # the stack's own files, size and env file, as incarnate wrote them
+    sh(*compose("create"))  # every container and volume, labelled as Compose's own (tar -x must not create the volume)
     sh(*compose("up", "--detach", "--wait", "db"))
     with open(folder / "dump.sql", "rb") as dump:
         sh("docker", "exec", "-i", db, "mariadb", stdin=dump)
@@ -102,40 +116,64 @@ def hand_recovery(project, db: str, volume: str, folder: Path) -> None:
     sh(*compose("up", "--detach", "--wait"))
 
 
+def deployed(repo: str) -> tuple[str, object]:
+    """The stack of `repo` and its Compose project, installed first when it does not run."""
+    stack = load_customer_config(repo).config.stack
+    if not Host().client().containers.list(filters={"label": f"com.docker.compose.project={stack}"}):
+        print(f"installing stack {stack} from {repo}")
+        incarnate("install", repo)
+    return stack, create_host.run(Host(), stack)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("repo")
+    parser.add_argument("repo", nargs="?", default=str(settings.home() / "customers" / "demo"),
+                        help="customer repo of a demo stack (default: the demo customer scripts/setup.sh makes)")
     parser.add_argument("--gb", type=float, default=1.0, help="size of the dump, and of the files (default 1.0)")
+    parser.add_argument("--memory-at", type=float, help="then grow the data to this size and compare peak memory")
     args = parser.parse_args()
     if not shutil.which("restic"):
         print("restic is missing: apt-get install restic (scripts/services.sh installs it)", file=sys.stderr)
         return 2
     use_local_prefect_server()
-    stack = load_customer_config(args.repo).config.stack
-    project = create_host.run(Host(), stack)
+    stack, project = deployed(args.repo)
     db, app = project.container("db"), project.container("app")
     volume = project.volume("files")
     fill(db, app, args.gb)
     work = Path(tempfile.mkdtemp(prefix="bench-recovery-", dir=os.environ.get("TMPDIR", "/var/tmp")))
+    peaks: dict[str, float] = {}
     try:
         print(f"backup of stack {stack}")
-        ours = timed("incarnate backup (whole command)", lambda: sh(INCARNATE, "backup", args.repo))
+        ours = timed("incarnate backup (whole command)", lambda: peaks.setdefault("backup", incarnate("backup", args.repo)))
         floor = timed("hand floor: dump and tar at once, into files", lambda: hand_backup(db, volume, work))
         restic = timed("restic fed through docker exec / docker run", lambda: restic_backup(db, volume, work / "restic"))
         print(f"backup: incarnate / floor = {ours / floor:.2f} (aim 1.2), incarnate / restic = {ours / restic:.2f} (aim 0.6)")
 
         print(f"recovery of stack {stack}")
         project.down(volumes=True)
-        ours_back = timed("incarnate recover (whole command)", lambda: sh(INCARNATE, "recover", args.repo))
+        ours_back = timed("incarnate recover (whole command)", lambda: peaks.setdefault("recover", incarnate("recover", args.repo)))
         project.down(volumes=True)
         project = create_host.run(Host(), stack)
         floor_back = timed("hand floor: db up, load dump, untar, compose up --wait",
                            lambda: hand_recovery(project, project.name + "-db-1", volume, work))
         print(f"recovery: incarnate / floor = {ours_back / floor_back:.2f} (aim 1.25)")
-        print(f"stack {stack} runs as the hand floor brought it up: incarnate's files, the same data")
+        print(f"peak memory at {args.gb:g} GB: backup {peaks['backup']:.0f} MB, recover {peaks['recover']:.0f} MB")
+        if args.memory_at:
+            compare_memory(args.repo, project, args.gb, args.memory_at, peaks)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def compare_memory(repo: str, project, gigabytes: float, larger: float, peaks: dict[str, float]) -> None:
+    """Grow the data to `larger`, back up and recover it with incarnate again: peak memory must not grow with it."""
+    fill(project.container("db"), project.container("app"), larger)
+    grown = {"backup": incarnate("backup", repo)}
+    project.down(volumes=True)
+    grown["recover"] = incarnate("recover", repo)
+    for command in ("backup", "recover"):
+        print(f"peak memory of incarnate {command}: {peaks[command]:.0f} MB at {gigabytes:g} GB, {grown[command]:.0f} MB at "
+              f"{larger:g} GB: ratio {grown[command] / peaks[command]:.2f} (aim: within 10 %)")
 
 
 if __name__ == "__main__":
