@@ -140,8 +140,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from deployments.alerts import AlertSettings
     from deployments.serve import main as serve
+    from incarnate import settings
 
-    serve(AlertSettings.from_environment(args.alerts, args.stale_after))
+    serve(AlertSettings.from_environment(args.alerts, args.stale_after), settings.max_runs(args.max_runs))
     return 0
 
 
@@ -335,6 +336,8 @@ def parser() -> argparse.ArgumentParser:
                             "custom-webhook/ops (default INCARNATE_ALERTS; none: failures show only in the UI)")
     serve.add_argument("--stale-after", default=None, metavar="DURATION",
                        help="alert when a stack has had no completed backup for this long (default INCARNATE_STALE_AFTER or 26h)")
+    serve.add_argument("--max-runs", default=None, metavar="N",
+                       help="flow runs at once; the others wait their turn (default INCARNATE_MAX_RUNS or the cores, at least 2)")
     serve.set_defaults(handler=cmd_serve)
     trigger = commands.add_parser("trigger", help="start a run of a deployment (for CI); --wait follows it to the end")
     trigger.add_argument("deployment", help="FLOW/DEPLOYMENT, e.g. backup/demo")

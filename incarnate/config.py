@@ -1,5 +1,6 @@
 """The customer repo's stack.yaml: a typed schema whose errors name file, field and expectation."""
 
+import hashlib
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Literal
@@ -49,13 +50,42 @@ class Retention(Strict):
 
 
 CRON_FIELD = re.compile(r"^[0-9*/,A-Za-z-]+$")
+CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))  # minute, hour, day of month, month, day of week
+HASHED_FIELD = re.compile(r"^H(?:\((\d+)-(\d+)\))?$")
 
 
 def cron(value: str) -> str:
     fields = value.split()
-    if len(fields) != 5 or not all(CRON_FIELD.match(field) for field in fields):
-        raise ValueError(f"expected a cron expression of five fields such as '0 2 * * *', got {value!r}")
+    if len(fields) != 5 or not all(_hashed_range(field, index) if field.startswith("H") else CRON_FIELD.match(field)
+                                   for index, field in enumerate(fields)):
+        raise ValueError(f"expected a cron expression of five fields such as '0 2 * * *' (H or H(0-9) for a value of "
+                         f"the stack's own), got {value!r}")
     return value
+
+
+def _hashed_range(field: str, index: int) -> tuple[int, int] | None:
+    """The range an `H` / `H(a-b)` field picks from; None for any other field or a range outside the field's."""
+    match = HASHED_FIELD.match(field)
+    if not match:
+        return None
+    low, high = CRON_RANGES[index]
+    if match[1] is None:
+        return low, min(high, 6) if index == 4 else high
+    first, last = int(match[1]), int(match[2])
+    return (first, last) if low <= first <= last <= high else None
+
+
+def spread(expression: str, seed: str) -> str:
+    """`expression` with its `H` fields made concrete for `seed` (the stack), as Jenkins does: `H` is a value of the
+    field's range, `H(a-b)` one of a..b; the same for a stack every time, different stacks spread over the range.
+    So a hundred stacks whose nightly backup is `H(0-9) 2 * * *` start over ten minutes, not in the same second."""
+    fields = expression.split()
+    for index, field in enumerate(fields):
+        if chosen := _hashed_range(field, index):
+            low, high = chosen
+            digest = hashlib.sha256(f"{seed}/{index}".encode()).digest()
+            fields[index] = str(low + int.from_bytes(digest[:8], "big") % (high - low + 1))
+    return " ".join(fields)
 
 
 class BackupSettings(Strict):
@@ -69,10 +99,12 @@ class BackupSettings(Strict):
     encrypt: bool = Field(default=True, description="Encrypt a new (empty) store on its first backup: AES-256-GCM, "
                                                     "key in a Prefect Secret block; a store that has backups keeps "
                                                     "what it is.")
-    schedule: Annotated[str, AfterValidator(cron)] = Field(default="0 2 * * *", description="Cron of the nightly backup, in the stack's time zone.")
+    schedule: Annotated[str, AfterValidator(cron)] = Field(
+        default="H(0-9) 2 * * *", description="Cron of the nightly backup, in the stack's time zone; H picks a minute of the "
+                                             "stack's own, so many stacks do not start in the same second.")
     drill_schedule: Annotated[str, AfterValidator(cron)] = Field(
-        default="0 4 * * 0", description="Cron of the weekly restore drill (a scratch stack on the stack's host).")
-    verify_schedule: Annotated[str, AfterValidator(cron)] = Field(default="30 4 * * 0", description="Cron of the weekly verify.")
+        default="H 4 * * 0", description="Cron of the weekly restore drill (a scratch stack on the stack's host).")
+    verify_schedule: Annotated[str, AfterValidator(cron)] = Field(default="H 5 * * 0", description="Cron of the weekly verify.")
     verify_sample: str = Field(default="10%", pattern=r"^(\d+(\.\d+)?%|\d+(\.\d+)?[KMGT]?)$",
                                description="What the weekly verify re-reads: a percentage of the chunks or a byte budget (500M).")
     retention: Retention = Retention()

@@ -55,6 +55,17 @@ def parallel_artifacts() -> int:
     return int(value)
 
 
+def max_runs(value: str | None = None) -> int:
+    """How many flow runs `incarnate serve` runs at once (--max-runs, INCARNATE_MAX_RUNS; default: the cores, at least
+    2). Each is a Python process of 150-250 MB; the rest wait in Prefect as Scheduled/Late and start in order as
+    slots free, so a hundred stacks due at 02:00 cost the serving machine K processes, not a hundred."""
+    value = value or os.environ.get("INCARNATE_MAX_RUNS") or str(max(2, os.cpu_count() or 1))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"maximum concurrent runs {value!r} (--max-runs or INCARNATE_MAX_RUNS): expected a whole "
+                          f"number, at least 1.")
+    return int(value)
+
+
 def progress_after() -> float:
     """How long a transfer runs before it shows progress (INCARNATE_PROGRESS_AFTER, seconds): shorter ones stay quiet."""
     return float(os.environ.get("INCARNATE_PROGRESS_AFTER", "3"))

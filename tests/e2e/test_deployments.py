@@ -1,11 +1,14 @@
 """Deployments served from the registered customers: the nightly schedule, and CI triggers with --wait."""
 
 from incarnate.backup_format import list_snapshots
+from incarnate.config import spread
 
 
 def test_nightly_backup_deployment_runs_at_two_in_the_stacks_time_zone_and_makes_a_snapshot(customer, served):
     schedules = [entry.schedule for entry in served.schedules]
-    assert [(s.cron, s.timezone) for s in schedules] == [("0 2 * * *", "America/New_York")]
+    [(cron, zone)] = [(s.cron, s.timezone) for s in schedules]
+    assert (cron, zone) == (spread("H(0-9) 2 * * *", customer.stack), "America/New_York")
+    assert int(cron.split()[0]) <= 9 and cron.endswith(" 2 * * *")  # a minute of this stack's own in 02:00-02:09
     assert served.parameters == {"repo": str(customer.repo)}
     before = len(list_snapshots(customer.backups(), customer.stack))
     result = customer.incarnate("trigger", f"backup/{customer.stack}", "--wait")
@@ -22,3 +25,27 @@ def test_trigger_wait_exits_non_zero_for_a_failing_run_and_refuses_bad_names(cus
     assert unknown.returncode == 2 and f"deployment backup/{customer.stack}-nope does not exist" in unknown.stderr
     bad_param = customer.incarnate("trigger", f"backup/{customer.stack}", "--param", "rep=x")
     assert bad_param.returncode == 2 and "has no parameter rep; its parameters: docker_host, prune, repo" in bad_param.stderr
+
+
+def test_serve_runs_at_most_max_runs_at_once_and_the_others_in_their_turn(customer, tmp_path):
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    from tests.e2e.conftest import serving
+
+    with serving(customer, tmp_path, "--max-runs", "1") as server, get_client(sync_client=True) as client:
+        # Two runs due at once that nothing else would keep apart: a backup and a verify take no common lock.
+        names = [f"backup/{customer.stack}", f"verify/{customer.stack}"]
+        runs = [client.create_flow_run_from_deployment(client.read_deployment_by_name(name).id) for name in names]
+        deadline = time.monotonic() + 240
+        while True:
+            finished = [client.read_flow_run(run.id) for run in runs]
+            if all(run.state.is_final() for run in finished):
+                break
+            assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+            time.sleep(1)
+        assert [run.state.name for run in finished] == ["Completed", "Completed"], server.log.read_text()[-2000:]
+        first, second = sorted(finished, key=lambda run: run.start_time)
+        assert second.start_time >= first.end_time  # one at a time: the second waited for the first's slot
+        assert "runs at once: at most 1 (--max-runs, INCARNATE_MAX_RUNS)" in server.log.read_text()

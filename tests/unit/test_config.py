@@ -90,3 +90,22 @@ def test_a_backup_schedule_that_is_not_cron_is_refused():
         parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  drill_schedule: every sunday\n", "stack.yaml")
     with pytest.raises(ConfigError, match=r"field 'backup.verify_sample'"):
         parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  verify_sample: some\n", "stack.yaml")
+
+
+def test_h_in_a_schedule_is_a_value_of_the_stacks_own_and_spreads_many_stacks():
+    from incarnate.config import spread
+
+    minutes = [int(spread("H(0-9) 2 * * *", f"customer-{number}").split()[0]) for number in range(100)]
+    assert all(0 <= minute <= 9 for minute in minutes)
+    assert max(minutes.count(minute) for minute in range(10)) <= 20  # about ten a minute, none crowded
+    assert spread("H(0-9) 2 * * *", "acme") == spread("H(0-9) 2 * * *", "acme")  # the same every night
+    assert spread("H(0-9) 2 * * *", "acme").endswith(" 2 * * *")
+    weekly = spread("H H * * H", "acme").split()
+    assert 0 <= int(weekly[0]) <= 59 and 0 <= int(weekly[1]) <= 23 and 0 <= int(weekly[4]) <= 6
+    assert spread("30 4 * * 0", "acme") == "30 4 * * 0"  # nothing hashed, nothing changed
+
+
+@pytest.mark.parametrize("schedule", ["H(5-70) 2 * * *", "H(9-0) 2 * * *", "H/15 2 * * *", "2 H(0-30) * * *"])
+def test_a_hashed_field_outside_its_range_is_refused(schedule):
+    with pytest.raises(ConfigError, match=r"field 'backup.schedule': expected a cron expression of five fields .*H\(0-9\)"):
+        parse_stack_config(f"stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  schedule: '{schedule}'\n", "stack.yaml")

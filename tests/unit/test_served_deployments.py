@@ -1,7 +1,7 @@
 """Which host each served deployment of a stack acts on, and the customer registry that says so."""
 
 from deployments.serve import stack_deployments
-from incarnate.config import StackConfig
+from incarnate.config import StackConfig, spread
 from incarnate.repo import CustomerConfig
 
 
@@ -47,9 +47,10 @@ def test_each_stack_gets_a_nightly_backup_and_a_weekly_drill_and_verify_in_its_t
                                          "backup": {"verify_sample": "2G", "drill_schedule": "0 3 * * 6"}})
     made = {deployment.flow_name: deployment for deployment in stack_deployments(CustomerConfig("/r", "HEAD", "0" * 40, config))}
     schedules = {name: [(s.schedule.cron, s.schedule.timezone) for s in made[name].schedules] for name in made}
-    assert schedules["backup"] == [("0 2 * * *", "Asia/Tokyo")]
+    assert schedules["backup"] == [(spread("H(0-9) 2 * * *", "acme"), "Asia/Tokyo")]  # a minute of acme's own
     assert schedules["restore-drill"] == [("0 3 * * 6", "Asia/Tokyo")]
-    assert schedules["verify"] == [("30 4 * * 0", "Asia/Tokyo")]
+    assert schedules["verify"] == [(spread("H 5 * * 0", "acme"), "Asia/Tokyo")]
+    assert spread("H(0-9) 2 * * *", "acme") in made["backup"].description
     assert made["verify"].parameters == {"repo": "/r", "sample": "2G"}
     assert all("incarnate" in deployment.tags for deployment in made.values())  # what the alert automations match
 
@@ -73,3 +74,20 @@ def test_alert_settings_refuse_what_would_crash_healthy_runs(monkeypatch):
     assert settings.heartbeat_grace == timedelta(seconds=90) and settings.stale_after == timedelta(hours=26)
     (crash,) = desired(["acme"], settings)  # no block chosen: only the crash detection, no notifications
     assert crash.trigger.within == timedelta(seconds=90) and crash.trigger.match_related.root["prefect.resource.id"] == "prefect.tag.incarnate"
+
+
+def test_serve_runs_at_most_max_runs_at_once_and_refuses_a_bad_number(monkeypatch):
+    import os
+
+    import pytest
+
+    from incarnate import settings
+    from incarnate.errors import ConfigError
+
+    monkeypatch.delenv("INCARNATE_MAX_RUNS", raising=False)
+    assert settings.max_runs() == max(2, os.cpu_count() or 1)
+    monkeypatch.setenv("INCARNATE_MAX_RUNS", "3")
+    assert settings.max_runs() == 3 and settings.max_runs("5") == 5  # the option wins over the environment
+    for bad in ("0", "many", "-1"):
+        with pytest.raises(ConfigError, match=rf"maximum concurrent runs '{bad}' \(--max-runs or INCARNATE_MAX_RUNS\)"):
+            settings.max_runs(bad)

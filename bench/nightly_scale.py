@@ -1,0 +1,168 @@
+"""Benchmark: the nightly backups of many stacks due at the same instant, as 02:00 makes them, under one `incarnate serve`.
+
+    .venv/bin/python bench/nightly_scale.py [--stacks 16] [--max-runs N] [--nights 1]
+
+Installs N demo stacks (customer repos of its own, one shared local store, ports free on this machine), registers
+them in a registry of its own, starts `incarnate serve --max-runs N`, and per night schedules every stack's
+`backup/<stack>` run for one instant a few seconds ahead (what the cron does at 02:00). It prints, per night: the
+seconds from that instant to the last run's end, the peak memory (RSS) of serve's process tree (serve and the runs it
+started), the CPU seconds the machine spent meanwhile, and the runs that did not complete; then every stack's newest
+snapshot is verified (every chunk re-read). Everything it made is removed at the end. Run it where nothing else runs.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from prefect.client.orchestration import get_client  # noqa: E402
+from prefect.exceptions import ObjectNotFound  # noqa: E402
+from prefect.states import Scheduled  # noqa: E402
+
+from cli.main import use_local_prefect_server  # noqa: E402
+from incarnate import settings  # noqa: E402
+from incarnate.host import free_port  # noqa: E402
+from tests.e2e.conftest import COMPOSE, forget_on_prefect_server, forget_store_key  # noqa: E402
+
+INCARNATE = str(Path(sys.executable).with_name("incarnate"))
+LEAD_SECONDS = 20  # at least this far ahead lies the instant: every run is created (Scheduled) before it comes
+
+
+def customer_repo(folder: Path, stack: str, store: Path) -> Path:
+    repo = folder / stack
+    repo.mkdir()
+    (repo / "stack.yaml").write_text(f"stack: {stack}\nproduct: demo\nrelease: 1.0.0\nhttp_port: {free_port()}\n"
+                                     f"backup:\n  store:\n    kind: local\n    path: {store}\n")
+    for args in (["init", "-q", "--initial-branch=main"], ["add", "stack.yaml"], ["commit", "-qm", "pin demo 1.0.0"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    return repo
+
+
+def incarnate(*args: str, env: dict[str, str]) -> None:
+    result = subprocess.run([INCARNATE, *args], capture_output=True, text=True, env={**os.environ, **env})
+    if result.returncode != 0:
+        raise SystemExit(f"incarnate {' '.join(args)} failed: {result.stderr.strip()[-500:]}")
+
+
+def process_tree_rss_mb(root: int) -> float:
+    """RSS of `root` and every descendant, from /proc (the runs serve starts are its children)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            pages = int((entry / "statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        rss[int(entry.name)] = pages * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total / 2**20
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds this machine spent on anything but idling, since boot."""
+    values = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_deployments(client, stacks: list[str], serve: subprocess.Popen, log: Path) -> dict[str, object]:
+    deadline, found = time.monotonic() + 120, {}
+    while len(found) < len(stacks):
+        for stack in stacks:
+            if stack not in found:
+                try:
+                    found[stack] = client.read_deployment_by_name(f"backup/{stack}")
+                except ObjectNotFound:
+                    pass
+        if time.monotonic() > deadline or serve.poll() is not None:
+            raise SystemExit(f"serve did not make the deployments: {log.read_text()[-1000:]}")
+        time.sleep(0.5)
+    return found
+
+
+def one_night(client, deployments: dict[str, object], serve: subprocess.Popen) -> dict[str, float]:
+    """Every stack's backup scheduled for one instant; figures once all have ended."""
+    instant = datetime.now(UTC) + timedelta(seconds=max(LEAD_SECONDS, len(deployments) / 2))
+    runs = [client.create_flow_run_from_deployment(deployment.id, state=Scheduled(scheduled_time=instant))
+            for deployment in deployments.values()]
+    while datetime.now(UTC) < instant:
+        time.sleep(0.2)
+    cpu_before, peak = busy_cpu_seconds(), 0.0
+    while True:
+        peak = max(peak, process_tree_rss_mb(serve.pid))
+        states = [client.read_flow_run(run.id) for run in runs]
+        if all(run.state.is_final() for run in states):
+            break
+        time.sleep(0.5)
+    last_end = max(run.end_time for run in states)
+    return {"seconds": (last_end - instant).total_seconds(), "peak_mb": peak, "cpu_seconds": busy_cpu_seconds() - cpu_before,
+            "failed": sum(1 for run in states if run.state.name != "Completed")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stacks", type=int, default=16)
+    parser.add_argument("--max-runs", type=int, default=settings.max_runs())
+    parser.add_argument("--nights", type=int, default=1)
+    args = parser.parse_args()
+    use_local_prefect_server()
+    tag = uuid.uuid4().hex[:6]
+    folder = Path(tempfile.mkdtemp(prefix="bench-nightly-", dir=os.environ.get("TMPDIR", "/var/tmp")))
+    store = folder / "store"
+    store.mkdir()
+    env = {"INCARNATE_CUSTOMERS": str(folder / "customers.yaml")}
+    stacks = [f"n{tag}x{number}" for number in range(args.stacks)]
+    serve, failed, bad = None, 0, []
+    try:
+        print(f"installing {args.stacks} demo stacks (one shared store)")
+        for stack in stacks:
+            repo = customer_repo(folder, stack, store)
+            incarnate("install", str(repo), env=env)
+            incarnate("register", str(repo), env=env)
+        log = folder / "serve.log"
+        with open(log, "wb") as output:
+            serve = subprocess.Popen([INCARNATE, "serve", "--max-runs", str(args.max_runs)], env={**os.environ, **env},
+                                     stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        with get_client(sync_client=True) as client:
+            deployments = wait_for_deployments(client, stacks, serve, log)
+            time.sleep(3)  # the runner polls for its deployments' runs from now on
+            print(f"{'night':<7}{'stacks':>7}{'max runs':>9}{'s to last end':>15}{'peak RSS MB':>13}{'CPU s':>8}{'failed':>8}")
+            for night in range(1, args.nights + 1):
+                figures = one_night(client, deployments, serve)
+                failed += figures["failed"]
+                print(f"{night:<7}{args.stacks:>7}{args.max_runs:>9}{figures['seconds']:>15.1f}{figures['peak_mb']:>13.0f}"
+                      f"{figures['cpu_seconds']:>8.0f}{figures['failed']:>8}")
+        bad = [stack for stack in stacks
+               if subprocess.run([INCARNATE, "verify", str(folder / stack)], capture_output=True,
+                                 env={**os.environ, **env}).returncode != 0]
+        print(f"verified the newest snapshot of {len(stacks)} stacks (every chunk re-read): {len(bad)} bad {bad or ''}")
+    finally:
+        if serve is not None:
+            serve.terminate()
+            serve.wait(30)
+        for stack in stacks:
+            subprocess.run([COMPOSE, "-p", stack, "down", "--volumes"], capture_output=True)
+            shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
+            forget_on_prefect_server(stack)
+        forget_store_key(store)
+        shutil.rmtree(folder, ignore_errors=True)
+    return 1 if failed or bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
