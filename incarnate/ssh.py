@@ -469,7 +469,7 @@ class OpenSshTunnel:
             self._release_master(master)
 
     def close(self) -> None:
-        for master in range(len(self._sessions)):
+        for master in range(max(1, len(self._sessions))):  # master 0 exists from check() even if nothing was carried
             subprocess.run(self._ssh("-S", self._control_path(master), "-O", "exit", "--", self.address.host),
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=CONNECT_TIMEOUT)
         os.close(self._key)
