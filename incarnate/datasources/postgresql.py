@@ -13,8 +13,9 @@ from incarnate.host import copy_from
 USER_TABLES = "FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
 
 
-CREATE_TABLE = re.compile(rb"^CREATE TABLE (\S+) \($")
-COPY = re.compile(rb"^COPY (\S+) \(.*\) FROM stdin;$")
+# A statement whose rows are counted: a table's definition, or the start of its rows.
+STATEMENT = re.compile(rb"^(?:CREATE TABLE (?P<table>\S+) \($|COPY (?P<copy>\S+) \(.*\) FROM stdin;\n)", re.MULTILINE)
+END_OF_COPY = b"\\.\n"  # the line that ends a COPY block: a backslash in a value is escaped, so no row is this line
 
 
 class DumpRows(RowCounter):
@@ -25,22 +26,27 @@ class DumpRows(RowCounter):
         super().__init__()
         self.copying: str | None = None
 
-    def lines(self, lines: list[bytes]) -> None:
-        for line in lines:
-            if self.copying is not None:
-                if line == b"\\.":
-                    self.copying = None
-                else:
-                    self.rows[self.copying] += 1
-            elif line.startswith(b"COPY "):
-                table = COPY.match(line)
-                if table:
-                    self.copying = table[1].decode()
-                    self.rows.setdefault(self.copying, 0)
-            elif line.startswith(b"CREATE TABLE "):
-                table = CREATE_TABLE.match(line)
-                if table:
-                    self.rows.setdefault(table[1].decode(), 0)
+    def block(self, text: bytes, start: int, stop: int) -> None:
+        position = start
+        while position < stop:
+            if self.copying is None:
+                statement = STATEMENT.search(text, position, stop)
+                if statement is None:
+                    return
+                self.rows.setdefault((statement["table"] or statement["copy"]).decode(), 0)
+                self.copying = statement["copy"] and statement["copy"].decode()
+                position = statement.end()
+                continue
+            if text.startswith(END_OF_COPY, position, stop):
+                end = position
+            else:
+                found = text.find(b"\n" + END_OF_COPY, position, stop)
+                end = stop if found < 0 else found + 1
+            self.rows[self.copying] += text.count(b"\n", position, end)
+            if end < stop:
+                self.copying = None
+                end += len(END_OF_COPY)
+            position = end
 
 
 class PostgreSQL(Database):

@@ -1,5 +1,7 @@
 """Rows per table counted from a dump as it streams past, in pieces cut anywhere: what the restore drill compares."""
 
+import random
+
 import pytest
 
 from incarnate.datasources.mariadb import DumpRows as MariaDBRows
@@ -35,3 +37,35 @@ def test_postgresql_rows_are_the_lines_of_each_copy_block(piece):
 def test_row_differences_name_each_table_that_differs():
     assert row_differences({"demo.a": 3, "demo.b": 1}, {"demo.a": 4, "demo.b": 1, "demo.c": 2}) == [
         "demo.a: 3 restored, 4 backed up", "demo.c: 0 restored, 2 backed up"]
+
+
+TRICKY = ["),(", ");", "x;", "\\n(", "it\\'s", "\\\\", "", "(", "\\\\.", "a),\\n(b"]
+
+
+def mariadb_dump(rows: int, one_row_a_line: bool) -> bytes:
+    """Statements of up to 100 rows each, the values built from strings that look like row separators."""
+    statements = [b"CREATE TABLE `t` (\n  `id` int\n);\n"]
+    for first in range(0, rows, 100):
+        values = [f"({n},'{TRICKY[n % len(TRICKY)]}',0x{n:04x})".encode() for n in range(first, min(rows, first + 100))]
+        statements.append(b"INSERT INTO `t` VALUES\n" + b",\n".join(values) + b";\n" if one_row_a_line
+                          else b"INSERT INTO `t` VALUES " + b",".join(values) + b";\n")
+    return b"".join(statements)
+
+
+def postgresql_dump(rows: int) -> bytes:
+    values = b"".join(f"{n}\t{TRICKY[n % len(TRICKY)]}\n".encode() for n in range(rows))
+    return b"CREATE TABLE public.t (\n    id integer\n);\nCOPY public.t (id, v) FROM stdin;\n" + values + b"\\.\n\n"
+
+
+@pytest.mark.parametrize("one_row_a_line", [True, False])
+@pytest.mark.parametrize("seed", range(3))
+def test_every_row_of_a_large_dump_cut_anywhere_is_counted_once(one_row_a_line, seed):
+    pieces = random.Random(seed)
+    for dump, counter, table in ((mariadb_dump(5000, one_row_a_line), MariaDBRows(), "t"),
+                                 (postgresql_dump(5000), PostgreSQLRows(), "public.t")):
+        start = 0
+        while start < len(dump):
+            size = pieces.choice([1, 2, 3, 17, 1000, 65536])
+            counter.feed(dump[start:start + size])
+            start += size
+        assert counter.result() == {table: 5000}
