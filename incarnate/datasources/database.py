@@ -1,5 +1,6 @@
 """What every database engine shares: the database, the Compose service that runs it, its container."""
 
+import re
 import shlex
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
@@ -81,8 +82,11 @@ class RowCounter(ABC):
     holds millions of rows, so the rows themselves are counted with bytes.count and find, never a line at a time
     in Python (that cost seconds of the GIL per gigabyte, on the path of the slowest stream of a backup)."""
 
+    statement: ClassVar[re.Pattern[bytes]]  # a table's definition (it has rows, maybe none) or the start of its rows
+
     def __init__(self) -> None:
         self.rows: dict[str, int] = {}
+        self.table: str | None = None  # whose rows the lines being read are
         self._partial = b""
 
     def feed(self, data: bytes) -> None:
@@ -107,6 +111,23 @@ class RowCounter(ABC):
             self.block(tail, 0, len(tail))
         return dict(sorted(self.rows.items()))
 
-    @abstractmethod
     def block(self, text: bytes, start: int, stop: int) -> None:
         """Count what the whole lines of text[start:stop] hold (the last ends with a newline at stop)."""
+        position = start
+        while position < stop:
+            if self.table is not None:
+                position = self.count(text, position, stop)
+                continue
+            statement = self.statement.search(text, position, stop)
+            if statement is None:
+                return
+            position = self.begin(statement, text, stop)
+
+    @abstractmethod
+    def begin(self, statement: re.Match[bytes], text: bytes, stop: int) -> int:
+        """Note the table `statement` names (and set `table` when its rows follow); where reading goes on."""
+
+    @abstractmethod
+    def count(self, text: bytes, position: int, stop: int) -> int:
+        """Add the rows of `table` from `position` on, up to their end (then `table` is None) or `stop`; where
+        reading goes on."""

@@ -46,32 +46,29 @@ class DumpRows(RowCounter):
     `INSERT INTO ... VALUES` line; either way it ends with the first `;` at the end of a line. One row a line, the
     rows are the lines, counted without a copy; rows on one line pay for taking the quoted strings out."""
 
+    statement = STATEMENT
+
     def __init__(self) -> None:
         super().__init__()
-        self.inserting: str | None = None
         self.one_row_a_line = False
 
-    def block(self, text: bytes, start: int, stop: int) -> None:
-        position = start
-        while position < stop:
-            if self.inserting is None:
-                statement = STATEMENT.search(text, position, stop)
-                if statement is None:
-                    return
-                name = (statement["table"] or statement["into"]).replace(b"``", b"`").decode()
-                self.rows.setdefault(name, 0)
-                position = statement.end()
-                if statement["into"] is not None:
-                    self.inserting, self.one_row_a_line = name, text.startswith(b"\n", position, stop)
-                    position += self.one_row_a_line
-                continue
-            end = _statement_end(text, position, stop)
-            until = stop if end < 0 else end
-            self.rows[self.inserting] += (text.count(b"\n", position, until) if self.one_row_a_line
-                                          else _tuples(text[position:until]))
-            if end >= 0:
-                self.inserting = None
-            position = until
+    def begin(self, statement: re.Match[bytes], text: bytes, stop: int) -> int:
+        name = (statement["table"] or statement["into"]).replace(b"``", b"`").decode()
+        self.rows.setdefault(name, 0)
+        position = statement.end()
+        if statement["into"] is not None:
+            self.table, self.one_row_a_line = name, text.startswith(b"\n", position, stop)
+            position += self.one_row_a_line
+        return position
+
+    def count(self, text: bytes, position: int, stop: int) -> int:
+        end = _statement_end(text, position, stop)
+        until = stop if end < 0 else end
+        self.rows[self.table] += (text.count(b"\n", position, until) if self.one_row_a_line
+                                  else _tuples(text[position:until]))
+        if end >= 0:
+            self.table = None
+        return until
 
 
 class MariaDB(Database):

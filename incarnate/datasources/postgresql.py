@@ -22,31 +22,24 @@ class DumpRows(RowCounter):
     """pg_dump writes each table's rows as the lines between `COPY table (...) FROM stdin;` and `\\.`, one a row
     (newlines inside values are escaped); the table is named as quote_ident names it, schema first."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.copying: str | None = None
+    statement = STATEMENT
 
-    def block(self, text: bytes, start: int, stop: int) -> None:
-        position = start
-        while position < stop:
-            if self.copying is None:
-                statement = STATEMENT.search(text, position, stop)
-                if statement is None:
-                    return
-                self.rows.setdefault((statement["table"] or statement["copy"]).decode(), 0)
-                self.copying = statement["copy"] and statement["copy"].decode()
-                position = statement.end()
-                continue
-            if text.startswith(END_OF_COPY, position, stop):
-                end = position
-            else:
-                found = text.find(b"\n" + END_OF_COPY, position, stop)
-                end = stop if found < 0 else found + 1
-            self.rows[self.copying] += text.count(b"\n", position, end)
-            if end < stop:
-                self.copying = None
-                end += len(END_OF_COPY)
-            position = end
+    def begin(self, statement: re.Match[bytes], text: bytes, stop: int) -> int:
+        self.rows.setdefault((statement["table"] or statement["copy"]).decode(), 0)
+        self.table = statement["copy"] and statement["copy"].decode()
+        return statement.end()
+
+    def count(self, text: bytes, position: int, stop: int) -> int:
+        if text.startswith(END_OF_COPY, position, stop):
+            end = position
+        else:
+            found = text.find(b"\n" + END_OF_COPY, position, stop)
+            end = stop if found < 0 else found + 1
+        self.rows[self.table] += text.count(b"\n", position, end)
+        if end == stop:
+            return stop
+        self.table = None
+        return end + len(END_OF_COPY)
 
 
 class PostgreSQL(Database):
