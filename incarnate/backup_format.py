@@ -32,7 +32,7 @@ from pyfastcdc import FastCDC
 
 from incarnate import __version__
 from incarnate.encryption import PLAIN, Codec
-from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, StoreError
+from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, StageError, StoreError
 from incarnate.progress import Meter, track
 from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
@@ -340,8 +340,10 @@ def fetch_chunk(store: Store, chunk_id: str, where: str) -> tuple[bytes, bytes]:
     return stored, data
 
 
-def _chunk_stream(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int, meter: Meter | None) -> Iterator[bytes]:
-    """The artifact's raw bytes chunk by chunk, fetched ahead in parallel, each verified."""
+def _chunk_stream(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int, meter: Meter | None,
+                  stop: threading.Event | None = None) -> Iterator[bytes]:
+    """The artifact's raw bytes chunk by chunk, fetched ahead in parallel, each verified; ends with StageError once
+    `stop` is set (another artifact of the same restore failed)."""
     where = f"snapshot {snapshot.id}, artifact {artifact.name}"
     chunk_ids = [chunk_id for chunk_id, _ in artifact.chunks]
     digest = hashlib.sha256()
@@ -354,6 +356,8 @@ def _chunk_stream(store: Store, snapshot: Snapshot, artifact: Artifact, parallel
                     ahead.append(pool.submit(fetch_chunk, store, chunk_ids[submitted], where))
                     submitted += 1
                 _, data = ahead.popleft().result()
+                if stop is not None and stop.is_set():
+                    raise StageError(f"{where}: stopped, another artifact of the same restore failed.")
                 digest.update(data)
                 if meter is not None:
                     meter.advance(len(data))
@@ -386,15 +390,18 @@ class _IterReader(io.RawIOBase):
 
 
 def open_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int = PARALLEL,
-                  meter: Meter | None = None) -> BinaryIO:
-    """A stream of the artifact's raw bytes; reading raises IntegrityError at the first bad chunk."""
-    return io.BufferedReader(_IterReader(_chunk_stream(store, snapshot, artifact, parallel, meter)), buffer_size=1 << 20)
+                  meter: Meter | None = None, stop: threading.Event | None = None) -> BinaryIO:
+    """A stream of the artifact's raw bytes; reading raises IntegrityError at the first bad chunk, StageError
+    once `stop` is set."""
+    return io.BufferedReader(_IterReader(_chunk_stream(store, snapshot, artifact, parallel, meter, stop)), buffer_size=1 << 20)
 
 
-def restore_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, consume: Callable[[BinaryIO], None]) -> None:
-    """Feed an artifact's verified raw stream to `consume`, and make sure all of it was read."""
+def restore_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, consume: Callable[[BinaryIO], None],
+                     stop: threading.Event | None = None) -> None:
+    """Feed an artifact's verified raw stream to `consume`, and make sure all of it was read; `stop` ends it early."""
     where = f"snapshot {snapshot.id}, artifact {artifact.name}"
-    with track(f"restore of {artifact.name}", artifact.size) as meter, open_artifact(store, snapshot, artifact, meter=meter) as stream:
+    with track(f"restore of {artifact.name}", artifact.size) as meter, \
+            open_artifact(store, snapshot, artifact, meter=meter, stop=stop) as stream:
         try:
             consume(stream)
         except IntegrityError as error:

@@ -46,8 +46,8 @@ def stall_seconds() -> float:
 
 
 def parallel_artifacts() -> int:
-    """How many artifacts of one snapshot a backup reads at once (INCARNATE_PARALLEL_ARTIFACTS; default: the cores,
-    at most 4): each is a stream out of the host and a pipeline of chunk uploads."""
+    """How many artifacts of one snapshot a backup reads, or a restore loads, at once (INCARNATE_PARALLEL_ARTIFACTS;
+    default: the cores, at most 4): each is a stream through the host and a pipeline of chunk transfers."""
     default = min(4, os.cpu_count() or 1)
     value = os.environ.get("INCARNATE_PARALLEL_ARTIFACTS", str(default))
     if not value.isdigit() or int(value) < 1:

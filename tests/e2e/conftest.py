@@ -129,6 +129,13 @@ class Customer:
                        capture_output=True)
         shutil.rmtree(Path(HOST_STACKS) / self.stack, ignore_errors=True)
 
+    def database_tables(self) -> int:
+        """Tables in the demo database, 0 once a failed restore emptied it again."""
+        return int(subprocess.run(
+            ["docker", "exec", f"{self.stack}-db-1", "mariadb", "-N", "-e",
+             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='demo'"],
+            capture_output=True, text=True, check=True).stdout.strip())
+
     def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
         request = urllib.request.Request(self.url + path, data=body, method=method)
         with urllib.request.urlopen(request, timeout=10) as response:

@@ -63,7 +63,9 @@ def malicious_tar() -> bytes:
     return buffer.getvalue()
 
 
-def test_restore_refuses_a_malicious_tar_and_leaves_the_volume_empty(customer):
+def test_restore_refuses_a_malicious_tar_and_leaves_the_volume_and_the_database_empty(customer):
+    """The artifacts load at once; the first that fails stops the others, and every target is empty again: a second
+    attempt, maybe from another snapshot, must not keep a database from this one."""
     assert customer.install().returncode == 0
     store = customer.backups()
     genuine = list_snapshots(store, customer.stack)[-1]
@@ -84,3 +86,4 @@ def test_restore_refuses_a_malicious_tar_and_leaves_the_volume_empty(customer):
     listing = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", "--entrypoint", "ls",
                               "localhost:5000/incarnate/toolbox:1", "-A", "/data"], capture_output=True, text=True, check=True)
     assert listing.stdout == ""
+    assert customer.database_tables() == 0

@@ -1,7 +1,6 @@
 """Bad input gets one sentence naming what and where, a non-zero exit, and nothing is touched."""
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -84,9 +83,5 @@ def test_restore_refuses_a_corrupt_artifact_names_it_and_leaves_the_database_emp
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
     assert f"snapshot {snapshot.id}, artifact database-demo, chunk {chunk_id}: corrupt (fails authentication)" in error
-    tables = subprocess.run(
-        ["docker", "exec", f"{customer.stack}-db-1", "mariadb", "-N", "-e",
-         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='demo'"],
-        capture_output=True, text=True, check=True).stdout.strip()
-    assert tables == "0"
+    assert customer.database_tables() == 0
     assert "app" not in " ".join(customer.containers())

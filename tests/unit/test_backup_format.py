@@ -2,10 +2,11 @@ import io
 import json
 import os
 import random
+import threading
 
 import pytest
 
-from incarnate.errors import IntegrityError, StoreError
+from incarnate.errors import IntegrityError, StageError, StoreError
 from incarnate.backup_format import (
     Manifest, SnapshotWriter, chunk_key, copy_snapshot, find_snapshot, list_snapshots, new_snapshot_prefix,
     restore_artifact, verify_snapshot,
@@ -159,3 +160,18 @@ def test_restoring_a_snapshot_whose_manifest_is_from_a_newer_format_says_why_it_
     damage_manifest(store, snapshot, json.dumps({"format": 99, "stack": "acme"}).encode())
     with pytest.raises(IntegrityError, match=f"{snapshot.id}.*format 99.*newer incarnate"):
         find_snapshot(store, "acme", snapshot.id)
+
+
+def test_a_restore_told_to_stop_ends_at_the_next_chunk_naming_what_it_was_restoring(tmp_path):
+    store = LocalStore(tmp_path)
+    snapshot, _ = make_snapshot(store, os.urandom(8 << 20))
+    stop, consumed = threading.Event(), []
+
+    def consume(raw) -> None:
+        consumed.append(raw.read(1 << 20))
+        stop.set()  # another artifact's load failed meanwhile
+        raw.read()
+
+    with pytest.raises(StageError, match=rf"^snapshot {snapshot.id}, artifact database-demo: stopped, another artifact"):
+        restore_artifact(store, snapshot, snapshot.manifest.artifact("database-demo"), consume, stop)
+    assert len(consumed[0]) == 1 << 20
