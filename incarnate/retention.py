@@ -5,9 +5,18 @@ lock (no backup, copy, restore or verify runs meanwhile), deletes the chunks no 
 in the store references. It never deletes what the server still locks, no chunk while any manifest in the store
 cannot be read, and when the lock cannot be had in time it skips the clean-up (a later prune does it): a prune
 never fails because other stacks are busy.
+
+With many stacks in one store, their prunes queue for the exclusive lock at 02:00, and each sweep lists every
+chunk of the store while no backup may run. So a sweep marks its start and its end in the store
+
+    sweeps/<token>.started, sweeps/<token>.done
+
+and a prune whose turn comes after a sweep that started once its own forgetting was done (a start it had not
+seen then) and finished, has nothing left to delete: it says so and lets the backups go on at once.
 """
 
 import os
+import secrets
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,6 +73,7 @@ class PruneResult:
     chunks_deleted: int = 0
     chunks_locked: int = 0
     clean_up_skipped: str | None = None  # why no chunk was deleted this time
+    swept_by: str | None = None  # the sweep of another prune that deleted what this one forgot
 
     def summary(self) -> str:
         verb = "would forget" if self.dry_run else "forgot"
@@ -72,6 +82,8 @@ class PruneResult:
                 f"{'would delete' if self.dry_run else 'deleted'} {self.chunks_deleted} unreferenced chunks")
         if self.chunks_locked:
             text += f", {self.chunks_locked} unreferenced chunks still locked"
+        if self.swept_by:
+            text += f" (the store was swept after this prune forgot its snapshots, by {self.swept_by})"
         if self.clean_up_skipped:
             text += f"; chunk clean-up skipped: {self.clean_up_skipped}"
         return text
@@ -121,6 +133,41 @@ def sweep(store: Store, forgotten: set[str], result: PruneResult, now: datetime)
             store.delete(key)
 
 
+SWEEPS = "sweeps"
+STARTED, DONE = ".started", ".done"
+
+
+def sweep_marks(store: Store) -> dict[str, set[str]]:
+    """The sweeps whose marks are in the store: token -> {".started", ".done"}."""
+    marks: dict[str, set[str]] = {}
+    for key in store.list(SWEEPS):
+        name = key.rsplit("/", 1)[-1]
+        for mark in (STARTED, DONE):
+            if name.endswith(mark):
+                marks.setdefault(name.removesuffix(mark), set()).add(mark)
+    return marks
+
+
+def sweep_since(store: Store, seen: set[str]) -> str | None:
+    """A sweep that started after `seen` was listed, and finished: it read the manifests after they were."""
+    return next((f"sweep {token}" for token, marks in sorted(sweep_marks(store).items())
+                 if token not in seen and marks == {STARTED, DONE}), None)
+
+
+def marked_sweep(store: Store, forgotten: set[str], result: PruneResult, now: datetime) -> None:
+    """Sweep, its start and end marked in the store; the marks of earlier sweeps go (this one covers what they did)."""
+    token = secrets.token_hex(8)
+    earlier = sweep_marks(store)
+    store.put(f"{SWEEPS}/{token}{STARTED}", b"")
+    sweep(store, forgotten, result, now)
+    if result.clean_up_skipped:
+        return  # it deleted nothing: a prune waiting for a sweep must not count on this one
+    store.put(f"{SWEEPS}/{token}{DONE}", b"")
+    for other, marks in earlier.items():
+        for mark in marks:
+            store.delete(f"{SWEEPS}/{other}{mark}")
+
+
 def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, now: datetime | None = None,
           wait_seconds: float | None = None, protected: set[str] = frozenset()) -> PruneResult:
     now = now or datetime.now(UTC)
@@ -129,10 +176,13 @@ def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, no
     if dry_run:
         sweep(store, forgotten, result, now)  # only reads: needs no lock
         return result
+    seen = set(sweep_marks(store))  # after forgetting: a sweep not yet started reads the manifests as they are now
     wait = clean_up_wait_seconds() if wait_seconds is None else wait_seconds
     try:
         with exclusive_lock(store, f"prune of stack {stack}", wait):
-            sweep(store, forgotten, result, now)
+            result.swept_by = sweep_since(store, seen)
+            if not result.swept_by:
+                marked_sweep(store, forgotten, result, now)
     except StoreBusy as busy:
         result.clean_up_skipped = f"{busy} A later prune deletes the unreferenced chunks."
     return result

@@ -10,6 +10,7 @@ from incarnate.backup_format import SnapshotWriter, list_snapshots, new_snapshot
 from incarnate.config import Retention
 from incarnate.retention import prune
 from incarnate.stores.local import LocalStore
+from incarnate.stores.locking import exclusive_lock, live_locks
 
 FORGET_ALL_BUT_NEWEST = Retention(keep_daily=0, keep_weekly=0, keep_monthly=0, min_age_days=0)
 
@@ -91,3 +92,42 @@ def test_many_stacks_backing_up_and_pruning_at_once_never_fail_a_prune(tmp_path)
     assert failures == []
     problems = [problem for snapshot in list_snapshots(store) for problem in verify_snapshot(store, snapshot)]
     assert problems == []
+
+
+def test_prunes_queued_behind_a_clean_up_that_began_after_they_forgot_are_served_by_it(tmp_path):
+    """At 02:00 the prunes of many stacks queue for the exclusive lock; one sweep that began once they had
+    forgotten their snapshots deletes all their chunks, and the others let the backups go on at once."""
+    store = LocalStore(tmp_path)
+    old_chunks = set()
+    for stack in ("a", "b", "c"):
+        old_chunks |= snapshot_of(store, stack, os.urandom(1 << 20)).manifest.chunk_ids()
+        snapshot_of(store, stack, os.urandom(1 << 16))
+    results = {}
+
+    def prune_stack(stack: str) -> None:
+        results[stack] = prune(store, stack, FORGET_ALL_BUT_NEWEST)
+
+    with exclusive_lock(store, "a clean-up under way", wait_seconds=5):
+        threads = [threading.Thread(target=prune_stack, args=(stack,)) for stack in ("a", "b", "c")]
+        for thread in threads:
+            thread.start()
+        while sum(record.kind == "exclusive" for record in live_locks(store)) < 4:  # all three forgot and queued
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join()
+
+    sweepers = [stack for stack, result in results.items() if result.swept_by is None]
+    assert len(sweepers) == 1
+    assert results[sweepers[0]].chunks_deleted == len(old_chunks)
+    for stack, result in results.items():
+        if stack not in sweepers:
+            assert result.chunks_deleted == 0 and result.clean_up_skipped is None
+            assert "the store was swept after this prune forgot its snapshots, by sweep " in result.summary()
+    assert not any(store.exists(f"chunks/{chunk[:2]}/{chunk}") for chunk in old_chunks)
+
+    # A prune that forgets after that sweep ended sweeps again: the sweep it saw did not read its deletions.
+    leftover = snapshot_of(store, "a", os.urandom(1 << 18)).manifest.chunk_ids()
+    snapshot_of(store, "a", os.urandom(1 << 16))
+    again = prune(store, "a", FORGET_ALL_BUT_NEWEST)
+    assert again.swept_by is None and not any(store.exists(f"chunks/{chunk[:2]}/{chunk}") for chunk in leftover)
+    assert len(store.list("sweeps")) == 2  # only the newest sweep's marks stay
