@@ -1,13 +1,15 @@
 """Benchmark: the nightly backups of many stacks due at the same instant, as 02:00 makes them, under one `incarnate serve`.
 
-    .venv/bin/python bench/nightly_scale.py [--stacks 16] [--max-runs N] [--nights 1]
+    .venv/bin/python bench/nightly_scale.py [--stacks 16] [--max-runs N] [--nights 1] [--idle-seconds 60]
 
 Installs N demo stacks (customer repos of its own, one shared local store, ports free on this machine), registers
 them in a registry of its own, starts `incarnate serve --max-runs N`, and per night schedules every stack's
 `backup/<stack>` run for one instant a few seconds ahead (what the cron does at 02:00). It prints, per night: the
 seconds from that instant to the last run's end, the peak memory (RSS) of serve's process tree (serve and the runs it
 started), the CPU seconds the machine spent meanwhile, and the runs that did not complete; then every stack's newest
-snapshot is verified (every chunk re-read). Everything it made is removed at the end. Run it where nothing else runs.
+snapshot is verified (every chunk re-read). Before the stacks are installed and after, it samples the share of the
+cores busy while nothing runs (the stacks' health checks cost that). Everything it made is removed at the end. Run
+it where nothing else runs.
 """
 
 import argparse
@@ -80,6 +82,14 @@ def busy_cpu_seconds() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def idle_share(seconds: float) -> float:
+    """The share of the machine's cores busy over `seconds` of doing nothing (the stacks' health checks, the
+    Prefect server, the engine)."""
+    before = busy_cpu_seconds()
+    time.sleep(seconds)
+    return (busy_cpu_seconds() - before) / (seconds * (os.cpu_count() or 1))
+
+
 def wait_for_deployments(client, stacks: list[str], serve: subprocess.Popen, log: Path) -> dict[str, object]:
     deadline, found = time.monotonic() + 120, {}
     while len(found) < len(stacks):
@@ -119,6 +129,8 @@ def main() -> int:
     parser.add_argument("--stacks", type=int, default=16)
     parser.add_argument("--max-runs", type=int, default=settings.max_runs())
     parser.add_argument("--nights", type=int, default=1)
+    parser.add_argument("--idle-seconds", type=float, default=60, help="how long the idle cost is sampled, before and "
+                        "after the stacks are installed (default 60)")
     args = parser.parse_args()
     use_local_prefect_server()
     tag = uuid.uuid4().hex[:6]
@@ -129,11 +141,15 @@ def main() -> int:
     stacks = [f"n{tag}x{number}" for number in range(args.stacks)]
     serve, failed, bad = None, 0, []
     try:
+        idle_before = idle_share(args.idle_seconds)
         print(f"installing {args.stacks} demo stacks (one shared store)")
         for stack in stacks:
             repo = customer_repo(folder, stack, store)
             incarnate("install", str(repo), env=env)
             incarnate("register", str(repo), env=env)
+        idle_after = idle_share(args.idle_seconds)
+        print(f"idle, {args.idle_seconds:.0f} s each: {idle_before:.1%} of the cores busy without the stacks, {idle_after:.1%} "
+              f"with {args.stacks} (their health checks, {(idle_after - idle_before) / args.stacks:.2%} a stack)")
         log = folder / "serve.log"
         with open(log, "wb") as output:
             serve = subprocess.Popen([INCARNATE, "serve", "--max-runs", str(args.max_runs)], env={**os.environ, **env},

@@ -5,12 +5,13 @@
 Each round publishes the release folder (default: the demo's 1.1.0) into a fresh, empty release store with
 `incarnate release publish` (the publish-release flow: check, scratch stack up, migrations, vanilla backup,
 tear down, write), and, as the baseline in the same run, brings the same compose file up on empty volumes with
-plain `docker compose up --wait` and removes it again. Prints each step's seconds (best round) and the ratio.
+plain `docker compose up --wait` (its health checks every second: bench/fast_health.py) and removes it again. Prints each step's seconds (best round) and the ratio.
 """
 
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.fast_health import fast_health_override  # noqa: E402
 from cli.main import use_local_prefect_server  # noqa: E402
 from incarnate import settings  # noqa: E402
 from incarnate.host import Host, free_port  # noqa: E402
@@ -41,8 +43,11 @@ def published(folder: Path) -> tuple[float, dict[str, float]]:
 
 
 def plain_up(folder: Path) -> float:
-    """`compose up --wait` of the release on empty volumes, then `down --volumes`: running it at all."""
-    compose = [*Host().compose_command(), "--project-name", "bench-plain-up", "--file", str(folder / "compose.yaml")]
+    """`compose up --wait` of the release on empty volumes (its health checks every second), then `down
+    --volumes`: running it at all."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-plain-up-"))
+    compose = [*Host().compose_command(), "--project-name", "bench-plain-up", "--file", str(folder / "compose.yaml"),
+               "--file", str(fast_health_override(folder / "compose.yaml", scratch))]
     descriptor = read_release_folder(folder).descriptor  # its secrets too: compose.yaml refuses to run without them
     env = {**os.environ, **scratch_variables(descriptor, settings.registry(), str(free_port()))}
     began = time.perf_counter()
@@ -51,6 +56,7 @@ def plain_up(folder: Path) -> float:
         return time.perf_counter() - began
     finally:
         subprocess.run([*compose, "down", "--volumes"], capture_output=True, env=env)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main() -> int:

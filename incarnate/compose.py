@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from incarnate.errors import StageError, StoreError, tail
+from incarnate.health import HealthWait
 from incarnate.host import Host
 from incarnate.private import write_private
 
@@ -99,12 +100,12 @@ class ComposeProject:
         self.compose("pull", "--quiet", *(services or []), what=f"pulling images of stack {self.name}", error=StoreError)
 
     def up(self, services: list[str] | None = None, timeout: int = 300) -> None:
-        """Start services and wait until each is healthy (Compose's own --wait)."""
-        args = ["up", "--detach", "--wait", "--wait-timeout", str(timeout)]
-        if not services:
-            args.append("--remove-orphans")
+        """Start services and wait until each is healthy: incarnate runs their health checks itself until they
+        pass (incarnate.health), so a sensible health-check interval does not delay a deployment."""
+        args = ["up", "--detach", *([] if services else ["--remove-orphans"])]
         try:
             self.compose(*args, *(services or []), what=f"starting stack {self.name}", timeout=timeout + 60)
+            HealthWait(self.host, self.name, services).until_healthy(timeout)
         except StageError as error:
             raise StageError(f"{error} Its containers' last log lines: {self.log_tail()}") from None
 

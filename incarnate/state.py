@@ -6,6 +6,8 @@ from pydantic import BaseModel
 
 from incarnate.backup_format import Snapshot
 from incarnate.compose import STATE_FILE, ComposeProject
+from incarnate.errors import StageError
+from incarnate.health import HealthWait
 from incarnate.pinned import PinnedStack
 from incarnate.private import write_private
 from incarnate.readiness import observe
@@ -56,7 +58,11 @@ def runs_as_deployed(project: ComposeProject, pinned: PinnedStack, state: StackS
     services = project.services()
     if {service.get("Service") for service in services} != set(pinned.release.images):
         return False
-    if any(service.get("State") != "running" or service.get("Health") not in ("", "healthy") for service in services):
+    if any(service.get("State") != "running" for service in services):
+        return False
+    try:  # Docker may not have run a check since the start (one interval): the checks are run now, once
+        HealthWait(project.host, project.name, None).until_healthy(timeout=0)
+    except StageError:
         return False
     readiness, _ = observe(project, pinned.release, state.http_port)
     return readiness is not None

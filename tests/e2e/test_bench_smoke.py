@@ -21,7 +21,7 @@ def bench(script: str, *args: str) -> str:
     ("ssh_transport.py", ("--mb", "5"), "ratio ssh/direct"),
     ("publish_release.py", ("--rounds", "1"), "publish / baseline ="),
     ("encryption.py", ("--rows", "2000", "--nights", "2", "--mb", "4", "--rounds", "1"), "throughput encrypted / plain ="),
-    ("nightly_scale.py", ("--stacks", "2", "--max-runs", "1"), "verified the newest snapshot of 2 stacks (every chunk re-read): 0 bad"),
+    ("nightly_scale.py", ("--stacks", "2", "--max-runs", "1", "--idle-seconds", "2"), "verified the newest snapshot of 2 stacks (every chunk re-read): 0 bad"),
 ])
 def test_benchmark_runs_at_a_small_size(script, args, prints):
     assert prints in bench(script, *args)
