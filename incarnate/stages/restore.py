@@ -1,5 +1,6 @@
-"""Restore: only the data services are started, and each artifact of the snapshot is loaded into its database or
-volume if that is empty, verified chunk by chunk on the way; a failed load leaves the target empty again."""
+"""Restore: only the data services are started, and the artifacts of the snapshot are loaded at once, each into its
+database or volume if that is empty, verified chunk by chunk on the way; a failed load stops the others and leaves
+every target this restore loaded empty again."""
 
 import threading
 
