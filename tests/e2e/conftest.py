@@ -204,6 +204,9 @@ class Serving:
     log: Path
 
 
+SERVING = "Your deployments are being served"
+
+
 @contextmanager
 def serving(customer: Customer, tmp_path: Path, *options: str, env: dict | None = None) -> Iterator[Serving]:
     """The customer installed, registered (in a registry of this test's own) and `incarnate serve` running for it."""
@@ -216,14 +219,12 @@ def serving(customer: Customer, tmp_path: Path, *options: str, env: dict | None 
         server = subprocess.Popen([INCARNATE, "serve", *options], env={**os.environ, **env}, stdout=output,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
+    # Prefect's serve says this once every deployment is created (one by one, in order), not before.
+    while SERVING not in log.read_text():
+        assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-2000:]
+        time.sleep(0.5)
     with get_client(sync_client=True) as client:
-        while True:
-            try:
-                deployment = client.read_deployment_by_name(f"backup/{customer.stack}")
-                break
-            except ObjectNotFound:
-                assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-2000:]
-                time.sleep(0.5)
+        deployment = client.read_deployment_by_name(f"backup/{customer.stack}")
     time.sleep(2)  # the runner polls for its deployments' runs from now on
     try:
         yield Serving(server, deployment, log)

@@ -12,6 +12,7 @@ from prefect.client.orchestration import get_client
 
 from deployments import alerts
 from deployments.alerts import AlertSettings
+from incarnate.stores.locking import exclusive_lock
 from tests.e2e.conftest import serving
 from tests.servers import WebhookReceiver
 
@@ -47,15 +48,19 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
             stale_from = time.monotonic()
             failing = customer.incarnate("trigger", f"restore-drill/{customer.stack}", "--param", "snapshot=no-such-snapshot", "--wait")
             assert failing.returncode == 1
-            killed = customer.incarnate("trigger", f"install/{customer.stack}")
-            killed_run = flow_run_id(killed.stdout)
-            deadline = time.monotonic() + 60
-            while state_of(killed_run) != "Running":
-                assert time.monotonic() < deadline, f"install run never started: {served.log.read_text()[-2000:]}"
-                time.sleep(0.5)
-            time.sleep(2)
-            os.killpg(served.process.pid, signal.SIGKILL)  # the serving host goes down mid-run
-            served.process.wait()
+            # A clean-up holding the store keeps the install waiting at its first look at the store, however
+            # fast the install would otherwise be, until the serving host goes down under it.
+            with exclusive_lock(customer.backups(), "a clean-up the test holds", wait_seconds=5):
+                killed = customer.incarnate("trigger", f"install/{customer.stack}")
+                killed_run = flow_run_id(killed.stdout)
+                deadline = time.monotonic() + 60
+                while state_of(killed_run) != "Running":
+                    assert time.monotonic() < deadline, f"install run never started: {served.log.read_text()[-2000:]}"
+                    time.sleep(0.5)
+                time.sleep(2)
+                os.killpg(served.process.pid, signal.SIGKILL)  # the serving host goes down mid-run
+                served.process.wait()
+                assert state_of(killed_run) == "Running", "the install ended before the serving host went down"
             assert "created automation 'incarnate: run failed or crashed'" in served.log.read_text()
             settings = AlertSettings(f"custom-webhook/{block}", timedelta(seconds=STALE_AFTER), 30, timedelta(seconds=35))
             assert alerts.apply([customer.stack], settings) == []  # a second serve changes nothing (and keeps the windows)
