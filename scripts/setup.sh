@@ -10,7 +10,7 @@ ROOT=$(pwd)
 export INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
 export VENV=${VENV:-$ROOT/.venv}
 started=$(date +%s)
-step() { printf '==> %s\n' "$*"; }
+. scripts/lib.sh
 
 . scripts/as-root.sh
 
