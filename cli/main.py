@@ -118,9 +118,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     from incarnate.customers import register, registry_path
 
-    customer = register(args.repo, args.docker_host)
-    print(f"registered stack {customer.config.stack} ({args.repo}) on host {args.docker_host or 'local'} in "
-          f"{registry_path()}; restart `incarnate serve` to serve its deployments")
+    pool = getattr(args, "pool", None)
+    if pool and args.docker_host and args.command == "register":
+        raise ConfigError(f"register {args.repo}: give --host or --pool, not both: the stack of a work pool runs on the "
+                          f"host of the pool's worker (`incarnate init --host ADDRESS --pool NAME` installs it there first).")
+    customer = register(args.repo, None if pool else args.docker_host, pool)
+    runs = (f"in work pool {pool}: run `incarnate worker --pool {pool}` on its host, and restart `incarnate serve` to "
+            f"create its deployments there") if pool else (f"on host {args.docker_host or 'local'}: restart `incarnate "
+                                                            f"serve` to serve its deployments")
+    print(f"registered stack {customer.config.stack} ({args.repo}) in {registry_path()}, {runs}")
     return 0
 
 
@@ -144,6 +150,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     serve(AlertSettings.from_environment(args.alerts, args.stale_after), settings.max_runs(args.max_runs))
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from deployments.alerts import AlertSettings
+    from deployments.worker import main as worker
+    from incarnate import settings
+    from incarnate.customers import check_pool
+
+    worker(check_pool(args.pool), settings.max_runs(args.max_runs), AlertSettings.from_environment())
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
@@ -306,8 +321,11 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    pool_help = ("run the stack's flows on the workers of this Prefect work pool (one pool per container host, "
+                 "`incarnate worker --pool NAME` on that host) instead of in `incarnate serve`")
     command("init", cmd_init, "prepare a host (this machine or --host ssh://USER@HOST[:PORT]), install the stack "
-            "from its newest backup, register it; changes nothing on a stack that already runs as pinned")
+            "from its newest backup, register it; changes nothing on a stack that already runs as pinned").add_argument(
+        "--pool", default=None, metavar="NAME", help=pool_help + "; --host then only says where this first install goes")
     command("install", flow_command("flows.install:install", "repo", "ref", "docker_host", "snapshot"),
             "install or re-deploy a stack from its newest backup").add_argument(
         "--snapshot", default=None, help="restore this snapshot id instead of the newest")
@@ -328,7 +346,8 @@ def parser() -> argparse.ArgumentParser:
     command("history", cmd_history, "list the stack's incarnations (deployments) from the customer repo", ref=False)
     command("backup", flow_command("flows.backup:backup_stack", "repo", "docker_host"),
             "back up a running stack into its store", ref=False)
-    command("register", cmd_register, "register a customer repo: its stack gets deployments and a nightly backup", ref=False)
+    command("register", cmd_register, "register a customer repo: its stack gets deployments and a nightly backup",
+            ref=False).add_argument("--pool", default=None, metavar="NAME", help=pool_help)
     serve = commands.add_parser("serve", help="serve every registered stack's deployments (one long-running process) "
                                               "and keep the alert automations on the Prefect server")
     serve.add_argument("--alerts", default=None, metavar="TYPE/NAME",
@@ -339,6 +358,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-runs", default=None, metavar="N",
                        help="flow runs at once; the others wait their turn (default INCARNATE_MAX_RUNS or the cores, at least 2)")
     serve.set_defaults(handler=cmd_serve)
+    worker = commands.add_parser("worker", help="run the flows of the stacks registered with --pool NAME, on this "
+                                                "host (one long-running process per container host)")
+    worker.add_argument("--pool", required=True, metavar="NAME", help="the work pool this host's stacks are registered in")
+    worker.add_argument("--max-runs", default=None, metavar="N",
+                        help="flow runs at once; the others wait their turn (default INCARNATE_MAX_RUNS or the cores, at least 2)")
+    worker.set_defaults(handler=cmd_worker)
     trigger = commands.add_parser("trigger", help="start a run of a deployment (for CI); --wait follows it to the end")
     trigger.add_argument("deployment", help="FLOW/DEPLOYMENT, e.g. backup/demo")
     trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a flow parameter (JSON or text)")

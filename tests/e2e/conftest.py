@@ -204,7 +204,26 @@ class Serving:
     log: Path
 
 
-SERVING = "Your deployments are being served"
+SERVING = "Your deployments are being served"  # Prefect's serve says it once every deployment is created
+
+
+@contextmanager
+def background(command: list[str], log: Path, ready: str, env: dict | None = None) -> Iterator[subprocess.Popen]:
+    """A long-running incarnate process (serve, worker), its output in `log`, from the moment it says `ready`
+    until the block ends."""
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    deadline = time.monotonic() + 60
+    try:
+        while ready not in log.read_text():
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.5)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(20)
 
 
 @contextmanager
@@ -215,23 +234,11 @@ def serving(customer: Customer, tmp_path: Path, *options: str, env: dict | None 
     registered = customer.incarnate("register", str(customer.repo), env=env)
     assert registered.returncode == 0, registered.stderr
     log = tmp_path / "serve.log"
-    with open(log, "wb") as output:
-        server = subprocess.Popen([INCARNATE, "serve", *options], env={**os.environ, **env}, stdout=output,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    # Prefect's serve says this once every deployment is created (one by one, in order), not before.
-    while SERVING not in log.read_text():
-        assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-2000:]
-        time.sleep(0.5)
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(f"backup/{customer.stack}")
-    time.sleep(2)  # the runner polls for its deployments' runs from now on
-    try:
+    with background([INCARNATE, "serve", *options], log, SERVING, env) as server:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(f"backup/{customer.stack}")
+        time.sleep(2)  # the runner polls for its deployments' runs from now on
         yield Serving(server, deployment, log)
-    finally:
-        if server.poll() is None:
-            server.terminate()
-            server.wait(20)
 
 
 @pytest.fixture

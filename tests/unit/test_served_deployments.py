@@ -2,17 +2,29 @@
 
 from deployments.serve import stack_deployments
 from incarnate.config import StackConfig, spread
+from incarnate.customers import Registration
 from incarnate.repo import CustomerConfig
 
 
 def test_deployments_default_to_the_stacks_host_except_disaster_recovery():
     customer = CustomerConfig("/repos/acme", "HEAD", "0" * 40, StackConfig(stack="acme", product="demo", release="1.0.0"))
-    made = {deployment.flow_name: deployment for deployment in stack_deployments(customer, "ssh://root@10.0.0.5:22")}
+    made = {deployment.flow_name: deployment for deployment in stack_deployments(customer, Registration("ssh://root@10.0.0.5:22"))}
     assert made["backup"].parameters == {"repo": "/repos/acme", "docker_host": "ssh://root@10.0.0.5:22"}
     assert made["update"].parameters["docker_host"] == "ssh://root@10.0.0.5:22"
     assert made["disaster-recovery"].parameters == {"repo": "/repos/acme"}  # recovery goes elsewhere: asked each time
     local = {deployment.flow_name: deployment for deployment in stack_deployments(customer)}
     assert local["backup"].parameters == {"repo": "/repos/acme"}
+    assert local["backup"].entrypoint.endswith("flows/backup.py:backup_stack")  # served: this checkout's file
+
+
+def test_deployments_of_a_stack_in_a_work_pool_act_on_the_workers_host_and_name_modules():
+    customer = CustomerConfig("/repos/acme", "HEAD", "0" * 40, StackConfig(stack="acme", product="demo", release="1.0.0"))
+    made = {deployment.flow_name: deployment for deployment in stack_deployments(customer, Registration(pool="host-b"))}
+    assert made["backup"].parameters == {"repo": "/repos/acme"}  # the worker's own engine
+    # a worker imports the flow from the installed package: no checkout at the same path on its host
+    assert made["backup"].entrypoint == "flows.backup.backup_stack"
+    assert made["install"].entrypoint == "flows.install.install"
+    assert "run by the workers of pool host-b" in made["update"].description
 
 
 def test_registry_keeps_each_stacks_host(tmp_path, monkeypatch):
@@ -20,7 +32,7 @@ def test_registry_keeps_each_stacks_host(tmp_path, monkeypatch):
 
     import pytest
 
-    from incarnate.customers import hosts, register
+    from incarnate.customers import Registration, register, registrations
     from incarnate.errors import ConfigError
 
     repo = tmp_path / "acme"
@@ -34,12 +46,18 @@ def test_registry_keeps_each_stacks_host(tmp_path, monkeypatch):
     monkeypatch.setenv("INCARNATE_CUSTOMERS", str(registry))
 
     register(str(repo), "ssh://root@10.0.0.5:22")
-    assert hosts() == {str(repo): "ssh://root@10.0.0.5:22"}
+    assert registrations() == {str(repo): Registration("ssh://root@10.0.0.5:22")}
+    register(str(repo), pool="host-b")
+    assert registrations() == {str(repo): Registration(pool="host-b")}
+    assert registry.read_text() == f"customers:\n- pool: host-b\n  repo: {repo}\n"
     register(str(repo))  # moved back to this machine
-    assert hosts() == {str(repo): None} and registry.read_text() == f"customers:\n- {repo}\n"
+    assert registrations() == {str(repo): Registration()} and registry.read_text() == f"customers:\n- {repo}\n"
+    with pytest.raises(ConfigError, match=r"work pool name 'host b; rm -rf /': expected letters, digits"):
+        register(str(repo), pool="host b; rm -rf /")
+    assert registry.read_text() == f"customers:\n- {repo}\n"
     registry.write_text("customers:\n- {repo: /a, hots: x}\n")
-    with pytest.raises(ConfigError, match="neither a repo address nor a mapping with repo and host"):
-        hosts()
+    with pytest.raises(ConfigError, match="neither a repo address nor a mapping with repo, host and pool"):
+        registrations()
 
 
 def test_each_stack_gets_a_nightly_backup_and_a_weekly_drill_and_verify_in_its_time_zone():

@@ -1,0 +1,62 @@
+"""Many hosts the Prefect way: a stack registered with `--pool NAME` gets its deployments in that work pool, and
+`incarnate worker --pool NAME` on the stack's host runs them against that host's engine (here the second engine
+stands in for a second host), at most --max-runs at once."""
+
+import subprocess
+import time
+import uuid
+
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+
+from tests.e2e.conftest import INCARNATE, SERVING, background
+
+
+def flow_run_id(output: str) -> str:
+    return output.split("/runs/flow-run/")[1].split()[0]
+
+
+def stack_containers(engine: str | None, stack: str) -> list[str]:
+    return subprocess.run(["docker", *(["-H", engine] if engine else []), "ps", "-q", "--filter",
+                           f"label=com.docker.compose.project={stack}"], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(customer, tmp_path, second_engine):
+    pool = f"host-{uuid.uuid4().hex[:6]}"
+    env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml")}
+    refused = customer.incarnate("register", str(customer.repo), "--pool", pool, "--host", second_engine, env=env)
+    assert refused.returncode == 2 and "give --host or --pool, not both" in refused.stderr, refused.stderr
+    registered = customer.incarnate("register", str(customer.repo), "--pool", pool, env=env)
+    assert registered.returncode == 0, registered.stderr
+    assert f"run `incarnate worker --pool {pool}` on its host" in registered.stdout
+    try:
+        with background([INCARNATE, "serve"], tmp_path / "serve.log", SERVING, env) as _, \
+                background([INCARNATE, "worker", "--pool", pool, "--max-runs", "1"], tmp_path / "worker.log", "started!",
+                           {"DOCKER_HOST": second_engine}):
+            assert f"work pool {pool}: 7 deployments" in (tmp_path / "serve.log").read_text()
+            installed = customer.incarnate("trigger", f"install/{customer.stack}", "--wait")
+            assert installed.returncode == 0, installed.stdout[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
+            assert stack_containers(second_engine, customer.stack) and not stack_containers(None, customer.stack)
+
+            # Two runs due at once that nothing else keeps apart (a backup and a verify take no common lock).
+            started = [customer.incarnate("trigger", f"{flow}/{customer.stack}") for flow in ("backup", "verify")]
+            with get_client(sync_client=True) as client:
+                deadline = time.monotonic() + 300
+                while True:
+                    runs = [client.read_flow_run(flow_run_id(output.stdout)) for output in started]
+                    if all(run.state.is_final() for run in runs):
+                        break
+                    assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+                    time.sleep(1)
+        assert [run.state.name for run in runs] == ["Completed", "Completed"], (tmp_path / "worker.log").read_text()[-3000:]
+        assert {run.work_pool_name for run in runs} == {pool}
+        first, second = sorted(runs, key=lambda run: run.start_time)
+        assert second.start_time >= first.end_time  # one at a time on this host: the second waited for the slot
+        assert "backup ok" in (tmp_path / "worker.log").read_text()  # the flows' own logs, on the host that ran them
+    finally:
+        customer.remove_from(second_engine)
+        with get_client(sync_client=True) as client:
+            try:
+                client.delete_work_pool(pool)
+            except ObjectNotFound:
+                pass
