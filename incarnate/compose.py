@@ -23,6 +23,20 @@ HOST_STACKS = "/var/lib/incarnate/stacks"
 KEPT_ON_HOST = (COMPOSE_FILE, SIZE_FILE, ENV_FILE, STATE_FILE)
 
 
+NO_ADDRESS_POOL = "non-overlapping IPv4 address pool"
+
+
+def explained(failed: StageError, host: str) -> StageError:
+    """Docker's own words, with what to do where an operator could not guess it."""
+    if NO_ADDRESS_POOL not in str(failed):
+        return failed
+    # Each stack is a Compose project with a network of its own; Docker's default pools hold about 30 networks,
+    # so the 30th stack on one engine fails here at 02:00 unless the engine was given more.
+    return StageError(f"{failed} The engine of host {host} has no address range left for another network (each stack "
+                      "has one; Docker's default pools hold about 30): give it a larger default-address-pools in its "
+                      "/etc/docker/daemon.json and restart it (README: Many stacks on one engine), then run again.")
+
+
 @dataclass
 class ComposeProject:
     host: Host
@@ -49,7 +63,10 @@ class ComposeProject:
         ]
 
     def compose(self, *args: str, what: str, timeout: float | None = None, error: type[Exception] = StageError) -> str:
-        return self.host.run(self.command_line(*args), what=what, error=error, timeout=timeout)
+        try:
+            return self.host.run(self.command_line(*args), what=what, error=error, timeout=timeout)
+        except StageError as failed:
+            raise explained(failed, self.host.name) from None
 
     def host_dir(self) -> str:
         return f"{HOST_STACKS}/{self.name}"
