@@ -116,28 +116,32 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from incarnate.customers import register, registry_path
-
-    pool = getattr(args, "pool", None)
-    if pool and args.docker_host and args.command == "register":
+    if args.pool and args.docker_host:
         raise ConfigError(f"register {args.repo}: give --host or --pool, not both: the stack of a work pool runs on the "
                           f"host of the pool's worker (`incarnate init --host ADDRESS --pool NAME` installs it there first).")
-    customer = register(args.repo, None if pool else args.docker_host, pool)
+    return registered(args.repo, args.docker_host, args.pool)
+
+
+def registered(repo: str, host: str | None, pool: str | None) -> int:
+    from incarnate.customers import register, registry_path
+
+    customer = register(repo, host, pool)
     runs = (f"in work pool {pool}: run `incarnate worker --pool {pool}` on its host, and restart `incarnate serve` to "
-            f"create its deployments there") if pool else (f"on host {args.docker_host or 'local'}: restart `incarnate "
-                                                            f"serve` to serve its deployments")
-    print(f"registered stack {customer.config.stack} ({args.repo}) in {registry_path()}, {runs}")
+            f"create its deployments there") if pool else (f"on host {host or 'local'}: restart `incarnate serve` to "
+                                                            f"serve its deployments")
+    print(f"registered stack {customer.config.stack} ({repo}) in {registry_path()}, {runs}")
     return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     """Prepare the host, install the stack from its newest backup (nothing if it already runs as pinned), register it."""
     from flows.install import install
-    from incarnate.customers import check_registrable
+    from incarnate.customers import check_pool, check_registrable
 
-    check_registrable(args.repo)  # before the host is touched: a stack name taken by another customer is bad input
+    check_pool(args.pool)  # before the host is touched: bad input changes nothing
+    check_registrable(args.repo)  # a stack name taken by another customer is bad input too
     result = install(repo=args.repo, ref=args.ref, docker_host=args.docker_host, unless_current=True)
-    cmd_register(args)
+    registered(args.repo, None if args.pool else args.docker_host, args.pool)  # a pool's stack runs on its worker's host
     print(f"stack {result['stack']} {'unchanged' if result['unchanged'] else 'installed'}: release {result['release']} "
           f"at {result['url']}")
     return 0
