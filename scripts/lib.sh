@@ -1,5 +1,13 @@
 # Sourced by the set-up scripts: the helpers each of them needs, once.
 
+INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
+LOGS=${INCARNATE_LOGS:-/var/log/incarnate}
+
+ensure_home() {  # stacks, state, backups and the Prefect database are for root only
+  mkdir -p "$INCARNATE_HOME" "$LOGS"
+  chmod 700 "$INCARNATE_HOME"
+}
+
 step() { printf '==> %s\n' "$*"; }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...

@@ -11,13 +11,10 @@
 # home that has one is never switched to the other kind, which would start empty.
 set -euo pipefail
 
-INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
-LOGS=${INCARNATE_LOGS:-/var/log/incarnate}
 PREFECT_PORT=${PREFECT_PORT:-4200}
 VENV=${VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv}
 . "$(dirname "$0")/lib.sh"
-mkdir -p "$INCARNATE_HOME" "$LOGS"
-chmod 700 "$INCARNATE_HOME"
+ensure_home
 
 # The Prefect API holds the stacks' Secret blocks: it answers only with the password in this file (basic auth;
 # PREFECT_SERVER_API_AUTH_STRING for the server, PREFECT_API_AUTH_STRING for every client).
@@ -64,18 +61,22 @@ choose_database() {
   fi
 }
 
+cluster_state() {  # "PORT STATUS" of incarnate's cluster; nothing when there is none
+  pg_lsclusters -h | awk -v name="$PG_CLUSTER" '$2 == name {print $3, $4}'
+}
+
 start_postgresql() {
   ensure_packages postgresql
-  local version
+  local version port status
   version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
-  if ! pg_lsclusters -h | awk '{print $2}' | grep -qx "$PG_CLUSTER"; then
+  read -r port status <<< "$(cluster_state)"
+  if [ -z "$port" ]; then
     step "creating PostgreSQL $version cluster $PG_CLUSTER on 127.0.0.1:$DB_PORT"
     pg_createcluster --port "$DB_PORT" "$version" "$PG_CLUSTER" -- --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+    read -r port status <<< "$(cluster_state)"
   fi
-  local port
-  port=$(pg_lsclusters -h | awk -v name="$PG_CLUSTER" '$2 == name {print $3}')
   [ "$port" = "$DB_PORT" ] || fail "PostgreSQL cluster $PG_CLUSTER listens on port $port, not $DB_PORT (INCARNATE_PREFECT_DB_PORT)."
-  if ! pg_lsclusters -h | awk -v name="$PG_CLUSTER" '$2 == name {print $4}' | grep -qx online; then
+  if [ "$status" != online ]; then
     step "starting PostgreSQL cluster $PG_CLUSTER"
     pg_ctlcluster "$version" "$PG_CLUSTER" start
   fi

@@ -4,12 +4,8 @@
 # answering is left alone. Needs root (apt-get, dockerd).
 set -euo pipefail
 
-INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
-LOGS=${INCARNATE_LOGS:-/var/log/incarnate}
-mkdir -p "$INCARNATE_HOME" "$LOGS"
-chmod 700 "$INCARNATE_HOME"  # stacks, state, backups and the Prefect database are for root only
-
 . "$(dirname "$0")/lib.sh"
+ensure_home
 
 start_docker() {
   if docker info >/dev/null 2>&1; then step "Docker engine answers"; return 0; fi

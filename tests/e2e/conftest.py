@@ -207,6 +207,11 @@ class Serving:
 SERVING = "Your deployments are being served"  # Prefect's serve says it once every deployment is created
 
 
+def flow_run_id(output: str) -> str:
+    """The flow run `incarnate trigger` started, from the UI link it prints."""
+    return output.split("/runs/flow-run/")[1].split()[0]
+
+
 @contextmanager
 def background(command: list[str], log: Path, ready: str, env: dict | None = None) -> Iterator[subprocess.Popen]:
     """A long-running incarnate process (serve, worker), its output in `log`, from the moment it says `ready`

@@ -13,14 +13,10 @@ from prefect.client.orchestration import get_client
 from deployments import alerts
 from deployments.alerts import AlertSettings
 from incarnate.stores.locking import exclusive_lock
-from tests.e2e.conftest import serving
+from tests.e2e.conftest import flow_run_id, serving
 from tests.servers import WebhookReceiver
 
 STALE_AFTER = 35  # seconds; 26 h in production
-
-
-def flow_run_id(output: str) -> str:
-    return output.split("/runs/flow-run/")[1].split()[0]
 
 
 def remove_automations() -> None:

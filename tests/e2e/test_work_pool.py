@@ -9,11 +9,7 @@ import uuid
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-from tests.e2e.conftest import INCARNATE, SERVING, background
-
-
-def flow_run_id(output: str) -> str:
-    return output.split("/runs/flow-run/")[1].split()[0]
+from tests.e2e.conftest import INCARNATE, SERVING, background, flow_run_id
 
 
 def stack_containers(engine: str | None, stack: str) -> list[str]:
