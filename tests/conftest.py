@@ -24,6 +24,7 @@ def second_engine():
     Started once and left running, so its pulled images serve the next run too. Starting it with
     `--bridge none` removes the first engine's docker0: containers of the first engine then need
     a Compose network or `--network none` (incarnate's helpers use the latter)."""
+    import json
     import os
     import subprocess
     import time
@@ -31,11 +32,15 @@ def second_engine():
     probe = ["docker", "-H", SECOND_ENGINE, "info"]
     if subprocess.run(probe, capture_output=True).returncode != 0:
         os.makedirs("/var/log/incarnate", exist_ok=True)
+        # A configuration file of its own: the machine's /etc/docker/daemon.json is the first engine's (it may set
+        # the address pools the README suggests, which dockerd refuses to take from a file and a flag at once).
+        # Its own address pool; iptables stays on, Compose's service names need its DNS rules.
+        config = "/run/docker-b.json"
+        with open(config, "w") as file:
+            json.dump({"default-address-pools": [{"base": "10.231.0.0/16", "size": 24}]}, file)
         with open("/var/log/incarnate/dockerd-b.log", "ab") as log:
-            subprocess.Popen(["dockerd", "--data-root", "/var/lib/docker-b", "--exec-root", "/run/docker-b",
-                              "--pidfile", "/run/docker-b.pid", "-H", SECOND_ENGINE, "--bridge", "none",
-                              # its own address pool; iptables stays on, Compose's service names need its DNS rules
-                              "--default-address-pool", "base=10.231.0.0/16,size=24"],
+            subprocess.Popen(["dockerd", "--config-file", config, "--data-root", "/var/lib/docker-b", "--exec-root", "/run/docker-b",
+                              "--pidfile", "/run/docker-b.pid", "-H", SECOND_ENGINE, "--bridge", "none"],
                              stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60
         while subprocess.run(probe, capture_output=True).returncode != 0:
