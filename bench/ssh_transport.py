@@ -1,6 +1,10 @@
 """Docker engine over SSH: throughput and memory of streams through incarnate's SSH channels,
 against the same engine reached directly, in one run.
 
+Out of the engine is what a backup does (a `docker run --log-driver none` helper's stdout); into the engine is what a
+restore does (a volume's archive, one file of zeros, extracted by the engine into a fresh volume: incarnate's own
+`extract`).
+
 Starts its own sshd on a free loopback port (the test suite's helper), whose sessions reach
 this machine's engine; so both paths end at the same engine and only the transport differs.
 Prints MB/s each way for each path, the ratio SSH/direct, and how much this process's peak
@@ -13,7 +17,10 @@ reach 1 / (1/direct + 1/plain ssh); the ratio to that bound is printed too.
 """
 
 import argparse
+import io
 import resource
+import tarfile
+import uuid
 import subprocess
 import sys
 import tempfile
@@ -23,9 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from incarnate import settings  # noqa: E402
-from incarnate.host import Host, copy_from  # noqa: E402
+from incarnate.host import Host  # noqa: E402
 from incarnate.ssh import SshAddress, SshSession, credentials_from_files  # noqa: E402
-from incarnate.datasources.volume import toolbox_image  # noqa: E402
+from incarnate.datasources.volume import extract, toolbox_image  # noqa: E402
 from tests.servers import sshd  # noqa: E402
 
 BLOCK = 1 << 20
@@ -43,6 +50,33 @@ class Zeros:
         return bytes(take)
 
 
+class Chain(io.RawIOBase):
+    """The streams read one after the other, as one."""
+
+    def __init__(self, *streams) -> None:
+        self.streams = list(streams)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self.streams:
+            block = self.streams[0].read(len(buffer))
+            if block:
+                buffer[:len(block)] = block
+                return len(block)
+            self.streams.pop(0)
+        return 0
+
+
+def zeros_archive(size: int) -> io.BufferedReader:
+    """A tar archive of one file of `size` zero bytes, made as it is read."""
+    member = tarfile.TarInfo("./zeros")
+    member.size = size
+    return io.BufferedReader(Chain(io.BytesIO(member.tobuf(tarfile.PAX_FORMAT)), Zeros(size),
+                                   io.BytesIO(bytes(-size % tarfile.BLOCKSIZE + 2 * tarfile.BLOCKSIZE))), BLOCK)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -58,10 +92,14 @@ def measure(host: Host, megabytes: int) -> dict[str, float]:
             received += len(block)
     out_seconds = time.perf_counter() - began
     assert received == size, f"received {received} of {size} bytes"
-    began = time.perf_counter()
-    host.stream_in(["docker", "run", "-i", "--rm", "--network", "none", "--log-driver", "none", image, "sh", "-c", "cat > /dev/null"],
-                   copy_from(Zeros(size)), what="streaming in")
-    in_seconds = time.perf_counter() - began
+    volume = f"bench-ssh-{uuid.uuid4().hex[:8]}"
+    host.run(["docker", "volume", "create", volume], what="creating a volume")
+    try:
+        began = time.perf_counter()
+        extract(host, volume, settings.registry(), zeros_archive(size))
+        in_seconds = time.perf_counter() - began
+    finally:
+        host.run(["docker", "volume", "rm", volume], what="removing the volume")
     return {"out": megabytes / out_seconds, "in": megabytes / in_seconds, "rss_growth": peak_rss_mb() - before}
 
 
@@ -88,7 +126,7 @@ def main() -> int:
         finally:
             host.close()
         plain = plain_ssh_mb_per_s(server, args.mb)
-    print(f"{args.mb} MB each way through `docker run` (engine -> this process, and back)")
+    print(f"{args.mb} MB each way: out through `docker run`, in extracted by the engine into a volume")
     print(f"{'path':<8}{'out MB/s':>10}{'in MB/s':>10}{'peak RSS growth MB':>20}")
     for name, figures in (("direct", direct), ("ssh", over_ssh)):
         print(f"{name:<8}{figures['out']:>10.0f}{figures['in']:>10.0f}{figures['rss_growth']:>20.1f}")

@@ -1,12 +1,13 @@
 """Restore refuses archive entries that could write outside the target volume."""
 
 import io
+import subprocess
 import tarfile
 
 import pytest
 
 from incarnate.errors import IntegrityError
-from incarnate.datasources.volume import safe_tar
+from incarnate.datasources.volume import safe_entries
 
 
 def archive(*members: tuple[tarfile.TarInfo, bytes | None]) -> io.BytesIO:
@@ -29,10 +30,7 @@ def entry(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfi
 def test_safe_archive_passes_through_unchanged_in_content():
     source = archive((entry("./docs", tarfile.DIRTYPE), None),
                      (entry("./docs/a.txt"), b"hello"), (entry("./link", tarfile.SYMTYPE, "docs/a.txt"), None))
-    sink = io.BytesIO()
-    safe_tar(source, "files")(sink)
-    sink.seek(0)
-    with tarfile.open(fileobj=sink) as result:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(safe_entries(source, "files")))) as result:
         assert result.getnames() == ["./docs", "./docs/a.txt", "./link"]
         assert result.extractfile("./docs/a.txt").read() == b"hello"
 
@@ -53,4 +51,38 @@ def test_restore_refuses_archive_entry(bad, reason):
     payload = b"x" if bad.type == tarfile.REGTYPE else None
     source = archive((entry("./fine.txt"), b"ok"), (bad, payload))
     with pytest.raises(IntegrityError, match=rf"archive for volume files: entry '{bad.name}' {reason}; restore refused"):
-        safe_tar(source, "files")(io.BytesIO())
+        b"".join(safe_entries(source, "files"))
+
+
+def test_safe_archive_is_what_tarfile_itself_writes_byte_for_byte():
+    """Large files cross the piece size, small ones and headers are joined: the stream is still exactly the archive
+    tarfile's own writer makes from the same entries (what the helper's `tar -x` and the engine were given before)."""
+    members = [(entry("./big"), bytes(range(256)) * 9000), (entry("./dir", tarfile.DIRTYPE), None),
+               *((entry(f"./dir/small{number}"), b"s" * number) for number in range(300)),
+               (entry("./dir/hard", tarfile.LNKTYPE, "./big"), None), (entry("./empty"), b"")]
+    source = archive(*members)
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=archive(*members), mode="r|") as reading, \
+            tarfile.open(fileobj=expected, mode="w|", format=tarfile.PAX_FORMAT) as writing:
+        for member in reading:
+            writing.addfile(member, reading.extractfile(member) if member.isfile() else None)
+    pieces = list(safe_entries(source, "files"))
+    assert b"".join(pieces) == expected.getvalue()
+    assert len(pieces) <= 5  # 600 headers and small files were joined, the large one went on in 1 MB blocks
+
+
+def test_a_sparse_file_goes_on_as_a_plain_file_with_its_holes_filled(tmp_path):
+    """GNU tar's sparse entries (`tar -S`): the engine reads them only in GNU headers, so they are re-emitted as the
+    regular file they stand for, byte for byte."""
+    folder = tmp_path / "volume"
+    folder.mkdir()
+    with open(folder / "sparse", "wb") as file:
+        file.write(b"A" * 5000)
+        file.seek(3 << 20)
+        file.write(b"B" * 100)
+    subprocess.run(["tar", "--create", "--sparse", "--file", str(tmp_path / "sparse.tar"), "--directory", str(folder), "."], check=True)
+    with open(tmp_path / "sparse.tar", "rb") as source, \
+            tarfile.open(fileobj=io.BytesIO(b"".join(safe_entries(source, "files")))) as result:
+        member = result.getmember("./sparse")
+        assert member.type == tarfile.REGTYPE and member.sparse is None
+        assert result.extractfile(member).read() == (folder / "sparse").read_bytes()
