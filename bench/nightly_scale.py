@@ -7,7 +7,8 @@ them in a registry of its own, starts `incarnate serve --max-runs N`, and per ni
 `backup/<stack>` run for one instant a few seconds ahead (what the cron does at 02:00). It prints, per night: the
 seconds from that instant to the last run's end, the peak memory (RSS) of serve's process tree (serve and the runs it
 started), the CPU seconds the machine spent meanwhile, and the runs that did not complete; then every stack's newest
-snapshot is verified (every chunk re-read). Before the stacks are installed and after, it samples the share of the
+snapshot is verified (every chunk re-read). Then five `verify/<stack>` runs are triggered one at a time, as a UI
+button or CI does, and the seconds from each trigger until its run started are printed. Before the stacks are installed and after, it samples the share of the
 cores busy while nothing runs (the stacks' health checks cost that). Everything it made is removed at the end. Run
 it where nothing else runs.
 """
@@ -16,6 +17,7 @@ import argparse
 import concurrent.futures
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,17 +35,31 @@ from prefect.states import Scheduled  # noqa: E402
 
 from cli.main import use_local_prefect_server  # noqa: E402
 from incarnate import settings  # noqa: E402
-from incarnate.host import free_port  # noqa: E402
 from tests.e2e.conftest import COMPOSE, forget_on_prefect_server, forget_store_key  # noqa: E402
 
 INCARNATE = str(Path(sys.executable).with_name("incarnate"))
 LEAD_SECONDS = 20  # at least this far ahead lies the instant: every run is created (Scheduled) before it comes
 
 
-def customer_repo(folder: Path, stack: str, store: Path) -> Path:
+def app_ports(count: int, first: int = 21000) -> list[int]:
+    """Ports free now below the kernel's ephemeral range: all are chosen before the first install, and a port from
+    that range (what binding port 0 gives) may meanwhile be taken by any outgoing connection."""
+    ports, port = [], first
+    while len(ports) < count:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                ports.append(port)
+            except OSError:
+                pass
+        port += 1
+    return ports
+
+
+def customer_repo(folder: Path, stack: str, store: Path, port: int) -> Path:
     repo = folder / stack
     repo.mkdir()
-    (repo / "stack.yaml").write_text(f"stack: {stack}\nproduct: demo\nrelease: 1.0.0\nhttp_port: {free_port()}\n"
+    (repo / "stack.yaml").write_text(f"stack: {stack}\nproduct: demo\nrelease: 1.0.0\nhttp_port: {port}\n"
                                      f"backup:\n  store:\n    kind: local\n    path: {store}\n")
     for args in (["init", "-q", "--initial-branch=main"], ["add", "stack.yaml"], ["commit", "-qm", "pin demo 1.0.0"]):
         subprocess.run(["git", "-C", str(repo), *args], check=True)
@@ -128,6 +144,17 @@ def one_night(client, deployments: dict[str, object], serve: subprocess.Popen) -
             "failed": sum(1 for run in states if run.state.name != "Completed")}
 
 
+def trigger_latency(client, stacks: list[str], count: int = 5) -> list[float]:
+    """Seconds from a run's creation (a button, a CI trigger) until it started, for `count` verify runs one at a time."""
+    latencies = []
+    for stack in stacks[:count]:
+        run = client.create_flow_run_from_deployment(client.read_deployment_by_name(f"verify/{stack}").id)
+        while not (run := client.read_flow_run(run.id)).state.is_final():
+            time.sleep(0.2)
+        latencies.append((run.start_time - run.created).total_seconds())
+    return latencies
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stacks", type=int, default=16)
@@ -149,7 +176,7 @@ def main() -> int:
         idle_before = idle_share(args.idle_seconds)
         print(f"installing {args.stacks} demo stacks (one shared store, {args.install_jobs} at once)")
         started = time.monotonic()
-        repos = [customer_repo(folder, stack, store) for stack in stacks]
+        repos = [customer_repo(folder, stack, store, port) for stack, port in zip(stacks, app_ports(len(stacks)))]
         with concurrent.futures.ThreadPoolExecutor(args.install_jobs) as pool:
             list(pool.map(lambda repo: incarnate("install", str(repo), env=env), repos))
         for repo in repos:  # one at a time: the registry file is rewritten by each
@@ -171,6 +198,9 @@ def main() -> int:
                 failed += figures["failed"]
                 print(f"{night:<7}{args.stacks:>7}{args.max_runs:>9}{figures['seconds']:>15.1f}{figures['peak_mb']:>13.0f}"
                       f"{figures['cpu_seconds']:>8.0f}{figures['failed']:>8}")
+            latencies = trigger_latency(client, stacks)
+            print(f"trigger to start, {len(latencies)} verify runs one at a time: {', '.join(f'{value:.1f}' for value in latencies)} s "
+                  f"(max {max(latencies):.1f})")
         bad = [stack for stack in stacks
                if subprocess.run([INCARNATE, "verify", str(folder / stack)], capture_output=True,
                                  env={**os.environ, **env}).returncode != 0]

@@ -25,7 +25,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 
 from deployments import alerts
-from deployments.worker import ensure_pool
+from deployments.worker import POLL_SECONDS, ensure_pool
 from flows.backup import backup_stack
 from flows.drill import restore_drill
 from flows.install import disaster_recovery, install
@@ -102,4 +102,4 @@ def main(settings: alerts.AlertSettings, max_runs: int) -> None:
     # serve's own limit, not a global concurrency limit taken inside the flow: a run waiting for a global slot has
     # already started its process, so a hundred runs due at once would still cost a hundred processes here.
     print(f"runs at once: at most {max_runs} (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order")
-    serve(*served, release_deployment(), limit=max_runs)
+    serve(*served, release_deployment(), limit=max_runs, query_seconds=POLL_SECONDS)

@@ -19,6 +19,10 @@ from prefect.workers.process import ProcessWorker
 
 from deployments.alerts import AlertSettings
 
+# How often serve and a worker ask for runs to start: a UI button or a CI trigger waits for the next ask, and
+# Prefect's default (10 s) would be most of a short run's wait. One request each time, whatever the number of stacks.
+POLL_SECONDS = 2
+
 
 def ensure_pool(name: str) -> None:
     """A process work pool of that name, made with Prefect's default job template when missing; left alone else."""
@@ -33,6 +37,7 @@ def ensure_pool(name: str) -> None:
 def main(pool: str, max_runs: int, settings: AlertSettings) -> NoReturn:
     ensure_pool(pool)
     os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
+    os.environ["PREFECT_WORKER_QUERY_SECONDS"] = str(POLL_SECONDS)
     print(f"worker of pool {pool}: runs its flows on this host (engine {os.environ.get('DOCKER_HOST') or 'local'}), "
           f"at most {max_runs} at once (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order", flush=True)
     prefect = str(Path(sys.executable).with_name("prefect"))
