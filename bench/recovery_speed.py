@@ -13,7 +13,8 @@ refilled, on later runs), then back to back:
 - recovery: the stack removed, `incarnate recover` (whole) against the hand floor (the database service up, the
   dump loaded, the tar extracted, `docker compose up --wait`, its health checks every second: bench/fast_health.py).
 
-Prints seconds, the ratios the speed issue names and the peak memory (RSS) of incarnate's backup and recover
+Prints seconds, the ratios the speed issue names, the time until the app is healthy (from the command's start until
+the app's own health URL, what its health check asks, first answers 200: polled every 0.1 s) and the peak memory (RSS) of incarnate's backup and recover
 commands. With --memory-at, the data then grows to that size and incarnate backs up and recovers it again: the
 peak memory at both sizes and their ratio (it must stay flat: nothing is staged). The stack is left with incarnate's
 files and the same data. Run it on a machine where nothing else runs.
@@ -25,7 +26,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -52,6 +57,32 @@ def timed(what: str, call) -> float:
     seconds = time.perf_counter() - began
     print(f"  {what:<52} {seconds:7.1f} s")
     return seconds
+
+
+@contextmanager
+def until_healthy(url: str) -> Iterator[dict[str, float]]:
+    """Within the block, polls `url` every 0.1 s; yields a dict that gets "seconds": from the block's start until
+    the first 200."""
+    began, seen, done = time.perf_counter(), {}, threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            try:
+                with urllib.request.urlopen(url, timeout=1) as answer:
+                    if answer.status == 200:
+                        seen["seconds"] = time.perf_counter() - began
+                        return
+            except OSError:
+                pass  # not up yet
+            done.wait(0.1)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        watcher.join()
 
 
 def fill(db: str, app: str, gigabytes: float) -> None:
@@ -143,6 +174,7 @@ def main() -> int:
         return 2
     use_local_prefect_server()
     stack, project = deployed(args.repo)
+    health_url = f"http://127.0.0.1:{load_customer_config(args.repo).config.http_port}/health"  # the demo app's own check
     db, app = project.container("db"), project.container("app")
     volume = project.volume("files")
     fill(db, app, args.gb)
@@ -157,12 +189,19 @@ def main() -> int:
 
         print(f"recovery of stack {stack}")
         project.down(volumes=True)
-        ours_back = timed("incarnate recover (whole command)", lambda: peaks.setdefault("recover", incarnate("recover", args.repo)))
+        with until_healthy(health_url) as ours_healthy:
+            ours_back = timed("incarnate recover (whole command)", lambda: peaks.setdefault("recover", incarnate("recover", args.repo)))
         project.down(volumes=True)
         project = create_host.run(Host(), stack)
-        floor_back = timed("hand floor: db up, load dump, untar, compose up --wait",
-                           lambda: hand_recovery(project, project.name + "-db-1", volume, work))
+        with until_healthy(health_url) as floor_healthy:
+            floor_back = timed("hand floor: db up, load dump, untar, compose up --wait",
+                               lambda: hand_recovery(project, project.name + "-db-1", volume, work))
         print(f"recovery: incarnate / floor = {ours_back / floor_back:.2f} (aim 1.25)")
+        if "seconds" in ours_healthy and "seconds" in floor_healthy:
+            print(f"until the app is healthy: incarnate {ours_healthy['seconds']:.1f} s, floor {floor_healthy['seconds']:.1f} s, "
+                  f"ratio {ours_healthy['seconds'] / floor_healthy['seconds']:.2f} (aim 1.1)")
+        else:
+            print(f"until the app is healthy: {health_url} never answered 200 (not the demo product?)")
         print(f"peak memory at {args.gb:g} GB: backup {peaks['backup']:.0f} MB, recover {peaks['recover']:.0f} MB")
         if args.memory_at:
             compare_memory(args.repo, project, args.gb, args.memory_at, peaks)
