@@ -13,6 +13,9 @@ refilled, on later runs), then back to back:
 - recovery: the stack removed, `incarnate recover` (whole) against the hand floor (the database service up, the
   dump loaded, the tar extracted, `docker compose up --wait`, its health checks every second: bench/fast_health.py).
 
+Then the volume's extract alone: the same archive (the floor's files.tar) into a fresh volume by incarnate's own
+`extract` (filtered, unpacked by the engine) and by `docker run -i ... tar -x` from the file.
+
 Prints seconds, the ratios the speed issue names, the time until the app is healthy (from the command's start until
 the app's own health URL, what its health check asks, first answers 200: polled every 0.1 s) and the peak memory (RSS) of incarnate's backup and recover
 commands. With --memory-at, the data then grows to that size and incarnate backs up and recovers it again: the
@@ -38,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fast_health import fast_health_override  # noqa: E402
 from cli.main import use_local_prefect_server  # noqa: E402
 from incarnate import settings  # noqa: E402
-from incarnate.datasources.volume import toolbox_image  # noqa: E402
+from incarnate.datasources.volume import extract, toolbox_image  # noqa: E402
 from incarnate.host import Host  # noqa: E402
 from incarnate.repo import load_customer_config  # noqa: E402
 from incarnate.stages import create_host  # noqa: E402
@@ -153,6 +156,33 @@ def hand_recovery(project, db: str, volume: str, folder: Path) -> None:
     sh(*compose("up", "--detach", "--wait"))
 
 
+def compare_extract(archive: Path) -> None:
+    """The volume extract alone: incarnate's against `tar -x` in a helper fed from the file, each into a fresh volume."""
+    host, scratch = Host(), f"bench-extract-{os.getpid()}"
+
+    def fresh() -> str:
+        sh("docker", "volume", "rm", "--force", scratch)
+        sh("docker", "volume", "create", scratch)
+        return scratch
+
+    def ours() -> None:
+        with open(archive, "rb") as source:
+            extract(host, fresh(), settings.registry(), source)
+
+    def floor() -> None:
+        with open(archive, "rb") as source:
+            sh("docker", "run", "--rm", "-i", "--log-driver", "none", "--network", "none", "-v", f"{fresh()}:/data",
+               toolbox_image(), "tar", "-x", "-C", "/data", "-f", "-", stdin=source)
+
+    try:
+        seconds = {name: min(timed(f"volume extract, {name}", way) for _ in range(2))
+                   for name, way in (("incarnate (filtered, the engine unpacks)", ours), ("docker run -i tar -x < file", floor))}
+    finally:
+        sh("docker", "volume", "rm", "--force", scratch)
+    ours_best, floor_best = seconds.values()
+    print(f"volume extract, best of 2: incarnate / tar -x = {ours_best / floor_best:.2f} (aim 1.1)")
+
+
 def deployed(repo: str) -> tuple[str, object]:
     """The stack of `repo` and its Compose project, installed first when it does not run."""
     stack = load_customer_config(repo).config.stack
@@ -202,6 +232,7 @@ def main() -> int:
                   f"ratio {ours_healthy['seconds'] / floor_healthy['seconds']:.2f} (aim 1.1)")
         else:
             print(f"until the app is healthy: {health_url} never answered 200 (not the demo product?)")
+        compare_extract(work / "files.tar")
         print(f"peak memory at {args.gb:g} GB: backup {peaks['backup']:.0f} MB, recover {peaks['recover']:.0f} MB")
         if args.memory_at:
             compare_memory(args.repo, project, args.gb, args.memory_at, peaks)

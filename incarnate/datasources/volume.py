@@ -1,8 +1,9 @@
-"""File volumes as tar streams, read and written by a small helper container (the toolbox image)."""
+"""File volumes as tar streams: read by a small helper container (the toolbox image); restored through a filter of
+their entries and unpacked by the engine into a helper that is never started."""
 
 import copy
 import tarfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -32,11 +33,10 @@ def pull_toolbox(host: Host, registry: str) -> None:
 ARCHIVE_LABEL = "incarnate.helper=archive"  # marks the helper that archives a volume, so an orphaned one can be found
 
 
-def _helper(volume: str, mode: str, registry: str, *command: str, interactive: bool = False,
-            labels: tuple[str, ...] = ()) -> list[str]:
+def _helper(volume: str, mode: str, registry: str, *command: str, labels: tuple[str, ...] = ()) -> list[str]:
     # --log-driver none: the default json-file driver would copy every byte of the stream into a log file, which
     # both doubles the disk writes and slows the read sevenfold (tests/unit/test_volume_helpers.py).
-    return ["docker", "run", "--rm", *(["-i"] if interactive else []), "--network", "none", "--log-driver", "none",
+    return ["docker", "run", "--rm", "--network", "none", "--log-driver", "none",
             *(arg for label in labels for arg in ("--label", label)),
             "-v", f"{volume}:/data:{mode}", toolbox_image(registry), *command]
 
