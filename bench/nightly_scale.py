@@ -201,8 +201,11 @@ def main() -> int:
         print(f"verified the newest snapshot of {len(stacks)} stacks (every chunk re-read): {len(bad)} bad {bad or ''}")
     finally:
         if serve is not None:
-            serve.terminate()
-            serve.wait(30)
+            serve.terminate()  # it pauses every served schedule on its way out: 700 took longer than 30 s
+            try:
+                serve.wait(300)
+            except subprocess.TimeoutExpired:
+                serve.kill()
         for stack in stacks:
             subprocess.run([COMPOSE, "-p", stack, "down", "--volumes"], capture_output=True)
             shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
