@@ -170,16 +170,21 @@ def extract(host: Host, volume: str, registry: str, source: BinaryIO) -> None:
 def _extract_helper(api: docker.APIClient, volume: str, registry: str) -> str:
     """The helper's id. It has a name of its own per volume: a run killed while extracting leaves its helper behind
     (created, holding the volume), and the next extract removes that one instead of failing or leaving two."""
-    name, labels = f"incarnate-extract-{volume}", {"incarnate.helper": "extract", "incarnate.volume": volume}
-    config = {"network_disabled": True, "labels": labels,
-              "host_config": api.create_host_config(binds=[f"{volume}:/data:rw"], network_mode="none")}
+    name = f"incarnate-extract-{volume}"
+
+    def create() -> str:
+        return api.create_container(
+            toolbox_image(registry), ["true"], name=name, network_disabled=True,
+            labels={"incarnate.helper": "extract", "incarnate.volume": volume},
+            host_config=api.create_host_config(binds=[f"{volume}:/data:rw"], network_mode="none"))["Id"]
+
     try:
-        return api.create_container(toolbox_image(registry), ["true"], name=name, **config)["Id"]
+        return create()
     except docker.errors.APIError as error:
         if error.status_code != 409:  # 409: the name is taken, by what a killed run left
             raise
     api.remove_container(name, force=True)
-    return api.create_container(toolbox_image(registry), ["true"], name=name, **config)["Id"]
+    return create()
 
 
 def reset(host: Host, volume: str, registry: str) -> None:
