@@ -7,8 +7,8 @@ Fills its demo stack (a database whose dump is about GB, and GB of files, half r
 refilled, on later runs), then back to back:
 
 - backup: `incarnate backup` (the command, whole) against the hand floor (the same dump and volume read by hand
-  the fastest way measured: `docker exec ... mariadb-dump` and a `docker run --log-driver none` tar, at once, into
-  files) and restic fed as users typically do (`docker exec ... mariadb-dump | restic backup --stdin`,
+  the fastest way measured: `docker exec ... mariadb-dump` and `docker cp` of the volume out of a created helper, at
+  once, into files) and restic fed as users typically do (`docker exec ... mariadb-dump | restic backup --stdin`,
   `docker run ... tar | restic backup --stdin`, one after the other);
 - recovery: the stack removed, `incarnate recover` (whole) against the hand floor (the database service up, the
   dump loaded, the tar extracted, `docker compose up --wait`, its health checks every second: bench/fast_health.py).
@@ -118,13 +118,19 @@ def incarnate(*args: str) -> float:
 
 
 def hand_backup(db: str, volume: str, folder: Path) -> None:
-    """The fastest hand-run read of the same data: the dump and the archive at once, each into a file."""
-    with open(folder / "dump.sql", "wb") as dump, open(folder / "files.tar", "wb") as archive:
-        reading = [subprocess.Popen(["docker", "exec", db, "mariadb-dump", "--single-transaction", "--databases", "demo"], stdout=dump),
-                   subprocess.Popen(["docker", "run", "--rm", "--log-driver", "none", "--network", "none", "-v", f"{volume}:/data:ro",
-                                     toolbox_image(), "tar", "-c", "-C", "/data", "-f", "-", "."], stdout=archive)]
-        for process in reading:
-            assert process.wait() == 0
+    """The fastest hand-run read of the same data: the dump and the archive at once, each into a file. The volume by
+    `docker cp` out of a created helper (the engine's archive API): 2.8-4.0 s per GB here against 3.7-4.5 s through
+    `docker run ... tar -c` stdout (2026-11-26)."""
+    helper = subprocess.run(["docker", "create", "--network", "none", "-v", f"{volume}:/data:ro", toolbox_image(), "true"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        with open(folder / "dump.sql", "wb") as dump, open(folder / "files.tar", "wb") as archive:
+            reading = [subprocess.Popen(["docker", "exec", db, "mariadb-dump", "--single-transaction", "--databases", "demo"], stdout=dump),
+                       subprocess.Popen(["docker", "cp", f"{helper}:/data/.", "-"], stdout=archive)]
+            for process in reading:
+                assert process.wait() == 0
+    finally:
+        sh("docker", "rm", "--force", helper)
 
 
 def restic_backup(db: str, volume: str, repository: Path) -> None:
@@ -213,7 +219,7 @@ def main() -> int:
     try:
         print(f"backup of stack {stack}")
         ours = timed("incarnate backup (whole command)", lambda: peaks.setdefault("backup", incarnate("backup", args.repo)))
-        floor = timed("hand floor: dump and tar at once, into files", lambda: hand_backup(db, volume, work))
+        floor = timed("hand floor: dump and docker cp at once, into files", lambda: hand_backup(db, volume, work))
         restic = timed("restic fed through docker exec / docker run", lambda: restic_backup(db, volume, work / "restic"))
         print(f"backup: incarnate / floor = {ours / floor:.2f} (aim 1.2), incarnate / restic = {ours / restic:.2f} (aim 0.6)")
 

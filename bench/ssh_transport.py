@@ -1,9 +1,9 @@
 """Docker engine over SSH: throughput and memory of streams through incarnate's SSH channels,
 against the same engine reached directly, in one run.
 
-Out of the engine is what a backup does (a `docker run --log-driver none` helper's stdout); into the engine is what a
-restore does (a volume's archive, one file of zeros, extracted by the engine into a fresh volume: incarnate's own
-`extract`).
+Into the engine is what a restore does (a volume's archive, one file of zeros, extracted by the engine into a fresh
+volume: incarnate's own `extract`); out of the engine is what a backup does (that volume read back as the engine's
+archive: incarnate's own `archive`).
 
 Starts its own sshd on a free loopback port (the test suite's helper), whose sessions reach
 this machine's engine; so both paths end at the same engine and only the transport differs.
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from incarnate import settings  # noqa: E402
 from incarnate.host import Host  # noqa: E402
 from incarnate.ssh import SshAddress, SshSession, credentials_from_files  # noqa: E402
-from incarnate.datasources.volume import extract, toolbox_image  # noqa: E402
+from incarnate.datasources.volume import archive, extract  # noqa: E402
 from tests.servers import sshd  # noqa: E402
 
 BLOCK = 1 << 20
@@ -82,24 +82,24 @@ def peak_rss_mb() -> float:
 
 
 def measure(host: Host, megabytes: int) -> dict[str, float]:
-    size, image = megabytes * BLOCK, toolbox_image(settings.registry())
+    """Into a fresh volume as restore's `extract` writes, then out of it as a backup's `archive` reads."""
+    size, registry = megabytes * BLOCK, settings.registry()
     before = peak_rss_mb()
-    began = time.perf_counter()
-    with host.stream_out(["docker", "run", "--rm", "--network", "none", "--log-driver", "none", image, "head", "-c", str(size), "/dev/zero"],
-                         what="streaming out") as stream:
-        received = 0
-        while block := stream.read(BLOCK):
-            received += len(block)
-    out_seconds = time.perf_counter() - began
-    assert received == size, f"received {received} of {size} bytes"
     volume = f"bench-ssh-{uuid.uuid4().hex[:8]}"
     host.run(["docker", "volume", "create", volume], what="creating a volume")
     try:
         began = time.perf_counter()
-        extract(host, volume, settings.registry(), zeros_archive(size))
+        extract(host, volume, registry, zeros_archive(size))
         in_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        with archive(host, volume, registry) as stream:
+            received = 0
+            while block := stream.read(BLOCK):
+                received += len(block)
+        out_seconds = time.perf_counter() - began
     finally:
         host.run(["docker", "volume", "rm", volume], what="removing the volume")
+    assert received > size, f"received {received} bytes, the file alone is {size}"
     return {"out": megabytes / out_seconds, "in": megabytes / in_seconds, "rss_growth": peak_rss_mb() - before}
 
 
@@ -126,7 +126,7 @@ def main() -> int:
         finally:
             host.close()
         plain = plain_ssh_mb_per_s(server, args.mb)
-    print(f"{args.mb} MB each way: out through `docker run`, in extracted by the engine into a volume")
+    print(f"{args.mb} MB each way: in extracted by the engine into a volume, out that volume's archive from the engine")
     print(f"{'path':<8}{'out MB/s':>10}{'in MB/s':>10}{'peak RSS growth MB':>20}")
     for name, figures in (("direct", direct), ("ssh", over_ssh)):
         print(f"{name:<8}{figures['out']:>10.0f}{figures['in']:>10.0f}{figures['rss_growth']:>20.1f}")

@@ -178,9 +178,7 @@ class Host:
                 process.stdout.close()
                 code = process.wait()
             if watched.stalled.is_set():
-                raise StageError(f"{what} on host {self.name} made no progress for {watched.stall:.0f} s (nothing could be "
-                                 f"read from it: a lock in the database, a hung host or store); it was ended and nothing "
-                                 f"was committed. Find what holds it, then run again.")
+                raise stalled(what, self.name, watched.stall)
             if code != 0:
                 errors.seek(0)
                 raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
@@ -202,6 +200,12 @@ class Host:
             if code != 0:
                 errors.seek(0)
                 raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
+
+
+def stalled(what: str, host: str, seconds: float) -> StageError:
+    return StageError(f"{what} on host {host} made no progress for {seconds:.0f} s (nothing could be read from it: a "
+                      f"lock in the database, a hung host or store); it was ended and nothing was committed. Find what "
+                      f"holds it, then run again.")
 
 
 class _Progress(io.RawIOBase):

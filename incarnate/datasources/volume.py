@@ -2,21 +2,25 @@
 their entries and unpacked by the engine into a helper that is never started."""
 
 import copy
+import io
 import tarfile
+import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from functools import cached_property
+from contextlib import contextmanager, suppress
+from functools import cached_property, partial
 from pathlib import PurePosixPath
 from typing import BinaryIO, ClassVar
 
 import docker.errors
-import requests.exceptions
+import requests
+import urllib3.exceptions
 
 from incarnate import settings
 from incarnate.backup_format import artifact_name
 from incarnate.compose import ComposeProject
 from incarnate.errors import HostError, IntegrityError, StageError, tail
-from incarnate.host import Host
+from incarnate.datasources.tar_layout import TarLayout, TarLayoutError
+from incarnate.host import Host, stalled
 
 TOOLBOX_TAG = "1"
 
@@ -30,14 +34,10 @@ def pull_toolbox(host: Host, registry: str) -> None:
     host.run(["docker", "pull", "--quiet", toolbox_image(registry)], what="pulling the toolbox image")
 
 
-ARCHIVE_LABEL = "incarnate.helper=archive"  # marks the helper that archives a volume, so an orphaned one can be found
-
-
-def _helper(volume: str, mode: str, registry: str, *command: str, labels: tuple[str, ...] = ()) -> list[str]:
+def _helper(volume: str, mode: str, registry: str, *command: str) -> list[str]:
     # --log-driver none: the default json-file driver would copy every byte of the stream into a log file, which
     # both doubles the disk writes and slows the read sevenfold (tests/unit/test_volume_helpers.py).
     return ["docker", "run", "--rm", "--network", "none", "--log-driver", "none",
-            *(arg for label in labels for arg in ("--label", label)),
             "-v", f"{volume}:/data:{mode}", toolbox_image(registry), *command]
 
 
@@ -46,12 +46,80 @@ def is_empty(host: Host, volume: str, registry: str) -> bool:
     return listing.strip() == ""
 
 
+class _EngineArchive(io.RawIOBase):
+    """The engine's archive of a volume as it arrives, checked to be a whole tar archive when it ends. Reading stops
+    with an error once `end` is called (a backup whose other artifact failed does not wait for the rest of a large
+    volume), and when the engine gives no byte for the stall time (the response's read timeout)."""
+
+    def __init__(self, response: requests.Response, what: str, host: str) -> None:
+        self.response, self.what, self.host = response, what, host
+        self.layout, self.ended = TarLayout(), threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def end(self) -> None:
+        self.ended.set()
+
+    def readinto(self, buffer) -> int:
+        if self.ended.is_set():
+            raise StageError(f"{self.what} on host {self.host} was ended: another artifact of the backup failed.")
+        try:
+            count = self.response.raw.readinto(buffer)
+            self.layout.feed(memoryview(buffer)[:count])
+        except urllib3.exceptions.ReadTimeoutError:
+            raise stalled(self.what, self.host, settings.stall_seconds()) from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise HostError(f"{self.what} on host {self.host} failed: the engine's stream broke ({error}).") from None
+        except TarLayoutError as error:
+            raise IntegrityError(f"{self.what} on host {self.host}: the engine's archive is damaged ({error}); nothing "
+                                 f"was committed. Run the backup again.") from None
+        if count == 0 and not self.layout.ended:
+            raise IntegrityError(f"{self.what} on host {self.host}: the engine's archive ended before tar's end marker "
+                                 f"(a file shrank or went away as it was read, and the engine dropped the rest); nothing "
+                                 f"was committed. Run the backup again.")
+        return count
+
+
 @contextmanager
-def archive(host: Host, volume: str, registry: str) -> Iterator[BinaryIO]:
-    command = _helper(volume, "ro", registry, "tar", "--create", "--numeric-owner", "--directory", "/data", "--file", "-", ".",
-                      labels=(ARCHIVE_LABEL, f"incarnate.volume={volume}"))
-    with host.stream_out(command, what=f"archiving volume {volume}") as stream:
-        yield stream
+def _engine_refusals(what: str) -> Iterator[None]:
+    """The engine's and the HTTP layer's errors as one sentence saying what failed where."""
+    try:
+        yield
+    except docker.errors.APIError as error:
+        raise HostError(f"{what} failed: {tail(str(error.explanation), 1)}.") from None
+    except requests.exceptions.RequestException as error:
+        raise HostError(f"{what} failed: {tail(str(error), 1)}.") from None
+
+
+@contextmanager
+def archive(host: Host, volume: str, registry: str) -> Iterator[_EngineArchive]:
+    """The volume as a tar stream (entries `./name`, as `tar -C /data .` gives), written by the engine itself (its
+    archive API, as `docker cp`) from a helper created with the volume read-only at /data and never started: no
+    container process, no docker CLI, about half the CPU of `tar` in a `docker run` helper (README,
+    bench/recovery_speed.py). A helper left by a killed run is removed by the next backup (`Volume.end_orphans`)."""
+    what = f"archiving volume {volume}"
+    client = host.client()
+    api = client.api
+    try:
+        with _engine_refusals(f"{what} on host {host.name}"):
+            helper = _create_helper(api, volume, registry, "archive", "ro")
+        try:
+            with _engine_refusals(f"{what} on host {host.name}"):
+                # docker-py's get_archive is this GET, but it turns off the read timeout that the stall needs.
+                response = api.get(f"{api.base_url}/v{api.api_version}/containers/{helper}/archive",
+                                   params={"path": "/data/."}, headers={"Accept-Encoding": "identity"}, stream=True,
+                                   timeout=settings.stall_seconds())
+            with response:
+                if not response.ok:
+                    raise HostError(f"{what} on host {host.name} failed: {tail(response.text, 1)}.")
+                yield _EngineArchive(response, what, host.name)
+        finally:
+            # One the engine failed to remove holds nothing but the volume, and the next backup's end_orphans takes it.
+            with suppress(docker.errors.APIError, requests.exceptions.RequestException):
+                api.remove_container(helper, force=True)
+    finally:
+        client.close()
 
 
 def unsafe_reason(member: tarfile.TarInfo) -> str | None:
@@ -155,29 +223,30 @@ def extract(host: Host, volume: str, registry: str, source: BinaryIO) -> None:
     as `tar --numeric-owner --same-permissions --no-overwrite-dir` did."""
     client = host.client()
     try:
-        helper = _extract_helper(client.api, volume, registry)
-        try:
-            client.api.put_archive(helper, "/data", safe_entries(source, volume))
-        finally:
-            client.api.remove_container(helper, force=True)
-    except (docker.errors.APIError, requests.exceptions.ConnectionError) as error:
-        reason = error.explanation if isinstance(error, docker.errors.APIError) else error
-        raise HostError(f"extracting into volume {volume} on host {host.name} failed: {tail(str(reason), 1)}.") from None
+        with _engine_refusals(f"extracting into volume {volume} on host {host.name}"):
+            helper = _extract_helper(client.api, volume, registry)
+            try:
+                client.api.put_archive(helper, "/data", safe_entries(source, volume))
+            finally:
+                client.api.remove_container(helper, force=True)
     finally:
         client.close()
+
+
+def _create_helper(api: docker.APIClient, volume: str, registry: str, role: str, mode: str, name: str | None = None) -> str:
+    """A helper container's id: created with the volume at /data and never started, labelled so that one a killed run
+    left is found (`Volume.end_orphans`)."""
+    return api.create_container(
+        toolbox_image(registry), ["true"], name=name, network_disabled=True,
+        labels={"incarnate.helper": role, "incarnate.volume": volume},
+        host_config=api.create_host_config(binds=[f"{volume}:/data:{mode}"], network_mode="none"))["Id"]
 
 
 def _extract_helper(api: docker.APIClient, volume: str, registry: str) -> str:
     """The helper's id. It has a name of its own per volume: a run killed while extracting leaves its helper behind
     (created, holding the volume), and the next extract removes that one instead of failing or leaving two."""
     name = f"incarnate-extract-{volume}"
-
-    def create() -> str:
-        return api.create_container(
-            toolbox_image(registry), ["true"], name=name, network_disabled=True,
-            labels={"incarnate.helper": "extract", "incarnate.volume": volume},
-            host_config=api.create_host_config(binds=[f"{volume}:/data:rw"], network_mode="none"))["Id"]
-
+    create = partial(_create_helper, api, volume, registry, "extract", "rw", name)
     try:
         return create()
     except docker.errors.APIError as error:
@@ -201,6 +270,7 @@ class Volume:
 
     def __init__(self, project: ComposeProject, name: str, registry: str) -> None:
         self.project, self.target, self.registry = project, name, registry
+        self._reading: _EngineArchive | None = None
 
     @property
     def artifact(self) -> str:
@@ -222,7 +292,11 @@ class Volume:
     @contextmanager
     def dump(self) -> Iterator[BinaryIO]:
         with archive(self.project.host, self._existing(), self.registry) as stream:
-            yield stream
+            self._reading = stream
+            try:
+                yield stream
+            finally:
+                self._reading = None
 
     def load(self, source: BinaryIO) -> None:
         extract(self.project.host, self._restoring_into, self.registry, source)
@@ -234,8 +308,10 @@ class Volume:
         return None
 
     def end_orphans(self) -> int:
-        """Remove helpers of this volume that a killed run left: an archive helper that still runs, an extract helper
-        that holds the volume."""
+        """End this process's read of the volume, if one runs, and remove the helpers of the volume that a killed run
+        left (created, holding the volume)."""
+        if reading := self._reading:
+            reading.end()
         host, volume = self.project.host, self.project.volume(self.target)
         if volume is None:
             return 0
