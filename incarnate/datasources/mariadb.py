@@ -76,7 +76,7 @@ class MariaDB(Database):
     program = "mariadb-dump"
 
     def _sql(self, statement: str, what: str) -> str:
-        return self.host.run(["docker", "exec", self.container, "mariadb", "--batch", "--skip-column-names", "-e", statement],
+        return self.host.run(self._exec("mariadb", "--batch", "--skip-column-names", "-e", statement),
                              what=what)
 
     def is_empty(self) -> bool:
@@ -86,14 +86,14 @@ class MariaDB(Database):
 
     @contextmanager
     def dump(self) -> Iterator[BinaryIO]:
-        args = ["docker", "exec", self.container, "mariadb-dump", "--single-transaction", "--routines", "--triggers",
-                "--events", "--hex-blob", "--databases", self.target]
+        args = self._dump_command("mariadb-dump", "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
+                                  "--databases", self.target)
         with self.host.stream_out(args, what=f"dumping database {self.target}") as stream:
             yield stream
 
     def load(self, source: BinaryIO) -> None:
         """The dump names its database (--databases), so the client needs none."""
-        self.host.stream_in(["docker", "exec", "-i", self.container, "mariadb"], copy_from(source), what="loading a database dump")
+        self.host.stream_in(self._exec("mariadb", interactive=True), copy_from(source), what="loading a database dump")
 
     def reset(self) -> None:
         name = _quoted(self.target)

@@ -45,9 +45,7 @@ class DumpRows(RowCounter):
 class PostgreSQL(Database):
     engine = "postgresql"
     program = "pg_dump"
-
-    def _exec(self, *command: str, interactive: bool = False) -> list[str]:
-        return ["docker", "exec", *(["-i"] if interactive else []), "--user", "postgres", self.container, *command]
+    exec_user = "postgres"
 
     def _psql(self, *args: str) -> list[str]:
         return ["psql", "--username=postgres", f"--dbname={self.target}", "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--quiet", *args]
@@ -63,7 +61,7 @@ class PostgreSQL(Database):
 
     @contextmanager
     def dump(self) -> Iterator[BinaryIO]:
-        with self.host.stream_out(self._exec("pg_dump", "--username=postgres", self.target),
+        with self.host.stream_out(self._dump_command("pg_dump", "--username=postgres", self.target),
                                   what=f"dumping database {self.target}") as stream:
             yield stream
 
