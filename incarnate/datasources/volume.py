@@ -71,13 +71,13 @@ class _EngineArchive(io.RawIOBase):
             raise stalled(self.what, self.host, settings.stall_seconds()) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise HostError(f"{self.what} on host {self.host} failed: the engine's stream broke ({error}).") from None
-        except TarLayoutError as error:
-            raise IntegrityError(f"{self.what} on host {self.host}: the engine's archive is damaged ({error}); nothing "
-                                 f"was committed. Run the backup again.") from None
+        except TarLayoutError as error:  # a HostError: like a file that changed under tar, another attempt may pass
+            raise HostError(f"{self.what} on host {self.host}: the engine's archive is damaged ({error}); nothing "
+                            f"was committed. Run the backup again.") from None
         if count == 0 and not self.layout.ended:
-            raise IntegrityError(f"{self.what} on host {self.host}: the engine's archive ended before tar's end marker "
-                                 f"(a file shrank or went away as it was read, and the engine dropped the rest); nothing "
-                                 f"was committed. Run the backup again.")
+            raise HostError(f"{self.what} on host {self.host}: the engine's archive ended before tar's end marker "
+                            f"(a file shrank or went away as it was read, and the engine dropped the rest); nothing "
+                            f"was committed. Run the backup again.")
         return count
 
 

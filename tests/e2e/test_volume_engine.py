@@ -136,3 +136,28 @@ def test_an_engine_refusal_to_archive_is_one_sentence_naming_the_volume_and_host
     assert message.startswith(f"archiving volume {volume} on host local failed: ") and message.endswith(".")
     assert "\n" not in message
     assert helpers_of(volume) == []
+
+
+def read_changing(volume: str, change: str) -> list[tuple[str, int]]:
+    """The volume's archive, with `change` run in it once 20 MB of a 200 MB file were read; its entries."""
+    in_volume = ["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", toolbox_image(), "sh", "-c"]
+    subprocess.run([*in_volume, "head -c 200000000 /dev/zero > /data/a && echo z > /data/zz"], check=True)
+    read, changed = bytearray(), False
+    with volume_archive(Host(), volume, settings.registry()) as stream:
+        while block := stream.read(1 << 16):
+            read += block
+            if len(read) > 20_000_000 and not changed:
+                subprocess.run([*in_volume, change], check=True)  # the engine waits meanwhile: it is mid-file
+                changed = True
+    with tarfile.open(fileobj=io.BytesIO(read)) as back:
+        return [(member.name, member.size) for member in back]
+
+
+def test_a_file_that_grows_as_it_is_read_is_kept_at_its_size_and_one_that_shrinks_fails_the_read(volume):
+    # The engine's writer copies what the header announced; a later file that vanishes is left out, as tar would.
+    assert read_changing(volume, "head -c 1000 /dev/zero >> /data/a") == [(".", 0), ("./a", 200_000_000), ("./zz", 2)]
+    # A shrinking file makes the engine drop the rest of the archive and end it cleanly: only its layout tells.
+    with pytest.raises(HostError, match=r"^archiving volume \w+ on host local: the engine's archive ended before tar's "
+                                        r"end marker \(a file shrank"):
+        read_changing(volume, "truncate -s 1000 /data/a")
+    assert helpers_of(volume) == []
