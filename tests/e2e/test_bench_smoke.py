@@ -33,4 +33,5 @@ def test_orchestration_benchmark_runs_one_round(customer):
     printed = bench("recovery_speed.py", str(customer.repo), "--gb", "0.005", "--memory-at", "0.01")
     assert "backup: incarnate / floor =" in printed and "recovery: incarnate / floor =" in printed
     assert "until the app is healthy: incarnate" in printed and "volume extract, best of 2: incarnate / tar -x =" in printed
-    assert "peak memory of incarnate backup:" in printed and "peak memory of incarnate recover:" in printed
+    assert "peak memory of incarnate backup of data stored already:" in printed
+    assert "peak memory of incarnate backup storing the new data" in printed and "peak memory of incarnate recover:" in printed
