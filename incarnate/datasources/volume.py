@@ -99,20 +99,21 @@ def archive(host: Host, volume: str, registry: str) -> Iterator[_EngineArchive]:
     container process, no docker CLI, about half the CPU of `tar` in a `docker run` helper (README,
     bench/recovery_speed.py). A helper left by a killed run is removed by the next backup (`Volume.end_orphans`)."""
     what = f"archiving volume {volume}"
+    where = f"{what} on host {host.name}"
     client = host.client()
     api = client.api
     try:
-        with _engine_refusals(f"{what} on host {host.name}"):
+        with _engine_refusals(where):
             helper = _create_helper(api, volume, registry, "archive", "ro")
         try:
-            with _engine_refusals(f"{what} on host {host.name}"):
+            with _engine_refusals(where):
                 # docker-py's get_archive is this GET, but it turns off the read timeout that the stall needs.
                 response = api.get(f"{api.base_url}/v{api.api_version}/containers/{helper}/archive",
                                    params={"path": "/data/."}, headers={"Accept-Encoding": "identity"}, stream=True,
                                    timeout=settings.stall_seconds())
             with response:
                 if not response.ok:
-                    raise HostError(f"{what} on host {host.name} failed: {tail(response.text, 1)}.")
+                    raise HostError(f"{where} failed: {tail(response.text, 1)}.")
                 yield _EngineArchive(response, what, host.name)
         finally:
             # One the engine failed to remove holds nothing but the volume, and the next backup's end_orphans takes it.

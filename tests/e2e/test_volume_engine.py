@@ -47,10 +47,14 @@ def archive() -> io.BytesIO:
     return buffer
 
 
+def in_volume(volume: str, script: str) -> str:
+    """What `script` prints, run by sh in a container with the volume at /data."""
+    return subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", toolbox_image(), "sh", "-c",
+                           script], check=True, capture_output=True, text=True).stdout
+
+
 def listing(volume: str) -> list[str]:
-    return subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data:ro", toolbox_image(),
-                           "sh", "-c", "cd /data && find . -mindepth 1 | sort | xargs stat -c '%n %u %g %a %Y' && cat link"],
-                          check=True, capture_output=True, text=True).stdout.splitlines()
+    return in_volume(volume, "cd /data && find . -mindepth 1 | sort | xargs stat -c '%n %u %g %a %Y' && cat link").splitlines()
 
 
 def helpers_of(volume: str) -> list[str]:
@@ -77,11 +81,6 @@ def test_an_engine_refusal_is_one_sentence_naming_the_volume_and_host_and_leaves
     assert helpers_of(volume) == []
 
 
-def fill(volume: str, megabytes: int) -> None:
-    subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", toolbox_image(), "sh", "-c",
-                    f"head -c {megabytes}M /dev/urandom > /data/big"], check=True, capture_output=True)
-
-
 def test_a_volume_reads_back_as_a_whole_archive_with_owners_modes_and_times_and_leaves_no_helper(volume):
     extract(Host(), volume, settings.registry(), archive())
     with volume_archive(Host(), volume, settings.registry()) as stream:
@@ -97,7 +96,7 @@ def test_a_volume_reads_back_as_a_whole_archive_with_owners_modes_and_times_and_
 
 
 def test_a_read_the_backup_ends_stops_at_once_and_end_orphans_removes_what_a_killed_run_left(volume, tmp_path: Path):
-    fill(volume, 200)
+    in_volume(volume, "head -c 200M /dev/urandom > /data/big")
     source = Volume(ComposeProject(Host(), f"{PROJECT}-{volume}", tmp_path), "files", settings.registry())
     read, failed, started = [0], [], threading.Event()
 
@@ -140,14 +139,13 @@ def test_an_engine_refusal_to_archive_is_one_sentence_naming_the_volume_and_host
 
 def read_changing(volume: str, change: str) -> list[tuple[str, int]]:
     """The volume's archive, with `change` run in it once 20 MB of a 200 MB file were read; its entries."""
-    in_volume = ["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", toolbox_image(), "sh", "-c"]
-    subprocess.run([*in_volume, "head -c 200000000 /dev/zero > /data/a && echo z > /data/zz"], check=True)
+    in_volume(volume, "head -c 200000000 /dev/zero > /data/a && echo z > /data/zz")
     read, changed = bytearray(), False
     with volume_archive(Host(), volume, settings.registry()) as stream:
         while block := stream.read(1 << 16):
             read += block
             if len(read) > 20_000_000 and not changed:
-                subprocess.run([*in_volume, change], check=True)  # the engine waits meanwhile: it is mid-file
+                in_volume(volume, change)  # the engine waits meanwhile: it is mid-file
                 changed = True
     with tarfile.open(fileobj=io.BytesIO(read)) as back:
         return [(member.name, member.size) for member in back]
