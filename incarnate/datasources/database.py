@@ -9,6 +9,7 @@ from typing import BinaryIO, ClassVar
 
 from incarnate.backup_format import artifact_name
 from incarnate.compose import ComposeProject
+from incarnate.datasources.engine_api import exec_out
 from incarnate.errors import HostError
 from incarnate.host import Host
 
@@ -69,8 +70,11 @@ class Database(ABC):
             return False
         return True
 
-    def _dump_command(self, *dump: str) -> list[str]:
-        return self._exec(*(in_large_writes(dump) if self._has_sh_and_dd else dump))
+    def dump(self) -> AbstractContextManager[BinaryIO]:
+        """A consistent dump, streamed: read from the engine's exec API (as `docker exec` runs it, without the CLI)."""
+        command = self.dump_command()
+        return exec_out(self.host, self.container, in_large_writes(command) if self._has_sh_and_dd else list(command),
+                        user=self.exec_user, what=f"dumping database {self.target}")
 
     def end_orphans(self) -> int:
         """End this database's dumps still running in its container (their run was killed, or gave up on them):
@@ -89,8 +93,8 @@ class Database(ABC):
         """No tables (the database itself may exist, created by the container's init)."""
 
     @abstractmethod
-    def dump(self) -> AbstractContextManager[BinaryIO]:
-        """A consistent dump, streamed."""
+    def dump_command(self) -> tuple[str, ...]:
+        """The command, run in the container, that writes a consistent dump to stdout (`program` is its first word)."""
 
     @abstractmethod
     def load(self, source: BinaryIO) -> None:

@@ -1,10 +1,7 @@
 """MariaDB (and MySQL): consistent dumps with --single-transaction, run inside the database container."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import BinaryIO
-
 import re
+from typing import BinaryIO
 
 from incarnate.datasources.database import Database, RowCounter
 from incarnate.host import copy_from
@@ -84,12 +81,9 @@ class MariaDB(Database):
                           f"counting tables of database {self.target}")
         return int(count.strip() or 0) == 0
 
-    @contextmanager
-    def dump(self) -> Iterator[BinaryIO]:
-        args = self._dump_command("mariadb-dump", "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
-                                  "--databases", self.target)
-        with self.host.stream_out(args, what=f"dumping database {self.target}") as stream:
-            yield stream
+    def dump_command(self) -> tuple[str, ...]:
+        return (self.program, "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
+                "--databases", self.target)
 
     def load(self, source: BinaryIO) -> None:
         """The dump names its database (--databases), so the client needs none."""

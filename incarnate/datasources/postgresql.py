@@ -1,11 +1,8 @@
 """PostgreSQL: pg_dump (a consistent snapshot by itself) and psql, run inside the database container
 as the postgres superuser over the local socket."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import BinaryIO
-
 import re
+from typing import BinaryIO
 
 from incarnate.datasources.database import Database, RowCounter
 from incarnate.host import copy_from
@@ -59,11 +56,8 @@ class PostgreSQL(Database):
         count = self._query(f"SELECT count(*) {USER_TABLES}", f"counting tables of database {self.target}")
         return int(count.strip() or 0) == 0
 
-    @contextmanager
-    def dump(self) -> Iterator[BinaryIO]:
-        with self.host.stream_out(self._dump_command("pg_dump", "--username=postgres", self.target),
-                                  what=f"dumping database {self.target}") as stream:
-            yield stream
+    def dump_command(self) -> tuple[str, ...]:
+        return (self.program, "--username=postgres", self.target)
 
     def load(self, source: BinaryIO) -> None:
         self.host.stream_in(self._exec(*self._psql(), interactive=True), copy_from(source), what=f"loading a dump into {self.target}")

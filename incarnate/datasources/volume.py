@@ -19,6 +19,7 @@ from incarnate import settings
 from incarnate.backup_format import artifact_name
 from incarnate.compose import ComposeProject
 from incarnate.errors import HostError, IntegrityError, StageError, tail
+from incarnate.datasources.engine_api import engine_refusals
 from incarnate.datasources.tar_layout import TarLayout, TarLayoutError
 from incarnate.host import Host, stalled
 
@@ -82,17 +83,6 @@ class _EngineArchive(io.RawIOBase):
 
 
 @contextmanager
-def _engine_refusals(what: str) -> Iterator[None]:
-    """The engine's and the HTTP layer's errors as one sentence saying what failed where."""
-    try:
-        yield
-    except docker.errors.APIError as error:
-        raise HostError(f"{what} failed: {tail(str(error.explanation), 1)}.") from None
-    except requests.exceptions.RequestException as error:
-        raise HostError(f"{what} failed: {tail(str(error), 1)}.") from None
-
-
-@contextmanager
 def archive(host: Host, volume: str, registry: str) -> Iterator[_EngineArchive]:
     """The volume as a tar stream (entries `./name`, as `tar -C /data .` gives), written by the engine itself (its
     archive API, as `docker cp`) from a helper created with the volume read-only at /data and never started: no
@@ -103,10 +93,10 @@ def archive(host: Host, volume: str, registry: str) -> Iterator[_EngineArchive]:
     client = host.client()
     api = client.api
     try:
-        with _engine_refusals(where):
+        with engine_refusals(where):
             helper = _create_helper(api, volume, registry, "archive", "ro")
         try:
-            with _engine_refusals(where):
+            with engine_refusals(where):
                 # docker-py's get_archive is this GET, but it turns off the read timeout that the stall needs.
                 response = api.get(f"{api.base_url}/v{api.api_version}/containers/{helper}/archive",
                                    params={"path": "/data/."}, headers={"Accept-Encoding": "identity"}, stream=True,
@@ -224,7 +214,7 @@ def extract(host: Host, volume: str, registry: str, source: BinaryIO) -> None:
     as `tar --numeric-owner --same-permissions --no-overwrite-dir` did."""
     client = host.client()
     try:
-        with _engine_refusals(f"extracting into volume {volume} on host {host.name}"):
+        with engine_refusals(f"extracting into volume {volume} on host {host.name}"):
             helper = _extract_helper(client.api, volume, registry)
             try:
                 client.api.put_archive(helper, "/data", safe_entries(source, volume))

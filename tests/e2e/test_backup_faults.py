@@ -53,6 +53,18 @@ def test_unreachable_store_fails_the_backup_after_retries_and_loses_nothing(cust
     assert list_snapshots(local, customer.stack) == snapshots
 
 
+def test_a_dump_the_database_refuses_fails_the_backup_with_its_reason_and_stores_no_snapshot(customer):
+    assert customer.install().returncode == 0
+    store = customer.backups()
+    snapshots = list_snapshots(store, customer.stack)
+    subprocess.run(["docker", "exec", f"{customer.stack}-db-1", "mariadb", "-e", "DROP DATABASE demo"], check=True)
+    result = customer.incarnate("backup", str(customer.repo))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == ("error: dumping database demo on host local failed (exit 2): mariadb-dump: "
+                                                      "Got error: 1049: \"Unknown database 'demo'\" when selecting the database.")
+    assert list_snapshots(store, customer.stack) == snapshots
+
+
 def malicious_tar() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
