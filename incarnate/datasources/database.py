@@ -65,7 +65,9 @@ class Database(ABC):
         """Whether the container has what in_large_writes needs: a vendor's database image may lack them, and then
         the dump goes in its own small writes."""
         try:
-            self.host.run(self._exec("sh", "-c", "command -v dd"), what=f"looking for dd in service {self.service}")
+            with exec_out(self.host, self.container, ["sh", "-c", "command -v dd"], user=self.exec_user,
+                          what=f"looking for dd in service {self.service}") as found:
+                found.read()
         except HostError:
             return False
         return True
