@@ -64,7 +64,7 @@ def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, 
     sources = datasources.for_release(project, release, registry)
     for source in sources:
         if ended := source.end_orphans():
-            print(f"stack {project.name}: ended {ended} orphaned {source.program} of {source.artifact} left running by "
+            print(f"stack {project.name}: ended {ended} orphaned {source.program} of {source.artifact} left behind by "
                   f"an earlier run that was killed")
     expected = last_sizes(store, str(manifest["stack"]))
     with SnapshotWriter(store, prefix, lock_until=lock_until, lock_mode=lock_mode) as writer:
