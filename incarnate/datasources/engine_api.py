@@ -27,7 +27,7 @@ class FrameError(Exception):
 
 class Frames(io.RawIOBase):
     """Stdout of a multiplexed exec stream, read into the caller's buffer without a copy; stderr is kept aside
-    (its last ERRORS_KEPT bytes). `raw` is any readable binary stream (the engine's socket)."""
+    (its last ERRORS_KEPT bytes). `raw` is any readable binary stream (the engine's, once past its reply)."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw, self.errors = raw, bytearray()
@@ -88,20 +88,24 @@ def exec_out(host: Host, container: str, command: list[str], *, user: str | None
     try:
         with engine_refusals(where):
             exec_id = api.exec_create(container, command, stdout=True, stderr=True, user=user or "")["Id"]
-            stream = api.exec_start(exec_id, socket=True)
-        try:
-            _socket_of(stream).settimeout(settings.stall_seconds())
+            # docker-py's exec_start(socket=True) is this POST, but it hands out the raw socket, past the HTTP
+            # layer's read buffer: output the engine sent with its reply's headers would be lost (docker-py#3332).
+            response = api.post(f"{api.base_url}/v{api.api_version}/exec/{exec_id}/start", json={"Tty": False, "Detach": False},
+                                headers={"Connection": "Upgrade", "Upgrade": "tcp"}, stream=True)
+        with response:
+            if response.status_code not in (101, 200):  # 200: an engine that streams without the upgrade
+                raise HostError(f"{where} failed: {tail(response.text, 1)}.")
+            stream = response.raw._fp.fp  # http.client's buffered reader, past the headers, holding what came with them
+            _socket_of(stream.raw).settimeout(settings.stall_seconds())
             frames = Frames(stream)
             yield _Checked(frames, what, host.name)
-        finally:
-            stream.close()
         _check_exit(api, exec_id, frames, where)
     finally:
         client.close()
 
 
 def _socket_of(stream) -> socket.socket:
-    """exec_start's socket is a socket's file object on a Unix socket, the socket itself over TCP."""
+    """The socket under the reader: a socket's file object on a Unix socket or TCP, a TLS socket's inner socket."""
     return getattr(stream, "_sock", stream)
 
 
