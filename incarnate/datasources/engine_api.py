@@ -90,7 +90,7 @@ def exec_out(host: Host, container: str, command: list[str], *, user: str | None
             exec_id = api.exec_create(container, command, stdout=True, stderr=True, user=user or "")["Id"]
             # docker-py's exec_start(socket=True) is this POST, but it hands out the raw socket, past the HTTP
             # layer's read buffer: output the engine sent with its reply's headers would be lost (docker-py#3332).
-            response = api.post(f"{api.base_url}/v{api.api_version}/exec/{exec_id}/start", json={"Tty": False, "Detach": False},
+            response = api.post(engine_url(api, f"exec/{exec_id}/start"), json={"Tty": False, "Detach": False},
                                 headers={"Connection": "Upgrade", "Upgrade": "tcp"}, stream=True)
         with response:
             if response.status_code not in (101, 200):  # 200: an engine that streams without the upgrade
@@ -137,6 +137,11 @@ def _check_exit(api: docker.APIClient, exec_id: str, frames: Frames, where: str)
             time.sleep(0.02)
     if state["ExitCode"] != 0:
         raise HostError(f"{where} failed (exit {state['ExitCode']}): {tail(bytes(frames.errors))}.")
+
+
+def engine_url(api: docker.APIClient, path: str) -> str:
+    """The address of `path` in the engine's API, at the version docker-py agreed with it."""
+    return f"{api.base_url}/v{api.api_version}/{path}"
 
 
 @contextmanager

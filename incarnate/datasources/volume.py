@@ -19,7 +19,7 @@ from incarnate import settings
 from incarnate.backup_format import artifact_name
 from incarnate.compose import ComposeProject
 from incarnate.errors import HostError, IntegrityError, StageError, tail
-from incarnate.datasources.engine_api import engine_refusals
+from incarnate.datasources.engine_api import engine_refusals, engine_url
 from incarnate.datasources.tar_layout import TarLayout, TarLayoutError
 from incarnate.host import Host, stalled
 
@@ -98,7 +98,7 @@ def archive(host: Host, volume: str, registry: str) -> Iterator[_EngineArchive]:
         try:
             with engine_refusals(where):
                 # docker-py's get_archive is this GET, but it turns off the read timeout that the stall needs.
-                response = api.get(f"{api.base_url}/v{api.api_version}/containers/{helper}/archive",
+                response = api.get(engine_url(api, f"containers/{helper}/archive"),
                                    params={"path": "/data/."}, headers={"Accept-Encoding": "identity"}, stream=True,
                                    timeout=settings.stall_seconds())
             with response:
