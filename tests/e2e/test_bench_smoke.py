@@ -31,7 +31,8 @@ def test_orchestration_benchmark_runs_one_round(customer):
     assert customer.install().returncode == 0
     assert "best of 1: flow" in bench("orchestration_overhead.py", str(customer.repo), "--rounds", "1")
     printed = bench("recovery_speed.py", str(customer.repo), "--gb", "0.005", "--memory-at", "0.01")
-    assert "backup: incarnate / floor =" in printed and "recovery: incarnate / floor =" in printed
+    assert "backup storing new data, best of 2: incarnate / floor =" in printed
+    assert "backup, best of 2: incarnate / floor =" in printed and "recovery: incarnate / floor =" in printed
     assert "until the app is healthy: incarnate" in printed and "volume extract, best of 2: incarnate / tar -x =" in printed
     assert "peak memory of incarnate backup of data stored already:" in printed
     assert "peak memory of incarnate backup storing the new data" in printed and "peak memory of incarnate recover:" in printed
