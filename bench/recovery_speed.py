@@ -124,14 +124,16 @@ def settle(db: str, limit: float = 180.0) -> None:
     after it does not. MariaDB stops writing back once it has no reason to (hundreds of pages may stay dirty), so
     settled is: history purged, and no fewer dirty pages than five seconds before."""
     began, before = time.monotonic(), None
-    while time.monotonic() - began < limit:
+    while True:
         dirty, history = innodb_backlog(db)
         if history <= 1000 and (dirty == 0 or before is not None and dirty >= before):
             print(f"database settled after {time.monotonic() - began:.0f} s ({dirty} dirty pages left, history {history})")
             return
+        if time.monotonic() - began >= limit:
+            print(f"database still busy after {limit:.0f} s ({dirty} dirty pages, history {history}): timed anyway")
+            return
         before = dirty
         time.sleep(5)
-    print(f"database still busy after {limit:.0f} s ({dirty} dirty pages, history {history}): timed anyway")
 
 
 def innodb_backlog(db: str) -> tuple[int, int]:
