@@ -166,7 +166,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from incarnate import settings
     from incarnate.customers import check_pool
 
-    worker(check_pool(args.pool), settings.max_runs(args.max_runs), AlertSettings.from_environment())
+    return worker(check_pool(args.pool), settings.max_runs(args.max_runs), AlertSettings.from_environment())
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(custo
     try:
         with background([INCARNATE, "serve"], tmp_path / "serve.log", SERVING, env) as _, \
                 background([INCARNATE, "worker", "--pool", pool, "--max-runs", "1"], tmp_path / "worker.log", "started!",
-                           {"DOCKER_HOST": second_engine}):
+                           {"DOCKER_HOST": second_engine}) as worker:
             assert f"work pool {pool}: 7 deployments" in (tmp_path / "serve.log").read_text()
             installed = customer.incarnate("trigger", f"install/{customer.stack}", "--wait")
             assert installed.returncode == 0, installed.stdout[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
@@ -44,6 +44,9 @@ def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(custo
                         break
                     assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
                     time.sleep(1)
+        # Stopped (SIGTERM, as a service manager does) with nothing running: it ended, and Prefect's worker with it.
+        assert worker.returncode == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        assert subprocess.run(["pgrep", "-f", f"worker start --pool {pool} "], capture_output=True).returncode == 1
         assert [run.state.name for run in runs] == ["Completed", "Completed"], (tmp_path / "worker.log").read_text()[-3000:]
         assert {run.work_pool_name for run in runs} == {pool}
         first, second = sorted(runs, key=lambda run: run.start_time)
