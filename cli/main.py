@@ -407,7 +407,8 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> tuple[int, str]:
+    """Run one command; return its exit code and the sentence to print last on stderr ("" when none)."""
     args = parser().parse_args(argv)
     for option, variable in (("identity", "INCARNATE_SSH_KEY"), ("known_hosts", "INCARNATE_KNOWN_HOSTS")):
         if getattr(args, option, None):
@@ -416,23 +417,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_expected_tracebacks()
     try:
         with progress.reporting(progress.TerminalSink(sys.stderr)):
-            return args.handler(args)
+            return args.handler(args), ""
     except IncarnateError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return exit_code(error)
+        return exit_code(error), f"error: {error}"
     except KeyboardInterrupt:
-        print("error: interrupted; run `incarnate status` to see where the stack is.", file=sys.stderr)
-        return 130
+        return 130, "error: interrupted; run `incarnate status` to see where the stack is."
 
 
 def run() -> NoReturn:
     """The `incarnate` command: main(), then out without the interpreter's teardown. Once a flow ran, tearing down
     Prefect's modules, clients and loops took 0.6-0.7 s of every command, and nothing is left to do by then but
     what the teardown runs first: Prefect's log and event workers send what they hold (threading's exit hooks,
-    where Prefect registers them), then the atexit handlers. So run those, flush, and leave."""
-    code = main()
+    where Prefect registers them), then the atexit handlers. So run those, flush, and leave.
+
+    An error is printed after them: they may print too (a slow server's "EventsWorker - Still processing items",
+    "Stopping temporary server"), and the last line must be the sentence that says what failed and where."""
+    code, last_words = main()
     threading._shutdown()  # type: ignore[attr-defined] # the interpreter's own first step of exiting
     atexit._run_exitfuncs()
+    if last_words:
+        print(last_words, file=sys.stderr)
     with suppress(BrokenPipeError):  # `incarnate backups | head`: the reader has gone, as at any exit
         sys.stdout.flush()
         sys.stderr.flush()

@@ -1,0 +1,32 @@
+"""The last line an operator (or a script's `tail -1`) reads from a failed command is incarnate's one-sentence error.
+
+Prefect's log and event workers send what they hold at exit (cli.main.run runs their exit hooks), and on a slow
+machine they print there too ("EventsWorker - Still processing items: 4 items remaining..."; a temporary server's
+"Stopping temporary server"). CI once read that warning where the error should have been. This stands a late
+printing exit hook in for them and runs the real command."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LATE_HOOKS = textwrap.dedent("""
+    import atexit, sys, threading
+    from cli.main import run
+    threading._register_atexit(lambda: print("01:00:00.000 | WARNING | EventsWorker - Still processing items", file=sys.stderr))
+    atexit.register(lambda: print("01:00:00.000 | INFO | prefect - Stopping temporary server", file=sys.stderr))
+    sys.argv = ["incarnate", *sys.argv[1:]]
+    run()
+""")
+
+
+def test_the_error_is_the_last_line_after_whatever_prefect_prints_at_exit(tmp_path):
+    missing = tmp_path / "no-such-repo"
+    result = subprocess.run([sys.executable, "-c", LATE_HOOKS, "status", str(missing)], cwd=ROOT, capture_output=True,
+                            text=True, env={"PATH": "/usr/bin:/bin", "INCARNATE_HOME": str(tmp_path / "home")}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "Still processing items" in result.stderr and "Stopping temporary server" in result.stderr
+    assert lines[-1].startswith(f"error: customer repo {missing} "), lines
