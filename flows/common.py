@@ -18,7 +18,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from flows.report import StageReport, artifact_key, publish_backup
-from incarnate import incarnations
+from incarnate import incarnations, settings
 from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
@@ -41,8 +41,7 @@ from tasks.migrate import migrate
 from tasks.restore import restore
 from tasks.start import start
 
-LOCK_WAIT_SECONDS = float(os.environ.get("INCARNATE_LOCK_WAIT_SECONDS", "1800"))
-# A run renews its hold on the stack while it lives; one that was killed frees it within this time.
+# The shortest lease Prefect's server takes (it refuses less than 60 s): a killed run frees its stack within it.
 LOCK_LEASE_SECONDS = 60
 
 
@@ -59,9 +58,11 @@ def _ensure_limit(name: str) -> None:
 
 
 @contextmanager
-def stack_lock(stack: str, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
-    """Two runs on one stack never interleave: the second waits, then fails with a clear message."""
+def stack_lock(stack: str) -> Iterator[None]:
+    """Two runs on one stack never interleave: the second waits, then fails with a clear message. A run renews its
+    hold on the stack while it lives; one that was killed frees it within the lease."""
     name = f"stack-{stack}"
+    wait_seconds = settings.lock_wait_seconds()
     _ensure_limit(name)
     acquired = False
     try:

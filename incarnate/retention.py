@@ -15,12 +15,12 @@ and a prune whose turn comes after a sweep that started once its own forgetting 
 seen then) and finished, has nothing left to delete: it says so and lets the backups go on at once.
 """
 
-import os
 import secrets
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from incarnate import settings
 from incarnate.config import Retention
 from incarnate.backup_format import MANIFEST, Snapshot, list_snapshots, scan_snapshots
 from incarnate.stores import Store
@@ -30,7 +30,7 @@ from incarnate.stores.locking import StoreBusy, exclusive_lock
 def clean_up_wait_seconds() -> float:
     """How long a prune waits for running backups before it skips the chunk clean-up (INCARNATE_PRUNE_WAIT);
     meanwhile new backups of the store wait for it, so this bounds their delay too."""
-    return float(os.environ.get("INCARNATE_PRUNE_WAIT", "600"))
+    return settings.seconds("INCARNATE_PRUNE_WAIT", 600)
 
 
 def _age_order(snapshot: Snapshot) -> tuple[datetime, str]:

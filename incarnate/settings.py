@@ -4,6 +4,7 @@ Per-stack choices live in the customer repo's stack.yaml; these are only where t
 machine keeps things when nobody said otherwise.
 """
 
+import math
 import os
 from pathlib import Path
 
@@ -40,9 +41,29 @@ def registry() -> str:
     return os.environ.get("INCARNATE_REGISTRY", "localhost:5000")
 
 
+def seconds(variable: str, default: float, at_least: float = 0) -> float:
+    """A number of seconds from the environment variable (unset or empty: the default); anything else is refused
+    naming the variable, before a run depends on it."""
+    value = os.environ.get(variable) or ""
+    if not value:
+        return float(default)
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < at_least:
+        raise ConfigError(f"{variable}={value!r}: expected a number of seconds, at least {at_least:g}.")
+    return number
+
+
 def stall_seconds() -> float:
     """How long a dump or archive may go without a byte of progress before it is ended (INCARNATE_STALL_SECONDS)."""
-    return float(os.environ.get("INCARNATE_STALL_SECONDS", "600"))
+    return seconds("INCARNATE_STALL_SECONDS", 600)
+
+
+def lock_wait_seconds() -> float:
+    """How long a run waits for another run on the same stack to finish (INCARNATE_LOCK_WAIT_SECONDS)."""
+    return seconds("INCARNATE_LOCK_WAIT_SECONDS", 1800)
 
 
 def parallel_artifacts() -> int:
@@ -68,12 +89,12 @@ def max_runs(value: str | None = None) -> int:
 
 def progress_after() -> float:
     """How long a transfer runs before it shows progress (INCARNATE_PROGRESS_AFTER, seconds): shorter ones stay quiet."""
-    return float(os.environ.get("INCARNATE_PROGRESS_AFTER", "3"))
+    return seconds("INCARNATE_PROGRESS_AFTER", 3)
 
 
 def ready_seconds() -> float:
     """How long a started stack may take to report its release and schema version (INCARNATE_READY_SECONDS)."""
-    return float(os.environ.get("INCARNATE_READY_SECONDS", "300"))
+    return seconds("INCARNATE_READY_SECONDS", 300)
 
 
 def stacks_dir() -> Path:

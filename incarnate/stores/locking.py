@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Literal
 
+from incarnate import settings
 from incarnate.errors import ObjectMissing, StoreError
 from incarnate.stores import Store
 
@@ -37,7 +38,7 @@ Kind = Literal["shared", "exclusive"]
 
 def ttl_seconds() -> float:
     """How long a lock lives without renewal (INCARNATE_STORE_LOCK_TTL): generous, for clocks that disagree."""
-    return float(os.environ.get("INCARNATE_STORE_LOCK_TTL", "600"))
+    return settings.seconds("INCARNATE_STORE_LOCK_TTL", 600)
 
 
 def renew_seconds() -> float:
@@ -229,7 +230,7 @@ def shared_lock(store: Store, purpose: str, wait_seconds: float | None = None,
                 say: Callable[[str], None] = lambda text: None) -> Iterator[StoreLock]:
     """Held while snapshots are written or read: no chunk clean-up runs meanwhile."""
     lock = StoreLock(store, "shared", purpose)
-    waiting = _Waiting(_default_wait() if wait_seconds is None else wait_seconds, say)
+    waiting = _Waiting(store_lock_wait_seconds() if wait_seconds is None else wait_seconds, say)
     while True:
         exclusive = [record for record in lock.others() if record.kind == "exclusive"]
         if not exclusive:
@@ -267,6 +268,6 @@ def exclusive_lock(store: Store, purpose: str, wait_seconds: float,
         lock.release()
 
 
-def _default_wait() -> float:
+def store_lock_wait_seconds() -> float:
     """How long a backup or restore waits for a clean-up to finish (INCARNATE_STORE_LOCK_WAIT)."""
-    return float(os.environ.get("INCARNATE_STORE_LOCK_WAIT", "1800"))
+    return settings.seconds("INCARNATE_STORE_LOCK_WAIT", 1800)
