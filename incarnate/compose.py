@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from incarnate.errors import StageError, StoreError, tail
-from incarnate.health import HealthWait
+from incarnate.health import HealthWait, compose_filters
 from incarnate.host import Host
 from incarnate.private import write_private
 
@@ -130,7 +130,7 @@ class ComposeProject:
         """Containers of services the stack's files no longer run (an optional service deactivated) are removed;
         their volumes stay. The services whose containers went."""
         configured = set(self.compose("config", "--services", what=f"listing the services of stack {self.name}").split())
-        listing = self.host.run(["docker", "ps", "--all", "--filter", f"label=com.docker.compose.project={self.name}",
+        listing = self.host.run(["docker", "ps", "--all", *compose_filters(self.name),
                                  "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}'],
                                 what=f"listing containers of stack {self.name}")
         gone = {container: service for container, service in (line.split() for line in listing.splitlines() if line.strip())
@@ -166,8 +166,9 @@ class ComposeProject:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def container(self, service: str) -> str:
-        """The id of a service's running container."""
-        found = self.compose("ps", "--quiet", service, what=f"finding service {service} of stack {self.name}").split()
+        """The id of a service's running container (one `docker ps`: `compose ps` took 0.2 s and three processes)."""
+        found = self.host.run(["docker", "ps", "--quiet", *compose_filters(self.name, service=service, oneoff="False")],
+                              what=f"finding service {service} of stack {self.name}").split()
         if not found:
             raise StageError(f"stack {self.name} on host {self.host.name}: service {service} has no running container.")
         return found[0]
@@ -175,8 +176,7 @@ class ComposeProject:
     def volume(self, name: str) -> str | None:
         """The engine's name of a Compose volume of this project, None while it does not exist."""
         output = self.host.run(
-            ["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={self.name}",
-             "--filter", f"label=com.docker.compose.volume={name}"],
+            ["docker", "volume", "ls", "--quiet", *compose_filters(self.name, volume=name)],
             what=f"looking up volume {name} of stack {self.name}",
         )
         names = output.split()
@@ -185,12 +185,11 @@ class ComposeProject:
     def remove_all(self) -> list[str]:
         """Every container, volume and network of the project, found by Compose's label (so also what a killed run
         left without its compose file); what was removed."""
-        label = f"label=com.docker.compose.project={self.name}"
         removed = []
         for kind, listing, removal in (("container", ["ps", "--all", "--quiet"], ["rm", "--force", "--volumes"]),
                                        ("volume", ["volume", "ls", "--quiet"], ["volume", "rm", "--force"]),
                                        ("network", ["network", "ls", "--quiet"], ["network", "rm"])):
-            found = self.host.run(["docker", *listing, "--filter", label], what=f"listing {kind}s of stack {self.name}").split()
+            found = self.host.run(["docker", *listing, *compose_filters(self.name)], what=f"listing {kind}s of stack {self.name}").split()
             if found:
                 self.host.run(["docker", *removal, *found], what=f"removing {kind}s of stack {self.name}")
                 removed.append(f"{len(found)} {kind}{'s' if len(found) > 1 else ''}")

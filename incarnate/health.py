@@ -66,6 +66,13 @@ def still_starting(containers: list[Container], passed: set[str], restarts_at_st
     return pending
 
 
+def compose_filters(project: str, **labels: str) -> list[str]:
+    """`--filter` arguments selecting what Compose made for a project, narrowed by its other labels (service=,
+    volume=, oneoff=): the engine finds them by label, without the compose file or Compose's own parsing."""
+    wanted = {"project": project, **labels}
+    return [argument for key, value in wanted.items() for argument in ("--filter", f"label=com.docker.compose.{key}={value}")]
+
+
 class HealthWait:
     """One wait for the containers of some services of a Compose project to be healthy."""
 
@@ -76,8 +83,7 @@ class HealthWait:
         self.last_output: dict[str, str] = {}
 
     def containers(self) -> list[Container]:
-        ids = self.host.run(["docker", "ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={self.project}",
-                             "--filter", "label=com.docker.compose.oneoff=False"],  # not `compose run`'s
+        ids = self.host.run(["docker", "ps", "--all", "--quiet", *compose_filters(self.project, oneoff="False")],  # not `compose run`'s
                             what=f"listing containers of stack {self.project}").split()
         if not ids:
             return []
