@@ -9,15 +9,14 @@ in the order they were due. Its runs beat as often as serve's, for the same cras
 
 import os
 import signal
-import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
+from functools import partial
 
+import anyio
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists
+from prefect.utilities.services import critical_service_loop
 from prefect.workers.process import ProcessWorker
 
 from deployments.alerts import AlertSettings
@@ -38,41 +37,49 @@ def ensure_pool(name: str) -> None:
 
 
 def main(pool: str, max_runs: int, settings: AlertSettings) -> int:
-    """Run Prefect's process worker for the pool until it ends or this process is asked to stop; the exit code."""
+    """Run Prefect's process worker for the pool in this process until it is asked to stop; the exit code."""
     ensure_pool(pool)
     os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
-    os.environ["PREFECT_WORKER_QUERY_SECONDS"] = str(POLL_SECONDS)
+    sys.stdout.reconfigure(line_buffering=True)  # the runs' output passes through here: a log file shows it as it comes
     print(f"worker of pool {pool}: runs its flows on this host (engine {os.environ.get('DOCKER_HOST') or 'local'}), "
-          f"at most {max_runs} at once (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order", flush=True)
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    asked = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: asked.set())
-    # Its own process group: a terminal's Ctrl-C reaches this process only, which says when the worker ends.
-    worker = subprocess.Popen([prefect, "worker", "start", "--pool", pool, "--type", ProcessWorker.type,
-                               "--limit", str(max_runs)], process_group=0)
-    while worker.poll() is None and not asked.wait(1):
-        pass
-    if worker.poll() is None:
-        stop(worker)
-        return 0
-    return worker.returncode
+          f"at most {max_runs} at once (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order")
+    anyio.run(serve_pool, pool, max_runs)
+    return 0
 
 
-def stop(worker: subprocess.Popen) -> None:
-    """Stop Prefect's worker once the flow runs it started have ended. Its first SIGINT stops it taking runs, but
-    Prefect 3's worker then never ends by itself, even with nothing running; its second SIGINT kills it at once."""
-    worker.send_signal(signal.SIGINT)
-    while worker.poll() is None and running_children(worker.pid):
-        time.sleep(1)
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGINT)
-        worker.wait()
+async def serve_pool(pool: str, max_runs: int) -> None:
+    """Take the pool's runs until SIGTERM or SIGINT, then take no new ones and wait for those in progress; asked a
+    second time, end them at once. Prefect's own `worker start` ends its runs at the first signal (and then often
+    hangs), so the worker runs here, with its loops under this function's control."""
+    async with anyio.create_task_group() as everything:
+        stopping = anyio.Event()
+        everything.start_soon(on_signals, stopping, everything.cancel_scope)
+        await take_runs(pool, max_runs, stopping)
+        everything.cancel_scope.cancel()  # the runs ended: nothing left to listen for
 
 
-def running_children(pid: int) -> bool:
-    """Whether the process has children: the process worker runs each flow run as one."""
-    try:
-        return any((task / "children").read_text().strip() for task in Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return False
+async def on_signals(stopping: anyio.Event, everything: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
+        async for signum in received:
+            if stopping.is_set():
+                print(f"{signal.Signals(signum).name} again: ending the runs in progress now")
+                everything.cancel()
+                return
+            print(f"{signal.Signals(signum).name}: taking no new runs; waiting for the runs in progress to end "
+                  f"(send it again to end them now)")
+            stopping.set()
+
+
+async def take_runs(pool: str, max_runs: int, stopping: anyio.Event) -> None:
+    """Prefect's worker loops (ask for runs every POLL_SECONDS, heartbeat the pool) until `stopping`; leaving the
+    worker's context then waits for the runs it started."""
+    async with ProcessWorker(work_pool_name=pool, limit=max_runs) as worker:
+        async with anyio.create_task_group() as loops:
+            for workload, interval in ((worker.get_and_submit_flow_runs, POLL_SECONDS),
+                                       (worker.sync_with_backend, worker.heartbeat_interval_seconds)):
+                loops.start_soon(partial(critical_service_loop, workload=workload, interval=interval, jitter_range=0.3,
+                                         backoff=4))
+            print(f"Worker {worker.name!r} started!")
+            await stopping.wait()
+            loops.cancel_scope.cancel()
+    print(f"Worker {worker.name!r} stopped: its runs ended.")

@@ -17,6 +17,15 @@ def stack_containers(engine: str | None, stack: str) -> list[str]:
                            f"label=com.docker.compose.project={stack}"], capture_output=True, text=True, check=True).stdout.split()
 
 
+def wait_for_state(run_id, state: str, seconds: float = 120):
+    """The flow run once it is in `state`, or as it is when `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    with get_client(sync_client=True) as client:
+        while (run := client.read_flow_run(run_id)).state.name != state and time.monotonic() < deadline:
+            time.sleep(0.5)
+    return run
+
+
 def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(customer, tmp_path, second_engine):
     pool = f"host-{uuid.uuid4().hex[:6]}"
     env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml")}
@@ -44,9 +53,16 @@ def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(custo
                         break
                     assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
                     time.sleep(1)
-        # Stopped (SIGTERM, as a service manager does) with nothing running: it ended, and Prefect's worker with it.
-        assert worker.returncode == 0, (tmp_path / "worker.log").read_text()[-3000:]
-        assert subprocess.run(["pgrep", "-f", f"worker start --pool {pool} "], capture_output=True).returncode == 1
+            in_progress = flow_run_id(customer.incarnate("trigger", f"backup/{customer.stack}").stdout)
+            wait_for_state(in_progress, "Running")
+        # Stopped (SIGTERM, as a service manager does) with a run in progress: it took no new run, let that one
+        # finish, then ended, leaving no process behind.
+        log = (tmp_path / "worker.log").read_text()
+        assert worker.returncode == 0, log[-3000:]
+        assert "SIGTERM: taking no new runs; waiting for the runs in progress to end" in log
+        assert wait_for_state(in_progress, "Completed", seconds=0).state.name == "Completed", log[-3000:]
+        assert log.rindex("Finished in state Completed()") < log.index("stopped: its runs ended"), log[-3000:]
+        assert subprocess.run(["pgrep", "-s", str(worker.pid)], capture_output=True).returncode == 1  # its session
         assert [run.state.name for run in runs] == ["Completed", "Completed"], (tmp_path / "worker.log").read_text()[-3000:]
         assert {run.work_pool_name for run in runs} == {pool}
         first, second = sorted(runs, key=lambda run: run.start_time)
