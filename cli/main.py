@@ -416,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> tuple[int, str]:
     use_local_prefect_server()
     quiet_expected_tracebacks()
     try:
+        settings.check()
         with progress.reporting(progress.TerminalSink(sys.stderr)):
             return args.handler(args), ""
     except IncarnateError as error:

@@ -27,12 +27,6 @@ from incarnate.stores import Store
 from incarnate.stores.locking import StoreBusy, exclusive_lock
 
 
-def clean_up_wait_seconds() -> float:
-    """How long a prune waits for running backups before it skips the chunk clean-up (INCARNATE_PRUNE_WAIT);
-    meanwhile new backups of the store wait for it, so this bounds their delay too."""
-    return settings.seconds("INCARNATE_PRUNE_WAIT", 600)
-
-
 def _age_order(snapshot: Snapshot) -> tuple[datetime, str]:
     """Creation time, then id: ids sort by time to the second and break ties within it."""
     return snapshot.manifest.created(), snapshot.id
@@ -177,7 +171,7 @@ def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, no
         sweep(store, forgotten, result, now)  # only reads: needs no lock
         return result
     seen = set(sweep_marks(store))  # after forgetting: a sweep not yet started reads the manifests as they are now
-    wait = clean_up_wait_seconds() if wait_seconds is None else wait_seconds
+    wait = settings.prune_wait() if wait_seconds is None else wait_seconds
     try:
         with exclusive_lock(store, f"prune of stack {stack}", wait):
             result.swept_by = sweep_since(store, seen)

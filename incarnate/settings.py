@@ -61,6 +61,22 @@ def stall_seconds() -> float:
     return seconds("INCARNATE_STALL_SECONDS", 600)
 
 
+def store_lock_ttl() -> float:
+    """How long a store lock lives without renewal (INCARNATE_STORE_LOCK_TTL): generous, for clocks that disagree."""
+    return seconds("INCARNATE_STORE_LOCK_TTL", 600)
+
+
+def store_lock_wait() -> float:
+    """How long a backup or restore waits for a clean-up of its store to finish (INCARNATE_STORE_LOCK_WAIT)."""
+    return seconds("INCARNATE_STORE_LOCK_WAIT", 1800)
+
+
+def prune_wait() -> float:
+    """How long a prune waits for running backups before it skips the chunk clean-up (INCARNATE_PRUNE_WAIT);
+    meanwhile new backups of the store wait for it, so this bounds their delay too."""
+    return seconds("INCARNATE_PRUNE_WAIT", 600)
+
+
 def lock_wait_seconds() -> float:
     """How long a run waits for another run on the same stack to finish (INCARNATE_LOCK_WAIT_SECONDS)."""
     return seconds("INCARNATE_LOCK_WAIT_SECONDS", 1800)
@@ -113,3 +129,11 @@ def ssh_identity() -> Path:
 def ssh_known_hosts() -> Path:
     """The pinned host keys for ssh:// hosts (INCARNATE_KNOWN_HOSTS): default ~/.ssh/known_hosts."""
     return Path(os.environ.get("INCARNATE_KNOWN_HOSTS", str(Path.home() / ".ssh" / "known_hosts")))
+
+
+def check() -> None:
+    """Read every setting that has a value to check, so a bad one is refused when a command (or serve, or a worker)
+    starts, not where a stage first reads it, perhaps after an update stopped the app."""
+    for read in (release_lock, stall_seconds, store_lock_ttl, store_lock_wait, prune_wait, lock_wait_seconds,
+                 parallel_artifacts, progress_after, ready_seconds):
+        read()

@@ -36,13 +36,8 @@ LOCKS = "locks"
 Kind = Literal["shared", "exclusive"]
 
 
-def ttl_seconds() -> float:
-    """How long a lock lives without renewal (INCARNATE_STORE_LOCK_TTL): generous, for clocks that disagree."""
-    return settings.seconds("INCARNATE_STORE_LOCK_TTL", 600)
-
-
 def renew_seconds() -> float:
-    return max(ttl_seconds() / 10, 0.2)
+    return max(settings.store_lock_ttl() / 10, 0.2)
 
 
 HELD: set[str] = set()  # tokens of the locks this process holds now
@@ -116,7 +111,7 @@ def read_locks(store: Store) -> list[LockRecord]:
 
 def live_locks(store: Store) -> list[LockRecord]:
     """The locks that still hold; stale ones are deleted on the way, so the store does not collect them."""
-    now, ttl = time.time(), ttl_seconds()
+    now, ttl = time.time(), settings.store_lock_ttl()
     keys = set(store.list(LOCKS))
     records = read_locks(store)
     gone = [record.key for record in records if record.stale(now, ttl)]
@@ -178,7 +173,7 @@ class StoreLock:
 
     def held(self) -> bool:
         """Whether others still see this lock as live: renewed within the TTL."""
-        return self.key is not None and time.time() - self.last_renewed <= ttl_seconds()
+        return self.key is not None and time.time() - self.last_renewed <= settings.store_lock_ttl()
 
     def check_held(self, what: str) -> None:
         """Refuse to make a result visible (a manifest) when others may already have taken the lock as stale."""
@@ -230,7 +225,7 @@ def shared_lock(store: Store, purpose: str, wait_seconds: float | None = None,
                 say: Callable[[str], None] = lambda text: None) -> Iterator[StoreLock]:
     """Held while snapshots are written or read: no chunk clean-up runs meanwhile."""
     lock = StoreLock(store, "shared", purpose)
-    waiting = _Waiting(store_lock_wait_seconds() if wait_seconds is None else wait_seconds, say)
+    waiting = _Waiting(settings.store_lock_wait() if wait_seconds is None else wait_seconds, say)
     while True:
         exclusive = [record for record in lock.others() if record.kind == "exclusive"]
         if not exclusive:
@@ -266,8 +261,3 @@ def exclusive_lock(store: Store, purpose: str, wait_seconds: float,
         yield lock
     finally:
         lock.release()
-
-
-def store_lock_wait_seconds() -> float:
-    """How long a backup or restore waits for a clean-up to finish (INCARNATE_STORE_LOCK_WAIT)."""
-    return settings.seconds("INCARNATE_STORE_LOCK_WAIT", 1800)

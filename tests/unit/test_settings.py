@@ -1,19 +1,22 @@
 """Machine-wide settings read from the environment: a bad value is one sentence naming the variable, never a traceback."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from incarnate import retention, settings
+from incarnate import settings
 from incarnate.errors import ConfigError
-from incarnate.stores import locking
 
 SECONDS = [
     (settings.stall_seconds, "INCARNATE_STALL_SECONDS", 600),
     (settings.progress_after, "INCARNATE_PROGRESS_AFTER", 3),
     (settings.ready_seconds, "INCARNATE_READY_SECONDS", 300),
     (settings.lock_wait_seconds, "INCARNATE_LOCK_WAIT_SECONDS", 1800),
-    (locking.ttl_seconds, "INCARNATE_STORE_LOCK_TTL", 600),
-    (locking.store_lock_wait_seconds, "INCARNATE_STORE_LOCK_WAIT", 1800),
-    (retention.clean_up_wait_seconds, "INCARNATE_PRUNE_WAIT", 600),
+    (settings.store_lock_ttl, "INCARNATE_STORE_LOCK_TTL", 600),
+    (settings.store_lock_wait, "INCARNATE_STORE_LOCK_WAIT", 1800),
+    (settings.prune_wait, "INCARNATE_PRUNE_WAIT", 600),
 ]
 
 
@@ -30,3 +33,11 @@ def test_seconds_settings_take_a_number_and_refuse_anything_else_naming_the_vari
         with pytest.raises(ConfigError, match=rf"^{variable}={bad!r}: expected a number of seconds"):
             read()
 
+
+
+def test_a_bad_setting_is_refused_when_the_command_starts_before_anything_runs(tmp_path):
+    incarnate = Path(sys.executable).with_name("incarnate")
+    result = subprocess.run([incarnate, "status", str(tmp_path / "no-such-repo")], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "INCARNATE_HOME": str(tmp_path), "INCARNATE_STALL_SECONDS": "10m"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: INCARNATE_STALL_SECONDS='10m': expected a number of seconds, at least 0."]
