@@ -41,7 +41,7 @@ def registry() -> str:
     return os.environ.get("INCARNATE_REGISTRY", "localhost:5000")
 
 
-def seconds(variable: str, default: float, at_least: float = 0) -> float:
+def seconds(variable: str, default: float) -> float:
     """A number of seconds from the environment variable (unset or empty: the default); anything else is refused
     naming the variable, before a run depends on it."""
     value = os.environ.get(variable) or ""
@@ -51,8 +51,8 @@ def seconds(variable: str, default: float, at_least: float = 0) -> float:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not math.isfinite(number) or number < at_least:
-        raise ConfigError(f"{variable}={value!r}: expected a number of seconds, at least {at_least:g}.")
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"{variable}={value!r}: expected a number of seconds, at least 0.")
     return number
 
 
