@@ -207,6 +207,12 @@ class Serving:
 SERVING = "Your deployments are being served"  # Prefect's serve says it once every deployment is created
 
 
+def state_of(run_id: str) -> str:
+    """The name of a flow run's state as the Prefect server has it now."""
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id).state.name
+
+
 def flow_run_id(output: str) -> str:
     """The flow run `incarnate trigger` started, from the UI link it prints."""
     return output.split("/runs/flow-run/")[1].split()[0]

@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from deployments import alerts
 from deployments.alerts import AlertSettings
 from incarnate.stores.locking import exclusive_lock
-from tests.e2e.conftest import flow_run_id, serving
+from tests.e2e.conftest import flow_run_id, serving, state_of
 from tests.servers import WebhookReceiver
 
 STALE_AFTER = 35  # seconds; 26 h in production
@@ -24,11 +24,6 @@ def remove_automations() -> None:
         for automation in client.read_automations():
             if automation.name.startswith(alerts.PREFIX):
                 client.delete_automation(automation.id)
-
-
-def state_of(run_id: str) -> str:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_run(run_id).state.name
 
 
 def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, tmp_path):
