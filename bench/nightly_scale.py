@@ -28,11 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cli import prefect_server  # noqa: E402
+
+prefect_server.connect()  # before Prefect is first imported: it reads its settings then
+
 from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
 from prefect.states import Scheduled  # noqa: E402
 
-from cli.main import use_local_prefect_server  # noqa: E402
 from incarnate import settings  # noqa: E402
 from tests.e2e.conftest import COMPOSE, SERVING, forget_on_prefect_server, forget_store_key  # noqa: E402
 
@@ -158,7 +161,6 @@ def main() -> int:
                         "after the stacks are installed (default 60)")
     parser.add_argument("--install-jobs", type=int, default=2, help="stacks installed at once while setting up (default 2)")
     args = parser.parse_args()
-    use_local_prefect_server()
     tag = uuid.uuid4().hex[:6]
     folder = Path(tempfile.mkdtemp(prefix="bench-nightly-", dir=os.environ.get("TMPDIR", "/var/tmp")))
     store = folder / "store"

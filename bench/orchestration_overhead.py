@@ -17,8 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cli import prefect_server  # noqa: E402
+
+prefect_server.connect()  # before Prefect is first imported: it reads its settings then
+
 from blocks.secrets import PrefectSecretVault  # noqa: E402
-from cli.main import use_local_prefect_server  # noqa: E402
 from incarnate.host import Host  # noqa: E402
 from incarnate.releases import default_release_store  # noqa: E402
 from incarnate.stages import backup, create_host, fetch_backup, load_config, migrate, restore, start  # noqa: E402
@@ -52,7 +55,6 @@ def main() -> int:
     parser.add_argument("repo")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    use_local_prefect_server()
     os.environ.setdefault("INCARNATE_TRIGGERED_BY", "bench/orchestration_overhead.py")
     from flows.install import disaster_recovery
     from incarnate.repo import load_customer_config

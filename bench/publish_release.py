@@ -21,8 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cli import prefect_server  # noqa: E402
+
+prefect_server.connect()  # before Prefect is first imported: it reads its settings then
+
 from bench.fast_health import fast_health_override  # noqa: E402
-from cli.main import use_local_prefect_server  # noqa: E402
 from incarnate import settings  # noqa: E402
 from incarnate.host import Host, free_port  # noqa: E402
 from incarnate.publish import read_release_folder, scratch_variables  # noqa: E402
@@ -64,7 +67,6 @@ def main() -> int:
     parser.add_argument("folder", nargs="?", default=str(ROOT / "examples" / "demo" / "releases" / "1.1.0"))
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    use_local_prefect_server()
     folder = Path(args.folder).absolute()
     rounds = [(published(folder), plain_up(folder)) for _ in range(args.rounds)]
     (wall, steps), _ = min(rounds, key=lambda pair: pair[0][0])

@@ -42,8 +42,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cli import prefect_server  # noqa: E402
+
+prefect_server.connect()  # before Prefect is first imported: it reads its settings then
+
 from bench.fast_health import fast_health_override  # noqa: E402
-from cli.main import use_local_prefect_server  # noqa: E402
 from incarnate import settings  # noqa: E402
 from incarnate.datasources.database import in_large_writes  # noqa: E402
 from incarnate.datasources.volume import extract, toolbox_image  # noqa: E402
@@ -267,7 +270,6 @@ def main() -> int:
     if not shutil.which("restic"):
         print("restic is missing: apt-get install restic (scripts/services.sh installs it)", file=sys.stderr)
         return 2
-    use_local_prefect_server()
     stack, project = deployed(args.repo)
     health_url = f"http://127.0.0.1:{load_customer_config(args.repo).config.http_port}/health"  # the demo app's own check
     db, app = project.container("db"), project.container("app")

@@ -10,35 +10,14 @@ import logging
 import os
 import sys
 import threading
-import urllib.request
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import NoReturn
 
+from cli import prefect_server
 from incarnate import progress, settings
 from incarnate.errors import ConfigError, IncarnateError, exit_code
-
-LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"
-
-
-def use_local_prefect_server() -> None:
-    """Point Prefect at the server on this machine when none is configured and one answers, with the password
-    set-up keeps for it (INCARNATE_HOME/prefect-api-auth) unless PREFECT_API_AUTH_STRING is set.
-
-    Without a server every command would start a temporary one (12-25 s) and lose the history.
-    """
-    auth = settings.home() / "prefect-api-auth"
-    if not os.environ.get("PREFECT_API_AUTH_STRING") and os.access(auth, os.R_OK):
-        os.environ["PREFECT_API_AUTH_STRING"] = auth.read_text().strip()
-    if os.environ.get("PREFECT_API_URL"):
-        return
-    try:
-        with urllib.request.urlopen(f"{LOCAL_PREFECT_API}/health", timeout=1):
-            os.environ["PREFECT_API_URL"] = LOCAL_PREFECT_API
-    except OSError:
-        pass
-
 
 def _without_expected_traceback(record: logging.LogRecord) -> bool:
     """An IncarnateError already says what and where; its traceback only buries that on a terminal."""
@@ -413,10 +392,10 @@ def main(argv: Sequence[str] | None = None) -> tuple[int, str]:
     for option, variable in (("identity", "INCARNATE_SSH_KEY"), ("known_hosts", "INCARNATE_KNOWN_HOSTS")):
         if getattr(args, option, None):
             os.environ[variable] = str(Path(getattr(args, option)).absolute())  # flows read it in this process
-    use_local_prefect_server()
-    quiet_expected_tracebacks()
     try:
         settings.check()
+        prefect_server.connect()  # before Prefect is first imported: it reads its settings then
+        quiet_expected_tracebacks()
         with progress.reporting(progress.TerminalSink(sys.stderr)):
             return args.handler(args), ""
     except IncarnateError as error:

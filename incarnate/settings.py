@@ -82,6 +82,12 @@ def lock_wait_seconds() -> float:
     return seconds("INCARNATE_LOCK_WAIT_SECONDS", 1800)
 
 
+def prefect_wait_seconds() -> float:
+    """How long a command waits for the Prefect server to answer before it stops (INCARNATE_PREFECT_WAIT_SECONDS):
+    a server busy at 02:00 answers late, and waiting is safe; running without it is not."""
+    return seconds("INCARNATE_PREFECT_WAIT_SECONDS", 60)
+
+
 def parallel_artifacts() -> int:
     """How many artifacts of one snapshot a backup reads, or a restore loads, at once (INCARNATE_PARALLEL_ARTIFACTS;
     default: the cores, at most 4): each is a stream through the host and a pipeline of chunk transfers."""
@@ -135,5 +141,5 @@ def check() -> None:
     """Read every setting that has a value to check, so a bad one is refused when a command (or serve, or a worker)
     starts, not where a stage first reads it, perhaps after an update stopped the app."""
     for read in (release_lock, stall_seconds, store_lock_ttl, store_lock_wait, prune_wait, lock_wait_seconds,
-                 parallel_artifacts, progress_after, ready_seconds):
+                 parallel_artifacts, progress_after, ready_seconds, prefect_wait_seconds):
         read()

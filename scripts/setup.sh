@@ -33,6 +33,7 @@ fi
 
 bash scripts/services.sh
 export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}
+export PREFECT_SERVER_EPHEMERAL_ENABLED=false  # `prefect block register` too: never a temporary server
 PREFECT_API_AUTH_STRING=$(cat "$INCARNATE_HOME/prefect-api-auth") && export PREFECT_API_AUTH_STRING
 
 step "registering incarnate's block types with the Prefect server"

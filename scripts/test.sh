@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/as-root.sh
 bash scripts/setup.sh --no-demo
 export PREFECT_API_URL=${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}
+export PREFECT_SERVER_EPHEMERAL_ENABLED=false  # the tests' own Prefect clients too: never a temporary server
 export INCARNATE_HOME=${INCARNATE_HOME:-/var/lib/incarnate}
 PREFECT_API_AUTH_STRING=$(cat "$INCARNATE_HOME/prefect-api-auth") && export PREFECT_API_AUTH_STRING
 exec .venv/bin/python -m pytest "$@"

@@ -5,6 +5,7 @@ machine they print there too ("EventsWorker - Still processing items: 4 items re
 "Stopping temporary server"). CI once read that warning where the error should have been. This stands a late
 printing exit hook in for them and runs the real command."""
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -23,10 +24,15 @@ LATE_HOOKS = textwrap.dedent("""
 
 
 def test_the_error_is_the_last_line_after_whatever_prefect_prints_at_exit(tmp_path):
-    missing = tmp_path / "no-such-repo"
-    result = subprocess.run([sys.executable, "-c", LATE_HOOKS, "status", str(missing)], cwd=ROOT, capture_output=True,
-                            text=True, env={"PATH": "/usr/bin:/bin", "INCARNATE_HOME": str(tmp_path / "home")}, timeout=60)
-    assert result.returncode == 2, result.stderr
+    """The error here: no Prefect server answers (an address nothing listens on, no wait), so no server is needed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/api"
+    result = subprocess.run([sys.executable, "-c", LATE_HOOKS, "status", str(tmp_path / "repo")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "INCARNATE_HOME": str(tmp_path / "home"), "PREFECT_API_URL": dead,
+                                 "INCARNATE_PREFECT_WAIT_SECONDS": "0"})
+    assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert "Still processing items" in result.stderr and "Stopping temporary server" in result.stderr
-    assert lines[-1].startswith(f"error: customer repo {missing} "), lines
+    assert lines[-1].startswith(f"error: no Prefect server answers at {dead} "), lines

@@ -17,6 +17,7 @@ SECONDS = [
     (settings.store_lock_ttl, "INCARNATE_STORE_LOCK_TTL", 600),
     (settings.store_lock_wait, "INCARNATE_STORE_LOCK_WAIT", 1800),
     (settings.prune_wait, "INCARNATE_PRUNE_WAIT", 600),
+    (settings.prefect_wait_seconds, "INCARNATE_PREFECT_WAIT_SECONDS", 60),
 ]
 
 
