@@ -2,8 +2,8 @@
 
 import hashlib
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -30,23 +30,30 @@ class Strict(BaseModel):
 
 
 class LocalStoreTarget(Strict):
+    """A directory on the machine that runs the flows (or a share mounted there)."""
+
     kind: Literal["local"] = "local"
     path: str = Field(description="Directory of the store; a mounted NFS path works the same.")
 
 
 class BlockStoreTarget(Strict):
+    """A saved store block: SMB, Azure Blob, or a local directory."""
+
     block: str = Field(description="Name of a saved backup-store block (Prefect UI: Blocks).")
 
 
 class Retention(Strict):
     """Which snapshots pruning keeps: the newest of each of the last N days, weeks and months."""
 
-    keep_daily: int = Field(default=7, ge=0)
-    keep_weekly: int = Field(default=4, ge=0)
-    keep_monthly: int = Field(default=6, ge=0)
+    keep_daily: int = Field(default=7, ge=0, description="Keep the newest snapshot of each of the last N days.")
+    keep_weekly: int = Field(default=4, ge=0, description="Keep the newest snapshot of each of the last N weeks.")
+    keep_monthly: int = Field(default=6, ge=0, description="Keep the newest snapshot of each of the last N months.")
     min_age_days: int = Field(default=1, ge=0, description="Never prune a snapshot younger than this.")
-    keep_incarnations: int = Field(default=10, ge=0, description="Keep the backups the last N incarnations list, "
-                                                                 "so that `incarnate rollback` can go back to them.")
+    keep_incarnations: int = Field(
+        default=10,
+        ge=0,
+        description="Keep the backups the last N incarnations list, so that `incarnate rollback` can go back to them.",
+    )
 
 
 CRON_FIELD = re.compile(r"^[0-9*/,A-Za-z-]+$")
@@ -56,10 +63,14 @@ HASHED_FIELD = re.compile(r"^H(?:\((\d+)-(\d+)\))?$")
 
 def cron(value: str) -> str:
     fields = value.split()
-    if len(fields) != 5 or not all(_hashed_range(field, index) if field.startswith("H") else CRON_FIELD.match(field)
-                                   for index, field in enumerate(fields)):
-        raise ValueError(f"expected a cron expression of five fields such as '0 2 * * *' (H or H(0-9) for a value of "
-                         f"the stack's own), got {value!r}")
+    if len(fields) != 5 or not all(
+        _hashed_range(field, index) if field.startswith("H") else CRON_FIELD.match(field)
+        for index, field in enumerate(fields)
+    ):
+        raise ValueError(
+            f"expected a cron expression of five fields such as '0 2 * * *' (H or H(0-9) for a value of "
+            f"the stack's own), got {value!r}"
+        )
     return value
 
 
@@ -92,25 +103,42 @@ class BackupSettings(Strict):
     store: LocalStoreTarget | BlockStoreTarget | None = Field(
         default=None, description="Where this stack's backups go; default: INCARNATE_HOME/backups."
     )
-    lock_days: int = Field(default=0, ge=0, le=36500, description="Write-once period asked of the store for every object.")
+    lock_days: int = Field(
+        default=0, ge=0, le=36500, description="Write-once period asked of the store for every object."
+    )
     lock_mode: Literal["locked", "unlocked"] = Field(
-        default="locked", description="locked: nobody can shorten or remove the write-once period (compliance); "
-                                      "unlocked: the storage account's key holder can (for trials).")
-    encrypt: bool = Field(default=True, description="Encrypt a new (empty) store on its first backup: AES-256-GCM, "
-                                                    "key in a Prefect Secret block; a store that has backups keeps "
-                                                    "what it is.")
+        default="locked",
+        description="locked: nobody can shorten or remove the write-once period (compliance); "
+        "unlocked: the storage account's key holder can (for trials).",
+    )
+    encrypt: bool = Field(
+        default=True,
+        description="Encrypt a new (empty) store on its first backup: AES-256-GCM, "
+        "key in a Prefect Secret block; a store that has backups keeps "
+        "what it is.",
+    )
     schedule: Annotated[str, AfterValidator(cron)] = Field(
-        default="H(0-9) 2 * * *", description="Cron of the nightly backup, in the stack's time zone; H picks a minute of the "
-                                             "stack's own, so many stacks do not start in the same second.")
+        default="H(0-9) 2 * * *",
+        description="Cron of the nightly backup, in the stack's time zone; H picks a minute of the "
+        "stack's own, so many stacks do not start in the same second.",
+    )
     drill_schedule: Annotated[str, AfterValidator(cron)] = Field(
-        default="H 4 * * 0", description="Cron of the weekly restore drill (a scratch stack on the stack's host).")
-    verify_schedule: Annotated[str, AfterValidator(cron)] = Field(default="H 5 * * 0", description="Cron of the weekly verify.")
-    verify_sample: str = Field(default="10%", pattern=r"^(\d+(\.\d+)?%|\d+(\.\d+)?[KMGT]?)$",
-                               description="What the weekly verify re-reads: a percentage of the chunks or a byte budget (500M).")
-    retention: Retention = Retention()
+        default="H 4 * * 0", description="Cron of the weekly restore drill (a scratch stack on the stack's host)."
+    )
+    verify_schedule: Annotated[str, AfterValidator(cron)] = Field(
+        default="H 5 * * 0", description="Cron of the weekly verify."
+    )
+    verify_sample: str = Field(
+        default="10%",
+        pattern=r"^(\d+(\.\d+)?%|\d+(\.\d+)?[KMGT]?)$",
+        description="What the weekly verify re-reads: a percentage of the chunks or a byte budget (500M).",
+    )
+    retention: Retention = Field(default=Retention(), description="Applied after each backup and by `incarnate prune`.")
 
 
-HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+HOSTNAME_PATTERN = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 # Paths go to root shells on the host (quoted there too): letters, digits and a few harmless signs, nothing more.
@@ -119,8 +147,10 @@ PATH_PATTERN = re.compile(r"^/[A-Za-z0-9._@%+=,:/-]*$")
 
 def absolute_path(value: str) -> str:
     if not PATH_PATTERN.match(value) or ".." in value.split("/"):
-        raise ValueError(f"expected an absolute path without '..', of letters, digits and . _ - / @ % + = , : only (no "
-                         f"spaces, quotes or shell characters), got {value!r}")
+        raise ValueError(
+            f"expected an absolute path without '..', of letters, digits and . _ - / @ % + = , : only (no "
+            f"spaces, quotes or shell characters), got {value!r}"
+        )
     return value.rstrip("/") or "/"
 
 
@@ -142,7 +172,7 @@ def nfs_export(value: str) -> str:
 class NfsShare(Strict):
     """An NFS export the host mounts (fstab), so a store path on it works from the host."""
 
-    kind: Literal["nfs"]
+    kind: Literal["nfs"] = Field(description="An NFS export, mounted on the host through /etc/fstab (nofail).")
     source: Annotated[str, AfterValidator(nfs_export)] = Field(description="The export, SERVER:/PATH.")
     mount: Annotated[str, AfterValidator(absolute_path)] = Field(description="Mount point on the host.")
 
@@ -150,21 +180,24 @@ class NfsShare(Strict):
 class SmbShare(Strict):
     """An SMB share the backup store (an `incarnate-smb-store` block) writes to; the host must reach it."""
 
-    kind: Literal["smb"]
-    server: Annotated[str, AfterValidator(host_name)]
-    port: int = Field(default=445, ge=1, le=65535)
-    share: str = Field(pattern=r"^[A-Za-z0-9._$-]+$")
+    kind: Literal["smb"] = Field(description="An SMB server the host must reach (checked, not mounted).")
+    server: Annotated[str, AfterValidator(host_name)] = Field(description="Host name or address of the SMB server.")
+    port: int = Field(default=445, ge=1, le=65535, description="Its SMB port.")
+    share: str = Field(pattern=r"^[A-Za-z0-9._$-]+$", description="The share's name.")
 
 
 class HostSettings(Strict):
     """What create host applies on the container host, every time (idempotent)."""
 
     dns_names: list[Annotated[str, AfterValidator(host_name)]] = Field(
-        default=[], description="Names of the stack; the host resolves them to itself (/etc/hosts).")
+        default=[], description="Names of the stack; the host resolves them to itself (/etc/hosts)."
+    )
     directories: list[Annotated[str, AfterValidator(absolute_path)]] = Field(
-        default=[], description="Directories the stack needs on the host, created if missing.")
+        default=[], description="Directories the stack needs on the host, created if missing."
+    )
     backup_share: Annotated[NfsShare | SmbShare, Field(discriminator="kind")] | None = Field(
-        default=None, description="The on-premises backup share the host must be able to use.")
+        default=None, description="The on-premises backup share the host must be able to use."
+    )
 
 
 class StackConfig(Strict):
@@ -175,13 +208,20 @@ class StackConfig(Strict):
     release: str = Field(description="Pinned release, MAJOR.MINOR.PATCH; never latest.")
     http_port: int = Field(default=8080, ge=1, le=65535, description="Host port the app is published on.")
     timezone: str = Field(default="Europe/Berlin", description="Time zone of the nightly backup at 02:00 (IANA name).")
-    registry: str | None = Field(default=None, pattern=r"^incarnate-registry/[a-z0-9-]+$",
-                                 description="A saved incarnate-registry block (address and login) the stack's images "
-                                             "come from; default this machine's INCARNATE_REGISTRY.")
+    registry: str | None = Field(
+        default=None,
+        pattern=r"^incarnate-registry/[a-z0-9-]+$",
+        description="A saved incarnate-registry block (address and login) the stack's images "
+        "come from; default this machine's INCARNATE_REGISTRY.",
+    )
     services: list[str] = Field(default=[], description="Optional services of the release this stack activates.")
     size: str | None = Field(default=None, description="One of the release's sizes (e.g. S, M, L); default its first.")
-    backup: BackupSettings = BackupSettings()
-    host: HostSettings = HostSettings()
+    backup: BackupSettings = Field(
+        default=BackupSettings(), description="Where backups go, how long they are kept, when they run."
+    )
+    host: HostSettings = Field(
+        default=HostSettings(), description="Applied to the host by create host on every deployment (idempotent)."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -196,9 +236,7 @@ class StackConfig(Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         if not NAME_PATTERN.match(value):
-            raise ValueError(
-                f"expected a lowercase name of letters, digits and dashes (at most 40), got {value!r}"
-            )
+            raise ValueError(f"expected a lowercase name of letters, digits and dashes (at most 40), got {value!r}")
         return value
 
     @field_validator("release", mode="before")

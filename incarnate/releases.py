@@ -19,8 +19,10 @@ SECRET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 class DatabaseSpec(Strict):
-    name: str
-    service: str
+    """A database inside a service, dumped and loaded with its engine's own tools."""
+
+    name: str = Field(description="The database's name inside the service.")
+    service: str = Field(description="The Compose service that runs the database server.")
     engine: str = Field(description="A database engine incarnate knows (incarnate/datasources/).")
 
     @field_validator("engine")
@@ -32,9 +34,14 @@ class DatabaseSpec(Strict):
 
 
 class VolumeSpec(Strict):
+    """A Compose volume backed up as a tar archive (files, uploads, configuration the app writes)."""
+
     name: str = Field(description="Compose volume name, as in compose.yaml.")
-    service: str | None = Field(default=None, description="The service it belongs to: needed for an optional service's "
-                                                          "volumes, which are backed up only while it is activated.")
+    service: str | None = Field(
+        default=None,
+        description="The service it belongs to: needed for an optional service's "
+        "volumes, which are backed up only while it is activated.",
+    )
 
 
 class ServiceSize(Strict):
@@ -46,23 +53,31 @@ class ServiceSize(Strict):
 
     def compose(self) -> dict:
         limits = {"cpus": self.cpus, "mem_limit": self.memory}
-        return {**{key: value for key, value in limits.items() if value is not None},
-                **({"environment": self.environment} if self.environment else {})}
+        return {
+            **{key: value for key, value in limits.items() if value is not None},
+            **({"environment": self.environment} if self.environment else {}),
+        }
 
 
 class HealthSpec(Strict):
-    """How incarnate knows the release is up: Compose's healthchecks always, and the app's HTTP answer when `path` is set."""
+    """How incarnate knows the release is up: Compose's healthchecks always, and the app's HTTP answer when `path`
+    is set."""
 
     service: str = Field(description="The service that publishes ${HTTP_PORT}.")
-    path: str | None = Field(default="/health", description="HTTP path asked on ${HTTP_PORT}; null: Compose healthchecks alone.")
+    path: str | None = Field(
+        default="/health", description="HTTP path asked on ${HTTP_PORT}; null: Compose healthchecks alone."
+    )
     answer: Literal["release", "status"] = Field(
-        default="release", description="release: JSON with `release` and `schema_version`; status: any 2xx answer.")
+        default="release", description="release: JSON with `release` and `schema_version`; status: any 2xx answer."
+    )
 
     @model_validator(mode="after")
     def _path_for_a_release_answer(self) -> "HealthSpec":
         if self.answer == "release" and not self.path:
-            raise ValueError("health.answer `release` needs health.path (the app reports its release there); "
-                             "set answer: status to rely on Compose healthchecks alone")
+            raise ValueError(
+                "health.answer `release` needs health.path (the app reports its release there); "
+                "set answer: status to rely on Compose healthchecks alone"
+            )
         if self.path is not None and not self.path.startswith("/"):
             raise ValueError(f"health.path must start with /, got {self.path!r}")
         return self
@@ -71,29 +86,57 @@ class HealthSpec(Strict):
 class SchemaCheck(Strict):
     """A command run in a service that prints the schema version the data is at (for apps whose health does not say)."""
 
-    service: str
-    command: list[str] = Field(min_length=1, description="Argument list, run with `docker compose exec`; no shell.")
+    service: str = Field(description="The service the command runs in.")
+    command: list[str] = Field(
+        min_length=1,
+        description='Argument list, run with `docker compose exec`; no shell (use [sh, -c, "..."] if you need one).',
+    )
 
 
 class ReleaseDescriptor(Strict):
     """release.yaml: what incarnate must know to restore, start, check and back up a release."""
 
-    product: str
-    release: str
-    schema_version: int = Field(ge=0)
-    images: dict[str, str] = Field(min_length=1, description="service -> repository:tag in the registry")
-    data_services: list[str]
-    databases: list[DatabaseSpec] = []
-    volumes: list[VolumeSpec] = []
-    ephemeral_volumes: list[str] = Field(default=[], description="Volumes whose content may be lost (caches): not backed up.")
-    health: HealthSpec
-    schema_check: SchemaCheck | None = None
-    secrets: list[str] = Field(default=[], description="Names of the stack secrets its services need: generated once per "
-                                                       "stack, compose.yaml reads each as ${NAME} in upper case.")
-    optional_services: list[str] = Field(default=[], description="Services a stack runs only when its stack.yaml "
-                                                                 "activates them; each has `profiles: [<its name>]`.")
-    sizes: dict[str, dict[str, ServiceSize]] = Field(default={}, description="size name -> service -> limits and "
-                                                                             "environment; the first is the default.")
+    product: str = Field(
+        description="Product name: lowercase letters, digits, dashes; what stack.yaml's `product` names."
+    )
+    release: str = Field(description="MAJOR.MINOR.PATCH; what stack.yaml's `release` pins.")
+    schema_version: int = Field(
+        ge=0,
+        description="The schema the release's data is at once its migrations ran; a "
+        "release never runs on data of a newer schema.",
+    )
+    images: dict[str, str] = Field(
+        min_length=1,
+        description="Every service -> repository:tag in the registry (the tag pinned per release, never latest).",
+    )
+    data_services: list[str] = Field(
+        description="Services that hold data (databases): started first on restore, left "
+        "running when the app stops for a backup."
+    )
+    databases: list[DatabaseSpec] = Field(default=[], description="Databases dumped and loaded with their engine.")
+    volumes: list[VolumeSpec] = Field(default=[], description="Compose volumes backed up as tar archives.")
+    ephemeral_volumes: list[str] = Field(
+        default=[],
+        description="Volumes whose content may be lost (caches): not backed "
+        "up. Every other volume of a non-database service must "
+        "be under `volumes`.",
+    )
+    health: HealthSpec = Field(description="How incarnate knows the release is up.")
+    schema_check: SchemaCheck | None = Field(
+        default=None, description="A command that prints the schema version, for apps whose health answer does not say."
+    )
+    secrets: list[str] = Field(
+        default=[],
+        description="Names of the stack secrets its services need: generated once per "
+        "stack, compose.yaml reads each as ${NAME} in upper case.",
+    )
+    optional_services: list[str] = Field(
+        default=[],
+        description="Services a stack runs only when its stack.yaml activates them; each has `profiles: [<its name>]`.",
+    )
+    sizes: dict[str, dict[str, ServiceSize]] = Field(
+        default={}, description="size name -> service -> limits and environment; the first is the default."
+    )
     _dormant: frozenset[str] = PrivateAttr(default=frozenset())  # artifacts of services this view leaves out
 
     @field_validator("secrets")
@@ -101,7 +144,9 @@ class ReleaseDescriptor(Strict):
     def _secret_names(cls, names: list[str]) -> list[str]:
         bad = [name for name in names if not SECRET_NAME.match(name)]
         if bad:
-            raise ValueError(f"expected secret names of lowercase letters, digits and underscores, got {', '.join(map(repr, bad))}")
+            raise ValueError(
+                f"expected secret names of lowercase letters, digits and underscores, got {', '.join(map(repr, bad))}"
+            )
         return names
 
     @field_validator("product")
@@ -119,13 +164,15 @@ class ReleaseDescriptor(Strict):
 
     @model_validator(mode="after")
     def _services_known(self) -> "ReleaseDescriptor":
-        named = [*(f"data_services {service}" for service in self.data_services),
-                 *(f"optional_services {service}" for service in self.optional_services),
-                 *(f"volumes {spec.name}: service {spec.service}" for spec in self.volumes if spec.service),
-                 *(f"sizes {size}: service {service}" for size, services in self.sizes.items() for service in services),
-                 *(f"databases {spec.name}: service {spec.service}" for spec in self.databases),
-                 f"health.service {self.health.service}",
-                 *([f"schema_check.service {self.schema_check.service}"] if self.schema_check else [])]
+        named = [
+            *(f"data_services {service}" for service in self.data_services),
+            *(f"optional_services {service}" for service in self.optional_services),
+            *(f"volumes {spec.name}: service {spec.service}" for spec in self.volumes if spec.service),
+            *(f"sizes {size}: service {service}" for size, services in self.sizes.items() for service in services),
+            *(f"databases {spec.name}: service {spec.service}" for spec in self.databases),
+            f"health.service {self.health.service}",
+            *([f"schema_check.service {self.schema_check.service}"] if self.schema_check else []),
+        ]
         unknown = [where for where in named if where.rsplit(" ", 1)[-1] not in self.images]
         if unknown:
             raise ValueError(f"{'; '.join(unknown)}: not a service under images ({', '.join(self.images)})")
@@ -144,13 +191,20 @@ class ReleaseDescriptor(Strict):
         """stack.yaml may activate only the release's optional services and choose only a size it defines."""
         unknown = [service for service in services if service not in self.optional_services]
         if unknown:
-            named = f"service {unknown[0]} is not an optional service" if len(unknown) == 1 else \
-                f"services {', '.join(unknown)} are not optional services"
-            raise ConfigError(f"{source}: {named} of {self.product} {self.release} (its optional services: "
-                              f"{', '.join(self.optional_services) or 'none'}).")
+            named = (
+                f"service {unknown[0]} is not an optional service"
+                if len(unknown) == 1
+                else f"services {', '.join(unknown)} are not optional services"
+            )
+            raise ConfigError(
+                f"{source}: {named} of {self.product} {self.release} (its optional services: "
+                f"{', '.join(self.optional_services) or 'none'})."
+            )
         if size is not None and size not in self.sizes:
-            raise ConfigError(f"{source}: size {size} is not defined by {self.product} {self.release} (its sizes: "
-                              f"{', '.join(self.sizes) or 'none'}).")
+            raise ConfigError(
+                f"{source}: size {size} is not defined by {self.product} {self.release} (its sizes: "
+                f"{', '.join(self.sizes) or 'none'})."
+            )
 
     def activated(self, services: list[str]) -> "ReleaseDescriptor":
         """The release as a stack that activates `services` runs it: optional services it does not activate, and
@@ -158,20 +212,26 @@ class ReleaseDescriptor(Strict):
         inactive = set(self.optional_services) - set(services)
         databases = [spec for spec in self.databases if spec.service not in inactive]
         volumes = [spec for spec in self.volumes if spec.service not in inactive]
-        view = self.model_copy(update={
-            "images": {service: image for service, image in self.images.items() if service not in inactive},
-            "data_services": [service for service in self.data_services if service not in inactive],
-            "databases": databases, "volumes": volumes,
-        })
-        view._dormant = frozenset({artifact_name("database", spec.name) for spec in self.databases if spec not in databases}
-                                  | {artifact_name("volume", spec.name) for spec in self.volumes if spec not in volumes})
+        view = self.model_copy(
+            update={
+                "images": {service: image for service, image in self.images.items() if service not in inactive},
+                "data_services": [service for service in self.data_services if service not in inactive],
+                "databases": databases,
+                "volumes": volumes,
+            }
+        )
+        view._dormant = frozenset(
+            {artifact_name("database", spec.name) for spec in self.databases if spec not in databases}
+            | {artifact_name("volume", spec.name) for spec in self.volumes if spec not in volumes}
+        )
         return view
 
     @property
     def artifact_names(self) -> set[str]:
         """The artifacts a backup of this (activated) release holds: one per database and backed-up volume."""
-        return ({artifact_name("database", spec.name) for spec in self.databases}
-                | {artifact_name("volume", spec.name) for spec in self.volumes})
+        return {artifact_name("database", spec.name) for spec in self.databases} | {
+            artifact_name("volume", spec.name) for spec in self.volumes
+        }
 
     @property
     def dormant_artifacts(self) -> frozenset[str]:
@@ -181,7 +241,11 @@ class ReleaseDescriptor(Strict):
     def size_overrides(self, size: str | None) -> dict:
         """A Compose file that gives each service its size's limits and environment; empty without a size."""
         chosen = self.sizes.get(size or "", {}) if self.sizes else {}
-        return {"services": {service: spec.compose() for service, spec in chosen.items() if service in self.images}} if chosen else {}
+        return (
+            {"services": {service: spec.compose() for service, spec in chosen.items() if service in self.images}}
+            if chosen
+            else {}
+        )
 
 
 def parse_descriptor(text: str, source: str) -> ReleaseDescriptor:
@@ -231,8 +295,11 @@ class ReleaseStore:
 
     def releases(self, product: str) -> list[str]:
         base = f"{self.prefix}{product}/"
-        found = {key.removeprefix(base).split("/")[0] for key in self.store.list(base.rstrip("/"))
-                 if key.count("/") == base.count("/") + 1 and key.endswith("/release.yaml")}
+        found = {
+            key.removeprefix(base).split("/")[0]
+            for key in self.store.list(base.rstrip("/"))
+            if key.count("/") == base.count("/") + 1 and key.endswith("/release.yaml")
+        }
         return sorted(found, key=version_order)
 
     def has(self, product: str, release: str) -> bool:
@@ -263,11 +330,20 @@ class ReleaseStore:
 
     def present_files(self, product: str, release: str) -> dict[str, bytes]:
         """The release files that exist (an interrupted publication may have written some)."""
-        return {name: self.store.get(self._key(product, release, name)) for name in RELEASE_FILES
-                if self.store.exists(self._key(product, release, name))}
+        return {
+            name: self.store.get(self._key(product, release, name))
+            for name in RELEASE_FILES
+            if self.store.exists(self._key(product, release, name))
+        }
 
-    def add(self, product: str, release: str, files: dict[str, bytes], lock_until: datetime | None = None,
-            lock_mode: str = "locked") -> None:
+    def add(
+        self,
+        product: str,
+        release: str,
+        files: dict[str, bytes],
+        lock_until: datetime | None = None,
+        lock_mode: str = "locked",
+    ) -> None:
         """Copy a release's files in; present files are left as they are (releases are immutable)."""
         for name, data in files.items():
             key = self._key(product, release, name)
@@ -285,12 +361,19 @@ class ReleaseStore:
         except ObjectMissing:
             return None
         except ValidationError:
-            raise ReleaseError(f"release store {self.location}: {product}/{release}/{PUBLICATION} is not a "
-                               f"publication record; the store is damaged.") from None
+            raise ReleaseError(
+                f"release store {self.location}: {product}/{release}/{PUBLICATION} is not a "
+                f"publication record; the store is damaged."
+            ) from None
 
     def record(self, publication: Publication, lock_until: datetime | None = None, lock_mode: str = "locked") -> None:
-        self.add(publication.product, publication.release, {PUBLICATION: publication.model_dump_json(indent=1).encode()},
-                 lock_until, lock_mode)
+        self.add(
+            publication.product,
+            publication.release,
+            {PUBLICATION: publication.model_dump_json(indent=1).encode()},
+            lock_until,
+            lock_mode,
+        )
 
     def publications(self, product: str | None = None) -> list[Publication]:
         """What is published, by product and release order."""
@@ -298,7 +381,9 @@ class ReleaseStore:
         depth = self.prefix.count("/") + 2
         found = [key for key in keys if key.endswith(f"/{PUBLICATION}") and key.count("/") == depth]
         records = [self.publication(*key.removeprefix(self.prefix).split("/")[:2]) for key in found]
-        return sorted((record for record in records if record), key=lambda record: (record.product, version_order(record.release)))
+        return sorted(
+            (record for record in records if record), key=lambda record: (record.product, version_order(record.release))
+        )
 
     def snapshot_at(self, prefix: str) -> Snapshot | None:
         """The snapshot whose manifest is at `prefix`, None when there is none."""
@@ -309,8 +394,10 @@ class ReleaseStore:
     def vanilla(self, product: str, release: str) -> Snapshot:
         publication = self.publication(product, release)
         if publication is None:
-            raise ReleaseError(f"release store {self.location}: {product} {release} is not published (no vanilla "
-                               f"backup); publish it with `incarnate release publish DIR`.")
+            raise ReleaseError(
+                f"release store {self.location}: {product} {release} is not published (no vanilla "
+                f"backup); publish it with `incarnate release publish DIR`."
+            )
         return Snapshot(prefix=publication.vanilla, manifest=read_manifest(self.store, publication.vanilla))
 
 
