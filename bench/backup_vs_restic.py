@@ -60,37 +60,64 @@ def main() -> int:
         root = Path(scratch)
         ours, theirs, dumpfile = root / "incarnate", root / "restic", root / "dump.sql"
         ours.mkdir()
-        env = {**os.environ, "RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": str(theirs), "RESTIC_CACHE_DIR": str(root / "cache")}
+        env = {
+            **os.environ,
+            "RESTIC_PASSWORD": "bench",
+            "RESTIC_REPOSITORY": str(theirs),
+            "RESTIC_CACHE_DIR": str(root / "cache"),
+        }
         subprocess.run(["restic", "init", "--repository-version", "2"], env=env, check=True, capture_output=True)
         store = LocalStore(ours)
         totals = {"ours_s": 0.0, "theirs_s": 0.0}
         print(f"{'night':>5} {'dump MB':>8} {'incarnate s':>12} {'restic s':>9} {'incarnate MB':>13} {'restic MB':>10}")
         for night in range(1, args.nights + 1):
             dumpfile.write_bytes(dump(args.rows, night))
-            subprocess.run(["cat", str(dumpfile)], stdout=subprocess.DEVNULL, check=True)  # both start from the page cache
+            subprocess.run(
+                ["cat", str(dumpfile)], stdout=subprocess.DEVNULL, check=True
+            )  # both start from the page cache
 
             began = time.perf_counter()
             with SnapshotWriter(store, new_snapshot_prefix("bench")) as writer, open(dumpfile, "rb") as source:
                 writer.add("database-bench", "database", "bench", "mariadb", source)
-                writer.commit(stack="bench", product="bench", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+                writer.commit(
+                    stack="bench",
+                    product="bench",
+                    release="1.0.0",
+                    schema_version=1,
+                    config_commit=None,
+                    origin="backup",
+                )
             ours_s = time.perf_counter() - began
 
             began = time.perf_counter()
             with open(dumpfile, "rb") as source:
-                subprocess.run(["restic", "backup", "--quiet", "--stdin", "--stdin-filename", "dump.sql"],
-                               stdin=source, env=env, check=True, capture_output=True)
+                subprocess.run(
+                    ["restic", "backup", "--quiet", "--stdin", "--stdin-filename", "dump.sql"],
+                    stdin=source,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
             theirs_s = time.perf_counter() - began
 
             totals["ours_s"] += ours_s
             totals["theirs_s"] += theirs_s
-            print(f"{night:>5} {dumpfile.stat().st_size / 1e6:>8.1f} {ours_s:>12.2f} {theirs_s:>9.2f} "
-                  f"{size_of(ours) / 1e6:>13.2f} {size_of(theirs) / 1e6:>10.2f}")
+            print(
+                f"{night:>5} {dumpfile.stat().st_size / 1e6:>8.1f} {ours_s:>12.2f} {theirs_s:>9.2f} "
+                f"{size_of(ours) / 1e6:>13.2f} {size_of(theirs) / 1e6:>10.2f}"
+            )
         ours_bytes, theirs_bytes = size_of(ours), size_of(theirs)
         print(f"\nafter {args.nights} nights of {args.rows:,} rows:")
-        print(f"  wall time    incarnate {totals['ours_s']:.2f} s, restic {totals['theirs_s']:.2f} s, "
-              f"ratio {totals['ours_s'] / totals['theirs_s']:.2f}")
-        print(f"  stored bytes incarnate {ours_bytes:,}, restic {theirs_bytes:,}, ratio {ours_bytes / theirs_bytes:.2f}")
-        print(f"  incarnate stored {ours_bytes / (dumpfile.stat().st_size * args.nights):.3f} of {args.nights} raw dumps")
+        print(
+            f"  wall time    incarnate {totals['ours_s']:.2f} s, restic {totals['theirs_s']:.2f} s, "
+            f"ratio {totals['ours_s'] / totals['theirs_s']:.2f}"
+        )
+        print(
+            f"  stored bytes incarnate {ours_bytes:,}, restic {theirs_bytes:,}, ratio {ours_bytes / theirs_bytes:.2f}"
+        )
+        print(
+            f"  incarnate stored {ours_bytes / (dumpfile.stat().st_size * args.nights):.3f} of {args.nights} raw dumps"
+        )
     return 0
 
 

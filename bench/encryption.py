@@ -23,12 +23,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backup_vs_restic import dump, size_of  # noqa: E402
+
 from incarnate.backup_format import SnapshotWriter, new_snapshot_prefix  # noqa: E402
 from incarnate.stores.local import LocalStore  # noqa: E402
 from incarnate.stores.sealed import SealedStore  # noqa: E402
 from tests.memory_vault import MemoryVault  # noqa: E402
 
-FIELDS = {"stack": "bench", "product": "demo", "release": "1.0.0", "schema_version": 1, "config_commit": None, "origin": "backup"}
+FIELDS = {
+    "stack": "bench",
+    "product": "demo",
+    "release": "1.0.0",
+    "schema_version": 1,
+    "config_commit": None,
+    "origin": "backup",
+}
 
 
 def stores(root: Path, name: str) -> tuple[LocalStore, SealedStore]:
@@ -66,8 +74,10 @@ def dedup(root: Path, rows: int, nights: int) -> None:
         back_up(sealed, artifacts)
         raw += read
     plain_bytes, sealed_bytes = size_of(plain.root / "chunks"), size_of(sealed.raw.root / "chunks")
-    print(f"{nights} nights, {raw:,} raw bytes read: plain store {plain_bytes:,} bytes (dedup {raw / plain_bytes:.2f}x), "
-          f"encrypted store {sealed_bytes:,} bytes (dedup {raw / sealed_bytes:.2f}x)")
+    print(
+        f"{nights} nights, {raw:,} raw bytes read: plain store {plain_bytes:,} bytes (dedup {raw / plain_bytes:.2f}x), "
+        f"encrypted store {sealed_bytes:,} bytes (dedup {raw / sealed_bytes:.2f}x)"
+    )
     print(f"dedup ratio encrypted / plain = {(raw / sealed_bytes) / (raw / plain_bytes):.3f} (aim: within 2 % of 1)")
 
 
@@ -76,12 +86,18 @@ def throughput(root: Path, megabytes: int, rounds: int) -> None:
     best = {"plain": float("inf"), "encrypted": float("inf")}
     for round_number in range(rounds):
         plain, sealed = stores(root, f"round{round_number}")
-        for name, store in (("plain", plain), ("encrypted", sealed)) if round_number % 2 == 0 else (("encrypted", sealed), ("plain", plain)):
+        for name, store in (
+            (("plain", plain), ("encrypted", sealed))
+            if round_number % 2 == 0
+            else (("encrypted", sealed), ("plain", plain))
+        ):
             seconds, _ = back_up(store, {"volume-files": data})
             best[name] = min(best[name], seconds)
     rate = {name: len(data) / seconds / 1e6 for name, seconds in best.items()}
-    print(f"backup of {len(data):,} bytes, best of {rounds}: plain {best['plain']:.2f} s ({rate['plain']:.0f} MB/s), "
-          f"encrypted {best['encrypted']:.2f} s ({rate['encrypted']:.0f} MB/s)")
+    print(
+        f"backup of {len(data):,} bytes, best of {rounds}: plain {best['plain']:.2f} s ({rate['plain']:.0f} MB/s), "
+        f"encrypted {best['encrypted']:.2f} s ({rate['encrypted']:.0f} MB/s)"
+    )
     print(f"throughput encrypted / plain = {rate['encrypted'] / rate['plain']:.2f} (aim: at least 0.90)")
 
 

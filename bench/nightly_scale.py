@@ -1,6 +1,7 @@
-"""Benchmark: the nightly backups of many stacks due at the same instant, as 02:00 makes them, under one `incarnate serve`.
+"""Benchmark: the nightly backups of many stacks due at one instant, as 02:00 makes them, under one `incarnate serve`.
 
-    .venv/bin/python bench/nightly_scale.py [--stacks 16] [--max-runs N] [--nights 1] [--idle-seconds 60] [--install-jobs 2]
+    .venv/bin/python bench/nightly_scale.py [--stacks 16] [--max-runs N] [--nights 1] [--idle-seconds 60]
+    [--install-jobs 2]
 
 Installs N demo stacks (customer repos of its own, one shared local store, ports free on this machine), registers
 them in a registry of its own, starts `incarnate serve --max-runs N`, and per night schedules every stack's
@@ -8,7 +9,8 @@ them in a registry of its own, starts `incarnate serve --max-runs N`, and per ni
 seconds from that instant to the last run's end, the peak memory (RSS) of serve's process tree (serve and the runs it
 started), the CPU seconds the machine spent meanwhile, and the runs that did not complete; then every stack's newest
 snapshot is verified (every chunk re-read). Then five `verify/<stack>` runs are triggered one at a time, as a UI
-button or CI does, and the seconds from each trigger until its run started are printed. Before the stacks are installed and after, it samples the share of the
+button or CI does, and the seconds from each trigger until its run started are printed. Before the stacks are
+installed and after, it samples the share of the
 cores busy while nothing runs (the stacks' health checks cost that). Everything it made is removed at the end. Run
 it where nothing else runs.
 """
@@ -61,8 +63,10 @@ def app_ports(count: int, first: int = 21000) -> list[int]:
 def customer_repo(folder: Path, stack: str, store: Path, port: int) -> Path:
     repo = folder / stack
     repo.mkdir()
-    (repo / "stack.yaml").write_text(f"stack: {stack}\nproduct: demo\nrelease: 1.0.0\nhttp_port: {port}\n"
-                                     f"backup:\n  store:\n    kind: local\n    path: {store}\n")
+    (repo / "stack.yaml").write_text(
+        f"stack: {stack}\nproduct: demo\nrelease: 1.0.0\nhttp_port: {port}\n"
+        f"backup:\n  store:\n    kind: local\n    path: {store}\n"
+    )
     for args in (["init", "-q", "--initial-branch=main"], ["add", "stack.yaml"], ["commit", "-qm", "pin demo 1.0.0"]):
         subprocess.run(["git", "-C", str(repo), *args], check=True)
     return repo
@@ -123,8 +127,10 @@ def wait_for_deployments(client, stacks: list[str], serve: subprocess.Popen, log
 def one_night(client, deployments: dict[str, object], serve: subprocess.Popen) -> dict[str, float]:
     """Every stack's backup scheduled for one instant; figures once all have ended."""
     instant = datetime.now(UTC) + timedelta(seconds=max(LEAD_SECONDS, len(deployments) / 2))
-    runs = [client.create_flow_run_from_deployment(deployment.id, state=Scheduled(scheduled_time=instant))
-            for deployment in deployments.values()]
+    runs = [
+        client.create_flow_run_from_deployment(deployment.id, state=Scheduled(scheduled_time=instant))
+        for deployment in deployments.values()
+    ]
     while datetime.now(UTC) < instant:
         time.sleep(0.2)
     cpu_before, peak = busy_cpu_seconds(), 0.0
@@ -137,12 +143,16 @@ def one_night(client, deployments: dict[str, object], serve: subprocess.Popen) -
             break
         time.sleep(1)
     last_end = max(run.end_time for run in states)
-    return {"seconds": (last_end - instant).total_seconds(), "peak_mb": peak, "cpu_seconds": busy_cpu_seconds() - cpu_before,
-            "failed": sum(1 for run in states if run.state.name != "Completed")}
+    return {
+        "seconds": (last_end - instant).total_seconds(),
+        "peak_mb": peak,
+        "cpu_seconds": busy_cpu_seconds() - cpu_before,
+        "failed": sum(1 for run in states if run.state.name != "Completed"),
+    }
 
 
 def trigger_latency(client, stacks: list[str], count: int = 5) -> list[float]:
-    """Seconds from a run's creation (a button, a CI trigger) until it started, for `count` verify runs one at a time."""
+    """Seconds from a run's creation (a button, a CI trigger) until it started, for `count` verify runs in turn."""
     latencies = []
     for stack in stacks[:count]:
         run = client.create_flow_run_from_deployment(client.read_deployment_by_name(f"verify/{stack}").id)
@@ -157,9 +167,15 @@ def main() -> int:
     parser.add_argument("--stacks", type=int, default=16)
     parser.add_argument("--max-runs", type=int, default=settings.max_runs())
     parser.add_argument("--nights", type=int, default=1)
-    parser.add_argument("--idle-seconds", type=float, default=60, help="how long the idle cost is sampled, before and "
-                        "after the stacks are installed (default 60)")
-    parser.add_argument("--install-jobs", type=int, default=2, help="stacks installed at once while setting up (default 2)")
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=60,
+        help="how long the idle cost is sampled, before and after the stacks are installed (default 60)",
+    )
+    parser.add_argument(
+        "--install-jobs", type=int, default=2, help="stacks installed at once while setting up (default 2)"
+    )
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:6]
     folder = Path(tempfile.mkdtemp(prefix="bench-nightly-", dir=os.environ.get("TMPDIR", "/var/tmp")))
@@ -172,34 +188,58 @@ def main() -> int:
         idle_before = idle_share(args.idle_seconds)
         print(f"installing {args.stacks} demo stacks (one shared store, {args.install_jobs} at once)")
         started = time.monotonic()
-        repos = [customer_repo(folder, stack, store, port) for stack, port in zip(stacks, app_ports(len(stacks)))]
+        repos = [
+            customer_repo(folder, stack, store, port)
+            for stack, port in zip(stacks, app_ports(len(stacks)), strict=True)
+        ]
         with concurrent.futures.ThreadPoolExecutor(args.install_jobs) as pool:
             list(pool.map(lambda repo: incarnate("install", str(repo), env=env), repos))
         for repo in repos:  # one at a time: the registry file is rewritten by each
             incarnate("register", str(repo), env=env)
         print(f"installed and registered in {time.monotonic() - started:.0f} s")
         idle_after = idle_share(args.idle_seconds)
-        print(f"idle, {args.idle_seconds:.0f} s each: {idle_before:.1%} of the cores busy without the stacks, {idle_after:.1%} "
-              f"with {args.stacks} (their health checks, {(idle_after - idle_before) / args.stacks:.2%} a stack)")
+        print(
+            f"idle, {args.idle_seconds:.0f} s each: {idle_before:.1%} of the cores busy without the stacks, "
+            f"{idle_after:.1%} "
+            f"with {args.stacks} (their health checks, {(idle_after - idle_before) / args.stacks:.2%} a stack)"
+        )
         log = folder / "serve.log"
         with open(log, "wb") as output:
-            serve = subprocess.Popen([INCARNATE, "serve", "--max-runs", str(args.max_runs)], env={**os.environ, **env},
-                                     stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+            serve = subprocess.Popen(
+                [INCARNATE, "serve", "--max-runs", str(args.max_runs)],
+                env={**os.environ, **env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         with get_client(sync_client=True) as client:
             deployments = wait_for_deployments(client, stacks, serve, log)
             time.sleep(3)  # the runner polls for its deployments' runs from now on
-            print(f"{'night':<7}{'stacks':>7}{'max runs':>9}{'s to last end':>15}{'peak RSS MB':>13}{'CPU s':>8}{'failed':>8}")
+            print(
+                f"{'night':<7}{'stacks':>7}{'max runs':>9}{'s to last end':>15}{'peak RSS MB':>13}"
+                f"{'CPU s':>8}{'failed':>8}"
+            )
             for night in range(1, args.nights + 1):
                 figures = one_night(client, deployments, serve)
                 failed += figures["failed"]
-                print(f"{night:<7}{args.stacks:>7}{args.max_runs:>9}{figures['seconds']:>15.1f}{figures['peak_mb']:>13.0f}"
-                      f"{figures['cpu_seconds']:>8.0f}{figures['failed']:>8}")
+                print(
+                    f"{night:<7}{args.stacks:>7}{args.max_runs:>9}{figures['seconds']:>15.1f}{figures['peak_mb']:>13.0f}"
+                    f"{figures['cpu_seconds']:>8.0f}{figures['failed']:>8}"
+                )
             latencies = trigger_latency(client, stacks)
-            print(f"trigger to start, {len(latencies)} verify runs one at a time: {', '.join(f'{value:.1f}' for value in latencies)} s "
-                  f"(max {max(latencies):.1f})")
-        bad = [stack for stack in stacks
-               if subprocess.run([INCARNATE, "verify", str(folder / stack)], capture_output=True,
-                                 env={**os.environ, **env}).returncode != 0]
+            print(
+                f"trigger to start, {len(latencies)} verify runs one at a time: "
+                f"{', '.join(f'{value:.1f}' for value in latencies)} s "
+                f"(max {max(latencies):.1f})"
+            )
+        bad = [
+            stack
+            for stack in stacks
+            if subprocess.run(
+                [INCARNATE, "verify", str(folder / stack)], capture_output=True, env={**os.environ, **env}
+            ).returncode
+            != 0
+        ]
         print(f"verified the newest snapshot of {len(stacks)} stacks (every chunk re-read): {len(bad)} bad {bad or ''}")
     finally:
         if serve is not None:

@@ -46,7 +46,12 @@ def plain_recovery(repo: str) -> dict[str, float]:
     timed(start, lambda: start.run(project))
     timed(migrate, lambda: migrate.run(project, pinned, source))
     if not restore.runs_snapshot_data(source, outcome, pinned.release):  # as the flow decides
-        timed(backup, lambda: backup.run(project, store, pinned.customer.config.backup.lock_days, pinned.customer.config.backup.lock_mode))
+        timed(
+            backup,
+            lambda: backup.run(
+                project, store, pinned.customer.config.backup.lock_days, pinned.customer.config.backup.lock_mode
+            ),
+        )
     return seconds
 
 
@@ -67,16 +72,24 @@ def main() -> int:
         began = time.perf_counter()
         result = disaster_recovery(repo=args.repo)
         flow_walls.append(time.perf_counter() - began)
-        print(f"round {round_number} flow   {flow_walls[-1]:6.2f} s: " + ", ".join(f"{k} {v:.2f}" for k, v in result["seconds"].items()))
+        print(
+            f"round {round_number} flow   {flow_walls[-1]:6.2f} s: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in result["seconds"].items())
+        )
 
         project.down(volumes=True)
         began = time.perf_counter()
         stages = plain_recovery(args.repo)
         plain_walls.append(time.perf_counter() - began)
-        print(f"round {round_number} plain  {plain_walls[-1]:6.2f} s: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+        print(
+            f"round {round_number} plain  {plain_walls[-1]:6.2f} s: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+        )
     best_flow, best_plain = min(flow_walls), min(plain_walls)
-    print(f"\nbest of {args.rounds}: flow {best_flow:.2f} s, plain stages {best_plain:.2f} s, "
-          f"orchestration overhead ratio {best_flow / best_plain:.2f}")
+    print(
+        f"\nbest of {args.rounds}: flow {best_flow:.2f} s, plain stages {best_plain:.2f} s, "
+        f"orchestration overhead ratio {best_flow / best_plain:.2f}"
+    )
     return 0
 
 

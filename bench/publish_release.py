@@ -5,7 +5,8 @@
 Each round publishes the release folder (default: the demo's 1.1.0) into a fresh, empty release store with
 `incarnate release publish` (the publish-release flow: check, scratch stack up, migrations, vanilla backup,
 tear down, write), and, as the baseline in the same run, brings the same compose file up on empty volumes with
-plain `docker compose up --wait` (its health checks every second: bench/fast_health.py) and removes it again. Prints each step's seconds (best round) and the ratio.
+plain `docker compose up --wait` (its health checks every second: bench/fast_health.py) and removes it again. Prints
+each step's seconds (best round) and the ratio.
 """
 
 import argparse
@@ -37,8 +38,12 @@ def published(folder: Path) -> tuple[float, dict[str, float]]:
     """Wall seconds of `incarnate release publish` into an empty store, and the seconds of each step it printed."""
     with tempfile.TemporaryDirectory(prefix="bench-releases-") as store:
         began = time.perf_counter()
-        result = subprocess.run([str(Path(sys.executable).with_name("incarnate")), "release", "publish", str(folder)],
-                                capture_output=True, text=True, env={**os.environ, "INCARNATE_RELEASES": store})
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("incarnate")), "release", "publish", str(folder)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "INCARNATE_RELEASES": store},
+        )
         wall = time.perf_counter() - began
     if result.returncode != 0:
         raise SystemExit(f"publish failed: {result.stderr[-2000:]}")
@@ -49,8 +54,15 @@ def plain_up(folder: Path) -> float:
     """`compose up --wait` of the release on empty volumes (its health checks every second), then `down
     --volumes`: running it at all."""
     scratch = Path(tempfile.mkdtemp(prefix="bench-plain-up-"))
-    compose = [*Host().compose_command(), "--project-name", "bench-plain-up", "--file", str(folder / "compose.yaml"),
-               "--file", str(fast_health_override(folder / "compose.yaml", scratch))]
+    compose = [
+        *Host().compose_command(),
+        "--project-name",
+        "bench-plain-up",
+        "--file",
+        str(folder / "compose.yaml"),
+        "--file",
+        str(fast_health_override(folder / "compose.yaml", scratch)),
+    ]
     descriptor = read_release_folder(folder).descriptor  # its secrets too: compose.yaml refuses to run without them
     env = {**os.environ, **scratch_variables(descriptor, settings.registry(), str(free_port()))}
     began = time.perf_counter()

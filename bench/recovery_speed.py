@@ -20,7 +20,8 @@ Then the volume's extract alone: the same archive (the floor's files.tar) into a
 `extract` (filtered, unpacked by the engine) and by `docker run -i ... tar -x` from the file.
 
 Prints seconds, the ratios the speed issue names, the time until the app is healthy (from the command's start until
-the app's own health URL, what its health check asks, first answers 200: polled every 0.1 s) and the peak memory (RSS) of incarnate's backup and recover
+the app's own health URL, what its health check asks, first answers 200: polled every 0.1 s) and the peak memory
+(RSS) of incarnate's backup and recover
 commands. With --memory-at, the data then grows to that size and incarnate backs up (twice: storing the new data,
 then reusing it) and recovers it again: the peak memory at both sizes and their ratio, a backup of data stored already
 compared with one at the first size (it must stay flat: nothing is staged). The stack is left with incarnate's files
@@ -99,10 +100,23 @@ def until_healthy(url: str) -> Iterator[dict[str, float]]:
 def fill(db: str, app: str, gigabytes: float) -> None:
     """A table whose dump is about `gigabytes`, and as many bytes of files; what is there already is kept (a larger
     table from an earlier --memory-at is cut back to size, and larger files are written anew)."""
-    sh("docker", "exec", db, "mariadb", "demo", "-e",
-       "CREATE TABLE IF NOT EXISTS bench (id INT PRIMARY KEY, body TEXT) ENGINE=InnoDB")
-    have = int(subprocess.run(["docker", "exec", db, "mariadb", "demo", "-N", "-e", "SELECT COALESCE(MAX(id), 0) FROM bench"],
-                              check=True, capture_output=True, text=True).stdout.strip())
+    sh(
+        "docker",
+        "exec",
+        db,
+        "mariadb",
+        "demo",
+        "-e",
+        "CREATE TABLE IF NOT EXISTS bench (id INT PRIMARY KEY, body TEXT) ENGINE=InnoDB",
+    )
+    have = int(
+        subprocess.run(
+            ["docker", "exec", db, "mariadb", "demo", "-N", "-e", "SELECT COALESCE(MAX(id), 0) FROM bench"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     rows, half = int(gigabytes * 1e9 / ROW_BYTES), int(gigabytes * 1e9 / 2)
     if have > rows:
         print(f"shrinking: {have - rows:,} rows fewer")
@@ -110,15 +124,31 @@ def fill(db: str, app: str, gigabytes: float) -> None:
     step = 1_000_000
     for first in range(have, rows, step):
         last = min(rows, first + step)
-        sh("docker", "exec", db, "mariadb", "demo", "-e",
-           f"INSERT INTO bench SELECT seq, REPEAT(MD5(seq), 16) FROM seq_{first + 1}_to_{last}")
-    sizes = subprocess.run(["docker", "exec", app, "sh", "-c", "stat -c %s /data/files/random.bin /data/files/text.log"],
-                           capture_output=True, text=True).stdout.split()
+        sh(
+            "docker",
+            "exec",
+            db,
+            "mariadb",
+            "demo",
+            "-e",
+            f"INSERT INTO bench SELECT seq, REPEAT(MD5(seq), 16) FROM seq_{first + 1}_to_{last}",
+        )
+    sizes = subprocess.run(
+        ["docker", "exec", app, "sh", "-c", "stat -c %s /data/files/random.bin /data/files/text.log"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     if sizes != [str(half)] * 2:
         print(f"writing {gigabytes:g} GB of files")
         renew_random(app, half)
-        sh("docker", "exec", app, "sh", "-c",
-           f"yes 'a line of a log file the app keeps, with some words in it' | head -c {half} > /data/files/text.log")
+        sh(
+            "docker",
+            "exec",
+            app,
+            "sh",
+            "-c",
+            f"yes 'a line of a log file the app keeps, with some words in it' | head -c {half} > /data/files/text.log",
+        )
 
 
 def settle(db: str, limit: float = 180.0) -> None:
@@ -130,7 +160,9 @@ def settle(db: str, limit: float = 180.0) -> None:
     while True:
         dirty, history = innodb_backlog(db)
         if history <= 1000 and (dirty == 0 or before is not None and dirty >= before):
-            print(f"database settled after {time.monotonic() - began:.0f} s ({dirty} dirty pages left, history {history})")
+            print(
+                f"database settled after {time.monotonic() - began:.0f} s ({dirty} dirty pages left, history {history})"
+            )
             return
         if time.monotonic() - began >= limit:
             print(f"database still busy after {limit:.0f} s ({dirty} dirty pages, history {history}): timed anyway")
@@ -141,10 +173,13 @@ def settle(db: str, limit: float = 180.0) -> None:
 
 def innodb_backlog(db: str) -> tuple[int, int]:
     """The buffer pool's dirty pages and the history list's length."""
-    query = ("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN "
-             "('INNODB_BUFFER_POOL_PAGES_DIRTY', 'INNODB_HISTORY_LIST_LENGTH') ORDER BY VARIABLE_NAME")
-    dirty, history = subprocess.run(["docker", "exec", db, "mariadb", "-N", "-e", query], check=True, capture_output=True,
-                                    text=True).stdout.split()
+    query = (
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN "
+        "('INNODB_BUFFER_POOL_PAGES_DIRTY', 'INNODB_HISTORY_LIST_LENGTH') ORDER BY VARIABLE_NAME"
+    )
+    dirty, history = subprocess.run(
+        ["docker", "exec", db, "mariadb", "-N", "-e", query], check=True, capture_output=True, text=True
+    ).stdout.split()
     return int(dirty), int(history)
 
 
@@ -164,12 +199,18 @@ def incarnate(*args: str) -> float:
     return usage.ru_maxrss / 1024
 
 
-def best_of_two(ours: Callable[[], None], floor: Callable[[], None], before: Callable[[], None] = lambda: None,
-                ) -> tuple[float, float]:
+def best_of_two(
+    ours: Callable[[], None],
+    floor: Callable[[], None],
+    before: Callable[[], None] = lambda: None,
+) -> tuple[float, float]:
     """The best of two runs of incarnate's backup and of the floor, in turns (incarnate first, then the floor first):
     on two shared cores one run varies by a tenth and more, and whoever reads first after a change warms the caches."""
     seconds: dict[str, list[float]] = {"ours": [], "floor": []}
-    ways = {"ours": ("incarnate backup (whole command)", ours), "floor": ("hand floor: dump and docker cp at once, into files", floor)}
+    ways = {
+        "ours": ("incarnate backup (whole command)", ours),
+        "floor": ("hand floor: dump and docker cp at once, into files", floor),
+    }
     for order in (("ours", "floor"), ("floor", "ours")):
         before()
         for who in order:
@@ -182,13 +223,26 @@ def hand_backup(db: str, volume: str, folder: Path) -> None:
     (2026-11-26, 1 GB each): the dump through `docker exec` stdout 16.0-16.5 s and 27 CPU-s of the machine, handed on
     by dd in 1 MB writes 12.2-12.9 s and 18 CPU-s; the volume by `docker cp` out of a created helper (the engine's
     archive API) 2.8-4.0 s against 3.7-4.5 s through `docker run ... tar -c` stdout."""
-    helper = subprocess.run(["docker", "create", "--network", "none", "-v", f"{volume}:/data:ro", toolbox_image(), "true"],
-                            check=True, capture_output=True, text=True).stdout.strip()
+    helper = subprocess.run(
+        ["docker", "create", "--network", "none", "-v", f"{volume}:/data:ro", toolbox_image(), "true"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     try:
         with open(folder / "dump.sql", "wb") as dump, open(folder / "files.tar", "wb") as archive:
-            reading = [subprocess.Popen(["docker", "exec", db, *in_large_writes(("mariadb-dump", "--single-transaction",
-                                                                                 "--databases", "demo"))], stdout=dump),
-                       subprocess.Popen(["docker", "cp", f"{helper}:/data/.", "-"], stdout=archive)]
+            reading = [
+                subprocess.Popen(
+                    [
+                        "docker",
+                        "exec",
+                        db,
+                        *in_large_writes(("mariadb-dump", "--single-transaction", "--databases", "demo")),
+                    ],
+                    stdout=dump,
+                ),
+                subprocess.Popen(["docker", "cp", f"{helper}:/data/.", "-"], stdout=archive),
+            ]
             for process in reading:
                 assert process.wait() == 0
     finally:
@@ -198,12 +252,37 @@ def hand_backup(db: str, volume: str, folder: Path) -> None:
 def restic_backup(db: str, volume: str, repository: Path) -> None:
     env = {**os.environ, "RESTIC_REPOSITORY": str(repository), "RESTIC_PASSWORD": "bench"}
     subprocess.run(["restic", "init", "--quiet"], env=env, check=True, stdout=subprocess.DEVNULL)
-    for source, name in ((["docker", "exec", db, "mariadb-dump", "--single-transaction", "--databases", "demo"], "dump.sql"),
-                         (["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data:ro", toolbox_image(),
-                           "tar", "-c", "-C", "/data", "-f", "-", "."], "files.tar")):
+    for source, name in (
+        (["docker", "exec", db, "mariadb-dump", "--single-transaction", "--databases", "demo"], "dump.sql"),
+        (
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                f"{volume}:/data:ro",
+                toolbox_image(),
+                "tar",
+                "-c",
+                "-C",
+                "/data",
+                "-f",
+                "-",
+                ".",
+            ],
+            "files.tar",
+        ),
+    ):
         producer = subprocess.Popen(source, stdout=subprocess.PIPE)
-        subprocess.run(["restic", "backup", "--quiet", "--stdin", "--stdin-filename", name], env=env, check=True,
-                       stdin=producer.stdout, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["restic", "backup", "--quiet", "--stdin", "--stdin-filename", name],
+            env=env,
+            check=True,
+            stdin=producer.stdout,
+            stdout=subprocess.DEVNULL,
+        )
         assert producer.wait() == 0
 
 
@@ -219,13 +298,31 @@ def hand_recovery(project, db: str, volume: str, folder: Path) -> None:
     with open(folder / "dump.sql", "rb") as dump:
         sh("docker", "exec", "-i", db, "mariadb", stdin=dump)
     with open(folder / "files.tar", "rb") as archive:
-        sh("docker", "run", "--rm", "-i", "--log-driver", "none", "--network", "none", "-v", f"{volume}:/data", toolbox_image(),
-           "tar", "-x", "-C", "/data", "-f", "-", stdin=archive)
+        sh(
+            "docker",
+            "run",
+            "--rm",
+            "-i",
+            "--log-driver",
+            "none",
+            "--network",
+            "none",
+            "-v",
+            f"{volume}:/data",
+            toolbox_image(),
+            "tar",
+            "-x",
+            "-C",
+            "/data",
+            "-f",
+            "-",
+            stdin=archive,
+        )
     sh(*compose("up", "--detach", "--wait"))
 
 
 def compare_extract(archive: Path) -> None:
-    """The volume extract alone: incarnate's against `tar -x` in a helper fed from the file, each into a fresh volume."""
+    """The volume extract alone: incarnate's against `tar -x` in a helper fed from the file, each into a new volume."""
     host, scratch = Host(), f"bench-extract-{os.getpid()}"
 
     def fresh() -> str:
@@ -239,12 +336,35 @@ def compare_extract(archive: Path) -> None:
 
     def floor() -> None:
         with open(archive, "rb") as source:
-            sh("docker", "run", "--rm", "-i", "--log-driver", "none", "--network", "none", "-v", f"{fresh()}:/data",
-               toolbox_image(), "tar", "-x", "-C", "/data", "-f", "-", stdin=source)
+            sh(
+                "docker",
+                "run",
+                "--rm",
+                "-i",
+                "--log-driver",
+                "none",
+                "--network",
+                "none",
+                "-v",
+                f"{fresh()}:/data",
+                toolbox_image(),
+                "tar",
+                "-x",
+                "-C",
+                "/data",
+                "-f",
+                "-",
+                stdin=source,
+            )
 
     try:
-        seconds = {name: min(timed(f"volume extract, {name}", way) for _ in range(2))
-                   for name, way in (("incarnate (filtered, the engine unpacks)", ours), ("docker run -i tar -x < file", floor))}
+        seconds = {
+            name: min(timed(f"volume extract, {name}", way) for _ in range(2))
+            for name, way in (
+                ("incarnate (filtered, the engine unpacks)", ours),
+                ("docker run -i tar -x < file", floor),
+            )
+        }
     finally:
         sh("docker", "volume", "rm", "--force", scratch)
     ours_best, floor_best = seconds.values()
@@ -262,8 +382,12 @@ def deployed(repo: str) -> tuple[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("repo", nargs="?", default=str(settings.home() / "customers" / "demo"),
-                        help="customer repo of a demo stack (default: the demo customer scripts/setup.sh makes)")
+    parser.add_argument(
+        "repo",
+        nargs="?",
+        default=str(settings.home() / "customers" / "demo"),
+        help="customer repo of a demo stack (default: the demo customer scripts/setup.sh makes)",
+    )
     parser.add_argument("--gb", type=float, default=1.0, help="size of the dump, and of the files (default 1.0)")
     parser.add_argument("--memory-at", type=float, help="then grow the data to this size and compare peak memory")
     args = parser.parse_args()
@@ -271,7 +395,9 @@ def main() -> int:
         print("restic is missing: apt-get install restic (scripts/services.sh installs it)", file=sys.stderr)
         return 2
     stack, project = deployed(args.repo)
-    health_url = f"http://127.0.0.1:{load_customer_config(args.repo).config.http_port}/health"  # the demo app's own check
+    health_url = (
+        f"http://127.0.0.1:{load_customer_config(args.repo).config.http_port}/health"  # the demo app's own check
+    )
     db, app = project.container("db"), project.container("app")
     volume = project.volume("files")
     fill(db, app, args.gb)
@@ -283,6 +409,7 @@ def main() -> int:
         def backup(peak: str) -> Callable[[], None]:
             def run() -> None:
                 peaks[peak] = max(peaks.get(peak, 0.0), incarnate("backup", args.repo))
+
             return run
 
         def floor() -> None:
@@ -292,33 +419,50 @@ def main() -> int:
             renew_random(app, new_bytes)
             settle(db)
 
-        print(f"backup of stack {stack} storing new data: its random file ({new_bytes / 1e6:,.0f} MB) written anew each time")
+        print(
+            f"backup of stack {stack} storing new data: its random file ({new_bytes / 1e6:,.0f} MB) written anew each "
+            f"time"
+        )
         ours_new, floor_new = best_of_two(backup("backup storing new data"), floor, before=new_data)
         print(f"backup storing new data, best of 2: incarnate / floor = {ours_new / floor_new:.2f} (aim 1.2)")
         print(f"backup of stack {stack}, nothing changed since (a nightly one)")
         ours, floor_best = best_of_two(backup("backup"), floor)
-        restic = timed("restic fed through docker exec / docker run", lambda: restic_backup(db, volume, work / "restic"))
-        print(f"backup, best of 2: incarnate / floor = {ours / floor_best:.2f} (aim 1.2), "
-              f"incarnate / restic = {ours / restic:.2f} (aim 0.6)")
+        restic = timed(
+            "restic fed through docker exec / docker run", lambda: restic_backup(db, volume, work / "restic")
+        )
+        print(
+            f"backup, best of 2: incarnate / floor = {ours / floor_best:.2f} (aim 1.2), "
+            f"incarnate / restic = {ours / restic:.2f} (aim 0.6)"
+        )
 
         print(f"recovery of stack {stack}")
         project.down(volumes=True)
         with until_healthy(health_url) as ours_healthy:
-            ours_back = timed("incarnate recover (whole command)", lambda: peaks.setdefault("recover", incarnate("recover", args.repo)))
+            ours_back = timed(
+                "incarnate recover (whole command)",
+                lambda: peaks.setdefault("recover", incarnate("recover", args.repo)),
+            )
         project.down(volumes=True)
         project = create_host.run(Host(), stack)
         with until_healthy(health_url) as floor_healthy:
-            floor_back = timed("hand floor: db up, load dump, untar, compose up --wait",
-                               lambda: hand_recovery(project, project.name + "-db-1", volume, work))
+            floor_back = timed(
+                "hand floor: db up, load dump, untar, compose up --wait",
+                lambda: hand_recovery(project, project.name + "-db-1", volume, work),
+            )
         print(f"recovery: incarnate / floor = {ours_back / floor_back:.2f} (aim 1.25)")
         if "seconds" in ours_healthy and "seconds" in floor_healthy:
-            print(f"until the app is healthy: incarnate {ours_healthy['seconds']:.1f} s, floor {floor_healthy['seconds']:.1f} s, "
-                  f"ratio {ours_healthy['seconds'] / floor_healthy['seconds']:.2f} (aim 1.1)")
+            print(
+                f"until the app is healthy: incarnate {ours_healthy['seconds']:.1f} s, floor "
+                f"{floor_healthy['seconds']:.1f} s, "
+                f"ratio {ours_healthy['seconds'] / floor_healthy['seconds']:.2f} (aim 1.1)"
+            )
         else:
             print(f"until the app is healthy: {health_url} never answered 200 (not the demo product?)")
         compare_extract(work / "files.tar")
-        print(f"peak memory at {args.gb:g} GB: backup {peaks['backup']:.0f} MB (storing new data "
-              f"{peaks['backup storing new data']:.0f} MB), recover {peaks['recover']:.0f} MB")
+        print(
+            f"peak memory at {args.gb:g} GB: backup {peaks['backup']:.0f} MB (storing new data "
+            f"{peaks['backup storing new data']:.0f} MB), recover {peaks['recover']:.0f} MB"
+        )
         if args.memory_at:
             compare_memory(args.repo, project, args.gb, args.memory_at, peaks)
     finally:
@@ -336,11 +480,16 @@ def compare_memory(repo: str, project, gigabytes: float, larger: float, peaks: d
     grown = {"backup": incarnate("backup", repo)}
     project.down(volumes=True)
     grown["recover"] = incarnate("recover", repo)
-    print(f"peak memory of incarnate backup of data stored already: {small:.0f} MB at {gigabytes:g} GB, "
-          f"{grown['backup']:.0f} MB at {larger:g} GB: ratio {grown['backup'] / small:.2f} (aim: within 10 %)")
+    print(
+        f"peak memory of incarnate backup of data stored already: {small:.0f} MB at {gigabytes:g} GB, "
+        f"{grown['backup']:.0f} MB at {larger:g} GB: ratio {grown['backup'] / small:.2f} (aim: within 10 %)"
+    )
     print(f"peak memory of incarnate backup storing the new data at {larger:g} GB: {new_data:.0f} MB")
-    print(f"peak memory of incarnate recover: {peaks['recover']:.0f} MB at {gigabytes:g} GB, {grown['recover']:.0f} MB at "
-          f"{larger:g} GB: ratio {grown['recover'] / peaks['recover']:.2f} (aim: within 10 %)")
+    print(
+        f"peak memory of incarnate recover: {peaks['recover']:.0f} MB at {gigabytes:g} GB, {grown['recover']:.0f} MB "
+        f"at "
+        f"{larger:g} GB: ratio {grown['recover'] / peaks['recover']:.2f} (aim: within 10 %)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,20 +19,20 @@ reach 1 / (1/direct + 1/plain ssh); the ratio to that bound is printed too.
 import argparse
 import io
 import resource
-import tarfile
-import uuid
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from incarnate import settings  # noqa: E402
+from incarnate.datasources.volume import archive, extract  # noqa: E402
 from incarnate.host import Host  # noqa: E402
 from incarnate.ssh import SshAddress, SshSession, credentials_from_files  # noqa: E402
-from incarnate.datasources.volume import archive, extract  # noqa: E402
 from tests.servers import sshd  # noqa: E402
 
 BLOCK = 1 << 20
@@ -63,7 +63,7 @@ class Chain(io.RawIOBase):
         while self.streams:
             block = self.streams[0].read(len(buffer))
             if block:
-                buffer[:len(block)] = block
+                buffer[: len(block)] = block
                 return len(block)
             self.streams.pop(0)
         return 0
@@ -73,8 +73,14 @@ def zeros_archive(size: int) -> io.BufferedReader:
     """A tar archive of one file of `size` zero bytes, made as it is read."""
     member = tarfile.TarInfo("./zeros")
     member.size = size
-    return io.BufferedReader(Chain(io.BytesIO(member.tobuf(tarfile.PAX_FORMAT)), Zeros(size),
-                                   io.BytesIO(bytes(-size % tarfile.BLOCKSIZE + 2 * tarfile.BLOCKSIZE))), BLOCK)
+    return io.BufferedReader(
+        Chain(
+            io.BytesIO(member.tobuf(tarfile.PAX_FORMAT)),
+            Zeros(size),
+            io.BytesIO(bytes(-size % tarfile.BLOCKSIZE + 2 * tarfile.BLOCKSIZE)),
+        ),
+        BLOCK,
+    )
 
 
 def peak_rss_mb() -> float:
@@ -105,9 +111,25 @@ def measure(host: Host, megabytes: int) -> dict[str, float]:
 
 def plain_ssh_mb_per_s(server, megabytes: int) -> float:
     """OpenSSH alone, out of the host, with the cipher incarnate's connections prefer: the transport's own ceiling."""
-    command = ["ssh", "-F", "/dev/null", "-c", "aes128-gcm@openssh.com", "-o", f"UserKnownHostsFile={server.known_hosts}",
-               "-o", "BatchMode=yes", "-i", str(server.client_key), "-p", str(server.port), "-l", "root", "127.0.0.1",
-               f"head -c {megabytes * BLOCK} /dev/zero"]
+    command = [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-c",
+        "aes128-gcm@openssh.com",
+        "-o",
+        f"UserKnownHostsFile={server.known_hosts}",
+        "-o",
+        "BatchMode=yes",
+        "-i",
+        str(server.client_key),
+        "-p",
+        str(server.port),
+        "-l",
+        "root",
+        "127.0.0.1",
+        f"head -c {megabytes * BLOCK} /dev/zero",
+    ]
     began = time.perf_counter()
     subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
     return megabytes / (time.perf_counter() - began)
@@ -119,8 +141,12 @@ def main() -> int:
     args = parser.parse_args()
     direct = measure(Host(), args.mb)
     with tempfile.TemporaryDirectory() as folder, sshd(Path(folder), "unix:///var/run/docker.sock") as server:
-        host = Host(ssh=SshSession(SshAddress("127.0.0.1", "root", server.port),
-                                   credentials_from_files(server.client_key, server.known_hosts)))
+        host = Host(
+            ssh=SshSession(
+                SshAddress("127.0.0.1", "root", server.port),
+                credentials_from_files(server.client_key, server.known_hosts),
+            )
+        )
         try:
             over_ssh = measure(host, args.mb)
         finally:
@@ -132,9 +158,11 @@ def main() -> int:
         print(f"{name:<8}{figures['out']:>10.0f}{figures['in']:>10.0f}{figures['rss_growth']:>20.1f}")
     print(f"ratio ssh/direct: out {over_ssh['out'] / direct['out']:.2f}, in {over_ssh['in'] / direct['in']:.2f}")
     bound = {way: 1 / (1 / direct[way] + 1 / plain) for way in ("out", "in")}
-    print(f"plain OpenSSH on this sshd (no engine): {plain:.0f} MB/s; bound for the engine through SSH with both ends on "
-          f"this machine: out {bound['out']:.0f}, in {bound['in']:.0f} MB/s; ratio ssh/bound: "
-          f"out {over_ssh['out'] / bound['out']:.2f}, in {over_ssh['in'] / bound['in']:.2f}")
+    print(
+        f"plain OpenSSH on this sshd (no engine): {plain:.0f} MB/s; bound for the engine through SSH with both ends on "
+        f"this machine: out {bound['out']:.0f}, in {bound['in']:.0f} MB/s; ratio ssh/bound: "
+        f"out {over_ssh['out'] / bound['out']:.2f}, in {over_ssh['in'] / bound['in']:.2f}"
+    )
     return 0
 
 

@@ -19,14 +19,21 @@ class SshHost(Block):
 
     address: str = Field(description="Host name or IP address.", pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")
     port: int = Field(default=22, ge=1, le=65535)
-    user: str = Field(default="root", description="Login; root, or a user with password-less sudo.",
-                      pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    user: str = Field(
+        default="root",
+        description="Login; root, or a user with password-less sudo.",
+        pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+    )
     private_key: SecretStr = Field(description="Unencrypted OpenSSH private key (Ed25519, ECDSA or RSA) for the login.")
-    host_key: str = Field(description="The host's public key, pinned: a line of `ssh-keyscan -p PORT HOST` "
-                                      "(or `TYPE BASE64`), verified on the host itself.")
+    host_key: str = Field(
+        description="The host's public key, pinned: a line of `ssh-keyscan -p PORT HOST` "
+        "(or `TYPE BASE64`), verified on the host itself."
+    )
 
     def session(self) -> SshSession:
-        credentials = SshCredentials(self.private_key.get_secret_value(), self.host_key, f"SSH host block {self._block_document_name}")
+        credentials = SshCredentials(
+            self.private_key.get_secret_value(), self.host_key, f"SSH host block {self._block_document_name}"
+        )
         return SshSession(SshAddress(host=self.address, user=self.user, port=self.port), credentials)
 
 

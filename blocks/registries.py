@@ -17,7 +17,9 @@ class RegistryLogin(Block):
     """The registry a stack's (or this machine's) images come from, with its login."""
 
     _block_type_name = "incarnate registry"
-    _description = "A private image registry: address (host[:port]) and login; its TLS CA goes into /etc/docker/certs.d."
+    _description = (
+        "A private image registry: address (host[:port]) and login; its TLS CA goes into /etc/docker/certs.d."
+    )
 
     address: str = Field(description="host[:port] of the registry, as compose.yaml gets it in ${INCARNATE_REGISTRY}.")
     username: str

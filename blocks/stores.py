@@ -39,24 +39,37 @@ class SmbShareStore(Block):
     port: int = Field(default=445, ge=1, le=65535)
 
     def get_store(self) -> Store:
-        return SmbStore(SmbSettings(self.server, self.share, self.path, self.username, self.password.get_secret_value(), self.port))
+        return SmbStore(
+            SmbSettings(self.server, self.share, self.path, self.username, self.password.get_secret_value(), self.port)
+        )
 
 
 class AzureBlobBackupStore(Block):
     """Backups in an Azure Blob container: one storage account per customer, write-once."""
 
     _block_type_name = "incarnate azure blob store"
-    _description = "A customer backup store in an Azure Blob container, with immutability where the account supports it."
+    _description = (
+        "A customer backup store in an Azure Blob container, with immutability where the account supports it."
+    )
 
     account_url: str = Field(description="Blob endpoint, e.g. https://acme.blob.core.windows.net")
     account_name: str
     account_key: SecretStr
     container: str = Field(default="backups")
-    max_concurrency: int = Field(default=4, ge=1, le=64, description="Connections per transfer (the SDK's default is 1).")
+    max_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Connections per transfer (the SDK's default is 1)."
+    )
 
     def get_store(self) -> Store:
-        return AzureBlobStore(AzureSettings(self.account_url, self.account_name, self.account_key.get_secret_value(),
-                                            self.container, self.max_concurrency))
+        return AzureBlobStore(
+            AzureSettings(
+                self.account_url,
+                self.account_name,
+                self.account_key.get_secret_value(),
+                self.container,
+                self.max_concurrency,
+            )
+        )
 
 
 def load_store_block(slug: str, named: str = "backup.store.block") -> Store:

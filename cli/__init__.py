@@ -1,1 +1,1 @@
-"""The `incarnate` command: above flows/ and deployments/, which it runs; the plain core (incarnate/) never imports it."""
+"""The `incarnate` command: above flows/ and deployments/, which it runs; the core (incarnate/) never imports it."""

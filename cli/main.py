@@ -19,6 +19,7 @@ from cli import prefect_server
 from incarnate import progress, settings
 from incarnate.errors import ConfigError, IncarnateError, exit_code
 
+
 def _without_expected_traceback(record: logging.LogRecord) -> bool:
     """An IncarnateError already says what and where; its traceback only buries that on a terminal."""
     if record.exc_info and isinstance(record.exc_info[1], IncarnateError):
@@ -62,8 +63,13 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
 def cmd_import(args: argparse.Namespace) -> int:
     from flows.import_installation import import_installation
 
-    import_installation(repo=args.repo, dumps=_pairs(args.dump, "--dump"), volumes=_pairs(args.volume, "--volume"),
-                        ref=args.ref, docker_host=args.docker_host)
+    import_installation(
+        repo=args.repo,
+        dumps=_pairs(args.dump, "--dump"),
+        volumes=_pairs(args.volume, "--volume"),
+        ref=args.ref,
+        docker_host=args.docker_host,
+    )
     return 0
 
 
@@ -83,7 +89,11 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"(whose backups are still there is unknown: {error})", file=sys.stderr)
 
     def origin(entry: Incarnation) -> str:
-        return f"kept data (snapshot {entry.restored_from} not loaded)" if entry.kept_data else f"from {entry.restored_from or '-'}"
+        return (
+            f"kept data (snapshot {entry.restored_from} not loaded)"
+            if entry.kept_data
+            else f"from {entry.restored_from or '-'}"
+        )
 
     def backup(entry: Incarnation) -> str:
         gone = entry.backup and present is not None and entry.backup not in present
@@ -92,16 +102,21 @@ def cmd_history(args: argparse.Namespace) -> int:
     print(f"stack {config.stack}: {len(entries)} incarnations")
     for entry in entries:
         total = sum(entry.seconds.values())
-        print(f"  {(entry.tag or '?').rsplit('/', 1)[-1]}  {entry.flow:<17} {entry.result:<11} release {entry.release:<7} "
-              f"commit {entry.commit[:10]}  {origin(entry)}  backup {backup(entry)}  "
-              f"host {entry.host}  by {entry.triggered_by}  {total:.0f} s")
+        print(
+            f"  {(entry.tag or '?').rsplit('/', 1)[-1]}  {entry.flow:<17} {entry.result:<11} release "
+            f"{entry.release:<7} "
+            f"commit {entry.commit[:10]}  {origin(entry)}  backup {backup(entry)}  "
+            f"host {entry.host}  by {entry.triggered_by}  {total:.0f} s"
+        )
     return 0
 
 
 def cmd_register(args: argparse.Namespace) -> int:
     if args.pool and args.docker_host:
-        raise ConfigError(f"register {args.repo}: give --host or --pool, not both: the stack of a work pool runs on the "
-                          f"host of the pool's worker (`incarnate init --host ADDRESS --pool NAME` installs it there first).")
+        raise ConfigError(
+            f"register {args.repo}: give --host or --pool, not both: the stack of a work pool runs on the "
+            f"host of the pool's worker (`incarnate init --host ADDRESS --pool NAME` installs it there first)."
+        )
     return registered(args.repo, args.docker_host, args.pool)
 
 
@@ -109,24 +124,33 @@ def registered(repo: str, host: str | None, pool: str | None) -> int:
     from incarnate.customers import register, registry_path
 
     customer = register(repo, host, pool)
-    runs = (f"in work pool {pool}: run `incarnate worker --pool {pool}` on its host, and restart `incarnate serve` to "
-            f"create its deployments there") if pool else (f"on host {host or 'local'}: restart `incarnate serve` to "
-                                                            f"serve its deployments")
+    runs = (
+        (
+            f"in work pool {pool}: run `incarnate worker --pool {pool}` on its host, and restart `incarnate serve` to "
+            f"create its deployments there"
+        )
+        if pool
+        else (f"on host {host or 'local'}: restart `incarnate serve` to serve its deployments")
+    )
     print(f"registered stack {customer.config.stack} ({repo}) in {registry_path()}, {runs}")
     return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Prepare the host, install the stack from its newest backup (nothing if it already runs as pinned), register it."""
+    """Prepare the host, install the stack from its newest backup (nothing if it runs as pinned), register it."""
     from flows.install import install
     from incarnate.customers import check_pool, check_registrable
 
     check_pool(args.pool)  # before the host is touched: bad input changes nothing
     check_registrable(args.repo)  # a stack name taken by another customer is bad input too
     result = install(repo=args.repo, ref=args.ref, docker_host=args.docker_host, unless_current=True)
-    registered(args.repo, None if args.pool else args.docker_host, args.pool)  # a pool's stack runs on its worker's host
-    print(f"stack {result['stack']} {'unchanged' if result['unchanged'] else 'installed'}: release {result['release']} "
-          f"at {result['url']}")
+    registered(
+        args.repo, None if args.pool else args.docker_host, args.pool
+    )  # a pool's stack runs on its worker's host
+    print(
+        f"stack {result['stack']} {'unchanged' if result['unchanged'] else 'installed'}: release {result['release']} "
+        f"at {result['url']}"
+    )
     return 0
 
 
@@ -156,10 +180,10 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from incarnate.host import resolve_host
-    from incarnate.repo import load_customer_config
-    from incarnate.stages import create_host
     from incarnate.readiness import observe
     from incarnate.releases import customer_releases
+    from incarnate.repo import load_customer_config
+    from incarnate.stages import create_host
     from incarnate.state import read_state
     from incarnate.stores.resolve import backup_store
 
@@ -170,11 +194,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     if state is None or not project.has_files():
         print(f"stack {config.stack}: not deployed on host {host.name}")
         return 3
-    print(f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})"
-          + (f", size {state.size}" if state.size else "")
-          + (f", activated {', '.join(state.services)}" if state.services else ""))
+    print(
+        f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})"
+        + (f", size {state.size}" if state.size else "")
+        + (f", activated {', '.join(state.services)}" if state.services else "")
+    )
     print(f"  config    {state.repo} at {state.config_commit[:10]} ({state.ref})")
-    came = f"kept its data (snapshot {state.restored_from} not loaded)" if state.kept_data else f"from snapshot {state.restored_from}"
+    came = (
+        f"kept its data (snapshot {state.restored_from} not loaded)"
+        if state.kept_data
+        else f"from snapshot {state.restored_from}"
+    )
     print(f"  restored  {came}, deployed {state.deployed_at}")
     release = customer_releases(backup_store(config)).descriptor(state.product, state.release).activated(state.services)
     readiness, seen = observe(project, release, state.http_port)
@@ -198,12 +228,18 @@ def cmd_backups(args: argparse.Namespace) -> int:
 
     config, store = _stack_store(args)
     snapshots, unreadable = scan_snapshots(store, config.stack)
-    print(f"stack {config.stack}: {len(snapshots)} snapshot{'' if len(snapshots) == 1 else 's'} in {store.location}; {store.describe()}; "
-          f"{lock_description(store, config.backup.lock_days, config.backup.lock_mode)}")
+    print(
+        f"stack {config.stack}: {len(snapshots)} snapshot{'' if len(snapshots) == 1 else 's'} in {store.location}; "
+        f"{store.describe()}; "
+        f"{lock_description(store, config.backup.lock_days, config.backup.lock_mode)}"
+    )
     for snapshot in snapshots:
         manifest = snapshot.manifest
         size = manifest.size()
-        print(f"  {snapshot.id}  {manifest.origin:<8} release {manifest.release:<8} {size:>14,} bytes  {manifest.created_at}")
+        print(
+            f"  {snapshot.id}  {manifest.origin:<8} release {manifest.release:<8} {size:>14,} bytes  "
+            f"{manifest.created_at}"
+        )
     for bad in unreadable:
         print(f"  {bad.id}  unreadable: {bad.reason}")
     return 1 if unreadable else 0
@@ -224,8 +260,10 @@ def cmd_key_export(args: argparse.Namespace) -> int:
     store_id, passphrase = store.recovery_material(again=args.again)
     print(f"store {store.location} of stack {config.stack}: {store.describe()}")
     print(f"recovery passphrase: {passphrase}")
-    print(f"Keep it offline (paper, a password manager off this machine). With the store and this passphrase alone, "
-          f"`incarnate key import {args.repo}` recreates the key (store id {store_id}) when the Prefect server is lost.")
+    print(
+        f"Keep it offline (paper, a password manager off this machine). With the store and this passphrase alone, "
+        f"`incarnate key import {args.repo}` recreates the key (store id {store_id}) when the Prefect server is lost."
+    )
     return 0
 
 
@@ -263,26 +301,41 @@ def cmd_release_list(args: argparse.Namespace) -> int:
 
     releases = default_release_store()
     published = releases.publications(args.product)
-    print(f"release store {releases.location}: {len(published)} published release{'s' if len(published) != 1 else ''}"
-          + (f" of {args.product}" if args.product else ""))
+    print(
+        f"release store {releases.location}: {len(published)} published release{'s' if len(published) != 1 else ''}"
+        + (f" of {args.product}" if args.product else "")
+    )
     for record in published:
-        print(f"  {record.product:<12} {record.release:<9} schema {record.schema_version:<4} vanilla {record.vanilla_bytes:>13,} bytes"
-              f"  published {record.published_at}")
+        print(
+            f"  {record.product:<12} {record.release:<9} schema {record.schema_version:<4} vanilla "
+            f"{record.vanilla_bytes:>13,} bytes"
+            f"  published {record.published_at}"
+        )
     return 0
 
 
 def add_release_commands(commands: argparse._SubParsersAction) -> None:
     """`incarnate release publish DIR` (for a vendor's CI) and `incarnate release list [PRODUCT]`."""
-    release = commands.add_parser("release", help="publish releases into the release store (INCARNATE_RELEASES), list them")
+    release = commands.add_parser(
+        "release", help="publish releases into the release store (INCARNATE_RELEASES), list them"
+    )
     actions = release.add_subparsers(dest="action", required=True)
     publish = actions.add_parser(
-        "publish", help="check a release folder (release.yaml, compose.yaml) and its images, make its vanilla backup by "
-                        "running it in a scratch stack, write it all create-only into the release store",
+        "publish",
+        help="check a release folder (release.yaml, compose.yaml) and its images, make its vanilla backup by "
+        "running it in a scratch stack, write it all create-only into the release store",
         description="Exit 0 when published or already published with this content, 2 for bad input (invalid files, "
-                    "missing images, other content under a published release), 1 for any other failure.")
+        "missing images, other content under a published release), 1 for any other failure.",
+    )
     publish.add_argument("folder", help="the release folder: release.yaml and compose.yaml")
-    publish.add_argument("--host", "--docker-host", dest="docker_host", default=None, metavar="ADDRESS",
-                         help="engine the scratch stack runs on (default: this machine); as for the other commands")
+    publish.add_argument(
+        "--host",
+        "--docker-host",
+        dest="docker_host",
+        default=None,
+        metavar="ADDRESS",
+        help="engine the scratch stack runs on (default: this machine); as for the other commands",
+    )
     publish.set_defaults(handler=flow_command("flows.publish:publish_release", "folder", "docker_host"))
     listing = actions.add_parser("list", help="published releases with their schema versions and vanilla sizes")
     listing.add_argument("product", nargs="?", default=None, help="only this product")
@@ -290,99 +343,192 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="incarnate", description="Deploy, back up and recover Compose stacks: every deployment is a restore.")
+    root = argparse.ArgumentParser(
+        prog="incarnate", description="Deploy, back up and recover Compose stacks: every deployment is a restore."
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], help: str, ref: bool = True) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], help: str, ref: bool = True
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.add_argument("repo", help="customer repo: git URL or path")
         if ref:
             sub.add_argument("--ref", default="HEAD", help="branch, tag or commit of the customer repo (default HEAD)")
-        sub.add_argument("--host", "--docker-host", dest="docker_host", default=None, metavar="ADDRESS",
-                         help="container host: ssh://USER@HOST[:PORT], incarnate-ssh-host/BLOCK, or a Docker engine "
-                              "address (default: this machine)")
-        sub.add_argument("--identity", default=None, metavar="FILE",
-                         help="private key for ssh:// hosts (default ~/.ssh/id_ed25519, id_ecdsa or id_rsa)")
-        sub.add_argument("--known-hosts", default=None, metavar="FILE",
-                         help="pinned host keys for ssh:// hosts (default ~/.ssh/known_hosts)")
+        sub.add_argument(
+            "--host",
+            "--docker-host",
+            dest="docker_host",
+            default=None,
+            metavar="ADDRESS",
+            help="container host: ssh://USER@HOST[:PORT], incarnate-ssh-host/BLOCK, or a Docker engine "
+            "address (default: this machine)",
+        )
+        sub.add_argument(
+            "--identity",
+            default=None,
+            metavar="FILE",
+            help="private key for ssh:// hosts (default ~/.ssh/id_ed25519, id_ecdsa or id_rsa)",
+        )
+        sub.add_argument(
+            "--known-hosts",
+            default=None,
+            metavar="FILE",
+            help="pinned host keys for ssh:// hosts (default ~/.ssh/known_hosts)",
+        )
         sub.set_defaults(handler=handler)
         return sub
 
-    pool_help = ("run the stack's flows on the workers of this Prefect work pool (one pool per container host, "
-                 "`incarnate worker --pool NAME` on that host) instead of in `incarnate serve`")
-    command("init", cmd_init, "prepare a host (this machine or --host ssh://USER@HOST[:PORT]), install the stack "
-            "from its newest backup, register it; changes nothing on a stack that already runs as pinned").add_argument(
-        "--pool", default=None, metavar="NAME", help=pool_help + "; --host then only says where this first install goes")
-    command("install", flow_command("flows.install:install", "repo", "ref", "docker_host", "snapshot"),
-            "install or re-deploy a stack from its newest backup").add_argument(
-        "--snapshot", default=None, help="restore this snapshot id instead of the newest")
-    command("update", flow_command("flows.update:update", "repo", "ref", "docker_host"),
-            "update a running stack to the release its repo pins; rolls back on failure")
-    command("recover", flow_command("flows.install:disaster_recovery", "repo", "docker_host", "snapshot", "ref"),
-            "disaster recovery: bring the stack up on --docker-host from its newest backup").add_argument(
-        "--snapshot", default=None, help="restore this snapshot id instead of the newest")
-    command("rollback", flow_command("flows.rollback:rollback", "repo", "incarnation", "docker_host"),
-            "deploy an earlier incarnation with its own backup", ref=False).add_argument(
-        "incarnation", help="incarnation as `incarnate history` lists it")
-    command("drill", flow_command("flows.drill:restore_drill", "repo", "docker_host", "snapshot"),
-            "restore the newest backup into a scratch stack, check it, remove it", ref=False).add_argument(
-        "--snapshot", default=None, help="drill this snapshot id instead of the newest")
+    pool_help = (
+        "run the stack's flows on the workers of this Prefect work pool (one pool per container host, "
+        "`incarnate worker --pool NAME` on that host) instead of in `incarnate serve`"
+    )
+    command(
+        "init",
+        cmd_init,
+        "prepare a host (this machine or --host ssh://USER@HOST[:PORT]), install the stack "
+        "from its newest backup, register it; changes nothing on a stack that already runs as pinned",
+    ).add_argument(
+        "--pool", default=None, metavar="NAME", help=pool_help + "; --host then only says where this first install goes"
+    )
+    command(
+        "install",
+        flow_command("flows.install:install", "repo", "ref", "docker_host", "snapshot"),
+        "install or re-deploy a stack from its newest backup",
+    ).add_argument("--snapshot", default=None, help="restore this snapshot id instead of the newest")
+    command(
+        "update",
+        flow_command("flows.update:update", "repo", "ref", "docker_host"),
+        "update a running stack to the release its repo pins; rolls back on failure",
+    )
+    command(
+        "recover",
+        flow_command("flows.install:disaster_recovery", "repo", "docker_host", "snapshot", "ref"),
+        "disaster recovery: bring the stack up on --docker-host from its newest backup",
+    ).add_argument("--snapshot", default=None, help="restore this snapshot id instead of the newest")
+    command(
+        "rollback",
+        flow_command("flows.rollback:rollback", "repo", "incarnation", "docker_host"),
+        "deploy an earlier incarnation with its own backup",
+        ref=False,
+    ).add_argument("incarnation", help="incarnation as `incarnate history` lists it")
+    command(
+        "drill",
+        flow_command("flows.drill:restore_drill", "repo", "docker_host", "snapshot"),
+        "restore the newest backup into a scratch stack, check it, remove it",
+        ref=False,
+    ).add_argument("--snapshot", default=None, help="drill this snapshot id instead of the newest")
     imports = command("import", cmd_import, "seed an empty store from an old installation, then install")
-    imports.add_argument("--dump", action="append", default=[], metavar="DATABASE=FILE", help="plain SQL dump of a database")
-    imports.add_argument("--volume", action="append", default=[], metavar="VOLUME=DIR", help="directory whose files become a volume")
+    imports.add_argument(
+        "--dump", action="append", default=[], metavar="DATABASE=FILE", help="plain SQL dump of a database"
+    )
+    imports.add_argument(
+        "--volume", action="append", default=[], metavar="VOLUME=DIR", help="directory whose files become a volume"
+    )
     command("history", cmd_history, "list the stack's incarnations (deployments) from the customer repo", ref=False)
-    command("backup", flow_command("flows.backup:backup_stack", "repo", "docker_host"),
-            "back up a running stack into its store", ref=False)
-    command("register", cmd_register, "register a customer repo: its stack gets deployments and a nightly backup",
-            ref=False).add_argument("--pool", default=None, metavar="NAME", help=pool_help)
-    serve = commands.add_parser("serve", help="serve every registered stack's deployments (one long-running process) "
-                                              "and keep the alert automations on the Prefect server")
-    serve.add_argument("--alerts", default=None, metavar="TYPE/NAME",
-                       help="saved Prefect notification block told of failed or crashed runs and stale backups, e.g. "
-                            "custom-webhook/ops (default INCARNATE_ALERTS; none: failures show only in the UI)")
-    serve.add_argument("--stale-after", default=None, metavar="DURATION",
-                       help="alert when a stack has had no completed backup for this long (default INCARNATE_STALE_AFTER or 26h)")
-    serve.add_argument("--max-runs", default=None, metavar="N",
-                       help="flow runs at once; the others wait their turn (default INCARNATE_MAX_RUNS or the cores, at least 2)")
+    command(
+        "backup",
+        flow_command("flows.backup:backup_stack", "repo", "docker_host"),
+        "back up a running stack into its store",
+        ref=False,
+    )
+    command(
+        "register", cmd_register, "register a customer repo: its stack gets deployments and a nightly backup", ref=False
+    ).add_argument("--pool", default=None, metavar="NAME", help=pool_help)
+    serve = commands.add_parser(
+        "serve",
+        help="serve every registered stack's deployments (one long-running process) "
+        "and keep the alert automations on the Prefect server",
+    )
+    serve.add_argument(
+        "--alerts",
+        default=None,
+        metavar="TYPE/NAME",
+        help="saved Prefect notification block told of failed or crashed runs and stale backups, e.g. "
+        "custom-webhook/ops (default INCARNATE_ALERTS; none: failures show only in the UI)",
+    )
+    serve.add_argument(
+        "--stale-after",
+        default=None,
+        metavar="DURATION",
+        help="alert when a stack has had no completed backup for this long (default INCARNATE_STALE_AFTER or 26h)",
+    )
+    serve.add_argument(
+        "--max-runs",
+        default=None,
+        metavar="N",
+        help="flow runs at once; the others wait their turn (default INCARNATE_MAX_RUNS or the cores, at least 2)",
+    )
     serve.set_defaults(handler=cmd_serve)
-    worker = commands.add_parser("worker", help="run the flows of the stacks registered with --pool NAME, on this "
-                                                "host (one long-running process per container host)")
-    worker.add_argument("--pool", required=True, metavar="NAME", help="the work pool this host's stacks are registered in")
-    worker.add_argument("--max-runs", default=None, metavar="N",
-                        help="flow runs at once; the others wait their turn (default INCARNATE_MAX_RUNS or the cores, at least 2)")
+    worker = commands.add_parser(
+        "worker",
+        help="run the flows of the stacks registered with --pool NAME, on this "
+        "host (one long-running process per container host)",
+    )
+    worker.add_argument(
+        "--pool", required=True, metavar="NAME", help="the work pool this host's stacks are registered in"
+    )
+    worker.add_argument(
+        "--max-runs",
+        default=None,
+        metavar="N",
+        help="flow runs at once; the others wait their turn (default INCARNATE_MAX_RUNS or the cores, at least 2)",
+    )
     worker.set_defaults(handler=cmd_worker)
     trigger = commands.add_parser("trigger", help="start a run of a deployment (for CI); --wait follows it to the end")
     trigger.add_argument("deployment", help="FLOW/DEPLOYMENT, e.g. backup/demo")
-    trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a flow parameter (JSON or text)")
+    trigger.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a flow parameter (JSON or text)"
+    )
     trigger.add_argument("--wait", action="store_true", help="wait for the run; exit 0 only if it completed")
     trigger.set_defaults(handler=cmd_trigger)
     add_release_commands(commands)
     command("status", cmd_status, "what runs, which release, which backup it came from")
     command("backups", cmd_backups, "list a stack's snapshots")
-    verify = command("verify", flow_command("flows.verify:verify_stack", "repo", "snapshot", "every", "sample"),
-                     "re-read a snapshot's every chunk and check it (default: the newest); exit 1 when one is bad",
-                     ref=False)
+    verify = command(
+        "verify",
+        flow_command("flows.verify:verify_stack", "repo", "snapshot", "every", "sample"),
+        "re-read a snapshot's every chunk and check it (default: the newest); exit 1 when one is bad",
+        ref=False,
+    )
     verify.add_argument("--snapshot", default=None, help="snapshot id to verify")
     verify.add_argument("--all", dest="every", action="store_true", help="verify every snapshot of the stack")
-    verify.add_argument("--sample", default=None, metavar="PERCENT|BYTES",
-                        help="re-read a random share of the chunks of every snapshot of the stack: 10%% or 500M")
-    key = commands.add_parser("key", help="the recovery passphrase of a stack's encrypted store: print it once, or "
-                                          "recreate the key from it when the Prefect server is lost")
+    verify.add_argument(
+        "--sample",
+        default=None,
+        metavar="PERCENT|BYTES",
+        help="re-read a random share of the chunks of every snapshot of the stack: 10%% or 500M",
+    )
+    key = commands.add_parser(
+        "key",
+        help="the recovery passphrase of a stack's encrypted store: print it once, or "
+        "recreate the key from it when the Prefect server is lost",
+    )
     actions = key.add_subparsers(dest="action", required=True)
     for action, handler, text in (
-            ("export", cmd_key_export, "print the store's recovery passphrase (once; --again for another time)"),
-            ("add", cmd_key_add, "add a passphrase of your own (a new key file; the others keep working), read from "
-                                 "the terminal or the first line of stdin"),
-            ("import", cmd_key_import, "recreate the store's key (a Prefect Secret block) from its recovery passphrase, "
-                                       "read from the terminal or the first line of stdin; a wrong one writes nothing")):
+        ("export", cmd_key_export, "print the store's recovery passphrase (once; --again for another time)"),
+        (
+            "add",
+            cmd_key_add,
+            "add a passphrase of your own (a new key file; the others keep working), read from "
+            "the terminal or the first line of stdin",
+        ),
+        (
+            "import",
+            cmd_key_import,
+            "recreate the store's key (a Prefect Secret block) from its recovery passphrase, "
+            "read from the terminal or the first line of stdin; a wrong one writes nothing",
+        ),
+    ):
         sub = actions.add_parser(action, help=text, description=text)
         sub.add_argument("repo", help="customer repo: git URL or path")
         sub.add_argument("--ref", default="HEAD", help="branch, tag or commit of the customer repo (default HEAD)")
         sub.set_defaults(handler=handler)
         if action == "export":
             sub.add_argument("--again", action="store_true", help="print it although it was printed before")
-    command("prune", cmd_prune, "apply stack.yaml's retention: forget old snapshots, delete unreferenced chunks").add_argument(
-        "--dry-run", action="store_true", help="show what would go, change nothing")
+    command(
+        "prune", cmd_prune, "apply stack.yaml's retention: forget old snapshots, delete unreferenced chunks"
+    ).add_argument("--dry-run", action="store_true", help="show what would go, change nothing")
     return root
 
 

@@ -33,13 +33,15 @@ def api_url() -> str:
     url = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{os.environ.get('PREFECT_PORT') or 4200}/api"
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"PREFECT_API_URL={url!r}: expected the address of a Prefect server's API, such as "
-                          f"http://127.0.0.1:4200/api.")
+        raise ConfigError(
+            f"PREFECT_API_URL={url!r}: expected the address of a Prefect server's API, such as "
+            f"http://127.0.0.1:4200/api."
+        )
     return url.rstrip("/")
 
 
 def _health(url: str, timeout: float) -> str:
-    """"" when the server answers its health check, else what went wrong, in a few words."""
+    """ "" when the server answers its health check, else what went wrong, in a few words."""
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout):
             return ""
@@ -58,7 +60,8 @@ def wait_for_server(url: str, wait: float) -> None:
             raise ServerUnreachable(
                 f"no Prefect server answers at {url} ({problem}, waited {wait:.0f} s): start it with `bash "
                 f"scripts/services.sh`, or point PREFECT_API_URL at yours (INCARNATE_PREFECT_WAIT_SECONDS waits "
-                f"longer); nothing was changed.")
+                f"longer); nothing was changed."
+            )
         if not said:
             print(f"waiting up to {wait:.0f} s for the Prefect server at {url} ({problem})", file=sys.stderr)
             said = True

@@ -20,14 +20,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from incarnate.errors import ConfigError
-
 from tasks.backup import BACKUP_COMPLETED, stack_resource
 
 TAG = "incarnate"  # on every deployment `serve` makes; their runs carry it, so the triggers match only ours
 PREFIX = "incarnate: "
 STALE_PREFIX = f"{PREFIX}no backup of "
-FINAL_EVENTS = {"prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
-                "prefect.flow-run.Crashed"}
+FINAL_EVENTS = {
+    "prefect.flow-run.Completed",
+    "prefect.flow-run.Failed",
+    "prefect.flow-run.Cancelled",
+    "prefect.flow-run.Crashed",
+}
 
 
 def parse_duration(text: str, what: str) -> timedelta:
@@ -51,14 +54,23 @@ class AlertSettings:
     def from_environment(cls, block: str | None = None, stale_after: str | None = None) -> "AlertSettings":
         beat = os.environ.get("INCARNATE_HEARTBEAT_SECONDS", "30")
         if not beat.isdigit() or int(beat) < 30:
-            raise ConfigError(f"INCARNATE_HEARTBEAT_SECONDS {beat!r}: expected whole seconds, at least 30 (Prefect's minimum).")
-        grace = parse_duration(os.environ.get("INCARNATE_HEARTBEAT_GRACE", f"{int(beat) * 3}s"), "INCARNATE_HEARTBEAT_GRACE")
+            raise ConfigError(
+                f"INCARNATE_HEARTBEAT_SECONDS {beat!r}: expected whole seconds, at least 30 (Prefect's minimum)."
+            )
+        grace = parse_duration(
+            os.environ.get("INCARNATE_HEARTBEAT_GRACE", f"{int(beat) * 3}s"), "INCARNATE_HEARTBEAT_GRACE"
+        )
         if grace <= timedelta(seconds=int(beat)):
-            raise ConfigError(f"INCARNATE_HEARTBEAT_GRACE must be longer than one heartbeat ({beat} s), or every run "
-                              f"would be crashed.")
-        return cls(block or os.environ.get("INCARNATE_ALERTS") or None,
-                   parse_duration(stale_after or os.environ.get("INCARNATE_STALE_AFTER", "26h"), "stale-after"),
-                   int(beat), grace)
+            raise ConfigError(
+                f"INCARNATE_HEARTBEAT_GRACE must be longer than one heartbeat ({beat} s), or every run "
+                f"would be crashed."
+            )
+        return cls(
+            block or os.environ.get("INCARNATE_ALERTS") or None,
+            parse_duration(stale_after or os.environ.get("INCARNATE_STALE_AFTER", "26h"), "stale-after"),
+            int(beat),
+            grace,
+        )
 
 
 def notification_block_id(slug: str) -> object:
@@ -69,8 +81,10 @@ def notification_block_id(slug: str) -> object:
 
     block = load_saved(slug, "--alerts")
     if not isinstance(block, NotificationBlock):
-        raise ConfigError(f"--alerts {slug!r} is a {type(block).__name__} block, not a notification block (e.g. "
-                          f"custom-webhook, slack-webhook, email, microsoft-teams-webhook).")
+        raise ConfigError(
+            f"--alerts {slug!r} is a {type(block).__name__} block, not a notification block (e.g. "
+            f"custom-webhook, slack-webhook, email, microsoft-teams-webhook)."
+        )
     return block._block_document_id
 
 
@@ -85,46 +99,88 @@ def desired(stacks: list[str], settings: AlertSettings) -> list:
     from prefect.events.actions import ChangeFlowRunState, SendNotification
     from prefect.events.schemas.automations import EventTrigger, Posture
 
-    made = [Automation(
-        name=f"{PREFIX}unresponsive run crashed",
-        description="Prefect's zombie detection for incarnate's runs: heartbeats stopped, so the run is marked Crashed.",
-        trigger=EventTrigger(after={"prefect.flow-run.heartbeat"}, expect={"prefect.flow-run.heartbeat", *FINAL_EVENTS},
-                             match={"prefect.resource.id": "prefect.flow-run.*"}, match_related=_ours(),
-                             for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
-                             within=settings.heartbeat_grace),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=(
-            f"no heartbeat for {settings.heartbeat_grace.total_seconds():.0f} s: the process running it was killed or "
-            f"its host went down; see `incarnate status` for where the stack is."))],
-    )]
+    made = [
+        Automation(
+            name=f"{PREFIX}unresponsive run crashed",
+            description="Prefect's zombie detection for incarnate's runs: heartbeats stopped, so the run is marked "
+            "Crashed.",
+            trigger=EventTrigger(
+                after={"prefect.flow-run.heartbeat"},
+                expect={"prefect.flow-run.heartbeat", *FINAL_EVENTS},
+                match={"prefect.resource.id": "prefect.flow-run.*"},
+                match_related=_ours(),
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=settings.heartbeat_grace,
+            ),
+            actions=[
+                ChangeFlowRunState(
+                    state=StateType.CRASHED,
+                    message=(
+                        f"no heartbeat for {settings.heartbeat_grace.total_seconds():.0f} s: the process running it "
+                        f"was killed or "
+                        f"its host went down; see `incarnate status` for where the stack is."
+                    ),
+                )
+            ],
+        )
+    ]
     if settings.block is None:
         return made
     block_id = notification_block_id(settings.block)
-    made.append(Automation(
-        name=f"{PREFIX}run failed or crashed",
-        description=f"A run of an incarnate deployment ended Failed or Crashed: tell {settings.block}.",
-        trigger=EventTrigger(expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-                             match={"prefect.resource.id": "prefect.flow-run.*"}, match_related=_ours(),
-                             posture=Posture.Reactive, threshold=1, within=timedelta(0)),
-        actions=[SendNotification(
-            block_document_id=block_id,
-            subject="incarnate: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}",
-            body=("incarnate: run {{ flow_run.name }} of {{ flow.name }}/{{ deployment.name }} ended "
-                  "{{ flow_run.state.name }}: {{ flow_run.state.message }}\n{{ flow_run|ui_url }}"))],
-    ))
+    made.append(
+        Automation(
+            name=f"{PREFIX}run failed or crashed",
+            description=f"A run of an incarnate deployment ended Failed or Crashed: tell {settings.block}.",
+            trigger=EventTrigger(
+                expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+                match={"prefect.resource.id": "prefect.flow-run.*"},
+                match_related=_ours(),
+                posture=Posture.Reactive,
+                threshold=1,
+                within=timedelta(0),
+            ),
+            actions=[
+                SendNotification(
+                    block_document_id=block_id,
+                    subject="incarnate: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}",
+                    body=(
+                        "incarnate: run {{ flow_run.name }} of {{ flow.name }}/{{ deployment.name }} ended "
+                        "{{ flow_run.state.name }}: {{ flow_run.state.message }}\n{{ flow_run|ui_url }}"
+                    ),
+                )
+            ],
+        )
+    )
     hours = settings.stale_after.total_seconds() / 3600
     for stack in stacks:
-        made.append(Automation(
-            name=f"{STALE_PREFIX}{stack}",
-            description=f"No completed backup of stack {stack} for {hours:g} h: tell {settings.block}.",
-            trigger=EventTrigger(after={BACKUP_COMPLETED}, expect={BACKUP_COMPLETED},
-                                 match={"prefect.resource.id": stack_resource(stack)}, for_each={"prefect.resource.id"},
-                                 posture=Posture.Proactive, threshold=1, within=settings.stale_after),
-            actions=[SendNotification(
-                block_document_id=block_id, subject=f"incarnate: no backup of stack {stack} for {hours:g} h",
-                body=(f"incarnate: stack {stack} has had no completed backup for {hours:g} h: its nightly backup "
-                      f"failed or did not run (is `incarnate serve` running?). Run `incarnate backup` for it, "
-                      f"and see the backup deployment's runs in the Prefect UI."))],
-        ))
+        made.append(
+            Automation(
+                name=f"{STALE_PREFIX}{stack}",
+                description=f"No completed backup of stack {stack} for {hours:g} h: tell {settings.block}.",
+                trigger=EventTrigger(
+                    after={BACKUP_COMPLETED},
+                    expect={BACKUP_COMPLETED},
+                    match={"prefect.resource.id": stack_resource(stack)},
+                    for_each={"prefect.resource.id"},
+                    posture=Posture.Proactive,
+                    threshold=1,
+                    within=settings.stale_after,
+                ),
+                actions=[
+                    SendNotification(
+                        block_document_id=block_id,
+                        subject=f"incarnate: no backup of stack {stack} for {hours:g} h",
+                        body=(
+                            f"incarnate: stack {stack} has had no completed backup for {hours:g} h: its nightly backup "
+                            f"failed or did not run (is `incarnate serve` running?). Run `incarnate backup` for it, "
+                            f"and see the backup deployment's runs in the Prefect UI."
+                        ),
+                    )
+                ],
+            )
+        )
     return made
 
 

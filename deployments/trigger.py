@@ -43,11 +43,16 @@ def trigger(name: str, params: dict[str, object], wait: bool, say: Callable[[str
             deployment = client.read_deployment_by_name(name)
         except ObjectNotFound:
             known = _deployment_names(client)
-            raise ConfigError(f"deployment {name} does not exist on {PREFECT_API_URL.value()}; known: {', '.join(known) or 'none'}.") from None
+            raise ConfigError(
+                f"deployment {name} does not exist on {PREFECT_API_URL.value()}; known: {', '.join(known) or 'none'}."
+            ) from None
         allowed = set((deployment.parameter_openapi_schema or {}).get("properties", {}))
         unknown = sorted(set(params) - allowed)
         if unknown:
-            raise ConfigError(f"deployment {name} has no parameter {', '.join(unknown)}; its parameters: {', '.join(sorted(allowed))}.")
+            raise ConfigError(
+                f"deployment {name} has no parameter {', '.join(unknown)}; its parameters: "
+                f"{', '.join(sorted(allowed))}."
+            )
     flow_run = run_deployment(name, parameters=params, timeout=0)
     say(f"started {name}: flow run {flow_run.name} {ui_url(flow_run.id)}")
     if not wait:

@@ -30,8 +30,11 @@ def ensure_pool(name: str) -> None:
     """A process work pool of that name, made with Prefect's default job template when missing; left alone else."""
     with get_client(sync_client=True) as client:
         try:
-            client.create_work_pool(WorkPoolCreate(name=name, type=ProcessWorker.type,
-                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=name, type=ProcessWorker.type, base_job_template=ProcessWorker.get_default_base_job_template()
+                )
+            )
         except ObjectAlreadyExists:
             pass
 
@@ -41,8 +44,10 @@ def main(pool: str, max_runs: int, settings: AlertSettings) -> int:
     ensure_pool(pool)
     os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
     sys.stdout.reconfigure(line_buffering=True)  # the runs' output passes through here: a log file shows it as it comes
-    print(f"worker of pool {pool}: runs its flows on this host (engine {os.environ.get('DOCKER_HOST') or 'local'}), "
-          f"at most {max_runs} at once (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order")
+    print(
+        f"worker of pool {pool}: runs its flows on this host (engine {os.environ.get('DOCKER_HOST') or 'local'}), "
+        f"at most {max_runs} at once (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order"
+    )
     anyio.run(serve_pool, pool, max_runs)
     return 0
 
@@ -65,8 +70,10 @@ async def on_signals(stopping: anyio.Event, everything: anyio.CancelScope) -> No
                 print(f"{signal.Signals(signum).name} again: ending the runs in progress now")
                 everything.cancel()
                 return
-            print(f"{signal.Signals(signum).name}: taking no new runs; waiting for the runs in progress to end "
-                  f"(send it again to end them now)")
+            print(
+                f"{signal.Signals(signum).name}: taking no new runs; waiting for the runs in progress to end "
+                f"(send it again to end them now)"
+            )
             stopping.set()
 
 
@@ -75,10 +82,13 @@ async def take_runs(pool: str, max_runs: int, stopping: anyio.Event) -> None:
     worker's context then waits for the runs it started."""
     async with ProcessWorker(work_pool_name=pool, limit=max_runs) as worker:
         async with anyio.create_task_group() as loops:
-            for workload, interval in ((worker.get_and_submit_flow_runs, POLL_SECONDS),
-                                       (worker.sync_with_backend, worker.heartbeat_interval_seconds)):
-                loops.start_soon(partial(critical_service_loop, workload=workload, interval=interval, jitter_range=0.3,
-                                         backoff=4))
+            for workload, interval in (
+                (worker.get_and_submit_flow_runs, POLL_SECONDS),
+                (worker.sync_with_backend, worker.heartbeat_interval_seconds),
+            ):
+                loops.start_soon(
+                    partial(critical_service_loop, workload=workload, interval=interval, jitter_range=0.3, backoff=4)
+                )
             print(f"Worker {worker.name!r} started!")
             await stopping.wait()
             loops.cancel_scope.cancel()

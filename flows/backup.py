@@ -17,7 +17,8 @@ def backup_stack(repo: str, docker_host: str | None = None, prune: bool = True) 
 
     Args:
         repo: the customer repo (git URL or path); its stack.yaml names the stack, its store and retention.
-        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a
+        saved SSH host block), or a Docker engine address.
         prune: apply stack.yaml's retention after a successful backup.
     """
     report = StageReport("backup")
@@ -27,15 +28,28 @@ def backup_stack(repo: str, docker_host: str | None = None, prune: bool = True) 
     with stack_on_host(report, config, docker_host, prepare=False) as held:
         with report.stage("backup") as row:
             result = backup(held.project, held.store, config.backup)
-            row["detail"] = f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; {result.protection}"
+            row["detail"] = (
+                f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; "
+                f"{result.protection}"
+            )
         pruned = prune_after_backup(report, held.store, repo, config, result.snapshot.id) if prune else None
     report.publish()
     publish_backup(config.stack, result)
-    print(f"stack {config.stack}: snapshot {result.snapshot.id} in {held.store.location}; "
-          f"{result.stats.raw_bytes:,} bytes read, {result.stats.new_bytes:,} new bytes stored; {result.protection}")
-    return {"stack": config.stack, "snapshot": result.snapshot.id, "store": held.store.location,
-            "new_bytes": result.stats.new_bytes, "raw_bytes": result.stats.raw_bytes, "lock": result.lock, "encryption": result.encryption,
-            "pruned": pruned, "seconds": report.durations()}
+    print(
+        f"stack {config.stack}: snapshot {result.snapshot.id} in {held.store.location}; "
+        f"{result.stats.raw_bytes:,} bytes read, {result.stats.new_bytes:,} new bytes stored; {result.protection}"
+    )
+    return {
+        "stack": config.stack,
+        "snapshot": result.snapshot.id,
+        "store": held.store.location,
+        "new_bytes": result.stats.new_bytes,
+        "raw_bytes": result.stats.raw_bytes,
+        "lock": result.lock,
+        "encryption": result.encryption,
+        "pruned": pruned,
+        "seconds": report.durations(),
+    }
 
 
 def prune_after_backup(report: StageReport, store: Store, repo: str, config: StackConfig, snapshot_id: str) -> str:
@@ -45,6 +59,8 @@ def prune_after_backup(report: StageReport, store: Store, repo: str, config: Sta
             row["detail"] = prune_snapshots(store, repo, config.stack, config.backup.retention).summary()
         return row["detail"]
     except Exception as error:  # noqa: BLE001 - any failure of the clean-up leaves the committed snapshot intact
-        get_run_logger().warning(f"stack {config.stack}: prune after snapshot {snapshot_id} failed ({error}); the snapshot "
-                                 f"is committed, and the next backup's prune (or `incarnate prune`) tries again.")
+        get_run_logger().warning(
+            f"stack {config.stack}: prune after snapshot {snapshot_id} failed ({error}); the snapshot "
+            f"is committed, and the next backup's prune (or `incarnate prune`) tries again."
+        )
         return f"failed: {error}"

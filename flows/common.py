@@ -72,16 +72,19 @@ def stack_lock(stack: str) -> Iterator[None]:
     except TimeoutError:
         if acquired:
             raise
-        raise StageError(f"stack {stack} is busy: another run holds concurrency limit {name}; gave up after "
-                         f"{wait_seconds:.0f} s. Nothing was changed; run again when it has finished.") from None
+        raise StageError(
+            f"stack {stack} is busy: another run holds concurrency limit {name}; gave up after "
+            f"{wait_seconds:.0f} s. Nothing was changed; run again when it has finished."
+        ) from None
 
 
 def triggered_by() -> str:
     """Who or what started the run: set INCARNATE_TRIGGERED_BY in CI, else the deployment or the user."""
     from prefect.runtime import deployment
 
-    return os.environ.get("INCARNATE_TRIGGERED_BY") or (f"deployment {deployment.name}" if deployment.name else
-                                                         f"{getpass.getuser()}@{socket.gethostname()}")
+    return os.environ.get("INCARNATE_TRIGGERED_BY") or (
+        f"deployment {deployment.name}" if deployment.name else f"{getpass.getuser()}@{socket.gethostname()}"
+    )
 
 
 def record_incarnation(report: StageReport, incarnation: Incarnation, repo: str) -> Incarnation:
@@ -92,9 +95,14 @@ def record_incarnation(report: StageReport, incarnation: Incarnation, repo: str)
     except subprocess.CalledProcessError as error:
         get_run_logger().warning(f"incarnation not recorded in customer repo {repo}: {error.stderr.strip()[-300:]}")
     rows = [{"field": key, "value": str(value)} for key, value in incarnation.model_dump(exclude={"seconds"}).items()]
-    rows += [{"field": f"seconds: {stage}", "value": f"{seconds:.1f}"} for stage, seconds in incarnation.seconds.items()]
-    create_table_artifact(key=artifact_key("incarnation", incarnation.stack), table=rows,
-                          description=f"{incarnation.flow} of {incarnation.stack}: {incarnation.result}")
+    rows += [
+        {"field": f"seconds: {stage}", "value": f"{seconds:.1f}"} for stage, seconds in incarnation.seconds.items()
+    ]
+    create_table_artifact(
+        key=artifact_key("incarnation", incarnation.stack),
+        table=rows,
+        description=f"{incarnation.flow} of {incarnation.stack}: {incarnation.result}",
+    )
     return incarnation
 
 
@@ -102,13 +110,33 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def incarnation(flow: str, pinned: PinnedStack, host: Host, started_at: str, result: str,
-                restored_from: str | None = None, backup: str | None = None, error: BaseException | None = None,
-                kept_data: bool = False) -> Incarnation:
+def incarnation(
+    flow: str,
+    pinned: PinnedStack,
+    host: Host,
+    started_at: str,
+    result: str,
+    restored_from: str | None = None,
+    backup: str | None = None,
+    error: BaseException | None = None,
+    kept_data: bool = False,
+) -> Incarnation:
     customer = pinned.customer
-    return Incarnation(stack=pinned.stack, flow=flow, commit=customer.commit, ref=customer.ref,
-                       release=pinned.release.release, restored_from=restored_from, kept_data=kept_data, backup=backup, host=host.name,
-                       triggered_by=triggered_by(), result=result, error=str(error) if error else None, started_at=started_at)
+    return Incarnation(
+        stack=pinned.stack,
+        flow=flow,
+        commit=customer.commit,
+        ref=customer.ref,
+        release=pinned.release.release,
+        restored_from=restored_from,
+        kept_data=kept_data,
+        backup=backup,
+        host=host.name,
+        triggered_by=triggered_by(),
+        result=result,
+        error=str(error) if error else None,
+        started_at=started_at,
+    )
 
 
 @dataclass(frozen=True)
@@ -123,8 +151,14 @@ class OnHost:
 
 
 @contextmanager
-def stack_on_host(report: StageReport, config: StackConfig, docker_host: str | None, *, prepare: bool = True,
-                  store: Store | None = None) -> Iterator[OnHost]:
+def stack_on_host(
+    report: StageReport,
+    config: StackConfig,
+    docker_host: str | None,
+    *,
+    prepare: bool = True,
+    store: Store | None = None,
+) -> Iterator[OnHost]:
     """Every flow's prologue once its config is loaded: hold the stack (one run per stack), create its host
     (with `prepare`, apply stack.yaml's host settings), read what runs there; the host is closed at the end."""
     store = store or backup_store(config)
@@ -136,8 +170,9 @@ def stack_on_host(report: StageReport, config: StackConfig, docker_host: str | N
 
 
 @contextmanager
-def deployment_on_host(report: StageReport, repo: str, ref: str, docker_host: str | None,
-                       releases: ReleaseStore) -> Iterator[tuple[PinnedStack, OnHost]]:
+def deployment_on_host(
+    report: StageReport, repo: str, ref: str, docker_host: str | None, releases: ReleaseStore
+) -> Iterator[tuple[PinnedStack, OnHost]]:
     """The prologue of a deploying flow: load config, then the stack on its host. A deployment onto data of a
     newer schema than its release is refused here, before anything changes."""
     with report.stage("load config"):
@@ -150,7 +185,9 @@ def deployment_on_host(report: StageReport, repo: str, ref: str, docker_host: st
 
 
 @contextmanager
-def before_any_change(report: StageReport, project: ComposeProject, what: str, runs: str) -> Iterator[Callable[[ReleaseDescriptor], None]]:
+def before_any_change(
+    report: StageReport, project: ComposeProject, what: str, runs: str
+) -> Iterator[Callable[[ReleaseDescriptor], None]]:
     """The steps of a flow before it changes the stack's data: it yields `stop`, which stops the app services of
     a release (so the backup that follows holds every write the app acknowledged). Any failure among these
     steps starts what was stopped again and is raised saying the stack was not changed."""
@@ -169,7 +206,9 @@ def before_any_change(report: StageReport, project: ComposeProject, what: str, r
                 start(project)
                 row["detail"] = ", ".join(stopped)
         kind = type(failure) if isinstance(failure, IncarnateError) else StageError
-        raise kind(f"{what} failed before it changed the stack ({failure}); {runs} as before and was not changed.") from failure
+        raise kind(
+            f"{what} failed before it changed the stack ({failure}); {runs} as before and was not changed."
+        ) from failure
 
 
 @dataclass(frozen=True)
@@ -181,7 +220,9 @@ class BroughtUp:
         return describe_origin(snapshot_id, self.outcome)
 
 
-def bring_up(report: StageReport, project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> BroughtUp:
+def bring_up(
+    report: StageReport, project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot
+) -> BroughtUp:
     """Restore, start, migrate: the stages every deploying flow runs in this order, each reported."""
     with report.stage("restore") as row:
         outcome = restore(project, pinned, store, snapshot)
@@ -201,14 +242,22 @@ class Closing:
     result: BackupResult | None  # None: no backup ran
 
 
-def closing_backup(report: StageReport, project: ComposeProject, pinned: PinnedStack, store: Store, source: Snapshot,
-                   brought: BroughtUp) -> Closing:
+def closing_backup(
+    report: StageReport,
+    project: ComposeProject,
+    pinned: PinnedStack,
+    store: Store,
+    source: Snapshot,
+    brought: BroughtUp,
+) -> Closing:
     """The backup a deployment ends with, unless the stack runs exactly the data it restored (every artifact loaded
     from `source`, no migration): then `source` already is that backup, and re-reading it all would store nothing."""
     with report.stage("backup") as row:
         if runs_snapshot_data(source, brought.outcome, pinned.release):
-            row["detail"] = (f"not needed: the stack runs the data of {source.id} unchanged (schema "
-                             f"{source.manifest.schema_version}, nothing kept, no migration); recorded as this deployment's backup")
+            row["detail"] = (
+                f"not needed: the stack runs the data of {source.id} unchanged (schema "
+                f"{source.manifest.schema_version}, nothing kept, no migration); recorded as this deployment's backup"
+            )
             print(f"stack {pinned.stack}: closing backup {row['detail']}")
             return Closing(source.id, None)
         after = backup(project, store, pinned.customer.config.backup)

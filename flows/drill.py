@@ -24,7 +24,8 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
 
     Args:
         repo: the customer repo (git URL or path).
-        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a
+        saved SSH host block), or a Docker engine address.
         snapshot: id of the snapshot to drill; empty for the newest.
         http_port: host port for the scratch stack's app; 0 picks a free one.
     """
@@ -36,11 +37,20 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
         if chosen is None:
             raise StoreError(f"stack {customer.config.stack} has no snapshot in {store.location} to drill.")
         manifest = chosen.manifest
-        release = customer_releases(store).descriptor(manifest.product, manifest.release).activated(customer.config.services)
-        scratch = customer.config.model_copy(update={"stack": f"{customer.config.stack}-drill", "http_port": http_port or free_port()})
+        release = (
+            customer_releases(store).descriptor(manifest.product, manifest.release).activated(customer.config.services)
+        )
+        scratch = customer.config.model_copy(
+            update={"stack": f"{customer.config.stack}-drill", "http_port": http_port or free_port()}
+        )
         registry = stack_registry(customer.config.registry)
-        pinned = PinnedStack(CustomerConfig(repo, customer.ref, customer.commit, scratch), release, registry.address,
-                             secrets_of=customer.config.stack, login=registry)
+        pinned = PinnedStack(
+            CustomerConfig(repo, customer.ref, customer.commit, scratch),
+            release,
+            registry.address,
+            secrets_of=customer.config.stack,
+            login=registry,
+        )
         row["detail"] = f"snapshot {chosen.id}, release {manifest.release}"
     report.stack = customer.config.stack
     # The scratch stack is held like any stack: two drills of one stack would otherwise tear down each other's.
@@ -59,10 +69,19 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
             with report.stage("tear down"):
                 tear_down(held.project)
     report.publish()
-    create_table_artifact(key=artifact_key("restore-drill-result", customer.config.stack),
-                          table=[{"table": table, "rows": rows} for table, rows in counts.items()],
-                          description=f"snapshot {chosen.id} restored, healthy at {readiness.describe()}")
-    print(f"restore drill of stack {customer.config.stack}: snapshot {chosen.id} restored and healthy "
-          f"({readiness.describe()}); rows: "
-          + ", ".join(f"{table} {rows}" for table, rows in counts.items()))
-    return {"stack": customer.config.stack, "snapshot": chosen.id, "health": readiness.as_dict(), "rows": counts, "seconds": report.durations()}
+    create_table_artifact(
+        key=artifact_key("restore-drill-result", customer.config.stack),
+        table=[{"table": table, "rows": rows} for table, rows in counts.items()],
+        description=f"snapshot {chosen.id} restored, healthy at {readiness.describe()}",
+    )
+    print(
+        f"restore drill of stack {customer.config.stack}: snapshot {chosen.id} restored and healthy "
+        f"({readiness.describe()}); rows: " + ", ".join(f"{table} {rows}" for table, rows in counts.items())
+    )
+    return {
+        "stack": customer.config.stack,
+        "snapshot": chosen.id,
+        "health": readiness.as_dict(),
+        "rows": counts,
+        "seconds": report.durations(),
+    }

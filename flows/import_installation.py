@@ -12,8 +12,13 @@ from tasks.load_config import load_config
 
 
 @flow(name="import", log_prints=True)
-def import_installation(repo: str, dumps: dict[str, str], volumes: dict[str, str] | None = None,
-                        ref: str = "HEAD", docker_host: str | None = None) -> dict:
+def import_installation(
+    repo: str,
+    dumps: dict[str, str],
+    volumes: dict[str, str] | None = None,
+    ref: str = "HEAD",
+    docker_host: str | None = None,
+) -> dict:
     """Seed an empty customer store from an old installation, then install from it.
 
     Args:
@@ -21,7 +26,8 @@ def import_installation(repo: str, dumps: dict[str, str], volumes: dict[str, str
         dumps: database name -> path of a plain SQL dump (mariadb-dump or pg_dump) on the machine running the flow.
         volumes: volume name -> directory whose content becomes that volume.
         ref: branch, tag or commit of the customer repo.
-        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a
+        saved SSH host block), or a Docker engine address.
     """
     releases = default_release_store()
     pinned = load_config(repo, ref, releases)

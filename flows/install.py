@@ -15,22 +15,32 @@ from incarnate.state import runs_as_deployed
 from tasks.fetch_backup import fetch_backup
 
 
-def install_from_backup(name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None,
-                        unless_current: bool = False) -> dict:
+def install_from_backup(
+    name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None, unless_current: bool = False
+) -> dict:
     """The body of the install, disaster-recovery and import flows; `name` is the flow reported."""
     report, started, releases = StageReport(name), now(), default_release_store()
     with deployment_on_host(report, repo, ref, docker_host, releases) as (pinned, held):
         host, project, running = held.host, held.project, held.running
         if running and running.release != pinned.release.release and project.services():
-            raise ReleaseError(f"stack {pinned.stack} runs release {running.release} on host {host.name} and "
-                               f"{repo} now pins {pinned.release.release}: run `incarnate update` (verified "
-                               f"pre-update backup, automatic rollback); the running stack was not touched.")
+            raise ReleaseError(
+                f"stack {pinned.stack} runs release {running.release} on host {host.name} and "
+                f"{repo} now pins {pinned.release.release}: run `incarnate update` (verified "
+                f"pre-update backup, automatic rollback); the running stack was not touched."
+            )
         if unless_current and snapshot is None and running and runs_as_deployed(project, pinned, running):
             url = host.app_address(pinned.customer.config.http_port)
-            print(f"stack {pinned.stack} already runs release {pinned.release.release} of config commit "
-                  f"{pinned.customer.commit[:10]} at {url}, healthy; nothing changed.")
-            return {"stack": pinned.stack, "release": pinned.release.release, "url": url, "host": host.name,
-                    "unchanged": True}
+            print(
+                f"stack {pinned.stack} already runs release {pinned.release.release} of config commit "
+                f"{pinned.customer.commit[:10]} at {url}, healthy; nothing changed."
+            )
+            return {
+                "stack": pinned.stack,
+                "release": pinned.release.release,
+                "url": url,
+                "host": host.name,
+                "unchanged": True,
+            }
         source = None
         try:
             with report.stage("fetch backup") as row:
@@ -39,30 +49,50 @@ def install_from_backup(name: str, repo: str, ref: str, docker_host: str | None,
             brought = bring_up(report, project, pinned, held.store, source)
             closing = closing_backup(report, project, pinned, held.store, source, brought)
         except Exception as error:
-            record_incarnation(report, incarnation(name, pinned, host, started, "failed", source and source.id, error=error), repo)
+            record_incarnation(
+                report, incarnation(name, pinned, host, started, "failed", source and source.id, error=error), repo
+            )
             raise
         report.publish()
         kept = kept_all(brought.outcome)
-        record = record_incarnation(report, incarnation(name, pinned, host, started, "ok", source.id, closing.snapshot_id,
-                                                        kept_data=kept), repo)
+        record = record_incarnation(
+            report, incarnation(name, pinned, host, started, "ok", source.id, closing.snapshot_id, kept_data=kept), repo
+        )
     url = host.app_address(pinned.customer.config.http_port)
-    print(f"stack {pinned.stack} runs release {pinned.release.release} at {url} "
-          f"({brought.origin(source.id)}); seconds per stage: "
-          + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report.durations().items()))
-    return {"stack": pinned.stack, "release": pinned.release.release, "url": url, "host": host.name,
-            "restored_from": None if kept else source.id, "kept_data": kept, "backup": closing.snapshot_id, "incarnation": record.tag, "seconds": report.durations(),
-            "unchanged": False}
+    print(
+        f"stack {pinned.stack} runs release {pinned.release.release} at {url} "
+        f"({brought.origin(source.id)}); seconds per stage: "
+        + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report.durations().items())
+    )
+    return {
+        "stack": pinned.stack,
+        "release": pinned.release.release,
+        "url": url,
+        "host": host.name,
+        "restored_from": None if kept else source.id,
+        "kept_data": kept,
+        "backup": closing.snapshot_id,
+        "incarnation": record.tag,
+        "seconds": report.durations(),
+        "unchanged": False,
+    }
 
 
 @flow(name="install", log_prints=True)
-def install(repo: str, ref: str = "HEAD", docker_host: str | None = None, snapshot: str | None = None,
-            unless_current: bool = False) -> dict:
+def install(
+    repo: str,
+    ref: str = "HEAD",
+    docker_host: str | None = None,
+    snapshot: str | None = None,
+    unless_current: bool = False,
+) -> dict:
     """Deploy a customer repo's stack: restore its newest backup (or `snapshot`), start, migrate, back up.
 
     Args:
         repo: the customer repo (git URL or path) whose stack.yaml says what to deploy.
         ref: branch, tag or commit of the customer repo to deploy.
-        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a
+        saved SSH host block), or a Docker engine address.
         snapshot: id of the snapshot to restore; empty for the newest.
         unless_current: change nothing when the stack already runs this release and config commit, healthy.
     """
@@ -70,12 +100,15 @@ def install(repo: str, ref: str = "HEAD", docker_host: str | None = None, snapsh
 
 
 @flow(name="disaster-recovery", log_prints=True)
-def disaster_recovery(repo: str, docker_host: str | None = None, snapshot: str | None = None, ref: str = "HEAD") -> dict:
+def disaster_recovery(
+    repo: str, docker_host: str | None = None, snapshot: str | None = None, ref: str = "HEAD"
+) -> dict:
     """Bring a stack up on another host from its newest (or a chosen) backup; reports the time of each stage (RTO).
 
     Args:
         repo: the customer repo (git URL or path).
-        docker_host: the host to recover onto: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
+        docker_host: the host to recover onto: empty for this machine, ssh://USER@HOST[:PORT],
+        incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
         snapshot: id of the snapshot to restore; empty for the newest.
         ref: branch, tag or commit of the customer repo.
     """

@@ -29,7 +29,8 @@ def publish_release(folder: str, docker_host: str | None = None) -> dict:
 
     Args:
         folder: path of the release folder on the machine that runs the flow.
-        docker_host: the engine the scratch stack runs on: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME, or a Docker engine address.
+        docker_host: the engine the scratch stack runs on: empty for this machine, ssh://USER@HOST[:PORT],
+        incarnate-ssh-host/NAME, or a Docker engine address.
     """
     began, report = time.monotonic(), StageReport("publish-release")
     registry, releases = stack_registry(None), default_release_store()
@@ -39,29 +40,41 @@ def publish_release(folder: str, docker_host: str | None = None) -> dict:
     with stack_lock(publish.scratch_name(release_folder.descriptor)):
         with report.stage("check release") as row:
             checked = check_release(release_folder, releases, registry)
-            row["detail"] = f"{release_folder.name}: files agree; images in {registry.address}: " + ", ".join(checked.digests)
+            row["detail"] = f"{release_folder.name}: files agree; images in {registry.address}: " + ", ".join(
+                checked.digests
+            )
         if checked.published:
-            print(f"{release_folder.name} is already published in {releases.location} with this content "
-                  f"(since {checked.published.published_at}); nothing to do")
+            print(
+                f"{release_folder.name} is already published in {releases.location} with this content "
+                f"(since {checked.published.published_at}); nothing to do"
+            )
             report.publish()
             return {"result": "already published", **checked.published.model_dump()}
         record = publish_checked(report, checked, releases, registry, docker_host)
     report.publish()
-    print(f"published {release_folder.name} (schema {record.schema_version}) into {releases.location} in "
-          f"{time.monotonic() - began:.1f} s; vanilla backup {record.vanilla_bytes:,} bytes")
+    print(
+        f"published {release_folder.name} (schema {record.schema_version}) into {releases.location} in "
+        f"{time.monotonic() - began:.1f} s; vanilla backup {record.vanilla_bytes:,} bytes"
+    )
     return {"result": "published", **record.model_dump()}
 
 
-def publish_checked(report: StageReport, checked: CheckedRelease, releases: ReleaseStore, registry: Registry,
-                    docker_host: str | None) -> Publication:
+def publish_checked(
+    report: StageReport, checked: CheckedRelease, releases: ReleaseStore, registry: Registry, docker_host: str | None
+) -> Publication:
     """The vanilla backup (made, or found from an interrupted publication of this content), then the release files
     and the record that makes the release published."""
     descriptor = checked.folder.descriptor
-    prefix = releases.vanilla_prefix(descriptor.product, descriptor.release, publish.content_digest(checked.folder, checked.digests))
+    prefix = releases.vanilla_prefix(
+        descriptor.product, descriptor.release, publish.content_digest(checked.folder, checked.digests)
+    )
     interrupted = releases.snapshot_at(prefix)
     if interrupted:
         vanilla_bytes = interrupted.manifest.size()
-        print(f"{checked.folder.name}: the vanilla backup of an interrupted publication of this content is there; using it")
+        print(
+            f"{checked.folder.name}: the vanilla backup of an interrupted publication of this content is there; using "
+            f"it"
+        )
     else:
         with closing(resolve_host(docker_host)) as host:
             vanilla_bytes = run_and_back_up(report, host, checked, releases, registry, prefix)
@@ -72,8 +85,9 @@ def publish_checked(report: StageReport, checked: CheckedRelease, releases: Rele
     return record
 
 
-def run_and_back_up(report: StageReport, host: Host, checked: CheckedRelease, releases: ReleaseStore, registry: Registry,
-                    prefix: str) -> int:
+def run_and_back_up(
+    report: StageReport, host: Host, checked: CheckedRelease, releases: ReleaseStore, registry: Registry, prefix: str
+) -> int:
     """Run the release on empty volumes in a scratch stack, back it up at `prefix`, remove the stack; its size."""
     descriptor, port = checked.folder.descriptor, free_port()
     scratch = publish.scratch_name(descriptor)
@@ -84,7 +98,9 @@ def run_and_back_up(report: StageReport, host: Host, checked: CheckedRelease, re
             row["detail"] = f"removed the stale scratch stack {scratch} ({', '.join(stale)})"
     try:
         with report.stage("start") as row:
-            project.write_files(checked.folder.files["compose.yaml"], publish.scratch_variables(descriptor, registry.address, str(port)))
+            project.write_files(
+                checked.folder.files["compose.yaml"], publish.scratch_variables(descriptor, registry.address, str(port))
+            )
             registry.login(host)
             pull_toolbox(host, registry.address)
             start(project)
@@ -93,7 +109,9 @@ def run_and_back_up(report: StageReport, host: Host, checked: CheckedRelease, re
             row["detail"] = wait_ready(project, descriptor, port).describe()
         with report.stage("backup") as row:
             result = back_up_vanilla(project, descriptor, registry.address, releases, prefix)
-            row["detail"] = f"vanilla backup {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new bytes stored"
+            row["detail"] = (
+                f"vanilla backup {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new bytes stored"
+            )
     finally:
         with report.stage("tear down"):
             tear_down(project)

@@ -41,16 +41,26 @@ class StageReport:
     def say(self, row: dict[str, str]) -> None:
         """One line per finished stage, so a terminal (and the run's log) follows the deployment."""
         detail = f": {row['detail']}" if row["detail"] and row["result"] == "ok" else ""
-        print(f"{' '.join(filter(None, (self.flow, self.stack)))}: {row['stage']} {row['result']} ({row['seconds']} s){detail}")
+        print(
+            f"{' '.join(filter(None, (self.flow, self.stack)))}: {row['stage']} {row['result']} ({row['seconds']} "
+            f"s){detail}"
+        )
 
     def durations(self) -> dict[str, float]:
         return {row["stage"]: float(row["seconds"]) for row in self.rows if row["seconds"]}
 
     def publish(self) -> None:
-        total = {"stage": "total", "seconds": f"{time.monotonic() - self.started:.1f}",
-                 "result": "failed" if any(row["result"] == "failed" for row in self.rows) else "ok", "detail": ""}
-        create_table_artifact(key=artifact_key(self.flow, self.stack or "unknown"), table=[*self.rows, total],
-                              description=f"{self.flow} of stack {self.stack or '?'}: stages and durations")
+        total = {
+            "stage": "total",
+            "seconds": f"{time.monotonic() - self.started:.1f}",
+            "result": "failed" if any(row["result"] == "failed" for row in self.rows) else "ok",
+            "detail": "",
+        }
+        create_table_artifact(
+            key=artifact_key(self.flow, self.stack or "unknown"),
+            table=[*self.rows, total],
+            description=f"{self.flow} of stack {self.stack or '?'}: stages and durations",
+        )
 
 
 def backup_rows(result: BackupResult) -> list[dict[str, str]]:
@@ -58,13 +68,31 @@ def backup_rows(result: BackupResult) -> list[dict[str, str]]:
     rows = []
     for name, figures in result.stats.per_artifact.items():
         new = int(figures["new_bytes"])
-        rows.append({"artifact": name, "size": f"{int(figures['raw_bytes']):,}", "chunks": f"{int(figures['chunks'])}",
-                     "new bytes stored": f"{new:,}", "dedup ratio": _ratio(int(figures["raw_bytes"]), new),
-                     "seconds": "", "lock": "", "encryption": ""})
+        rows.append(
+            {
+                "artifact": name,
+                "size": f"{int(figures['raw_bytes']):,}",
+                "chunks": f"{int(figures['chunks'])}",
+                "new bytes stored": f"{new:,}",
+                "dedup ratio": _ratio(int(figures["raw_bytes"]), new),
+                "seconds": "",
+                "lock": "",
+                "encryption": "",
+            }
+        )
     stats = result.stats
-    rows.append({"artifact": "total", "size": f"{stats.raw_bytes:,}", "chunks": f"{stats.chunks}",
-                 "new bytes stored": f"{stats.new_bytes:,}", "dedup ratio": _ratio(stats.raw_bytes, stats.new_bytes),
-                 "seconds": f"{result.seconds:.1f}", "lock": result.lock, "encryption": result.encryption})
+    rows.append(
+        {
+            "artifact": "total",
+            "size": f"{stats.raw_bytes:,}",
+            "chunks": f"{stats.chunks}",
+            "new bytes stored": f"{stats.new_bytes:,}",
+            "dedup ratio": _ratio(stats.raw_bytes, stats.new_bytes),
+            "seconds": f"{result.seconds:.1f}",
+            "lock": result.lock,
+            "encryption": result.encryption,
+        }
+    )
     return rows
 
 
@@ -73,5 +101,8 @@ def _ratio(raw: int, new: int) -> str:
 
 
 def publish_backup(stack: str, result: BackupResult) -> None:
-    create_table_artifact(key=artifact_key("backup-report", stack), table=backup_rows(result),
-                          description=f"snapshot {result.snapshot.id} of stack {stack}: {result.protection}")
+    create_table_artifact(
+        key=artifact_key("backup-report", stack),
+        table=backup_rows(result),
+        description=f"snapshot {result.snapshot.id} of stack {stack}: {result.protection}",
+    )

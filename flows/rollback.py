@@ -3,8 +3,8 @@ right after it was deployed. What runs now is stopped and backed up first, so no
 
 from prefect import flow
 
-from flows.common import incarnation as make_incarnation
 from flows.common import before_any_change, bring_up, closing_backup, now, record_incarnation, stack_on_host
+from flows.common import incarnation as make_incarnation
 from flows.report import StageReport
 from incarnate import incarnations
 from incarnate.errors import ReleaseError
@@ -24,14 +24,18 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
     Args:
         repo: the customer repo (git URL or path).
         incarnation: the incarnation's tag, or its last part (the time), as `incarnate history` lists it.
-        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a
+        saved SSH host block), or a Docker engine address.
     """
     report, started = StageReport("rollback"), now()
     with report.stage("load config"):
         stack = load_customer_config(repo).config.stack
         wanted = incarnations.find(repo, stack, incarnation)
         if not wanted.backup:
-            raise ReleaseError(f"incarnation {wanted.tag} has no backup of its own ({wanted.result}); choose one `incarnate history` shows with a backup.")
+            raise ReleaseError(
+                f"incarnation {wanted.tag} has no backup of its own ({wanted.result}); choose one `incarnate history` "
+                f"shows with a backup."
+            )
         store = backup_store(load_customer_config(repo, wanted.commit).config)
         releases = customer_releases(store)
         target = load_config(repo, wanted.commit, releases)
@@ -40,8 +44,12 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
     with stack_on_host(report, target.customer.config, docker_host, store=store) as held:
         if held.running:
             running = held.running
-            with before_any_change(report, held.project, f"rollback of stack {stack} to incarnation {wanted.tag}",
-                                   f"it runs release {running.release}") as stop:
+            with before_any_change(
+                report,
+                held.project,
+                f"rollback of stack {stack} to incarnation {wanted.tag}",
+                f"it runs release {running.release}",
+            ) as stop:
                 stop(releases.descriptor(running.product, running.release).activated(running.services))
                 with report.stage("backup (before rollback)") as row:
                     row["detail"] = backup(held.project, store, backup_settings).snapshot.id
@@ -53,7 +61,16 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
         brought = bring_up(report, held.project, target, store, source)
         closing = closing_backup(report, held.project, target, store, source, brought)
         report.publish()
-        record = record_incarnation(report, make_incarnation("rollback", target, held.host, started, "ok", source.id, closing.snapshot_id), repo)
-    print(f"stack {stack} rolled back to incarnation {wanted.tag}: release {target.release.release}, data of {source.id}")
-    return {"stack": stack, "release": target.release.release, "restored_from": source.id, "incarnation": record.tag,
-            "seconds": report.durations()}
+        record = record_incarnation(
+            report, make_incarnation("rollback", target, held.host, started, "ok", source.id, closing.snapshot_id), repo
+        )
+    print(
+        f"stack {stack} rolled back to incarnation {wanted.tag}: release {target.release.release}, data of {source.id}"
+    )
+    return {
+        "stack": stack,
+        "release": target.release.release,
+        "restored_from": source.id,
+        "incarnation": record.tag,
+        "seconds": report.durations(),
+    }

@@ -9,7 +9,15 @@ stages.
 
 from prefect import flow
 
-from flows.common import before_any_change, bring_up, closing_backup, deployment_on_host, incarnation, now, record_incarnation
+from flows.common import (
+    before_any_change,
+    bring_up,
+    closing_backup,
+    deployment_on_host,
+    incarnation,
+    now,
+    record_incarnation,
+)
 from flows.report import StageReport
 from incarnate.errors import IntegrityError, StageError
 from incarnate.releases import customer_releases, default_release_store
@@ -29,17 +37,24 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
     Args:
         repo: the customer repo (git URL or path).
         ref: branch, tag or commit whose stack.yaml pins the new release.
-        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a
+        saved SSH host block), or a Docker engine address.
     """
     report, started, releases = StageReport("update"), now(), default_release_store()
     with deployment_on_host(report, repo, ref, docker_host, releases) as (target, held):
         store, host, project, running = held.store, held.host, held.project, held.running
         backup_settings = target.customer.config.backup
         if running is None:
-            raise StageError(f"stack {target.stack} is not deployed on host {host.name}; install it first (`incarnate install`).")
+            raise StageError(
+                f"stack {target.stack} is not deployed on host {host.name}; install it first (`incarnate install`)."
+            )
         previous = load_config(running.repo, running.config_commit, customer_releases(store))
-        with before_any_change(report, project, f"update of stack {target.stack} to release {target.release.release}",
-                               f"it runs release {previous.release.release}") as stop:
+        with before_any_change(
+            report,
+            project,
+            f"update of stack {target.stack} to release {target.release.release}",
+            f"it runs release {previous.release.release}",
+        ) as stop:
             with report.stage("fetch release") as row:
                 fetch_release(target, store, releases)
                 row["detail"] = f"release {target.release.release} files in the customer store"
@@ -69,17 +84,32 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
                         f"`incarnate install {repo} --ref {running.config_commit} --snapshot {before.snapshot.id}`."
                     ) from failure
                 row["detail"] = f"release {previous.release.release} with the data of {before.snapshot.id}"
-            record_incarnation(report, incarnation("update", target, host, started, "rolled back", before.snapshot.id,
-                                                   before.snapshot.id, failure), repo)
+            record_incarnation(
+                report,
+                incarnation(
+                    "update", target, host, started, "rolled back", before.snapshot.id, before.snapshot.id, failure
+                ),
+                repo,
+            )
             raise StageError(
                 f"update of stack {target.stack} to release {target.release.release} failed ({failure}); rolled back "
                 f"to release {previous.release.release} with the data of pre-update backup {before.snapshot.id}."
             ) from failure
         closing = closing_backup(report, project, target, store, source, brought)
         report.publish()
-        record = record_incarnation(report, incarnation("update", target, host, started, "ok", before.snapshot.id, closing.snapshot_id), repo)
-    print(f"stack {target.stack} updated from {previous.release.release} to {target.release.release} "
-          f"(pre-update backup {before.snapshot.id})")
-    return {"stack": target.stack, "from": previous.release.release, "release": target.release.release,
-            "pre_update_backup": before.snapshot.id, "backup": closing.snapshot_id, "incarnation": record.tag,
-            "seconds": report.durations()}
+        record = record_incarnation(
+            report, incarnation("update", target, host, started, "ok", before.snapshot.id, closing.snapshot_id), repo
+        )
+    print(
+        f"stack {target.stack} updated from {previous.release.release} to {target.release.release} "
+        f"(pre-update backup {before.snapshot.id})"
+    )
+    return {
+        "stack": target.stack,
+        "from": previous.release.release,
+        "release": target.release.release,
+        "pre_update_backup": before.snapshot.id,
+        "backup": closing.snapshot_id,
+        "incarnation": record.tag,
+        "seconds": report.durations(),
+    }

@@ -33,24 +33,41 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
         chosen = [found for found in chosen if found is not None]
         if not chosen:
             raise StoreError(f"stack {config.stack} has no snapshot in {store.location} to verify.")
-        row["detail"] = f"{len(chosen)} snapshot{'s' if len(chosen) > 1 else ''}, {sample or 'every chunk'}; {store.describe()}"
+        row["detail"] = (
+            f"{len(chosen)} snapshot{'s' if len(chosen) > 1 else ''}, {sample or 'every chunk'}; {store.describe()}"
+        )
     report.stack = config.stack
     with report.stage("verify") as row:
         result = verify(store, chosen, share)
-        row["detail"] = (f"{result.chunks_read} of {result.chunks_total} chunks, {result.bytes_read:,} bytes: "
-                         + ("all good" if not result.problems else f"{len(result.problems)} bad"))
+        row["detail"] = f"{result.chunks_read} of {result.chunks_total} chunks, {result.bytes_read:,} bytes: " + (
+            "all good" if not result.problems else f"{len(result.problems)} bad"
+        )
     report.publish()
-    create_table_artifact(key=artifact_key("verify-report", config.stack),
-                          table=[{"snapshot": found.id, "release": found.manifest.release, "created": found.manifest.created_at}
-                                 for found in chosen] + [{"snapshot": "problem", "release": "", "created": problem}
-                                                         for problem in result.problems],
-                          description=row["detail"])
+    create_table_artifact(
+        key=artifact_key("verify-report", config.stack),
+        table=[
+            {"snapshot": found.id, "release": found.manifest.release, "created": found.manifest.created_at}
+            for found in chosen
+        ]
+        + [{"snapshot": "problem", "release": "", "created": problem} for problem in result.problems],
+        description=row["detail"],
+    )
     for problem in result.problems:
         print(problem)
     if result.problems:
-        raise IntegrityError(f"stack {config.stack}: {len(result.problems)} of {result.chunks_read} chunks read in "
-                             f"{store.location} are missing or corrupt, first: {result.problems[0]}")
-    print(f"stack {config.stack}: {len(chosen)} snapshot{'s' if len(chosen) > 1 else ''} verified in {store.location}, "
-          f"{row['detail']}")
-    return {"stack": config.stack, "snapshots": [found.id for found in chosen], "chunks_read": result.chunks_read,
-            "chunks_total": result.chunks_total, "bytes_read": result.bytes_read, "problems": result.problems}
+        raise IntegrityError(
+            f"stack {config.stack}: {len(result.problems)} of {result.chunks_read} chunks read in "
+            f"{store.location} are missing or corrupt, first: {result.problems[0]}"
+        )
+    print(
+        f"stack {config.stack}: {len(chosen)} snapshot{'s' if len(chosen) > 1 else ''} verified in {store.location}, "
+        f"{row['detail']}"
+    )
+    return {
+        "stack": config.stack,
+        "snapshots": [found.id for found in chosen],
+        "chunks_read": result.chunks_read,
+        "chunks_total": result.chunks_total,
+        "bytes_read": result.bytes_read,
+        "problems": result.problems,
+    }

@@ -142,16 +142,19 @@ def read_manifest(store: Store, prefix: str) -> Manifest:
     try:
         raw = store.get(f"{prefix}/{MANIFEST}")
     except IntegrityError:
-        raise IntegrityError(f"{where} is not a valid manifest (fails authentication: altered, or sealed with another "
-                             f"key).") from None
+        raise IntegrityError(
+            f"{where} is not a valid manifest (fails authentication: altered, or sealed with another key)."
+        ) from None
     try:
         data = json.loads(raw)
     except ValueError:
         raise IntegrityError(f"{where} is not a valid manifest (not JSON).") from None
     written = data.get("format") if isinstance(data, dict) else None
     if isinstance(written, int) and written > FORMAT:
-        raise IntegrityError(f"{where} has format {written}, written by a newer incarnate (this one reads up to format "
-                             f"{FORMAT}); restore it with that version.")
+        raise IntegrityError(
+            f"{where} has format {written}, written by a newer incarnate (this one reads up to format "
+            f"{FORMAT}); restore it with that version."
+        )
     try:
         return Manifest.model_validate(data)
     except ValueError as error:
@@ -219,16 +222,27 @@ class WriteStats:
     per_artifact: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-
 class SnapshotWriter:
     """Chunks artifacts into the store, then writes the manifest; without `commit` no snapshot exists.
 
     From its creation until `commit` or `close` it holds the store's shared lock, so no prune deletes a chunk
     it found present and reuses. Use it as a context manager: a failed backup releases the lock at once."""
 
-    def __init__(self, store: Store, prefix: str, lock_until: datetime | None = None, parallel: int = PARALLEL,
-                 lock_mode: str = "locked") -> None:
-        self.store, self.prefix, self.lock_until, self.parallel, self.lock_mode = store, prefix, lock_until, parallel, lock_mode
+    def __init__(
+        self,
+        store: Store,
+        prefix: str,
+        lock_until: datetime | None = None,
+        parallel: int = PARALLEL,
+        lock_mode: str = "locked",
+    ) -> None:
+        self.store, self.prefix, self.lock_until, self.parallel, self.lock_mode = (
+            store,
+            prefix,
+            lock_until,
+            parallel,
+            lock_mode,
+        )
         self.artifacts: list[Artifact] = []
         self.stats = WriteStats()
         self._seen: set[str] = set()
@@ -256,19 +270,31 @@ class SnapshotWriter:
             if self.store.put(key, compressed):
                 added = len(compressed)
         if self.lock_until is not None:
-            self.store.lock(key, self.lock_until, self.lock_mode)  # a reused chunk's lock is extended to cover this snapshot
+            self.store.lock(
+                key, self.lock_until, self.lock_mode
+            )  # a reused chunk's lock is extended to cover this snapshot
         return added
 
-    def add(self, name: str, kind: str, target: str, engine: str | None, source: BinaryIO,
-            rows: "RowCounter | None" = None, expected: int | None = None) -> Artifact:
+    def add(
+        self,
+        name: str,
+        kind: str,
+        target: str,
+        engine: str | None,
+        source: BinaryIO,
+        rows: "RowCounter | None" = None,
+        expected: int | None = None,
+    ) -> Artifact:
         """Cut a raw stream into chunks and store the new ones in parallel, in bounded memory; `rows` counts the
         rows of a database dump as it passes; `expected` (the last backup's size) lets progress say how far it is."""
         stream_digest, size, chunks = hashlib.sha256(), 0, []
         new_chunks = new_bytes = 0
         in_flight: deque[Future[int]] = deque()
         chunker = FastCDC(AVERAGE_CHUNK, min_size=AVERAGE_CHUNK // 4, max_size=AVERAGE_CHUNK * 4)
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="chunk-upload") as pool, \
-                track(f"backup of {name}", expected, estimated=True) as meter:
+        with (
+            ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="chunk-upload") as pool,
+            track(f"backup of {name}", expected, estimated=True) as meter,
+        ):
             try:
                 for piece in chunker.cut_stream(source):
                     data = bytes(piece.data)  # the chunker reuses its buffer for the next chunk
@@ -294,15 +320,28 @@ class SnapshotWriter:
                 for future in in_flight:
                     future.cancel()
                 raise
-        artifact = Artifact(name=name, kind=kind, target=target, engine=engine, size=size,
-                            sha256=stream_digest.hexdigest(), chunks=chunks, rows=rows.result() if rows else None)
+        artifact = Artifact(
+            name=name,
+            kind=kind,
+            target=target,
+            engine=engine,
+            size=size,
+            sha256=stream_digest.hexdigest(),
+            chunks=chunks,
+            rows=rows.result() if rows else None,
+        )
         with self._adding:
             self.artifacts.append(artifact)
             self.stats.raw_bytes += size
             self.stats.chunks += len(chunks)
             self.stats.new_chunks += new_chunks
             self.stats.new_bytes += new_bytes
-            self.stats.per_artifact[name] = {"raw_bytes": size, "chunks": len(chunks), "new_chunks": new_chunks, "new_bytes": new_bytes}
+            self.stats.per_artifact[name] = {
+                "raw_bytes": size,
+                "chunks": len(chunks),
+                "new_chunks": new_chunks,
+                "new_bytes": new_bytes,
+            }
         return artifact
 
     def order(self, names: list[str]) -> None:
@@ -311,12 +350,17 @@ class SnapshotWriter:
 
     def commit(self, **fields: object) -> Snapshot:
         """Write the manifest, which makes the snapshot exist."""
-        manifest = Manifest(artifacts=self.artifacts, created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
+        manifest = Manifest(
+            artifacts=self.artifacts, created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields
+        )
         self._lock.check_held(f"snapshot {self.prefix}")
         if not self.store.put(f"{self.prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode()):
             raise StoreError(f"store {self.store.location}: {self.prefix} exists already.")
         if self.lock_until is not None:
-            for key in [f"{self.prefix}/{MANIFEST}", *(self.store.key_objects() if isinstance(self.store, SealedStore) else [])]:
+            for key in [
+                f"{self.prefix}/{MANIFEST}",
+                *(self.store.key_objects() if isinstance(self.store, SealedStore) else []),
+            ]:
                 self.store.lock(key, self.lock_until, self.lock_mode)
         self.close()
         return Snapshot(prefix=self.prefix, manifest=manifest)
@@ -330,7 +374,9 @@ def fetch_chunk(store: Store, chunk_id: str, where: str) -> tuple[bytes, bytes]:
     except ObjectMissing:
         raise IntegrityError(f"{where}, chunk {chunk_id}: missing from store {store.location}.") from None
     except IntegrityError:
-        raise IntegrityError(f"{where}, chunk {chunk_id}: corrupt (fails authentication) in store {store.location}.") from None
+        raise IntegrityError(
+            f"{where}, chunk {chunk_id}: corrupt (fails authentication) in store {store.location}."
+        ) from None
     try:
         data = zstandard.ZstdDecompressor().decompress(stored, max_output_size=AVERAGE_CHUNK * 8)
     except zstandard.ZstdError:
@@ -340,8 +386,14 @@ def fetch_chunk(store: Store, chunk_id: str, where: str) -> tuple[bytes, bytes]:
     return stored, data
 
 
-def _chunk_stream(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int, meter: Meter | None,
-                  stop: threading.Event | None = None) -> Iterator[bytes]:
+def _chunk_stream(
+    store: Store,
+    snapshot: Snapshot,
+    artifact: Artifact,
+    parallel: int,
+    meter: Meter | None,
+    stop: threading.Event | None = None,
+) -> Iterator[bytes]:
     """The artifact's raw bytes chunk by chunk, fetched ahead in parallel, each verified; ends with StageError once
     `stop` is set (another artifact of the same restore failed)."""
     where = f"snapshot {snapshot.id}, artifact {artifact.name}"
@@ -389,19 +441,34 @@ class _IterReader(io.RawIOBase):
         return size
 
 
-def open_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, parallel: int = PARALLEL,
-                  meter: Meter | None = None, stop: threading.Event | None = None) -> BinaryIO:
+def open_artifact(
+    store: Store,
+    snapshot: Snapshot,
+    artifact: Artifact,
+    parallel: int = PARALLEL,
+    meter: Meter | None = None,
+    stop: threading.Event | None = None,
+) -> BinaryIO:
     """A stream of the artifact's raw bytes; reading raises IntegrityError at the first bad chunk, StageError
     once `stop` is set."""
-    return io.BufferedReader(_IterReader(_chunk_stream(store, snapshot, artifact, parallel, meter, stop)), buffer_size=1 << 20)
+    return io.BufferedReader(
+        _IterReader(_chunk_stream(store, snapshot, artifact, parallel, meter, stop)), buffer_size=1 << 20
+    )
 
 
-def restore_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, consume: Callable[[BinaryIO], None],
-                     stop: threading.Event | None = None) -> None:
+def restore_artifact(
+    store: Store,
+    snapshot: Snapshot,
+    artifact: Artifact,
+    consume: Callable[[BinaryIO], None],
+    stop: threading.Event | None = None,
+) -> None:
     """Feed an artifact's verified raw stream to `consume`, and make sure all of it was read; `stop` ends it early."""
     where = f"snapshot {snapshot.id}, artifact {artifact.name}"
-    with track(f"restore of {artifact.name}", artifact.size) as meter, \
-            open_artifact(store, snapshot, artifact, meter=meter, stop=stop) as stream:
+    with (
+        track(f"restore of {artifact.name}", artifact.size) as meter,
+        open_artifact(store, snapshot, artifact, meter=meter, stop=stop) as stream,
+    ):
         try:
             consume(stream)
         except IntegrityError as error:
@@ -409,7 +476,9 @@ def restore_artifact(store: Store, snapshot: Snapshot, artifact: Artifact, consu
                 raise
             raise IntegrityError(f"{where}: {error}") from None  # e.g. an unsafe archive entry, named by the consumer
         if stream.read(1):
-            raise IntegrityError(f"snapshot {snapshot.id}, artifact {artifact.name}: the consumer stopped before the end.")
+            raise IntegrityError(
+                f"snapshot {snapshot.id}, artifact {artifact.name}: the consumer stopped before the end."
+            )
 
 
 @dataclass(frozen=True)
@@ -435,14 +504,16 @@ class Sample:
                     return cls(budget=budget)
         except ValueError:
             pass
-        raise ConfigError(f"sample {text!r}: expected a percentage such as 10% (above 0, at most 100) or a byte budget "
-                          f"such as 500M or 2G.")
+        raise ConfigError(
+            f"sample {text!r}: expected a percentage such as 10% (above 0, at most 100) or a byte budget "
+            f"such as 500M or 2G."
+        )
 
     def choose(self, sizes: dict[str, int]) -> list[str]:
         chosen = list(sizes)
         random.SystemRandom().shuffle(chosen)
         if self.fraction is not None:
-            return chosen[:max(1, round(len(chosen) * self.fraction))]
+            return chosen[: max(1, round(len(chosen) * self.fraction))]
         picked, spent = [], 0
         for chunk_id in chosen:
             if picked and spent + sizes[chunk_id] > (self.budget or 0):
@@ -460,7 +531,9 @@ class Verified:
     bytes_read: int  # raw bytes proven
 
 
-def verify_chunks(store: Store, snapshots: list[Snapshot], sample: Sample | None = None, parallel: int = PARALLEL) -> Verified:
+def verify_chunks(
+    store: Store, snapshots: list[Snapshot], sample: Sample | None = None, parallel: int = PARALLEL
+) -> Verified:
     """Re-read the chunks of these snapshots (all, or a sample), in parallel, each proven by its id."""
     where: dict[str, str] = {}
     sizes: dict[str, int] = {}
@@ -478,7 +551,9 @@ def verify_chunks(store: Store, snapshots: list[Snapshot], sample: Sample | None
             return str(error)
         return None
 
-    names = ", ".join(snapshot.id for snapshot in snapshots[:3]) + (f" and {len(snapshots) - 3} more" if len(snapshots) > 3 else "")
+    names = ", ".join(snapshot.id for snapshot in snapshots[:3]) + (
+        f" and {len(snapshots) - 3} more" if len(snapshots) > 3 else ""
+    )
     with shared_lock(store, f"verify of snapshot {names}", say=print):
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="chunk-verify") as pool:
             problems = [problem for problem in pool.map(check, chosen) if problem]  # in stream order
@@ -508,8 +583,10 @@ def copy_snapshot(source: Store, snapshot: Snapshot, target: Store, stack: str, 
                 target.put(chunk_key(renamed[chunk_id]), stored)
         fields = snapshot.manifest.model_dump(exclude={"created_at", "tool_version", "format", "artifacts"})
         fields.update(stack=stack, **changes)
-        artifacts = [artifact.model_copy(update={"chunks": [(renamed[chunk], length) for chunk, length in artifact.chunks]})
-                     for artifact in snapshot.manifest.artifacts]
+        artifacts = [
+            artifact.model_copy(update={"chunks": [(renamed[chunk], length) for chunk, length in artifact.chunks]})
+            for artifact in snapshot.manifest.artifacts
+        ]
         manifest = Manifest(created_at=datetime.now(UTC).isoformat(timespec="seconds"), artifacts=artifacts, **fields)
         lock.check_held(f"snapshot {prefix}")
         target.put(f"{prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode())

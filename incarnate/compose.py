@@ -32,9 +32,11 @@ def explained(failed: StageError, host: str) -> StageError:
         return failed
     # Each stack is a Compose project with a network of its own; Docker's default pools hold about 30 networks,
     # so the 30th stack on one engine fails here at 02:00 unless the engine was given more.
-    return StageError(f"{failed} The engine of host {host} has no address range left for another network (each stack "
-                      "has one; Docker's default pools hold about 30): give it a larger default-address-pools in its "
-                      "/etc/docker/daemon.json and restart it (README: Many stacks on one engine), then run again.")
+    return StageError(
+        f"{failed} The engine of host {host} has no address range left for another network (each stack "
+        "has one; Docker's default pools hold about 30): give it a larger default-address-pools in its "
+        "/etc/docker/daemon.json and restart it (README: Many stacks on one engine), then run again."
+    )
 
 
 @dataclass
@@ -51,15 +53,23 @@ class ComposeProject:
             write_private(self.workdir / SIZE_FILE, yaml.safe_dump(size, sort_keys=True).encode())
         else:
             (self.workdir / SIZE_FILE).unlink(missing_ok=True)
-        write_private(self.workdir / ENV_FILE, "".join(f"{key}={value}\n" for key, value in sorted(variables.items())).encode())
+        write_private(
+            self.workdir / ENV_FILE, "".join(f"{key}={value}\n" for key, value in sorted(variables.items())).encode()
+        )
 
     def command_line(self, *args: str) -> list[str]:
         """`docker compose` with the stack's files, size and env file, as incarnate wrote them, and `args`."""
         files = [COMPOSE_FILE, *([SIZE_FILE] if (self.workdir / SIZE_FILE).is_file() else [])]
         return [
-            *self.host.compose_command(), "--project-name", self.name, "--project-directory", str(self.workdir),
+            *self.host.compose_command(),
+            "--project-name",
+            self.name,
+            "--project-directory",
+            str(self.workdir),
             *(arg for name in files for arg in ("--file", str(self.workdir / name))),
-            "--env-file", str(self.workdir / ENV_FILE), *args,
+            "--env-file",
+            str(self.workdir / ENV_FILE),
+            *args,
         ]
 
     def compose(self, *args: str, what: str, timeout: float | None = None, error: type[Exception] = StageError) -> str:
@@ -79,24 +89,37 @@ class ComposeProject:
         for name in KEPT_ON_HOST:
             path, target = self.workdir / name, shlex.quote(f"{folder}/{name}")
             if path.is_file():
-                shell.execute(shell.as_root(f"umask 077 && mkdir -p {shlex.quote(folder)} && cat > {target}.new && mv {target}.new {target}"),
-                              what=f"saving {name} of stack {self.name}", stdin=path.read_bytes())
+                shell.execute(
+                    shell.as_root(
+                        f"umask 077 && mkdir -p {shlex.quote(folder)} && cat > {target}.new && mv {target}.new {target}"
+                    ),
+                    what=f"saving {name} of stack {self.name}",
+                    stdin=path.read_bytes(),
+                )
             else:  # a size the stack no longer has
-                shell.execute(shell.as_root(f"rm -f {shlex.quote(f'{folder}/{name}')}"), what=f"removing {name} of stack {self.name}")
+                shell.execute(
+                    shell.as_root(f"rm -f {shlex.quote(f'{folder}/{name}')}"),
+                    what=f"removing {name} of stack {self.name}",
+                )
 
     def load_from_host(self) -> None:
         """Take an SSH host's files of the stack as this machine's copy: the host knows what runs on it."""
         shell, folder = self.host.ssh, self.host_dir()
         if shell is None:
             return
-        state = shell.execute(shell.as_root(f"cat {shlex.quote(f'{folder}/{STATE_FILE}')} 2>/dev/null || true"),
-                              what="reading the stack's state")
+        state = shell.execute(
+            shell.as_root(f"cat {shlex.quote(f'{folder}/{STATE_FILE}')} 2>/dev/null || true"),
+            what="reading the stack's state",
+        )
         if not state:
             return  # not deployed there (or deployed before hosts kept their stacks' files)
         write_private(self.workdir / STATE_FILE, state.encode())
         for name in (COMPOSE_FILE, SIZE_FILE, ENV_FILE):
             optional = " 2>/dev/null || true" if name == SIZE_FILE else ""
-            text = shell.execute(shell.as_root(f"cat {shlex.quote(f'{folder}/{name}')}{optional}"), what=f"reading {name} of stack {self.name}")
+            text = shell.execute(
+                shell.as_root(f"cat {shlex.quote(f'{folder}/{name}')}{optional}"),
+                what=f"reading {name} of stack {self.name}",
+            )
             if text or not optional:
                 write_private(self.workdir / name, text.encode())
             else:
@@ -106,15 +129,19 @@ class ComposeProject:
         """Drop the stack's files, here and on an SSH host: what a scratch stack leaves after its tear-down."""
         shutil.rmtree(self.workdir, ignore_errors=True)
         if self.host.ssh:
-            self.host.ssh.execute(self.host.ssh.as_root(f"rm -rf {shlex.quote(self.host_dir())}"),
-                                  what=f"removing the files of stack {self.name}")
+            self.host.ssh.execute(
+                self.host.ssh.as_root(f"rm -rf {shlex.quote(self.host_dir())}"),
+                what=f"removing the files of stack {self.name}",
+            )
 
     def has_files(self) -> bool:
         return (self.workdir / COMPOSE_FILE).is_file()
 
     def pull(self, services: list[str] | None = None) -> None:
         # A registry that does not answer is worth retrying; a failing service is not (StageError).
-        self.compose("pull", "--quiet", *(services or []), what=f"pulling images of stack {self.name}", error=StoreError)
+        self.compose(
+            "pull", "--quiet", *(services or []), what=f"pulling images of stack {self.name}", error=StoreError
+        )
 
     def up(self, services: list[str] | None = None, timeout: int = 300) -> None:
         """Start services and wait until each is healthy: incarnate runs their health checks itself until they
@@ -129,12 +156,25 @@ class ComposeProject:
     def remove_unconfigured(self) -> list[str]:
         """Containers of services the stack's files no longer run (an optional service deactivated) are removed;
         their volumes stay. The services whose containers went."""
-        configured = set(self.compose("config", "--services", what=f"listing the services of stack {self.name}").split())
-        listing = self.host.run(["docker", "ps", "--all", *compose_filters(self.name),
-                                 "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}'],
-                                what=f"listing containers of stack {self.name}")
-        gone = {container: service for container, service in (line.split() for line in listing.splitlines() if line.strip())
-                if service not in configured}
+        configured = set(
+            self.compose("config", "--services", what=f"listing the services of stack {self.name}").split()
+        )
+        listing = self.host.run(
+            [
+                "docker",
+                "ps",
+                "--all",
+                *compose_filters(self.name),
+                "--format",
+                '{{.ID}} {{.Label "com.docker.compose.service"}}',
+            ],
+            what=f"listing containers of stack {self.name}",
+        )
+        gone = {
+            container: service
+            for container, service in (line.split() for line in listing.splitlines() if line.strip())
+            if service not in configured
+        }
         if gone:
             self.host.run(["docker", "rm", "--force", *gone], what=f"removing containers of stack {self.name}")
         return sorted(set(gone.values()))
@@ -143,7 +183,9 @@ class ComposeProject:
         """The last lines the stack's containers logged: why a service did not become healthy, in the error itself
         (a scratch stack is removed before anyone could read its logs)."""
         try:
-            output = self.compose("logs", "--no-color", "--no-log-prefix", "--tail", str(lines), what=f"reading logs of stack {self.name}")
+            output = self.compose(
+                "logs", "--no-color", "--no-log-prefix", "--tail", str(lines), what=f"reading logs of stack {self.name}"
+            )
         except StageError:
             return "none could be read"
         return tail(output, lines)
@@ -167,8 +209,10 @@ class ComposeProject:
 
     def container(self, service: str) -> str:
         """The id of a service's running container (one `docker ps`: `compose ps` took 0.2 s and three processes)."""
-        found = self.host.run(["docker", "ps", "--quiet", *compose_filters(self.name, service=service, oneoff="False")],
-                              what=f"finding service {service} of stack {self.name}").split()
+        found = self.host.run(
+            ["docker", "ps", "--quiet", *compose_filters(self.name, service=service, oneoff="False")],
+            what=f"finding service {service} of stack {self.name}",
+        ).split()
         if not found:
             raise StageError(f"stack {self.name} on host {self.host.name}: service {service} has no running container.")
         return found[0]
@@ -186,10 +230,14 @@ class ComposeProject:
         """Every container, volume and network of the project, found by Compose's label (so also what a killed run
         left without its compose file); what was removed."""
         removed = []
-        for kind, listing, removal in (("container", ["ps", "--all", "--quiet"], ["rm", "--force", "--volumes"]),
-                                       ("volume", ["volume", "ls", "--quiet"], ["volume", "rm", "--force"]),
-                                       ("network", ["network", "ls", "--quiet"], ["network", "rm"])):
-            found = self.host.run(["docker", *listing, *compose_filters(self.name)], what=f"listing {kind}s of stack {self.name}").split()
+        for kind, listing, removal in (
+            ("container", ["ps", "--all", "--quiet"], ["rm", "--force", "--volumes"]),
+            ("volume", ["volume", "ls", "--quiet"], ["volume", "rm", "--force"]),
+            ("network", ["network", "ls", "--quiet"], ["network", "rm"]),
+        ):
+            found = self.host.run(
+                ["docker", *listing, *compose_filters(self.name)], what=f"listing {kind}s of stack {self.name}"
+            ).split()
             if found:
                 self.host.run(["docker", *removal, *found], what=f"removing {kind}s of stack {self.name}")
                 removed.append(f"{len(found)} {kind}{'s' if len(found) > 1 else ''}")
@@ -202,8 +250,16 @@ class ComposeProject:
             return existing
         volume = f"{self.name}_{name}"
         self.host.run(
-            ["docker", "volume", "create", "--label", f"com.docker.compose.project={self.name}",
-             "--label", f"com.docker.compose.volume={name}", volume],
+            [
+                "docker",
+                "volume",
+                "create",
+                "--label",
+                f"com.docker.compose.project={self.name}",
+                "--label",
+                f"com.docker.compose.volume={name}",
+                volume,
+            ],
             what=f"creating volume {volume}",
         )
         return volume

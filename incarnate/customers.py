@@ -37,8 +37,10 @@ class Registration:
 
 def check_pool(pool: str | None) -> str | None:
     if pool is not None and not POOL_NAME.fullmatch(pool):
-        raise ConfigError(f"work pool name {pool!r}: expected letters, digits, '.', '_' or '-' (at most 100), "
-                          "starting with a letter or digit.")
+        raise ConfigError(
+            f"work pool name {pool!r}: expected letters, digits, '.', '_' or '-' (at most 100), "
+            "starting with a letter or digit."
+        )
     return pool or None
 
 
@@ -58,8 +60,9 @@ def registrations() -> dict[str, Registration]:
         elif isinstance(entry, dict) and isinstance(entry.get("repo"), str) and set(entry) <= {"repo", "host", "pool"}:
             found[entry["repo"]] = Registration(entry.get("host") or None, check_pool(entry.get("pool")))
         else:
-            raise ConfigError(f"{path}: customer entry {entry!r} is neither a repo address nor a mapping with repo, "
-                              "host and pool.")
+            raise ConfigError(
+                f"{path}: customer entry {entry!r} is neither a repo address nor a mapping with repo, host and pool."
+            )
     return found
 
 
@@ -68,7 +71,9 @@ def check_registrable(repo: str) -> CustomerConfig:
     customer = load_customer_config(repo)
     others = {load_customer_config(other).config.stack: other for other in registrations() if other != repo}
     if customer.config.stack in others:
-        raise ConfigError(f"stack {customer.config.stack} of {repo} is already registered by {others[customer.config.stack]}.")
+        raise ConfigError(
+            f"stack {customer.config.stack} of {repo} is already registered by {others[customer.config.stack]}."
+        )
     return customer
 
 
@@ -79,7 +84,11 @@ def register(repo: str, host: str | None = None, pool: str | None = None) -> Cus
     known = registrations()
     if known.get(repo) != wanted:
         known[repo] = wanted
-        entries = [{"repo": name, **{key: value for key, value in asdict(where).items() if value}}
-                   if where != Registration() else name for name, where in known.items()]
+        entries = [
+            {"repo": name, **{key: value for key, value in asdict(where).items() if value}}
+            if where != Registration()
+            else name
+            for name, where in known.items()
+        ]
         write_private(registry_path(), yaml.safe_dump({"customers": entries}).encode())
     return customer

@@ -98,9 +98,9 @@ class SealingCodec:
     def open(self, key: str, stored: bytes) -> bytes:
         if not stored.startswith(MAGIC) or len(stored) < len(MAGIC) + NONCE + 16:
             raise SealBroken("not a sealed object")
-        nonce = stored[len(MAGIC):len(MAGIC) + NONCE]
+        nonce = stored[len(MAGIC) : len(MAGIC) + NONCE]
         try:
-            return self._aead.decrypt(nonce, stored[len(MAGIC) + NONCE:], key.encode())
+            return self._aead.decrypt(nonce, stored[len(MAGIC) + NONCE :], key.encode())
         except InvalidTag:
             raise SealBroken("fails authentication") from None
 
@@ -112,7 +112,7 @@ def new_master_key() -> bytes:
 def new_passphrase() -> str:
     """160 random bits as eight groups of four letters and digits: read aloud, typed, printed on paper."""
     text = base64.b32encode(secrets.token_bytes(20)).decode()
-    return "-".join(text[i:i + 4] for i in range(0, len(text), 4))
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
 def _b64(data: bytes) -> str:
@@ -130,7 +130,14 @@ def wrap(master: bytes, passphrase: str) -> dict[str, object]:
     """A key file: the master key sealed by a key derived from the passphrase, with what it takes to derive it."""
     salt, nonce = os.urandom(16), os.urandom(NONCE)
     sealed = _kek(passphrase, salt, SCRYPT).encrypt(nonce, master, KEY_FILE_CONTEXT)
-    return {"kdf": "scrypt", **SCRYPT, "salt": _b64(salt), "cipher": CIPHER, "nonce": _b64(nonce), "sealed_key": _b64(sealed)}
+    return {
+        "kdf": "scrypt",
+        **SCRYPT,
+        "salt": _b64(salt),
+        "cipher": CIPHER,
+        "nonce": _b64(nonce),
+        "sealed_key": _b64(sealed),
+    }
 
 
 class WrongPassphrase(Exception):
@@ -143,8 +150,10 @@ def unwrap(key_file: dict, passphrase: str) -> bytes:
         params = {name: int(key_file[name]) for name in ("n", "r", "p")}
         salt, nonce, sealed = (base64.b64decode(key_file[name]) for name in ("salt", "nonce", "sealed_key"))
     except (KeyError, TypeError, ValueError):
-        raise ConfigError("a key file of the store is not valid (fields kdf, n, r, p, salt, nonce, sealed_key); "
-                          "it was not written by incarnate.") from None
+        raise ConfigError(
+            "a key file of the store is not valid (fields kdf, n, r, p, salt, nonce, sealed_key); "
+            "it was not written by incarnate."
+        ) from None
     try:
         return _kek(passphrase, salt, params).decrypt(nonce, sealed, KEY_FILE_CONTEXT)
     except InvalidTag:

@@ -43,10 +43,16 @@ def container_of(inspected: dict) -> Container:
     elif len(test) == 2 and test[0] == "CMD-SHELL":
         check = ("/bin/sh", "-c", test[1])  # what Docker runs for the shell form on Linux
     health = (state.get("Health") or {}).get("Status")
-    return Container(id=inspected["Id"], service=config.get("Labels", {}).get("com.docker.compose.service", inspected["Name"].lstrip("/")),
-                     status=state["Status"], exit_code=state.get("ExitCode", 0), restarts=inspected.get("RestartCount", 0),
-                     health=health, check=check if health is not None else None,
-                     check_timeout=(healthcheck.get("Timeout") or DEFAULT_CHECK_TIMEOUT * 1e9) / 1e9)
+    return Container(
+        id=inspected["Id"],
+        service=config.get("Labels", {}).get("com.docker.compose.service", inspected["Name"].lstrip("/")),
+        status=state["Status"],
+        exit_code=state.get("ExitCode", 0),
+        restarts=inspected.get("RestartCount", 0),
+        health=health,
+        check=check if health is not None else None,
+        check_timeout=(healthcheck.get("Timeout") or DEFAULT_CHECK_TIMEOUT * 1e9) / 1e9,
+    )
 
 
 def still_starting(containers: list[Container], passed: set[str], restarts_at_start: dict[str, int]) -> list[Container]:
@@ -57,7 +63,9 @@ def still_starting(containers: list[Container], passed: set[str], restarts_at_st
             continue  # a one-shot service (an init job) that did its work
         if container.status in ("exited", "dead"):
             raise StageError(f"service {container.service} exited with code {container.exit_code}")
-        if container.status == "restarting" or container.restarts > restarts_at_start.get(container.id, container.restarts):
+        if container.status == "restarting" or container.restarts > restarts_at_start.get(
+            container.id, container.restarts
+        ):
             raise StageError(f"service {container.service} keeps restarting")
         if container.health == "unhealthy":
             raise StageError(f"service {container.service} is unhealthy (Docker's own health check failed its retries)")
@@ -70,7 +78,11 @@ def compose_filters(project: str, **labels: str) -> list[str]:
     """`--filter` arguments selecting what Compose made for a project, narrowed by its other labels (service=,
     volume=, oneoff=): the engine finds them by label, without the compose file or Compose's own parsing."""
     wanted = {"project": project, **labels}
-    return [argument for key, value in wanted.items() for argument in ("--filter", f"label=com.docker.compose.{key}={value}")]
+    return [
+        argument
+        for key, value in wanted.items()
+        for argument in ("--filter", f"label=com.docker.compose.{key}={value}")
+    ]
 
 
 class HealthWait:
@@ -83,11 +95,15 @@ class HealthWait:
         self.last_output: dict[str, str] = {}
 
     def containers(self) -> list[Container]:
-        ids = self.host.run(["docker", "ps", "--all", "--quiet", *compose_filters(self.project, oneoff="False")],  # not `compose run`'s
-                            what=f"listing containers of stack {self.project}").split()
+        ids = self.host.run(
+            ["docker", "ps", "--all", "--quiet", *compose_filters(self.project, oneoff="False")],  # not `compose run`'s
+            what=f"listing containers of stack {self.project}",
+        ).split()
         if not ids:
             return []
-        inspected = json.loads(self.host.run(["docker", "inspect", *ids], what=f"inspecting containers of stack {self.project}"))
+        inspected = json.loads(
+            self.host.run(["docker", "inspect", *ids], what=f"inspecting containers of stack {self.project}")
+        )
         found = [container_of(item) for item in inspected]
         return [container for container in found if not self.services or container.service in self.services]
 
@@ -96,8 +112,11 @@ class HealthWait:
         if container.status != "running" or container.check is None:
             return
         try:
-            self.host.run(["docker", "exec", container.id, *container.check], what=f"health check of service {container.service}",
-                          timeout=container.check_timeout)
+            self.host.run(
+                ["docker", "exec", container.id, *container.check],
+                what=f"health check of service {container.service}",
+                timeout=container.check_timeout,
+            )
         except HostError as failure:
             self.last_output[container.service] = str(failure)
             return
@@ -126,6 +145,8 @@ class HealthWait:
             if time.monotonic() >= deadline:
                 first = pending[0]
                 said = self.last_output.get(first.service)
-                raise StageError(f"service {first.service} is not healthy after {timeout:.0f} s"
-                                 + (f" (its health check: {tail(said, 1)})" if said else f" ({first.status})"))
+                raise StageError(
+                    f"service {first.service} is not healthy after {timeout:.0f} s"
+                    + (f" (its health check: {tail(said, 1)})" if said else f" ({first.status})")
+                )
             time.sleep(POLL_SECONDS)

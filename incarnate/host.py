@@ -46,8 +46,9 @@ class LocalShell:
     def as_root(self, command: str) -> str:
         return as_root(command, self.is_root())
 
-    def execute(self, command: str, *, what: str, stdin: bytes | None = None, check: bool = True,
-                timeout: float = 600) -> str:
+    def execute(
+        self, command: str, *, what: str, stdin: bytes | None = None, check: bool = True, timeout: float = 600
+    ) -> str:
         try:
             result = subprocess.run(["sh", "-c", command], input=stdin or b"", capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -110,7 +111,11 @@ class Host:
 
     def check_engine(self) -> str:
         """The engine's version, or a HostError saying how to start it."""
-        where = self.name if self.ssh else self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        where = (
+            self.name
+            if self.ssh
+            else self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        )
         try:
             return self.client().version()["Version"]
         except docker.errors.DockerException as error:
@@ -130,7 +135,9 @@ class Host:
             elif shutil.which("docker-compose"):
                 candidates.append(["docker-compose"])
             for candidate in candidates:
-                result = subprocess.run([*candidate, "version", "--short"], capture_output=True, text=True, env=self.env())
+                result = subprocess.run(
+                    [*candidate, "version", "--short"], capture_output=True, text=True, env=self.env()
+                )
                 major = result.stdout.strip().lstrip("v").split(".", 1)[0]
                 if result.returncode == 0 and major.isdigit() and int(major) >= 2:
                     self._compose = candidate
@@ -149,9 +156,17 @@ class Host:
             return settings.stacks_dir() / stack
         return settings.stacks_dir() / ("@" + re.sub(r"[^A-Za-z0-9.-]+", "-", self.name).strip("-")) / stack
 
-    def run(self, args: Sequence[str], *, what: str, error: type[Exception] = HostError, timeout: float | None = None,
-            input: bytes | None = None) -> str:
-        """Run a command to completion (`input` on its stdin); on failure raise `error` naming `what` and the output's tail."""
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        what: str,
+        error: type[Exception] = HostError,
+        timeout: float | None = None,
+        input: bytes | None = None,
+    ) -> str:
+        """Run a command to completion (`input` on its stdin); on failure raise `error` naming `what` and the
+        output's tail."""
         try:
             result = subprocess.run(list(args), capture_output=True, env=self.env(), timeout=timeout, input=input)
         except subprocess.TimeoutExpired:
@@ -186,7 +201,9 @@ class Host:
     def stream_in(self, args: Sequence[str], feed: Callable[[BinaryIO], None], *, what: str) -> None:
         """Run a command while `feed` writes its stdin; raise if either fails, never leave it running."""
         with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen(list(args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=self.env())
+            process = subprocess.Popen(
+                list(args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=self.env()
+            )
             try:
                 feed(process.stdin)
                 process.stdin.close()
@@ -203,9 +220,11 @@ class Host:
 
 
 def stalled(what: str, host: str, seconds: float) -> StageError:
-    return StageError(f"{what} on host {host} made no progress for {seconds:.0f} s (nothing could be read from it: a "
-                      f"lock in the database, a hung host or store); it was ended and nothing was committed. Find what "
-                      f"holds it, then run again.")
+    return StageError(
+        f"{what} on host {host} made no progress for {seconds:.0f} s (nothing could be read from it: a "
+        f"lock in the database, a hung host or store); it was ended and nothing was committed. Find what "
+        f"holds it, then run again."
+    )
 
 
 class _Progress(io.RawIOBase):
@@ -273,5 +292,7 @@ def resolve_host(address: str | None) -> Host:
         from blocks.hosts import load_ssh_host_block  # Prefect is needed only for saved blocks
 
         return Host(ssh=load_ssh_host_block(address.removeprefix(SSH_BLOCK_PREFIX)).session())
-    raise ConfigError(f"host address {address!r}: expected nothing (this machine), ssh://USER@HOST[:PORT], "
-                      f"{SSH_BLOCK_PREFIX}BLOCK_NAME, or a Docker engine address (unix://, tcp://).")
+    raise ConfigError(
+        f"host address {address!r}: expected nothing (this machine), ssh://USER@HOST[:PORT], "
+        f"{SSH_BLOCK_PREFIX}BLOCK_NAME, or a Docker engine address (unix://, tcp://)."
+    )

@@ -74,8 +74,10 @@ def platform_of(shell: Shell) -> str:
 def require_debian(shell: Shell, system: dict[str, str], missing: str) -> None:
     family = {system.get("ID", "")} | set(system.get("ID_LIKE", "").split())
     if not family & set(DEBIAN_FAMILY):
-        raise HostError(f"host {shell.name} runs {system.get('PRETTY_NAME', 'an unknown OS')} and lacks {missing}; "
-                        f"incarnate installs it only on Debian (12 verified): install it yourself and run again.")
+        raise HostError(
+            f"host {shell.name} runs {system.get('PRETTY_NAME', 'an unknown OS')} and lacks {missing}; "
+            f"incarnate installs it only on Debian (12 verified): install it yourself and run again."
+        )
 
 
 def ensure_docker(shell: Shell, system: dict[str, str]) -> str:
@@ -83,21 +85,31 @@ def ensure_docker(shell: Shell, system: dict[str, str]) -> str:
     done = "present"
     if not shell.execute("command -v docker || true", what="looking for docker").strip():
         require_debian(shell, system, "Docker Engine")
-        shell.execute(shell.as_root(APT_INSTALL + " docker.io && (command -v systemctl >/dev/null && systemctl enable --now docker || true)"),
-                      what="installing Docker Engine (docker.io)")
+        shell.execute(
+            shell.as_root(
+                APT_INSTALL + " docker.io && (command -v systemctl >/dev/null && systemctl enable --now docker || true)"
+            ),
+            what="installing Docker Engine (docker.io)",
+        )
         done = "installed"
     try:
-        version = shell.execute(shell.as_root("docker version --format '{{.Server.Version}}'"), what="asking the Docker Engine")
+        version = shell.execute(
+            shell.as_root("docker version --format '{{.Server.Version}}'"), what="asking the Docker Engine"
+        )
     except HostError as error:
         reason = str(error).split(" failed: ", 1)[-1].rstrip(".")
-        raise HostError(f"Docker Engine on host {shell.name} does not answer ({reason}); start it "
-                        f"(`systemctl start docker`) and run again.") from None
+        raise HostError(
+            f"Docker Engine on host {shell.name} does not answer ({reason}); start it "
+            f"(`systemctl start docker`) and run again."
+        ) from None
     return f"Docker Engine {version.strip()} {done}"
 
 
 def compose_version(shell: Shell) -> str | None:
     """`docker compose` v2 or newer on the host, or None."""
-    text = shell.execute(shell.as_root("docker compose version --short 2>/dev/null || true"), what="asking Compose").strip()
+    text = shell.execute(
+        shell.as_root("docker compose version --short 2>/dev/null || true"), what="asking Compose"
+    ).strip()
     major = text.lstrip("v").split(".", 1)[0]
     return text if major.isdigit() and int(major) >= 2 else None
 
@@ -109,21 +121,27 @@ def ensure_compose(shell: Shell, machine: str) -> str:
         return f"Compose {version} present"
     bundled = Path(sys.executable).with_name("docker-compose")
     if not bundled.is_file() or machine != platform.machine():
-        raise HostError(f"Compose v2 is missing on host {shell.name} ({machine}); install the docker-compose-plugin "
-                        f"package there and run again.")
+        raise HostError(
+            f"Compose v2 is missing on host {shell.name} ({machine}); install the docker-compose-plugin "
+            f"package there and run again."
+        )
     # A private folder of the login's (mktemp -d: 0700, unpredictable name), never a guessable /tmp path.
     folder = shell.execute("mktemp -d /tmp/incarnate-XXXXXXXXXX", what="making a private upload folder").strip()
     upload = f"{folder}/docker-compose"
     try:
         shell.put_file(bundled, upload)
-        shell.execute(shell.as_root(f"install -D -m 0755 {shlex.quote(upload)} {COMPOSE_PLUGIN}"),
-                      what=f"installing Compose into {COMPOSE_PLUGIN}")
+        shell.execute(
+            shell.as_root(f"install -D -m 0755 {shlex.quote(upload)} {COMPOSE_PLUGIN}"),
+            what=f"installing Compose into {COMPOSE_PLUGIN}",
+        )
     finally:
         shell.execute(f"rm -rf {shlex.quote(folder)}", what="removing the upload folder", check=False)
     version = compose_version(shell)
     if not version:
-        raise HostError(f"Compose copied to {COMPOSE_PLUGIN} on host {shell.name} does not run; install the "
-                        f"docker-compose-plugin package there and run again.")
+        raise HostError(
+            f"Compose copied to {COMPOSE_PLUGIN} on host {shell.name} does not run; install the "
+            f"docker-compose-plugin package there and run again."
+        )
     return f"Compose {version} installed as {COMPOSE_PLUGIN}"
 
 
@@ -131,8 +149,10 @@ def ensure_directories(shell: Shell, directories: list[str]) -> str | None:
     if not directories:
         return None
     quoted = " ".join(shlex.quote(path) for path in directories)
-    created = shell.execute(shell.as_root(f"for d in {quoted}; do [ -d \"$d\" ] || {{ mkdir -p \"$d\" && echo \"$d\"; }}; done"),
-                            what="creating directories").split()
+    created = shell.execute(
+        shell.as_root(f'for d in {quoted}; do [ -d "$d" ] || {{ mkdir -p "$d" && echo "$d"; }}; done'),
+        what="creating directories",
+    ).split()
     return f"directories {', '.join(directories)}: " + (f"created {', '.join(created)}" if created else "present")
 
 
@@ -149,20 +169,28 @@ def update_file(shell: Shell, path: str, marker: str, line: str | None) -> bool:
     into place (a reader sees the old file or the new one). The first change keeps the original as
     PATH.incarnate-backup, and no later change overwrites that copy. A file that cannot be renamed over (a bind
     mount, as /etc/hosts is in a container) is rewritten in place instead."""
-    quoted, backup, new = shlex.quote(path), shlex.quote(f"{path}.incarnate-backup"), shlex.quote(f"{path}.incarnate-new")
+    quoted, backup, new = (
+        shlex.quote(path),
+        shlex.quote(f"{path}.incarnate-backup"),
+        shlex.quote(f"{path}.incarnate-new"),
+    )
     text = shell.execute(f"cat {quoted}", what=f"reading {path}")
     wanted = with_managed_line(text, marker, line)
     if wanted == text:
         return False
-    script = (f"[ -e {backup} ] || cp -p {quoted} {backup}; "
-              f"cat > {new} && chmod --reference={quoted} {new} && chown --reference={quoted} {new} && "
-              f"{{ mv -f {new} {quoted} 2>/dev/null || {{ cat {new} > {quoted} && rm -f {new}; }}; }}")
+    script = (
+        f"[ -e {backup} ] || cp -p {quoted} {backup}; "
+        f"cat > {new} && chmod --reference={quoted} {new} && chown --reference={quoted} {new} && "
+        f"{{ mv -f {new} {quoted} 2>/dev/null || {{ cat {new} > {quoted} && rm -f {new}; }}; }}"
+    )
     shell.execute(shell.as_root(script), what="writing " + path, stdin=wanted.encode())
     return True
 
 
 def ensure_dns_names(shell: Shell, stack: str, names: list[str]) -> str | None:
-    changed = update_file(shell, "/etc/hosts", f"# incarnate:{stack}", f"127.0.0.1 {' '.join(names)}" if names else None)
+    changed = update_file(
+        shell, "/etc/hosts", f"# incarnate:{stack}", f"127.0.0.1 {' '.join(names)}" if names else None
+    )
     if not names:
         return "DNS names removed from /etc/hosts" if changed else None
     return f"DNS names {', '.join(names)} {'added to' if changed else 'present in'} /etc/hosts"
@@ -182,9 +210,11 @@ def mount_nfs(shell: Shell, stack: str, share: NfsShare) -> str:
         shell.execute(shell.as_root(APT_INSTALL + " nfs-common"), what="installing nfs-common")
     mount = shlex.quote(share.mount)
     shell.execute(shell.as_root("mkdir -p " + mount), what="creating " + share.mount)
-    update_file(shell, "/etc/fstab", f"# incarnate:{stack}", f"{share.source} {share.mount} nfs defaults,_netdev,nofail 0 0")
+    update_file(
+        shell, "/etc/fstab", f"# incarnate:{stack}", f"{share.source} {share.mount} nfs defaults,_netdev,nofail 0 0"
+    )
     mounting = f"mounting NFS share {share.source} on {share.mount}"
-    shell.execute(shell.as_root("mountpoint -q {0} || mount {0}".format(mount)), what=mounting)
+    shell.execute(shell.as_root(f"mountpoint -q {mount} || mount {mount}"), what=mounting)
     return f"NFS share {share.source} mounted on {share.mount}"
 
 
@@ -195,6 +225,8 @@ def reach_smb(shell: Shell, share: SmbShare) -> str:
     try:
         shell.execute(probe, what="reaching the SMB server")
     except HostError:
-        raise HostError(f"host {shell.name} cannot reach SMB server {share.server}:{share.port} (backup share "
-                        f"//{share.server}/{share.share}); open the route or firewall and run again.") from None
+        raise HostError(
+            f"host {shell.name} cannot reach SMB server {share.server}:{share.port} (backup share "
+            f"//{share.server}/{share.share}); open the route or firewall and run again."
+        ) from None
     return f"SMB server {share.server}:{share.port} (//{share.server}/{share.share}) reachable"

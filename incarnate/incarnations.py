@@ -48,8 +48,19 @@ def record(repo: str, incarnation: Incarnation) -> str:
     body = incarnation.model_copy(update={"tag": tag}).model_dump_json(indent=1)
     with tempfile.TemporaryDirectory(prefix="incarnate-tag-") as clone:
         _git("clone", "--quiet", "--bare", repo, clone)
-        _git("-c", "user.name=incarnate", "-c", "user.email=incarnate@localhost", "tag", "--annotate", tag,
-             incarnation.commit, "--message", f"{incarnation.flow} {incarnation.release}: {incarnation.result}\n\n{body}", cwd=clone)
+        _git(
+            "-c",
+            "user.name=incarnate",
+            "-c",
+            "user.email=incarnate@localhost",
+            "tag",
+            "--annotate",
+            tag,
+            incarnation.commit,
+            "--message",
+            f"{incarnation.flow} {incarnation.release}: {incarnation.result}\n\n{body}",
+            cwd=clone,
+        )
         _git("push", "--quiet", "origin", f"refs/tags/{tag}", cwd=clone)
     return tag
 
@@ -60,8 +71,12 @@ def history(repo: str, stack: str) -> list[Incarnation]:
         try:
             _git("clone", "--quiet", "--bare", repo, clone)
         except subprocess.CalledProcessError as error:
-            raise ConfigError(f"customer repo {repo} cannot be cloned: {error.stderr.strip().splitlines()[-1]}.") from None
-        output = _git("for-each-ref", "--sort=refname", "--format=%(contents)%00", f"refs/tags/{TAG_PREFIX}/{stack}/", cwd=clone)
+            raise ConfigError(
+                f"customer repo {repo} cannot be cloned: {error.stderr.strip().splitlines()[-1]}."
+            ) from None
+        output = _git(
+            "for-each-ref", "--sort=refname", "--format=%(contents)%00", f"refs/tags/{TAG_PREFIX}/{stack}/", cwd=clone
+        )
     found = []
     for message in output.split("\0"):
         body = message.split("\n\n", 1)[-1].strip()
@@ -80,4 +95,6 @@ def find(repo: str, stack: str, tag: str) -> Incarnation:
     for incarnation in history(repo, stack):
         if incarnation.tag == tag or (incarnation.tag or "").endswith(f"/{tag}"):
             return incarnation
-    raise ConfigError(f"customer repo {repo}: stack {stack} has no incarnation {tag!r}; `incarnate history` lists them.")
+    raise ConfigError(
+        f"customer repo {repo}: stack {stack} has no incarnation {tag!r}; `incarnate history` lists them."
+    )

@@ -19,7 +19,9 @@ class PinnedStack:
     registry: str
     size: str | None = None  # one of the release's sizes; None when it defines none
     login: Registry | None = None  # the registry's login, when it needs one
-    secrets_of: str = ""  # whose secrets the stack uses, when not its own (a drill's scratch stack: the drilled stack's)
+    secrets_of: str = (
+        ""  # whose secrets the stack uses, when not its own (a drill's scratch stack: the drilled stack's)
+    )
 
     @property
     def secrets_stack(self) -> str:
@@ -31,9 +33,14 @@ class PinnedStack:
 
     def compose_variables(self, secrets: dict[str, SecretStr] | None = None) -> dict[str, str]:
         """What the release's compose file may use besides its own defaults: for the stack's 0600 env file only."""
-        return {"INCARNATE_REGISTRY": self.registry, "HTTP_PORT": str(self.customer.config.http_port),
-                "COMPOSE_PROFILES": ",".join(self.customer.config.services),  # Compose starts the activated optional services
-                **{name: value.get_secret_value() for name, value in (secrets or {}).items()}}
+        return {
+            "INCARNATE_REGISTRY": self.registry,
+            "HTTP_PORT": str(self.customer.config.http_port),
+            "COMPOSE_PROFILES": ",".join(
+                self.customer.config.services
+            ),  # Compose starts the activated optional services
+            **{name: value.get_secret_value() for name, value in (secrets or {}).items()},
+        }
 
     def refuse_downgrade(self, data_schema: int, data: str) -> None:
         """A release must not run on data of a newer schema than its own: its app cannot read it."""
@@ -41,5 +48,6 @@ class PinnedStack:
             raise ReleaseError(
                 f"stack {self.stack}: {data} has schema version {data_schema}, newer than release "
                 f"{self.release.release} understands ({self.release.schema_version}); deploy a newer release, "
-                f"or roll back to an earlier incarnation with its own backup (`incarnate rollback`). Nothing was changed."
+                f"or roll back to an earlier incarnation with its own backup (`incarnate rollback`). Nothing was "
+                f"changed."
             )

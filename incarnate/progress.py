@@ -76,8 +76,14 @@ def reporting(sink: Sink) -> Iterator[None]:
 
 
 class Meter:
-    def __init__(self, what: str, total: int | None, estimated: bool, sinks: tuple[Sink, ...],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        what: str,
+        total: int | None,
+        estimated: bool,
+        sinks: tuple[Sink, ...],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.what, self.total, self.estimated, self.sinks, self.clock = what, total, estimated, sinks, clock
         self.done, self.started, self._last, self._shown = 0, clock(), 0.0, False
         self.quiet = settings.progress_after()

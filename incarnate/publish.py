@@ -17,10 +17,15 @@ from incarnate.compose import ComposeProject
 from incarnate.errors import ReleaseError
 from incarnate.host import Host
 from incarnate.registry import Registry, check_images
-from incarnate.secrets import for_scratch
 from incarnate.releases import (
-    RELEASE_FILES, Publication, ReleaseDescriptor, ReleaseStore, file_digests, parse_descriptor,
+    RELEASE_FILES,
+    Publication,
+    ReleaseDescriptor,
+    ReleaseStore,
+    file_digests,
+    parse_descriptor,
 )
+from incarnate.secrets import for_scratch
 
 # compose.yaml is checked with this in ${HTTP_PORT}, so the service that publishes it can be found.
 PROBE_PORT = "18080"
@@ -44,9 +49,13 @@ def read_release_folder(path: Path) -> ReleaseFolder:
         raise ReleaseError(f"release folder {path} does not exist.")
     missing = [name for name in RELEASE_FILES if not (path / name).is_file()]
     if missing:
-        raise ReleaseError(f"release folder {path} has no {' and no '.join(missing)}; a release is release.yaml and compose.yaml.")
+        raise ReleaseError(
+            f"release folder {path} has no {' and no '.join(missing)}; a release is release.yaml and compose.yaml."
+        )
     files = {name: (path / name).read_bytes() for name in RELEASE_FILES}
-    return ReleaseFolder(path, parse_descriptor(files["release.yaml"].decode(errors="replace"), str(path / "release.yaml")), files)
+    return ReleaseFolder(
+        path, parse_descriptor(files["release.yaml"].decode(errors="replace"), str(path / "release.yaml")), files
+    )
 
 
 def compose_model(folder: ReleaseFolder, host: Host, registry: str) -> dict:
@@ -54,24 +63,39 @@ def compose_model(folder: ReleaseFolder, host: Host, registry: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="incarnate-check-") as scratch:
         project = ComposeProject(host=host, name="incarnate-check", workdir=Path(scratch))
         project.write_files(folder.files["compose.yaml"], scratch_variables(folder.descriptor, registry, PROBE_PORT))
-        text = project.compose("config", "--format", "json", what=f"checking {folder.path / 'compose.yaml'} with "
-                               f"`docker compose config`", error=ReleaseError)
+        text = project.compose(
+            "config",
+            "--format",
+            "json",
+            what=f"checking {folder.path / 'compose.yaml'} with `docker compose config`",
+            error=ReleaseError,
+        )
     return json.loads(text)
 
 
 def compose_problems(descriptor: ReleaseDescriptor, model: dict, registry: str) -> list[str]:
     """What compose.yaml and release.yaml disagree on; empty when they describe the same release."""
     services: dict[str, dict] = model.get("services") or {}
-    return [*service_problems(descriptor, services, registry), *profile_problems(descriptor, services),
-            *volume_problems(descriptor, services, model.get("volumes") or {}), *port_problems(descriptor, services)]
+    return [
+        *service_problems(descriptor, services, registry),
+        *profile_problems(descriptor, services),
+        *volume_problems(descriptor, services, model.get("volumes") or {}),
+        *port_problems(descriptor, services),
+    ]
 
 
 def service_problems(descriptor: ReleaseDescriptor, services: dict[str, dict], registry: str) -> list[str]:
     """The same services on both sides, each running the image release.yaml names."""
-    problems = [f"service {name} is in compose.yaml but not under images in release.yaml"
-                for name in services if name not in descriptor.images]
-    problems += [f"service {name} is under images in release.yaml but not in compose.yaml"
-                 for name in descriptor.images if name not in services]
+    problems = [
+        f"service {name} is in compose.yaml but not under images in release.yaml"
+        for name in services
+        if name not in descriptor.images
+    ]
+    problems += [
+        f"service {name} is under images in release.yaml but not in compose.yaml"
+        for name in descriptor.images
+        if name not in services
+    ]
     for name, image in descriptor.images.items():
         runs = services.get(name, {}).get("image")
         if name in services and runs != f"{registry}/{image}":
@@ -85,8 +109,10 @@ def profile_problems(descriptor: ReleaseDescriptor, services: dict[str, dict]) -
     for name, service in services.items():
         wanted = [name] if name in descriptor.optional_services else []
         if (service.get("profiles") or []) != wanted:
-            problems.append(f"service {name} has profiles {service.get('profiles') or []}, expected {wanted} (an optional "
-                            f"service has exactly its own name as profile, any other none)")
+            problems.append(
+                f"service {name} has profiles {service.get('profiles') or []}, expected {wanted} (an optional "
+                f"service has exactly its own name as profile, any other none)"
+            )
     return problems
 
 
@@ -95,16 +121,24 @@ def volume_problems(descriptor: ReleaseDescriptor, services: dict[str, dict], vo
     service's backed-up volumes name it."""
     declared = {spec.name: spec.service for spec in descriptor.volumes}
     known = set(declared) | set(descriptor.ephemeral_volumes)
-    problems = [f"volume {name} is in release.yaml but not under volumes in compose.yaml" for name in sorted(known) if name not in volumes]
+    problems = [
+        f"volume {name} is in release.yaml but not under volumes in compose.yaml"
+        for name in sorted(known)
+        if name not in volumes
+    ]
     dumped = {spec.service for spec in descriptor.databases}  # a database's own volumes are covered by its dump
     for name, service in services.items():
         for volume in (mount.get("source") for mount in service.get("volumes") or [] if mount.get("type") == "volume"):
             if volume and volume not in known and name not in dumped:
-                problems.append(f"service {name} mounts volume {volume}, which release.yaml neither backs up (volumes) "
-                                f"nor lets go (ephemeral_volumes)")
+                problems.append(
+                    f"service {name} mounts volume {volume}, which release.yaml neither backs up (volumes) "
+                    f"nor lets go (ephemeral_volumes)"
+                )
             if name in descriptor.optional_services and volume in declared and declared[volume] != name:
-                problems.append(f"volume {volume} of optional service {name} needs `service: {name}` in release.yaml, "
-                                f"so it is backed up only while {name} is activated")
+                problems.append(
+                    f"volume {volume} of optional service {name} needs `service: {name}` in release.yaml, "
+                    f"so it is backed up only while {name} is activated"
+                )
     return problems
 
 
@@ -112,9 +146,16 @@ def port_problems(descriptor: ReleaseDescriptor, services: dict[str, dict]) -> l
     """A health path is asked on ${HTTP_PORT}: some service must publish it."""
     if not descriptor.health.path:
         return []
-    published = [name for name, service in services.items()
-                 if any(str(port.get("published")) == PROBE_PORT for port in service.get("ports") or [])]
-    return [] if published else [f"release.yaml asks {descriptor.health.path} on ${{HTTP_PORT}}, but no service publishes ${{HTTP_PORT}}"]
+    published = [
+        name
+        for name, service in services.items()
+        if any(str(port.get("published")) == PROBE_PORT for port in service.get("ports") or [])
+    ]
+    return (
+        []
+        if published
+        else [f"release.yaml asks {descriptor.health.path} on ${{HTTP_PORT}}, but no service publishes ${{HTTP_PORT}}"]
+    )
 
 
 def check_compose(folder: ReleaseFolder, host: Host, registry: str) -> None:
@@ -139,11 +180,18 @@ def content_digest(folder: ReleaseFolder, digests: dict[str, str]) -> str:
 def differences(releases: ReleaseStore, folder: ReleaseFolder, digests: dict[str, str]) -> list[str]:
     """How the folder differs from what the store holds of the same release (files, image digests)."""
     product, release = folder.descriptor.product, folder.descriptor.release
-    found = [f"{name} differs" for name, data in releases.present_files(product, release).items() if data != folder.files[name]]
+    found = [
+        f"{name} differs"
+        for name, data in releases.present_files(product, release).items()
+        if data != folder.files[name]
+    ]
     published = releases.publication(product, release)
     if published:
-        found += [f"image {image} is {digest} in the registry now, {published.images.get(image, 'absent')} when published"
-                  for image, digest in digests.items() if published.images.get(image) != digest]
+        found += [
+            f"image {image} is {digest} in the registry now, {published.images.get(image, 'absent')} when published"
+            for image, digest in digests.items()
+            if published.images.get(image) != digest
+        ]
     return found
 
 
@@ -161,8 +209,12 @@ def refuse_changed(releases: ReleaseStore, folder: ReleaseFolder, digests: dict[
 
 def scratch_variables(descriptor: ReleaseDescriptor, registry: str, http_port: str) -> dict[str, str]:
     """What compose.yaml reads while the release is checked or runs in its scratch stack: secrets nobody keeps."""
-    return {"INCARNATE_REGISTRY": registry, "HTTP_PORT": http_port, "COMPOSE_PROFILES": ",".join(descriptor.optional_services),
-            **{name: value.get_secret_value() for name, value in for_scratch(descriptor.secrets).items()}}
+    return {
+        "INCARNATE_REGISTRY": registry,
+        "HTTP_PORT": http_port,
+        "COMPOSE_PROFILES": ",".join(descriptor.optional_services),
+        **{name: value.get_secret_value() for name, value in for_scratch(descriptor.secrets).items()},
+    }
 
 
 def scratch_name(descriptor: ReleaseDescriptor) -> str:
@@ -172,6 +224,14 @@ def scratch_name(descriptor: ReleaseDescriptor) -> str:
 
 def publication(folder: ReleaseFolder, digests: dict[str, str], vanilla: str, vanilla_bytes: int) -> Publication:
     descriptor = folder.descriptor
-    return Publication(product=descriptor.product, release=descriptor.release, schema_version=descriptor.schema_version,
-                       files=file_digests(folder.files), images=digests, vanilla=vanilla, vanilla_bytes=vanilla_bytes,
-                       published_at=datetime.now(UTC).isoformat(timespec="seconds"), tool_version=__version__)
+    return Publication(
+        product=descriptor.product,
+        release=descriptor.release,
+        schema_version=descriptor.schema_version,
+        files=file_digests(folder.files),
+        images=digests,
+        vanilla=vanilla,
+        vanilla_bytes=vanilla_bytes,
+        published_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        tool_version=__version__,
+    )

@@ -54,8 +54,14 @@ def schema_from_command(project: ComposeProject, release: ReleaseDescriptor) -> 
     """What the release's schema command prints (stripped); its failure is an answer too, not an exception."""
     check = release.schema_check
     try:
-        return project.compose("exec", "-T", check.service, *check.command,
-                               what=f"reading the schema version in service {check.service}", timeout=60).strip()
+        return project.compose(
+            "exec",
+            "-T",
+            check.service,
+            *check.command,
+            what=f"reading the schema version in service {check.service}",
+            timeout=60,
+        ).strip()
     except StageError as error:
         return f"({error})"
 
@@ -66,7 +72,10 @@ def observe(project: ComposeProject, release: ReleaseDescriptor, http_port: int)
     schema: int | None = None
     if url and release.health.answer == "release":
         health = read_health(url)
-        if not health or (health.get("release"), health.get("schema_version")) != (release.release, release.schema_version):
+        if not health or (health.get("release"), health.get("schema_version")) != (
+            release.release,
+            release.schema_version,
+        ):
             return None, f"{url} reports {health or 'nothing'}"
         schema = release.schema_version
     elif url:
@@ -76,12 +85,17 @@ def observe(project: ComposeProject, release: ReleaseDescriptor, http_port: int)
     if release.schema_check:
         printed = schema_from_command(project, release)
         if printed != str(release.schema_version):
-            return None, f"the schema command in service {release.schema_check.service} printed {printed or 'nothing'!r}"
+            return (
+                None,
+                f"the schema command in service {release.schema_check.service} printed {printed or 'nothing'!r}",
+            )
         schema = release.schema_version
     return Readiness(release.release, schema), "ready"
 
 
-def wait_until_ready(project: ComposeProject, release: ReleaseDescriptor, http_port: int, timeout: float = 300) -> Readiness:
+def wait_until_ready(
+    project: ComposeProject, release: ReleaseDescriptor, http_port: int, timeout: float = 300
+) -> Readiness:
     """Poll until the stack runs the release at its schema version; StageError naming what it saw after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:

@@ -21,8 +21,10 @@ from incarnate.errors import ReleaseError, StoreError
 from incarnate.host import Host
 
 CERTS_D = Path("/etc/docker/certs.d")
-MANIFESTS = ("application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "
-             "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json")
+MANIFESTS = (
+    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json"
+)
 LOOPBACK = ("localhost", "127.0.0.1")
 
 
@@ -44,7 +46,9 @@ class Registry:
         return f"{scheme}://{self.address.split('/', 1)[0]}"
 
     def _open(self, request: urllib.request.Request, what: str):
-        context = ssl.create_default_context(cafile=str(self.ca_file())) if self.ca_file() else ssl.create_default_context()
+        context = (
+            ssl.create_default_context(cafile=str(self.ca_file())) if self.ca_file() else ssl.create_default_context()
+        )
         try:
             return urllib.request.urlopen(request, timeout=10, context=context)
         except urllib.error.HTTPError:
@@ -52,19 +56,25 @@ class Registry:
         except urllib.error.URLError as error:
             if isinstance(error.reason, ssl.SSLCertVerificationError):
                 raise ReleaseError(
-                    f"registry {self.address}: its TLS certificate is not trusted ({error.reason.verify_message}); put its "
+                    f"registry {self.address}: its TLS certificate is not trusted ({error.reason.verify_message}); "
+                    f"put its "
                     f"CA into {CERTS_D}/{self.address.split('/', 1)[0]}/ca.crt on this machine and every host. "
-                    f"Nothing was changed.") from None
-            raise StoreError(f"registry {self.address} does not answer {what} ({error.reason}); is it running? "
-                             f"(scripts/services.sh starts the local one).") from None
+                    f"Nothing was changed."
+                ) from None
+            raise StoreError(
+                f"registry {self.address} does not answer {what} ({error.reason}); is it running? "
+                f"(scripts/services.sh starts the local one)."
+            ) from None
         except OSError as error:
             raise StoreError(f"registry {self.address} does not answer {what} ({error}).") from None
 
     def _credentials(self) -> str:
         if not self.username or self.password is None:
-            raise ReleaseError(f"registry {self.address} asks for a login and {self.source} names none; save an "
-                               f"incarnate-registry block (address, username, password) and name it in stack.yaml's "
-                               f"`registry` or in INCARNATE_REGISTRY. Nothing was changed.")
+            raise ReleaseError(
+                f"registry {self.address} asks for a login and {self.source} names none; save an "
+                f"incarnate-registry block (address, username, password) and name it in stack.yaml's "
+                f"`registry` or in INCARNATE_REGISTRY. Nothing was changed."
+            )
         return base64.b64encode(f"{self.username}:{self.password.get_secret_value()}".encode()).decode()
 
     def _authorization(self, challenge: str, repository: str) -> str:
@@ -73,12 +83,17 @@ class Registry:
         if scheme.lower() == "basic":
             return f"Basic {self._credentials()}"
         if scheme.lower() != "bearer":
-            raise ReleaseError(f"registry {self.address} asks for {scheme or 'an unknown'} authentication, which incarnate does not speak.")
+            raise ReleaseError(
+                f"registry {self.address} asks for {scheme or 'an unknown'} authentication, which incarnate does not "
+                f"speak."
+            )
         params = dict(part.split("=", 1) for part in _split_params(rest))
         params = {key.strip(): value.strip().strip('"') for key, value in params.items()}
         query = {"service": params.get("service", ""), "scope": params.get("scope", f"repository:{repository}:pull")}
-        request = urllib.request.Request(f"{params['realm']}?{urllib.parse.urlencode(query)}",
-                                         headers={"Authorization": f"Basic {self._credentials()}"})
+        request = urllib.request.Request(
+            f"{params['realm']}?{urllib.parse.urlencode(query)}",
+            headers={"Authorization": f"Basic {self._credentials()}"},
+        )
         try:
             with self._open(request, "for a token") as response:
                 answer = json.loads(response.read())
@@ -87,8 +102,10 @@ class Registry:
         return f"Bearer {answer.get('token') or answer.get('access_token')}"
 
     def _refused(self, code: int) -> ReleaseError:
-        return ReleaseError(f"registry {self.address} refused the login of {self.username} from {self.source} (HTTP "
-                            f"{code}); check its username and password. Nothing was changed.")
+        return ReleaseError(
+            f"registry {self.address} refused the login of {self.username} from {self.source} (HTTP "
+            f"{code}); check its username and password. Nothing was changed."
+        )
 
     def digest(self, image: str) -> str | None:
         """The registry's digest of repository:tag (HEAD on its manifest), None when it has no such image."""
@@ -99,7 +116,9 @@ class Registry:
         for _ in range(2):
             headers = {"Accept": MANIFESTS, **({"Authorization": authorization} if authorization else {})}
             try:
-                with self._open(urllib.request.Request(url, method="HEAD", headers=headers), f"for {image}") as response:
+                with self._open(
+                    urllib.request.Request(url, method="HEAD", headers=headers), f"for {image}"
+                ) as response:
                     return response.headers.get("Docker-Content-Digest") or "unknown"
             except urllib.error.HTTPError as error:
                 if error.code == 404:
@@ -116,9 +135,12 @@ class Registry:
         """`docker login` where the host's docker commands run, the password on stdin; nothing for an open registry."""
         if not self.username or self.password is None:
             return
-        host.run(["docker", "login", "--username", self.username, "--password-stdin", self.address.split("/", 1)[0]],
-                 what=f"logging in to registry {self.address}", error=ReleaseError,
-                 input=self.password.get_secret_value().encode())
+        host.run(
+            ["docker", "login", "--username", self.username, "--password-stdin", self.address.split("/", 1)[0]],
+            what=f"logging in to registry {self.address}",
+            error=ReleaseError,
+            input=self.password.get_secret_value().encode(),
+        )
 
 
 def _split_params(text: str) -> list[str]:
@@ -135,13 +157,17 @@ def _split_params(text: str) -> list[str]:
     return [part for part in [*parts, current] if "=" in part]
 
 
-def check_images(registry: Registry, images: list[str], what: str, outcome: str = "Nothing was changed.") -> dict[str, str]:
+def check_images(
+    registry: Registry, images: list[str], what: str, outcome: str = "Nothing was changed."
+) -> dict[str, str]:
     """repository:tag -> digest for every image; refused, before anything changes, when the registry lacks one."""
     digests = {image: registry.digest(image) for image in images}
     missing = [image for image, digest in digests.items() if digest is None]
     if missing:
-        raise ReleaseError(f"registry {registry.address} lacks {', '.join(missing)} for {what}; push the release's "
-                           f"images first. {outcome}")
+        raise ReleaseError(
+            f"registry {registry.address} lacks {', '.join(missing)} for {what}; push the release's "
+            f"images first. {outcome}"
+        )
     return {image: digest for image, digest in digests.items() if digest}
 
 
@@ -161,4 +187,8 @@ def stack_registry(chosen: str | None) -> Registry:
     """stack.yaml's `registry` when it names one, else this machine's INCARNATE_REGISTRY."""
     from incarnate import settings
 
-    return registry_named(chosen, "stack.yaml registry") if chosen else registry_named(settings.registry(), "INCARNATE_REGISTRY")
+    return (
+        registry_named(chosen, "stack.yaml registry")
+        if chosen
+        else registry_named(settings.registry(), "INCARNATE_REGISTRY")
+    )

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from incarnate import settings
-from incarnate.config import Retention
 from incarnate.backup_format import MANIFEST, Snapshot, list_snapshots, scan_snapshots
+from incarnate.config import Retention
 from incarnate.stores import Store
 from incarnate.stores.locking import StoreBusy, exclusive_lock
 
@@ -71,9 +71,11 @@ class PruneResult:
 
     def summary(self) -> str:
         verb = "would forget" if self.dry_run else "forgot"
-        text = (f"kept {len(self.kept)} snapshots, {verb} {len(self.forgotten)}"
-                f"{f' ({len(self.locked_snapshots)} more still locked)' if self.locked_snapshots else ''}; "
-                f"{'would delete' if self.dry_run else 'deleted'} {self.chunks_deleted} unreferenced chunks")
+        text = (
+            f"kept {len(self.kept)} snapshots, {verb} {len(self.forgotten)}"
+            f"{f' ({len(self.locked_snapshots)} more still locked)' if self.locked_snapshots else ''}; "
+            f"{'would delete' if self.dry_run else 'deleted'} {self.chunks_deleted} unreferenced chunks"
+        )
         if self.chunks_locked:
             text += f", {self.chunks_locked} unreferenced chunks still locked"
         if self.swept_by:
@@ -88,7 +90,9 @@ def _locked(store: Store, key: str, now: datetime) -> bool:
     return until is not None and until > now
 
 
-def forget(store: Store, stack: str, policy: Retention, result: PruneResult, now: datetime, protected: set[str]) -> set[str]:
+def forget(
+    store: Store, stack: str, policy: Retention, result: PruneResult, now: datetime, protected: set[str]
+) -> set[str]:
     """Delete the manifests of the stack's snapshots the policy does not keep (never one still locked, never one
     in `protected`: the backups of recent incarnations); their prefixes."""
     snapshots = list_snapshots(store, stack)
@@ -112,10 +116,14 @@ def sweep(store: Store, forgotten: set[str], result: PruneResult, now: datetime)
     """Delete every chunk no readable snapshot references; nothing when any manifest cannot be read."""
     snapshots, unreadable = scan_snapshots(store)
     if unreadable:
-        result.clean_up_skipped = (f"manifest {unreadable[0].prefix} cannot be read and may reference any chunk "
-                                   f"({len(unreadable)} such); repair or remove it")
+        result.clean_up_skipped = (
+            f"manifest {unreadable[0].prefix} cannot be read and may reference any chunk "
+            f"({len(unreadable)} such); repair or remove it"
+        )
         return
-    referenced = set().union(*(snapshot.manifest.chunk_ids() for snapshot in snapshots if snapshot.prefix not in forgotten))
+    referenced = set().union(
+        *(snapshot.manifest.chunk_ids() for snapshot in snapshots if snapshot.prefix not in forgotten)
+    )
     for key in store.list("chunks"):
         if key.rsplit("/", 1)[-1] in referenced:
             continue
@@ -144,8 +152,14 @@ def sweep_marks(store: Store) -> dict[str, set[str]]:
 
 def sweep_since(store: Store, seen: set[str]) -> str | None:
     """A sweep that started after `seen` was listed, and finished: it read the manifests after they were."""
-    return next((f"sweep {token}" for token, marks in sorted(sweep_marks(store).items())
-                 if token not in seen and marks == {STARTED, DONE}), None)
+    return next(
+        (
+            f"sweep {token}"
+            for token, marks in sorted(sweep_marks(store).items())
+            if token not in seen and marks == {STARTED, DONE}
+        ),
+        None,
+    )
 
 
 def marked_sweep(store: Store, forgotten: set[str], result: PruneResult, now: datetime) -> None:
@@ -162,8 +176,15 @@ def marked_sweep(store: Store, forgotten: set[str], result: PruneResult, now: da
             store.delete(f"{SWEEPS}/{other}{mark}")
 
 
-def prune(store: Store, stack: str, policy: Retention, dry_run: bool = False, now: datetime | None = None,
-          wait_seconds: float | None = None, protected: set[str] = frozenset()) -> PruneResult:
+def prune(
+    store: Store,
+    stack: str,
+    policy: Retention,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    wait_seconds: float | None = None,
+    protected: set[str] = frozenset(),
+) -> PruneResult:
     now = now or datetime.now(UTC)
     result = PruneResult(dry_run=dry_run)
     forgotten = forget(store, stack, policy, result, now, protected)

@@ -47,11 +47,14 @@ def stack_secrets(vault: Vault, stack: str, names: list[str], has_data: str | No
         raise ConfigError(
             f"stack {stack} has data ({has_data}) but {vault.where(stack)} does not exist, so its secrets "
             f"({', '.join(names)}) are missing; restore that block (Prefect UI: Blocks, Secret, a JSON value "
-            f"{{\"{names[0]}\": \"...\"}} with every secret) from your records and run again. Nothing was changed."
+            f'{{"{names[0]}": "..."}} with every secret) from your records and run again. Nothing was changed.'
         )
     kept = dict(kept or {})
     added = {name: generate() for name in names if name not in kept}
     if added:
         vault.save(stack, {**kept, **added})
-        print(f"stack {stack}: generated secret{'s' if len(added) > 1 else ''} {', '.join(added)} into {vault.where(stack)}")
+        print(
+            f"stack {stack}: generated secret{'s' if len(added) > 1 else ''} {', '.join(added)} into "
+            f"{vault.where(stack)}"
+        )
     return {variable(name): SecretStr({**kept, **added}[name]) for name in names}

@@ -24,10 +24,15 @@ def releases() -> str:
 def release_lock() -> tuple[int, str]:
     """Write-once period (days) and mode asked of the release store for what is published
     (INCARNATE_RELEASES_LOCK_DAYS, default 0; INCARNATE_RELEASES_LOCK_MODE, locked or unlocked)."""
-    days, mode = os.environ.get("INCARNATE_RELEASES_LOCK_DAYS", "0"), os.environ.get("INCARNATE_RELEASES_LOCK_MODE", "locked")
+    days, mode = (
+        os.environ.get("INCARNATE_RELEASES_LOCK_DAYS", "0"),
+        os.environ.get("INCARNATE_RELEASES_LOCK_MODE", "locked"),
+    )
     if not days.isdigit() or mode not in ("locked", "unlocked"):
-        raise ConfigError(f"INCARNATE_RELEASES_LOCK_DAYS={days!r} / INCARNATE_RELEASES_LOCK_MODE={mode!r}: expected a "
-                          f"number of days and locked or unlocked.")
+        raise ConfigError(
+            f"INCARNATE_RELEASES_LOCK_DAYS={days!r} / INCARNATE_RELEASES_LOCK_MODE={mode!r}: expected a "
+            f"number of days and locked or unlocked."
+        )
     return int(days), mode
 
 
@@ -104,13 +109,16 @@ def max_runs(value: str | None = None) -> int:
     slots free, so a hundred stacks due at 02:00 cost the serving machine K processes, not a hundred."""
     value = value or os.environ.get("INCARNATE_MAX_RUNS") or str(max(2, os.cpu_count() or 1))
     if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"maximum concurrent runs {value!r} (--max-runs or INCARNATE_MAX_RUNS): expected a whole "
-                          f"number, at least 1.")
+        raise ConfigError(
+            f"maximum concurrent runs {value!r} (--max-runs or INCARNATE_MAX_RUNS): expected a whole "
+            f"number, at least 1."
+        )
     return int(value)
 
 
 def progress_after() -> float:
-    """How long a transfer runs before it shows progress (INCARNATE_PROGRESS_AFTER, seconds): shorter ones stay quiet."""
+    """How long a transfer runs before it shows progress (INCARNATE_PROGRESS_AFTER, seconds): shorter ones are
+    quiet."""
     return seconds("INCARNATE_PROGRESS_AFTER", 3)
 
 
@@ -125,7 +133,8 @@ def stacks_dir() -> Path:
 
 
 def ssh_identity() -> Path:
-    """The private key for ssh:// hosts (INCARNATE_SSH_KEY): default the first of ~/.ssh/id_ed25519, id_ecdsa, id_rsa."""
+    """The private key for ssh:// hosts (INCARNATE_SSH_KEY): default the first of ~/.ssh/id_ed25519, id_ecdsa,
+    id_rsa."""
     if os.environ.get("INCARNATE_SSH_KEY"):
         return Path(os.environ["INCARNATE_SSH_KEY"])
     candidates = [Path.home() / ".ssh" / name for name in ("id_ed25519", "id_ecdsa", "id_rsa")]
@@ -140,6 +149,16 @@ def ssh_known_hosts() -> Path:
 def check() -> None:
     """Read every setting that has a value to check, so a bad one is refused when a command (or serve, or a worker)
     starts, not where a stage first reads it, perhaps after an update stopped the app."""
-    for read in (release_lock, stall_seconds, store_lock_ttl, store_lock_wait, prune_wait, lock_wait_seconds,
-                 parallel_artifacts, progress_after, ready_seconds, prefect_wait_seconds):
+    for read in (
+        release_lock,
+        stall_seconds,
+        store_lock_ttl,
+        store_lock_wait,
+        prune_wait,
+        lock_wait_seconds,
+        parallel_artifacts,
+        progress_after,
+        ready_seconds,
+        prefect_wait_seconds,
+    ):
         read()

@@ -42,7 +42,9 @@ logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 CONNECT_TIMEOUT = 10
 BLOCK = 1 << 16
 KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-")  # a line starting like this is a bare key, not a known_hosts entry
-URL_PATTERN = re.compile(r"^ssh://(?:(?P<user>[A-Za-z_][A-Za-z0-9_.-]*)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?/?$")
+URL_PATTERN = re.compile(
+    r"^ssh://(?:(?P<user>[A-Za-z_][A-Za-z0-9_.-]*)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?/?$"
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ def credentials_from_files(identity: Path, known_hosts: Path) -> SshCredentials:
     try:
         private_key = identity.read_text()
     except OSError as error:
-        raise ConfigError(f"SSH private key {identity} cannot be read ({error.strerror}); pass --identity FILE.") from None
+        raise ConfigError(
+            f"SSH private key {identity} cannot be read ({error.strerror}); pass --identity FILE."
+        ) from None
     try:
         host_keys = known_hosts.read_text()
     except OSError:
@@ -151,7 +155,7 @@ class SshSession:
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
         self._root: bool | None = None
-        self._forwarders: dict[str, "Forwarder"] = {}
+        self._forwarders: dict[str, Forwarder] = {}
 
     @property
     def name(self) -> str:
@@ -166,14 +170,26 @@ class SshSession:
         """A new connection; the host key must match a pinned one, login by key only."""
         address = self.address
         # Only a first connection has certainly changed nothing; a later one (reconnect) may come mid-stage.
-        outcome = "Nothing was changed." if not self._connections else "The run stopped at this stage; its log says what was done."
+        outcome = (
+            "Nothing was changed."
+            if not self._connections
+            else "The run stopped at this stage; its log says what was done."
+        )
         pkey = load_private_key(self.credentials.private_key, self.credentials.source)
         policy = _UnknownHostKey()
         connection = Connection(
-            address.host, user=address.user, port=address.port, connect_timeout=CONNECT_TIMEOUT,
+            address.host,
+            user=address.user,
+            port=address.port,
+            connect_timeout=CONNECT_TIMEOUT,
             config=Config(overrides={"load_ssh_configs": False}),
-            connect_kwargs={"pkey": pkey, "look_for_keys": False, "allow_agent": False, "banner_timeout": CONNECT_TIMEOUT,
-                            "auth_timeout": CONNECT_TIMEOUT},
+            connect_kwargs={
+                "pkey": pkey,
+                "look_for_keys": False,
+                "allow_agent": False,
+                "banner_timeout": CONNECT_TIMEOUT,
+                "auth_timeout": CONNECT_TIMEOUT,
+            },
         )
         client = connection.client
         client.set_missing_host_key_policy(policy)
@@ -198,15 +214,18 @@ class SshSession:
             if policy.offered is not None:
                 raise HostError(
                     f"host key of {address.host}:{address.port} ({fingerprint(policy.offered)}) is not pinned in "
-                    f"{self.credentials.source}; verify it on the host (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`) "
+                    f"{self.credentials.source}; verify it on the host (`ssh-keygen -lf "
+                    f"/etc/ssh/ssh_host_ed25519_key.pub`) "
                     f"and pin it (`ssh-keyscan -p {address.port} {address.host} >> ~/.ssh/known_hosts`). {outcome}"
                 ) from None
             raise HostError(f"SSH connection to {where} failed ({error}). {outcome}") from None
         except (OSError, EOFError) as error:
             causes = list(getattr(error, "errors", {}).values())  # NoValidConnectionsError: one per address tried
             reason = (causes[0] if causes else error).strerror or str(error) or error.__class__.__name__
-            raise HostError(f"cannot reach {where} over SSH ({reason}); check the address, the port and that "
-                            f"sshd runs there. {outcome}") from None
+            raise HostError(
+                f"cannot reach {where} over SSH ({reason}); check the address, the port and that "
+                f"sshd runs there. {outcome}"
+            ) from None
         connection.transport.set_keepalive(30)
         return connection
 
@@ -248,8 +267,9 @@ class SshSession:
     def as_root(self, command: str) -> str:
         return as_root(command, self.is_root())
 
-    def execute(self, command: str, *, what: str, stdin: bytes | None = None, check: bool = True,
-                timeout: float = 600) -> str:
+    def execute(
+        self, command: str, *, what: str, stdin: bytes | None = None, check: bool = True, timeout: float = 600
+    ) -> str:
         """Run a shell command on the host; on failure raise a HostError naming `what` and its output's tail."""
         channel = self.channel()
         try:
@@ -301,7 +321,8 @@ class SshSession:
 
             def dial() -> paramiko.Channel:
                 return self._connections[0].transport.open_channel(
-                    "direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT)
+                    "direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT
+                )
 
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             listener.bind(("127.0.0.1", 0))
@@ -328,8 +349,9 @@ def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
 class Forwarder:
     """Accept local connections; `carry` each (on its own thread) through its own SSH channel to the host."""
 
-    def __init__(self, listener: socket.socket, carry: Callable[[socket.socket], None],
-                 cleanup: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, listener: socket.socket, carry: Callable[[socket.socket], None], cleanup: Callable[[], None] | None = None
+    ) -> None:
         self.listener, self.carry, self.cleanup = listener, carry, cleanup
         name = listener.getsockname()
         self.address = name if isinstance(name, str) else f"{name[0]}:{name[1]}"
@@ -408,24 +430,46 @@ class OpenSshTunnel:
         self.address, self.command, self.folder = address, command, folder
         self.program = shutil.which("ssh")
         if self.program is None:
-            raise HostError(f"the OpenSSH client (`ssh`) is missing on this machine, and it carries the engine of host "
-                            f"{address}; install it (`apt-get install openssh-client`) and run again. Nothing was changed.")
+            raise HostError(
+                f"the OpenSSH client (`ssh`) is missing on this machine, and it carries the engine of host "
+                f"{address}; install it (`apt-get install openssh-client`) and run again. Nothing was changed."
+            )
         self._key = os.memfd_create("incarnate-ssh-key")  # close-on-exec: ssh reaches it by its /proc path only
         os.fchmod(self._key, 0o600)  # ssh refuses a key others could read
         os.write(self._key, credentials.private_key.encode())
         known_hosts = folder / "known_hosts"
         pins = pinned_keys(address, credentials.host_keys).lookup(address.known_hosts_name) or {}
-        write_private(known_hosts, "".join(f"{address.known_hosts_name} {kind} {key.get_base64()}\n"
-                                           for kind, key in pins.items()).encode())
+        write_private(
+            known_hosts,
+            "".join(f"{address.known_hosts_name} {kind} {key.get_base64()}\n" for kind, key in pins.items()).encode(),
+        )
         self.config = folder / "ssh_config"
-        write_private(self.config, "\n".join([
-            "Host *", f"  IdentityFile /proc/{os.getpid()}/fd/{self._key}", "  IdentitiesOnly yes", "  IdentityAgent none",
-            f"  UserKnownHostsFile {known_hosts}", "  GlobalKnownHostsFile /dev/null", "  StrictHostKeyChecking yes",
-            "  UpdateHostKeys no", "  CheckHostIP no", "  BatchMode yes", "  PasswordAuthentication no",
-            "  KbdInteractiveAuthentication no", f"  ConnectTimeout {CONNECT_TIMEOUT}", "  ServerAliveInterval 30",
-            "  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com",
-            "  ControlMaster auto", f"  ControlPersist {self.IDLE_SECONDS}", "  LogLevel ERROR", "",
-        ]).encode())
+        write_private(
+            self.config,
+            "\n".join(
+                [
+                    "Host *",
+                    f"  IdentityFile /proc/{os.getpid()}/fd/{self._key}",
+                    "  IdentitiesOnly yes",
+                    "  IdentityAgent none",
+                    f"  UserKnownHostsFile {known_hosts}",
+                    "  GlobalKnownHostsFile /dev/null",
+                    "  StrictHostKeyChecking yes",
+                    "  UpdateHostKeys no",
+                    "  CheckHostIP no",
+                    "  BatchMode yes",
+                    "  PasswordAuthentication no",
+                    "  KbdInteractiveAuthentication no",
+                    f"  ConnectTimeout {CONNECT_TIMEOUT}",
+                    "  ServerAliveInterval 30",
+                    "  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com",
+                    "  ControlMaster auto",
+                    f"  ControlPersist {self.IDLE_SECONDS}",
+                    "  LogLevel ERROR",
+                    "",
+                ]
+            ).encode(),
+        )
         self._sessions: list[int] = []  # live sessions per master, the master's socket named by its index
         self._lock = threading.Lock()
 
@@ -450,11 +494,17 @@ class OpenSshTunnel:
 
     def check(self) -> None:
         """Open the first master now, so a login OpenSSH refuses is one sentence here, not a broken docker call."""
-        result = subprocess.run(self._ssh("-S", self._control_path(0), "--", self.address.host, "true"),
-                                stdin=subprocess.DEVNULL, capture_output=True, timeout=CONNECT_TIMEOUT * 3)
+        result = subprocess.run(
+            self._ssh("-S", self._control_path(0), "--", self.address.host, "true"),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=CONNECT_TIMEOUT * 3,
+        )
         if result.returncode != 0:
-            raise HostError(f"the OpenSSH client could not log in to {self.address} ({tail(result.stderr)}); "
-                            f"`ssh -V` must work on this machine. Nothing was changed.")
+            raise HostError(
+                f"the OpenSSH client could not log in to {self.address} ({tail(result.stderr)}); "
+                f"`ssh -V` must work on this machine. Nothing was changed."
+            )
 
     def carry(self, local: socket.socket) -> None:
         """Hand one local connection to an `ssh` of its own (through a master) and wait until it ends."""
@@ -463,14 +513,20 @@ class OpenSshTunnel:
             with local:
                 process = subprocess.Popen(
                     self._ssh("-S", self._control_path(master), "--", self.address.host, self.command),
-                    stdin=local, stdout=local, stderr=subprocess.DEVNULL)
+                    stdin=local,
+                    stdout=local,
+                    stderr=subprocess.DEVNULL,
+                )
             process.wait()
         finally:
             self._release_master(master)
 
     def close(self) -> None:
         for master in range(max(1, len(self._sessions))):  # master 0 exists from check() even if nothing was carried
-            subprocess.run(self._ssh("-S", self._control_path(master), "-O", "exit", "--", self.address.host),
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=CONNECT_TIMEOUT)
+            subprocess.run(
+                self._ssh("-S", self._control_path(master), "-O", "exit", "--", self.address.host),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=CONNECT_TIMEOUT,
+            )
         os.close(self._key)
-

@@ -37,13 +37,25 @@ def read_state(project: ComposeProject) -> StackState | None:
     return StackState.model_validate_json(path.read_text()) if path.is_file() else None
 
 
-def write_state(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot, kept_data: bool = False) -> StackState:
+def write_state(
+    project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot, kept_data: bool = False
+) -> StackState:
     customer = pinned.customer
     state = StackState(
-        stack=pinned.stack, product=customer.config.product, release=pinned.release.release,
-        schema_version=pinned.release.schema_version, repo=customer.repo, ref=customer.ref,
-        config_commit=customer.commit, restored_from=snapshot.id, kept_data=kept_data, deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        http_port=customer.config.http_port, registry=pinned.registry, services=customer.config.services, size=pinned.size,
+        stack=pinned.stack,
+        product=customer.config.product,
+        release=pinned.release.release,
+        schema_version=pinned.release.schema_version,
+        repo=customer.repo,
+        ref=customer.ref,
+        config_commit=customer.commit,
+        restored_from=snapshot.id,
+        kept_data=kept_data,
+        deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        http_port=customer.config.http_port,
+        registry=pinned.registry,
+        services=customer.config.services,
+        size=pinned.size,
     )
     write_private(project.workdir / STATE_FILE, state.model_dump_json(indent=2).encode())
     project.save_on_host()
@@ -52,7 +64,8 @@ def write_state(project: ComposeProject, pinned: PinnedStack, snapshot: Snapshot
 
 def runs_as_deployed(project: ComposeProject, pinned: PinnedStack, state: StackState) -> bool:
     """The stack (whose state the host keeps) was deployed from this very config commit and release, all its
-    services run, and it reports that release and schema (as its release.yaml says to ask): a deployment would change nothing."""
+    services run, and it reports that release and schema (as its release.yaml says to ask): a deployment would
+    change nothing."""
     if (state.config_commit, state.release) != (pinned.customer.commit, pinned.release.release):
         return False
     services = project.services()

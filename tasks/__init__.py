@@ -45,7 +45,9 @@ class ArtifactProgress:
         self.shown_at[reading.what] = reading.seconds
         percent, description = reading.percent() or 0.0, reading.describe()
         if reading.what in self.artifacts:
-            update_progress_artifact(artifact_id=self.artifacts[reading.what], progress=percent, description=description)
+            update_progress_artifact(
+                artifact_id=self.artifacts[reading.what], progress=percent, description=description
+            )
         else:
             self.artifacts[reading.what] = create_progress_artifact(progress=percent, description=description)
 

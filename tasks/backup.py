@@ -7,7 +7,6 @@ from incarnate.stages import backup as stage
 from incarnate.stores import Store
 from tasks import NETWORK_RETRIES, STAGE, shows_progress, transient
 
-
 BACKUP_COMPLETED = "incarnate.backup.completed"  # what the staleness alert (deployments/alerts.py) waits for
 
 
@@ -21,7 +20,9 @@ def backup(project: ComposeProject, store: Store, settings: BackupSettings) -> s
     """Database dumps and volume archives, chunked into the store; the manifest last. A committed snapshot is
     announced as an event, whoever ran the backup (the nightly deployment, a deployment's closing backup, the CLI)."""
     result = stage.run(project, store, settings.lock_days, settings.lock_mode)
-    emit_event(event=BACKUP_COMPLETED, resource={"prefect.resource.id": stack_resource(project.name),
-                                                 "prefect.resource.name": project.name},
-               payload={"snapshot": result.snapshot.id})
+    emit_event(
+        event=BACKUP_COMPLETED,
+        resource={"prefect.resource.id": stack_resource(project.name), "prefect.resource.name": project.name},
+        payload={"snapshot": result.snapshot.id},
+    )
     return result

@@ -46,8 +46,9 @@ def check(project: ComposeProject, release: ReleaseDescriptor, registry: str, sn
     backed_up = snapshot.manifest.rows()
     differences = datasources.row_differences(counts, backed_up) if backed_up is not None else []
     if differences:
-        raise StageError(f"snapshot {snapshot.id} was restored with other rows than its backup counted: "
-                         f"{'; '.join(differences)}.")
+        raise StageError(
+            f"snapshot {snapshot.id} was restored with other rows than its backup counted: {'; '.join(differences)}."
+        )
     return counts
 
 

@@ -40,13 +40,24 @@ def wait_ready(project: ComposeProject, release: ReleaseDescriptor, http_port: i
 
 @task(name="backup", retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
 @shows_progress
-def back_up_vanilla(project: ComposeProject, release: ReleaseDescriptor, registry: str, releases: ReleaseStore,
-                    prefix: str) -> backup_stage.BackupResult:
+def back_up_vanilla(
+    project: ComposeProject, release: ReleaseDescriptor, registry: str, releases: ReleaseStore, prefix: str
+) -> backup_stage.BackupResult:
     """The scratch stack's data through the backup stage every stack uses, as the release's vanilla backup."""
     lock_days, lock_mode = settings.release_lock()
-    return backup_stage.back_up(project, release, registry, releases.store, prefix, lock_days, lock_mode,
-                                stack=release.product, schema_version=release.schema_version, config_commit=None,
-                                origin="vanilla")
+    return backup_stage.back_up(
+        project,
+        release,
+        registry,
+        releases.store,
+        prefix,
+        lock_days,
+        lock_mode,
+        stack=release.product,
+        schema_version=release.schema_version,
+        config_commit=None,
+        origin="vanilla",
+    )
 
 
 @task(name="write release", retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)

@@ -39,12 +39,31 @@ def second_engine():
         with open(config, "w") as file:
             json.dump({"default-address-pools": [{"base": "10.231.0.0/16", "size": 24}]}, file)
         with open("/var/log/incarnate/dockerd-b.log", "ab") as log:
-            subprocess.Popen(["dockerd", "--config-file", config, "--data-root", "/var/lib/docker-b", "--exec-root", "/run/docker-b",
-                              "--pidfile", "/run/docker-b.pid", "-H", SECOND_ENGINE, "--bridge", "none"],
-                             stdout=log, stderr=log, start_new_session=True)
+            subprocess.Popen(
+                [
+                    "dockerd",
+                    "--config-file",
+                    config,
+                    "--data-root",
+                    "/var/lib/docker-b",
+                    "--exec-root",
+                    "/run/docker-b",
+                    "--pidfile",
+                    "/run/docker-b.pid",
+                    "-H",
+                    SECOND_ENGINE,
+                    "--bridge",
+                    "none",
+                ],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while subprocess.run(probe, capture_output=True).returncode != 0:
-            assert time.monotonic() < deadline, "the second Docker engine did not start; see /var/log/incarnate/dockerd-b.log"
+            assert time.monotonic() < deadline, (
+                "the second Docker engine did not start; see /var/log/incarnate/dockerd-b.log"
+            )
             time.sleep(0.5)
     return SECOND_ENGINE
 

@@ -27,7 +27,9 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, log: Path, ti
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}: {log.read_text()[-2000:] if log.exists() else ''}")
+            raise RuntimeError(
+                f"{what} exited with {process.returncode}: {log.read_text()[-2000:] if log.exists() else ''}"
+            )
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -90,8 +92,13 @@ def samba(directory: Path) -> Iterator[Samba]:
   read only = no
   valid users = root
 """)
-    subprocess.run(["smbpasswd", "-c", str(conf), "-s", "-a", "root"], input=f"{password}\n{password}\n",
-                   text=True, check=True, capture_output=True)
+    subprocess.run(
+        ["smbpasswd", "-c", str(conf), "-s", "-a", "root"],
+        input=f"{password}\n{password}\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     command = ["smbd", "--foreground", "--no-process-group", f"--configfile={conf}", "--debug-stdout"]
     with running(command, port, "smbd", directory / "smbd.out") as process:
         yield Samba(port=port, share="backups", username="root", password=password, process=process)
@@ -113,8 +120,18 @@ def azurite(directory: Path) -> Iterator[Azurite]:
     if not binary.exists():
         raise RuntimeError(f"Azurite is not installed at {binary}; run `bash scripts/services.sh`")
     port = free_port()
-    command = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(directory),
-               "--skipApiVersionCheck", "--loose", "--silent"]
+    command = [
+        str(binary),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        str(directory),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--silent",
+    ]
     with running(command, port, "azurite", directory / "azurite.out") as process:
         yield Azurite(port=port, process=process)
 
@@ -144,18 +161,35 @@ class SshServer:
 def sshd(folder: Path, docker_host: str) -> Iterator[SshServer]:
     """Debian's OpenSSH server with its own config, host key and authorized_keys, on a free port."""
     for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(folder / name)], check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(folder / name)], check=True
+        )
     (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
     port = free_port()
     host_key = " ".join((folder / "host_key.pub").read_text().split()[:2])
     (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key}\n")
     config = folder / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {folder / 'host_key'}", f"PidFile {folder / 'sshd.pid'}",
-        f"AuthorizedKeysFile {folder / 'authorized_keys'} .ssh/authorized_keys", "StrictModes no", "UsePAM no",
-        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
-        f"SetEnv DOCKER_HOST={docker_host}", "Subsystem sftp internal-sftp", "MaxStartups 100", "LogLevel VERBOSE", "",
-    ]))
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {folder / 'host_key'}",
+                f"PidFile {folder / 'sshd.pid'}",
+                f"AuthorizedKeysFile {folder / 'authorized_keys'} .ssh/authorized_keys",
+                "StrictModes no",
+                "UsePAM no",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                f"SetEnv DOCKER_HOST={docker_host}",
+                "Subsystem sftp internal-sftp",
+                "MaxStartups 100",
+                "LogLevel VERBOSE",
+                "",
+            ]
+        )
+    )
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
     with running(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], port, "sshd", folder / "sshd.log"):
         yield SshServer(port, host_key, folder / "client_key", folder / "known_hosts", folder)
@@ -167,12 +201,22 @@ def save_store_block(kind: str, samba_server, azurite_server) -> str | None:
 
     name = f"test-{uuid.uuid4().hex[:8]}"
     if kind == "smb":
-        SmbShareStore(server="127.0.0.1", share=samba_server.share, path=name, username=samba_server.username,
-                      password=samba_server.password, port=samba_server.port).save(name)
+        SmbShareStore(
+            server="127.0.0.1",
+            share=samba_server.share,
+            path=name,
+            username=samba_server.username,
+            password=samba_server.password,
+            port=samba_server.port,
+        ).save(name)
         return f"incarnate-smb-store/{name}"
     if kind == "azure":
-        AzureBlobBackupStore(account_url=azurite_server.account_url, account_name=AZURITE_ACCOUNT,
-                             account_key=AZURITE_KEY, container=name).save(name)
+        AzureBlobBackupStore(
+            account_url=azurite_server.account_url,
+            account_name=AZURITE_ACCOUNT,
+            account_key=AZURITE_KEY,
+            container=name,
+        ).save(name)
         return f"incarnate-azure-blob-store/{name}"
     return None
 
@@ -195,29 +239,44 @@ def issue_test_certificate(folder: Path, host: str) -> tuple[Path, Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "incarnate test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     paths = folder / "ca.crt", folder / "server.crt", folder / "server.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
 @contextmanager
 def private_registry(folder: Path) -> Iterator[PrivateRegistry]:
-    """Debian's docker-registry with htpasswd (bcrypt) auth and TLS from a test CA, which the engine is told to trust."""
+    """Debian's docker-registry with htpasswd (bcrypt) auth and TLS from a test CA, which the engine is told to
+    trust."""
     import secrets
     import shutil
 
@@ -230,12 +289,18 @@ def private_registry(folder: Path) -> Iterator[PrivateRegistry]:
     (folder / "config.yml").write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
         f"http:\n  addr: {address}\n  tls:\n    certificate: {cert}\n    key: {key}\n"
-        f"auth:\n  htpasswd:\n    realm: incarnate-test\n    path: {folder / 'htpasswd'}\n")
+        f"auth:\n  htpasswd:\n    realm: incarnate-test\n    path: {folder / 'htpasswd'}\n"
+    )
     trusted = Path("/etc/docker/certs.d") / address
     trusted.mkdir(parents=True, exist_ok=True)
     shutil.copy(ca, trusted / "ca.crt")
     try:
-        with running(["docker-registry", "serve", str(folder / "config.yml")], port, "the private registry", folder / "registry.log"):
+        with running(
+            ["docker-registry", "serve", str(folder / "config.yml")],
+            port,
+            "the private registry",
+            folder / "registry.log",
+        ):
             yield PrivateRegistry(address, username, password, trusted / "ca.crt")
     finally:
         shutil.rmtree(trusted, ignore_errors=True)

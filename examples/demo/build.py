@@ -15,17 +15,19 @@ import tempfile
 from pathlib import Path
 
 from incarnate import settings
+from incarnate.datasources.volume import toolbox_image
 from incarnate.registry import Registry
 from incarnate.releases import parse_descriptor
-from incarnate.datasources.volume import toolbox_image
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent
 BASE_IMAGE = "incarnate/base:bookworm"
 # One root filesystem for every example image (they share its layers): the databases, the demo app's Python,
 # DokuWiki under Apache for the off-the-shelf example, tini as an init.
-BASE_PACKAGES = ("mariadb-server,mariadb-client,postgresql,python3,python3-pymysql,python3-psycopg2,tar,ca-certificates,"
-                 "dokuwiki,apache2,libapache2-mod-php,tini")
+BASE_PACKAGES = (
+    "mariadb-server,mariadb-client,postgresql,python3,python3-pymysql,python3-psycopg2,tar,ca-certificates,"
+    "dokuwiki,apache2,libapache2-mod-php,tini"
+)
 # The migrations of the example products built from the demo app: the demo (MariaDB), pgdemo (PostgreSQL).
 MIGRATIONS = {"demo": HERE / "app" / "migrations", "pgdemo": EXAMPLES / "pgdemo" / "migrations"}
 
@@ -42,8 +44,11 @@ def docker(*args: str) -> str:
 
 
 def image_label(image: str) -> str | None:
-    result = subprocess.run(["docker", "image", "inspect", "--format", '{{index .Config.Labels "incarnate.inputs"}}', image],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["docker", "image", "inspect", "--format", '{{index .Config.Labels "incarnate.inputs"}}', image],
+        capture_output=True,
+        text=True,
+    )
     return result.stdout.strip() if result.returncode == 0 else None
 
 
@@ -64,22 +69,50 @@ def build_base() -> tuple[str, bool]:
     say(f"building {BASE_IMAGE} with mmdebstrap (about a minute)")
     with tempfile.TemporaryDirectory() as scratch:
         rootfs = Path(scratch) / "rootfs.tar"
-        subprocess.run(["mmdebstrap", "--quiet", "--variant=apt", f"--include={BASE_PACKAGES}", "bookworm", str(rootfs)], check=True)
-        docker("import", "--change", f"LABEL incarnate.inputs={inputs}", "--change", 'CMD ["bash"]', str(rootfs), BASE_IMAGE)
+        subprocess.run(
+            ["mmdebstrap", "--quiet", "--variant=apt", f"--include={BASE_PACKAGES}", "bookworm", str(rootfs)],
+            check=True,
+        )
+        docker(
+            "import",
+            "--change",
+            f"LABEL incarnate.inputs={inputs}",
+            "--change",
+            'CMD ["bash"]',
+            str(rootfs),
+            BASE_IMAGE,
+        )
     return inputs, True
 
 
 def build_image(tag: str, context: Path, base_inputs: str, **build_args: str) -> bool:
     """Build when the context, the arguments or the base changed; True when it built."""
     files = sorted(path for path in context.rglob("*") if path.is_file())
-    inputs = digest(base_inputs, *(f"{key}={value}" for key, value in sorted(build_args.items())),
-                    *(f"{path.relative_to(context)}" for path in files), *(path.read_bytes() for path in files))
+    inputs = digest(
+        base_inputs,
+        *(f"{key}={value}" for key, value in sorted(build_args.items())),
+        *(f"{path.relative_to(context)}" for path in files),
+        *(path.read_bytes() for path in files),
+    )
     if image_label(tag) == inputs:
         return False
     say(f"building {tag}")
     args = [arg for key, value in build_args.items() for arg in ("--build-arg", f"{key}={value}")]
     # No network: the RUN steps are offline, and a second engine started with `--bridge none` may have removed docker0.
-    docker("build", "--quiet", "--network", "none", "--label", f"incarnate.inputs={inputs}", "--build-arg", f"BASE={BASE_IMAGE}", *args, "-t", tag, str(context))
+    docker(
+        "build",
+        "--quiet",
+        "--network",
+        "none",
+        "--label",
+        f"incarnate.inputs={inputs}",
+        "--build-arg",
+        f"BASE={BASE_IMAGE}",
+        *args,
+        "-t",
+        tag,
+        str(context),
+    )
     return True
 
 
@@ -90,7 +123,9 @@ def push(tag: str, built: bool, registry: str) -> None:
 
 
 def migrations_up_to(product: str, schema_version: int) -> list[Path]:
-    return [path for path in sorted(MIGRATIONS[product].glob("*.sql")) if int(path.name.split("_")[0]) <= schema_version]
+    return [
+        path for path in sorted(MIGRATIONS[product].glob("*.sql")) if int(path.name.split("_")[0]) <= schema_version
+    ]
 
 
 def app_context(scratch: Path, product: str, schema_version: int) -> Path:
@@ -104,12 +139,16 @@ def app_context(scratch: Path, product: str, schema_version: int) -> Path:
     return context
 
 
-def image_contexts(product: str, release: str, schema_version: int, scratch: Path) -> dict[str, tuple[Path, dict[str, str]]]:
+def image_contexts(
+    product: str, release: str, schema_version: int, scratch: Path
+) -> dict[str, tuple[Path, dict[str, str]]]:
     """service -> (build context, build arguments) of one release of an example product."""
     if product == "wiki":
         return {"wiki": (EXAMPLES / "wiki" / "image", {"RELEASE": release})}
-    return {"db": (EXAMPLES / product / "db", {}),
-            "app": (app_context(scratch, product, schema_version), {"RELEASE": release})}
+    return {
+        "db": (EXAMPLES / product / "db", {}),
+        "app": (app_context(scratch, product, schema_version), {"RELEASE": release}),
+    }
 
 
 def forget_rebuilt_release(product: str, release: str) -> None:
@@ -150,10 +189,23 @@ def create_customer_repo(path: Path, backups: Path) -> None:
     backups.mkdir(parents=True, exist_ok=True)
     (path / "stack.yaml").write_text(
         "# The demo customer's stack: change `release` and commit to update it.\n"
-        f"stack: demo\nproduct: demo\nrelease: 1.0.0\nhttp_port: 8080\nbackup:\n  store:\n    kind: local\n    path: {backups}\n"
+        f"stack: demo\nproduct: demo\nrelease: 1.0.0\nhttp_port: 8080\nbackup:\n  store:\n    kind: local\n    path: "
+        f"{backups}\n"
     )
-    for args in (["init", "--quiet", "--initial-branch=main"], ["add", "stack.yaml"],
-                 ["-c", "user.name=incarnate", "-c", "user.email=incarnate@localhost", "commit", "--quiet", "-m", "Pin demo release 1.0.0"]):
+    for args in (
+        ["init", "--quiet", "--initial-branch=main"],
+        ["add", "stack.yaml"],
+        [
+            "-c",
+            "user.name=incarnate",
+            "-c",
+            "user.email=incarnate@localhost",
+            "commit",
+            "--quiet",
+            "-m",
+            "Pin demo release 1.0.0",
+        ],
+    ):
         subprocess.run(["git", "-C", str(path), *args], check=True)
 
 

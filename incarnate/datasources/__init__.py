@@ -60,12 +60,15 @@ class DataSource(Protocol):
 
 def for_release(project: ComposeProject, release: "ReleaseDescriptor", registry: str) -> list[DataSource]:
     """The stack's data as its release declares it: every database, then every volume."""
-    return [*(ENGINES[spec.engine](project, spec.name, spec.service) for spec in release.databases),
-            *(Volume(project, spec.name, registry) for spec in release.volumes)]
+    return [
+        *(ENGINES[spec.engine](project, spec.name, spec.service) for spec in release.databases),
+        *(Volume(project, spec.name, registry) for spec in release.volumes),
+    ]
 
 
-def for_artifacts(sources: list[DataSource], artifacts: list[Artifact], project: ComposeProject, registry: str,
-                  where: str) -> Iterator[tuple[Artifact, DataSource]]:
+def for_artifacts(
+    sources: list[DataSource], artifacts: list[Artifact], project: ComposeProject, registry: str, where: str
+) -> Iterator[tuple[Artifact, DataSource]]:
     """Each artifact of a snapshot with the source it restores into. A volume the release no longer declares is
     still restored (Compose keeps unknown volumes); a database it does not declare has no service to load it."""
     by_name = {source.artifact: source for source in sources}
@@ -74,14 +77,18 @@ def for_artifacts(sources: list[DataSource], artifacts: list[Artifact], project:
         if source is None and artifact.kind == "volume":
             source = Volume(project, artifact.target, registry)
         if source is None:
-            raise IntegrityError(f"{where}: artifact {artifact.name} is a database the release does not declare; restore refused.")
+            raise IntegrityError(
+                f"{where}: artifact {artifact.name} is a database the release does not declare; restore refused."
+            )
         yield artifact, source
 
 
 Item = TypeVar("Item")
 
 
-def at_once(work: Callable[[Item], None], items: list[Item], parallel: int, stop: Callable[[], None]) -> list[BaseException]:
+def at_once(
+    work: Callable[[Item], None], items: list[Item], parallel: int, stop: Callable[[], None]
+) -> list[BaseException]:
     """`work` for every item (a source to dump, an artifact to load), up to `parallel` at a time: a database and a
     volume use different things (the database's CPU, the volume's disk). The failures, first the first. Once one
     failed, no other starts, and `stop` ends what the others still do (a failed backup does not wait for the rest
@@ -110,8 +117,11 @@ def at_once(work: Callable[[Item], None], items: list[Item], parallel: int, stop
 
 def row_differences(restored: dict[str, int], backed_up: dict[str, int]) -> list[str]:
     """Each table whose restored rows differ from what the backup counted, as `db.table: N restored, M backed up`."""
-    return [f"{table}: {restored.get(table, 0)} restored, {backed_up.get(table, 0)} backed up"
-            for table in sorted(set(restored) | set(backed_up)) if restored.get(table, 0) != backed_up.get(table, 0)]
+    return [
+        f"{table}: {restored.get(table, 0)} restored, {backed_up.get(table, 0)} backed up"
+        for table in sorted(set(restored) | set(backed_up))
+        if restored.get(table, 0) != backed_up.get(table, 0)
+    ]
 
 
 def row_counts(sources: list[DataSource]) -> dict[str, int]:

@@ -17,7 +17,9 @@ from incarnate.host import Host
 # docker CLI as a message of its own: 1 GB cost 27 CPU-s of the machine in 16 s. Handed on by dd in 1 MB writes,
 # 18 CPU-s in 12 s (README, bench/recovery_speed.py). A POSIX sh has no pipefail: the dump's own exit status is
 # carried out through fd 4 and becomes the wrapper's.
-IN_LARGE_WRITES = 'exec 3>&1; status=$( { { "$@"; echo $? >&4; } | dd ibs=64k obs=1M 2>/dev/null >&3; } 4>&1 ); exit "${status:-1}"'
+IN_LARGE_WRITES = (
+    'exec 3>&1; status=$( { { "$@"; echo $? >&4; } | dd ibs=64k obs=1M 2>/dev/null >&3; } 4>&1 ); exit "${status:-1}"'
+)
 
 
 def in_large_writes(command: tuple[str, ...]) -> list[str]:
@@ -57,16 +59,27 @@ class Database(ABC):
 
     def _exec(self, *command: str, interactive: bool = False) -> list[str]:
         """`command` run in the database's container, as the engine's tools expect to be run."""
-        return ["docker", "exec", *(["-i"] if interactive else []), *(["--user", self.exec_user] if self.exec_user else []),
-                self.container, *command]
+        return [
+            "docker",
+            "exec",
+            *(["-i"] if interactive else []),
+            *(["--user", self.exec_user] if self.exec_user else []),
+            self.container,
+            *command,
+        ]
 
     @cached_property
     def _has_sh_and_dd(self) -> bool:
         """Whether the container has what in_large_writes needs: a vendor's database image may lack them, and then
         the dump goes in its own small writes."""
         try:
-            with exec_out(self.host, self.container, ["sh", "-c", "command -v dd"], user=self.exec_user,
-                          what=f"looking for dd in service {self.service}") as found:
+            with exec_out(
+                self.host,
+                self.container,
+                ["sh", "-c", "command -v dd"],
+                user=self.exec_user,
+                what=f"looking for dd in service {self.service}",
+            ) as found:
                 found.read()
         except HostError:
             return False
@@ -75,16 +88,28 @@ class Database(ABC):
     def dump(self) -> AbstractContextManager[BinaryIO]:
         """A consistent dump, streamed: read from the engine's exec API (as `docker exec` runs it, without the CLI)."""
         command = self.dump_command()
-        return exec_out(self.host, self.container, in_large_writes(command) if self._has_sh_and_dd else list(command),
-                        user=self.exec_user, what=f"dumping database {self.target}")
+        return exec_out(
+            self.host,
+            self.container,
+            in_large_writes(command) if self._has_sh_and_dd else list(command),
+            user=self.exec_user,
+            what=f"dumping database {self.target}",
+        )
 
     def end_orphans(self) -> int:
         """End this database's dumps still running in its container (their run was killed, or gave up on them):
         they hold a transaction and would stream to nobody. How many were ended."""
-        listing = self.host.run(["docker", "top", self.container, "-eo", "pid,args"], what=f"listing processes of {self.service}")
-        pids = [int(fields[0]) for fields in map(str.split, listing.splitlines()[1:])
-                if len(fields) > 1 and fields[0].isdigit() and fields[1].rsplit("/", 1)[-1] == self.program
-                and self.target in fields[2:]]
+        listing = self.host.run(
+            ["docker", "top", self.container, "-eo", "pid,args"], what=f"listing processes of {self.service}"
+        )
+        pids = [
+            int(fields[0])
+            for fields in map(str.split, listing.splitlines()[1:])
+            if len(fields) > 1
+            and fields[0].isdigit()
+            and fields[1].rsplit("/", 1)[-1] == self.program
+            and self.target in fields[2:]
+        ]
         if pids:
             shell, what = self.host.shell(), f"ending orphaned {self.program} of database {self.target}"
             shell.execute(shell.as_root(end_processes(pids)), what=what)

@@ -43,7 +43,7 @@ class Frames(io.RawIOBase):
                     return 0
                 continue  # a frame may be empty
             if self._stream == STDOUT:
-                count = self.raw.readinto(memoryview(buffer)[:self._left])
+                count = self.raw.readinto(memoryview(buffer)[: self._left])
                 if not count:
                     raise FrameError(f"the stream ended inside a frame, {self._left} bytes short")
                 self._left -= count
@@ -90,8 +90,12 @@ def exec_out(host: Host, container: str, command: list[str], *, user: str | None
             exec_id = api.exec_create(container, command, stdout=True, stderr=True, user=user or "")["Id"]
             # docker-py's exec_start(socket=True) is this POST, but it hands out the raw socket, past the HTTP
             # layer's read buffer: output the engine sent with its reply's headers would be lost (docker-py#3332).
-            response = api.post(engine_url(api, f"exec/{exec_id}/start"), json={"Tty": False, "Detach": False},
-                                headers={"Connection": "Upgrade", "Upgrade": "tcp"}, stream=True)
+            response = api.post(
+                engine_url(api, f"exec/{exec_id}/start"),
+                json={"Tty": False, "Detach": False},
+                headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+                stream=True,
+            )
         with response:
             if response.status_code not in (101, 200):  # 200: an engine that streams without the upgrade
                 raise HostError(f"{where} failed: {tail(response.text, 1)}.")

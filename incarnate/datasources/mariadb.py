@@ -16,7 +16,9 @@ def _literal(text: str) -> str:
 
 
 # A statement whose rows are counted: a table's definition, or the start of an extended INSERT into it.
-STATEMENT = re.compile(rb"^(?:CREATE TABLE `(?P<table>(?:[^`]|``)+)`|INSERT INTO `(?P<into>(?:[^`]|``)+)` VALUES ?)", re.MULTILINE)
+STATEMENT = re.compile(
+    rb"^(?:CREATE TABLE `(?P<table>(?:[^`]|``)+)`|INSERT INTO `(?P<into>(?:[^`]|``)+)` VALUES ?)", re.MULTILINE
+)
 # A quoted string of mariadb-dump: quotes and backslashes inside are escaped with a backslash (a newline too).
 QUOTED = re.compile(rb"'[^'\\]*(?:\\.[^'\\]*)*'")
 
@@ -29,8 +31,9 @@ def _tuples(text: bytes) -> int:
 
 
 def _statement_end(text: bytes, start: int, stop: int) -> int:
-    """Just past the `;` that ends a line, the end of an extended INSERT, or -1. A newline inside a value is escaped,
-    so such a `;` is never inside a string; looked for with a one-byte find, which the C library does at memory speed."""
+    """Just past the `;` that ends a line, the end of an extended INSERT, or -1. A newline inside a value is
+    escaped, so such a `;` is never inside a string; looked for with a one-byte find, which the C library does at
+    memory speed."""
     while (found := text.find(b";", start, stop)) >= 0:
         if text.startswith(b"\n", found + 1, stop):
             return found + 2
@@ -61,8 +64,9 @@ class DumpRows(RowCounter):
     def count(self, text: bytes, position: int, stop: int) -> int:
         end = _statement_end(text, position, stop)
         until = stop if end < 0 else end
-        self.rows[self.table] += (text.count(b"\n", position, until) if self.one_row_a_line
-                                  else _tuples(text[position:until]))
+        self.rows[self.table] += (
+            text.count(b"\n", position, until) if self.one_row_a_line else _tuples(text[position:until])
+        )
         if end >= 0:
             self.table = None
         return until
@@ -73,17 +77,26 @@ class MariaDB(Database):
     program = "mariadb-dump"
 
     def _sql(self, statement: str, what: str) -> str:
-        return self.host.run(self._exec("mariadb", "--batch", "--skip-column-names", "-e", statement),
-                             what=what)
+        return self.host.run(self._exec("mariadb", "--batch", "--skip-column-names", "-e", statement), what=what)
 
     def is_empty(self) -> bool:
-        count = self._sql(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{_literal(self.target)}'",
-                          f"counting tables of database {self.target}")
+        count = self._sql(
+            f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{_literal(self.target)}'",
+            f"counting tables of database {self.target}",
+        )
         return int(count.strip() or 0) == 0
 
     def dump_command(self) -> tuple[str, ...]:
-        return (self.program, "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
-                "--databases", self.target)
+        return (
+            self.program,
+            "--single-transaction",
+            "--routines",
+            "--triggers",
+            "--events",
+            "--hex-blob",
+            "--databases",
+            self.target,
+        )
 
     def load(self, source: BinaryIO) -> None:
         """The dump names its database (--databases), so the client needs none."""
@@ -98,10 +111,15 @@ class MariaDB(Database):
 
     def row_counts(self) -> dict[str, int]:
         """Exact row count of every table (information_schema's are estimates for InnoDB)."""
-        tables = self._sql(f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{_literal(self.target)}' "
-                           "ORDER BY table_name", f"listing tables of {self.target}").split()
+        tables = self._sql(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{_literal(self.target)}' "
+            "ORDER BY table_name",
+            f"listing tables of {self.target}",
+        ).split()
         if not tables:
             return {}
-        query = " UNION ALL ".join(f"SELECT '{table}', COUNT(*) FROM {_quoted(self.target)}.{_quoted(table)}" for table in tables)
+        query = " UNION ALL ".join(
+            f"SELECT '{table}', COUNT(*) FROM {_quoted(self.target)}.{_quoted(table)}" for table in tables
+        )
         output = self._sql(query, f"counting rows of {self.target}")
         return {name: int(count) for name, count in (line.split("\t") for line in output.strip().splitlines())}

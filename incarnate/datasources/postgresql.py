@@ -45,11 +45,21 @@ class PostgreSQL(Database):
     exec_user = "postgres"
 
     def _psql(self, *args: str) -> list[str]:
-        return ["psql", "--username=postgres", f"--dbname={self.target}", "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--quiet", *args]
+        return [
+            "psql",
+            "--username=postgres",
+            f"--dbname={self.target}",
+            "--no-psqlrc",
+            "--set=ON_ERROR_STOP=1",
+            "--quiet",
+            *args,
+        ]
 
     def _query(self, query: str, what: str) -> str:
-        return self.host.run(self._exec(*self._psql("--tuples-only", "--no-align", "--field-separator=\t", "--command", query)),
-                             what=what)
+        return self.host.run(
+            self._exec(*self._psql("--tuples-only", "--no-align", "--field-separator=\t", "--command", query)),
+            what=what,
+        )
 
     def is_empty(self) -> bool:
         """Empty means: no tables in any schema of the database but the system ones."""
@@ -60,14 +70,19 @@ class PostgreSQL(Database):
         return (self.program, "--username=postgres", self.target)
 
     def load(self, source: BinaryIO) -> None:
-        self.host.stream_in(self._exec(*self._psql(), interactive=True), copy_from(source), what=f"loading a dump into {self.target}")
+        self.host.stream_in(
+            self._exec(*self._psql(), interactive=True), copy_from(source), what=f"loading a dump into {self.target}"
+        )
 
     def reset(self) -> None:
         """Drop every schema that is_empty looks at (not only public), then give the database its empty public."""
-        statements = ("DO $$ DECLARE name text; BEGIN FOR name IN SELECT nspname FROM pg_namespace WHERE nspname NOT IN "
-                      "('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%' "
-                      "LOOP EXECUTE format('DROP SCHEMA %I CASCADE', name); END LOOP; END $$; "
-                      "CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;")
+        statements = (
+            "DO $$ DECLARE name text; BEGIN FOR name IN SELECT nspname FROM pg_namespace WHERE nspname NOT IN "
+            "('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE "
+            "'pg\\_temp\\_%' "
+            "LOOP EXECUTE format('DROP SCHEMA %I CASCADE', name); END LOOP; END $$; "
+            "CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;"
+        )
         self.host.run(self._exec(*self._psql("--command", statements)), what=f"emptying database {self.target}")
 
     def row_counter(self) -> RowCounter:
@@ -75,8 +90,10 @@ class PostgreSQL(Database):
 
     def row_counts(self) -> dict[str, int]:
         """Exact row count of every table outside the system schemas."""
-        listing = self._query(f"SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) {USER_TABLES} ORDER BY 1",
-                              f"listing tables of {self.target}").split()
+        listing = self._query(
+            f"SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) {USER_TABLES} ORDER BY 1",
+            f"listing tables of {self.target}",
+        ).split()
         if not listing:
             return {}
         query = " UNION ALL ".join(f"SELECT '{table}', count(*) FROM {table}" for table in listing)

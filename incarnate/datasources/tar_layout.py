@@ -34,12 +34,12 @@ def _pax_size(records: bytes) -> int | None:
     """The `size` record of a PAX header's records (`LEN key=value\\n` each), None when it has none."""
     size, at = None, 0
     try:
-        while at < len(records) and records[at:at + 1] != b"\0":
+        while at < len(records) and records[at : at + 1] != b"\0":
             space = records.index(b" ", at)
             length = int(records[at:space])
             if length <= space - at:  # a record is longer than its own length field; anything else would loop
                 raise ValueError(length)
-            key, _, value = records[space + 1:at + length - 1].partition(b"=")
+            key, _, value = records[space + 1 : at + length - 1].partition(b"=")
             if key == b"size":
                 size = int(value)
             at += length
@@ -72,7 +72,7 @@ class TarLayout:
             start = max(self.header_at - base, 0)
             if start >= len(view):
                 return
-            self._header += view[start:start + BLOCK - len(self._header)]
+            self._header += view[start : start + BLOCK - len(self._header)]
             if len(self._header) < BLOCK:
                 return
             header = bytes(self._header)

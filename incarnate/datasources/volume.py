@@ -18,9 +18,9 @@ import urllib3.exceptions
 from incarnate import settings
 from incarnate.backup_format import artifact_name
 from incarnate.compose import ComposeProject
-from incarnate.errors import HostError, IntegrityError, StageError, tail
 from incarnate.datasources.engine_api import engine_refusals, engine_url
 from incarnate.datasources.tar_layout import TarLayout, TarLayoutError
+from incarnate.errors import HostError, IntegrityError, StageError, tail
 from incarnate.host import Host, stalled
 
 TOOLBOX_TAG = "1"
@@ -38,8 +38,19 @@ def pull_toolbox(host: Host, registry: str) -> None:
 def _helper(volume: str, mode: str, registry: str, *command: str) -> list[str]:
     # --log-driver none: the default json-file driver would copy every byte of the stream into a log file, which
     # both doubles the disk writes and slows the read sevenfold (tests/unit/test_volume_helpers.py).
-    return ["docker", "run", "--rm", "--network", "none", "--log-driver", "none",
-            "-v", f"{volume}:/data:{mode}", toolbox_image(registry), *command]
+    return [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--log-driver",
+        "none",
+        "-v",
+        f"{volume}:/data:{mode}",
+        toolbox_image(registry),
+        *command,
+    ]
 
 
 def is_empty(host: Host, volume: str, registry: str) -> bool:
@@ -73,12 +84,16 @@ class _EngineArchive(io.RawIOBase):
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise HostError(f"{self.what} on host {self.host} failed: the engine's stream broke ({error}).") from None
         except TarLayoutError as error:  # a HostError: like a file that changed under tar, another attempt may pass
-            raise HostError(f"{self.what} on host {self.host}: the engine's archive is damaged ({error}); nothing "
-                            f"was committed. Run the backup again.") from None
+            raise HostError(
+                f"{self.what} on host {self.host}: the engine's archive is damaged ({error}); nothing "
+                f"was committed. Run the backup again."
+            ) from None
         if count == 0 and not self.layout.ended:
-            raise HostError(f"{self.what} on host {self.host}: the engine's archive ended before tar's end marker "
-                            f"(a file shrank or went away as it was read, and the engine dropped the rest); nothing "
-                            f"was committed. Run the backup again.")
+            raise HostError(
+                f"{self.what} on host {self.host}: the engine's archive ended before tar's end marker "
+                f"(a file shrank or went away as it was read, and the engine dropped the rest); nothing "
+                f"was committed. Run the backup again."
+            )
         return count
 
 
@@ -98,9 +113,13 @@ def archive(host: Host, volume: str, registry: str) -> Iterator[_EngineArchive]:
         try:
             with engine_refusals(where):
                 # docker-py's get_archive is this GET, but it turns off the read timeout that the stall needs.
-                response = api.get(engine_url(api, f"containers/{helper}/archive"),
-                                   params={"path": "/data/."}, headers={"Accept-Encoding": "identity"}, stream=True,
-                                   timeout=settings.stall_seconds())
+                response = api.get(
+                    engine_url(api, f"containers/{helper}/archive"),
+                    params={"path": "/data/."},
+                    headers={"Accept-Encoding": "identity"},
+                    stream=True,
+                    timeout=settings.stall_seconds(),
+                )
             with response:
                 if not response.ok:
                     raise HostError(f"{where} failed: {tail(response.text, 1)}.")
@@ -191,7 +210,9 @@ def _entries(source: BinaryIO, volume: str) -> Iterator[bytes]:
             while remaining:
                 block = content.read(min(remaining, PIECE))
                 if not block:
-                    raise IntegrityError(f"archive for volume {volume}: entry {member.name!r} ends early; restore refused.")
+                    raise IntegrityError(
+                        f"archive for volume {volume}: entry {member.name!r} ends early; restore refused."
+                    )
                 yield block
                 remaining -= len(block)
             yield padding
@@ -224,13 +245,19 @@ def extract(host: Host, volume: str, registry: str, source: BinaryIO) -> None:
         client.close()
 
 
-def _create_helper(api: docker.APIClient, volume: str, registry: str, role: str, mode: str, name: str | None = None) -> str:
+def _create_helper(
+    api: docker.APIClient, volume: str, registry: str, role: str, mode: str, name: str | None = None
+) -> str:
     """A helper container's id: created with the volume at /data and never started, labelled so that one a killed run
     left is found (`Volume.end_orphans`)."""
     return api.create_container(
-        toolbox_image(registry), ["true"], name=name, network_disabled=True,
+        toolbox_image(registry),
+        ["true"],
+        name=name,
+        network_disabled=True,
         labels={"incarnate.helper": role, "incarnate.volume": volume},
-        host_config=api.create_host_config(binds=[f"{volume}:/data:{mode}"], network_mode="none"))["Id"]
+        host_config=api.create_host_config(binds=[f"{volume}:/data:{mode}"], network_mode="none"),
+    )["Id"]
 
 
 def _extract_helper(api: docker.APIClient, volume: str, registry: str) -> str:
@@ -248,7 +275,9 @@ def _extract_helper(api: docker.APIClient, volume: str, registry: str) -> str:
 
 
 def reset(host: Host, volume: str, registry: str) -> None:
-    host.run(_helper(volume, "rw", registry, "find", "/data", "-mindepth", "1", "-delete"), what=f"emptying volume {volume}")
+    host.run(
+        _helper(volume, "rw", registry, "find", "/data", "-mindepth", "1", "-delete"), what=f"emptying volume {volume}"
+    )
 
 
 class Volume:
@@ -270,7 +299,9 @@ class Volume:
     def _existing(self) -> str:
         volume = self.project.volume(self.target)
         if volume is None:
-            raise StageError(f"stack {self.project.name}: volume {self.target} does not exist on host {self.project.host.name}.")
+            raise StageError(
+                f"stack {self.project.name}: volume {self.target} does not exist on host {self.project.host.name}."
+            )
         return volume
 
     @cached_property
@@ -306,8 +337,10 @@ class Volume:
         host, volume = self.project.host, self.project.volume(self.target)
         if volume is None:
             return 0
-        found = host.run(["docker", "ps", "--all", "--quiet", "--filter", f"label=incarnate.volume={volume}"],
-                         what=f"looking for helpers of volume {volume}").split()
+        found = host.run(
+            ["docker", "ps", "--all", "--quiet", "--filter", f"label=incarnate.volume={volume}"],
+            what=f"looking for helpers of volume {volume}",
+        ).split()
         if found:
             host.run(["docker", "rm", "--force", *found], what=f"removing orphaned helpers of volume {volume}")
         return len(found)

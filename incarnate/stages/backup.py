@@ -7,11 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from incarnate import datasources, settings
-from incarnate.datasources import DataSource, at_once
 from incarnate.backup_format import (
-    MANIFEST, Snapshot, SnapshotWriter, WriteStats, new_snapshot_prefix, read_manifest, stack_prefix,
+    MANIFEST,
+    Snapshot,
+    SnapshotWriter,
+    WriteStats,
+    new_snapshot_prefix,
+    read_manifest,
+    stack_prefix,
 )
 from incarnate.compose import ComposeProject
+from incarnate.datasources import DataSource, at_once
 from incarnate.errors import IncarnateError, StageError
 from incarnate.releases import ReleaseDescriptor, customer_releases
 from incarnate.state import read_state
@@ -38,25 +44,50 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
     """The stack as it runs now (its state says which release), into `store`."""
     state = read_state(project)
     if state is None:
-        raise StageError(f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up.")
+        raise StageError(
+            f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up."
+        )
     release = customer_releases(store).descriptor(state.product, state.release).activated(state.services)
-    return back_up(project, release, state.registry, store, new_snapshot_prefix(state.stack), lock_days, lock_mode,
-                   stack=state.stack, schema_version=state.schema_version, config_commit=state.config_commit, origin="backup")
+    return back_up(
+        project,
+        release,
+        state.registry,
+        store,
+        new_snapshot_prefix(state.stack),
+        lock_days,
+        lock_mode,
+        stack=state.stack,
+        schema_version=state.schema_version,
+        config_commit=state.config_commit,
+        origin="backup",
+    )
 
 
 def last_sizes(store: Store, stack: str) -> dict[str, int]:
     """Each artifact's size in the stack's newest snapshot: what progress expects this backup to read. Only that
     manifest is read (a stack may have hundreds); none when it cannot be."""
-    manifests = sorted(key.removesuffix(f"/{MANIFEST}") for key in store.list(stack_prefix(stack)) if key.endswith(f"/{MANIFEST}"))
+    manifests = sorted(
+        key.removesuffix(f"/{MANIFEST}") for key in store.list(stack_prefix(stack)) if key.endswith(f"/{MANIFEST}")
+    )
     try:
-        newest = read_manifest(store, max(manifests, key=lambda prefix: prefix.rsplit("/", 1)[-1])) if manifests else None
+        newest = (
+            read_manifest(store, max(manifests, key=lambda prefix: prefix.rsplit("/", 1)[-1])) if manifests else None
+        )
     except IncarnateError:
         return {}
     return {artifact.name: artifact.size for artifact in newest.artifacts} if newest else {}
 
 
-def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, store: Store, prefix: str,
-            lock_days: int = 0, lock_mode: str = "locked", **manifest: object) -> BackupResult:
+def back_up(
+    project: ComposeProject,
+    release: ReleaseDescriptor,
+    registry: str,
+    store: Store,
+    prefix: str,
+    lock_days: int = 0,
+    lock_mode: str = "locked",
+    **manifest: object,
+) -> BackupResult:
     """Every database and volume of `release` as `project` runs it, into a snapshot at `prefix` (a stack's backup,
     or a release's vanilla backup when it is published); `manifest` names whose snapshot it is."""
     began = time.monotonic()
@@ -64,15 +95,24 @@ def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, 
     sources = datasources.for_release(project, release, registry)
     for source in sources:
         if ended := source.end_orphans():
-            print(f"stack {project.name}: ended {ended} orphaned {source.program} of {source.artifact} left behind by "
-                  f"an earlier run that was killed")
+            print(
+                f"stack {project.name}: ended {ended} orphaned {source.program} of {source.artifact} left behind by "
+                f"an earlier run that was killed"
+            )
     expected = last_sizes(store, str(manifest["stack"]))
     with SnapshotWriter(store, prefix, lock_until=lock_until, lock_mode=lock_mode) as writer:
 
         def store_artifact(source: DataSource) -> None:
             with source.dump() as stream:
-                writer.add(source.artifact, source.kind, source.target, source.engine, stream, source.row_counter(),
-                           expected.get(source.artifact))
+                writer.add(
+                    source.artifact,
+                    source.kind,
+                    source.target,
+                    source.engine,
+                    stream,
+                    source.row_counter(),
+                    expected.get(source.artifact),
+                )
 
         def end_dumps() -> None:
             for source in sources:
@@ -85,5 +125,10 @@ def back_up(project: ComposeProject, release: ReleaseDescriptor, registry: str, 
             raise failures[0]
         writer.order([source.artifact for source in sources])
         snapshot = writer.commit(product=release.product, release=release.release, **manifest)
-    return BackupResult(snapshot, writer.stats, time.monotonic() - began, lock_description(store, lock_days, lock_mode),
-                        encryption_of(store))
+    return BackupResult(
+        snapshot,
+        writer.stats,
+        time.monotonic() - began,
+        lock_description(store, lock_days, lock_mode),
+        encryption_of(store),
+    )

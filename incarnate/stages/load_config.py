@@ -17,5 +17,10 @@ def run(repo: str, ref: str, releases: ReleaseStore) -> PinnedStack:
     release = descriptor.activated(config.services)
     registry = stack_registry(config.registry)
     check_images(registry, list(release.images.values()), f"{release.product} {release.release}")
-    return PinnedStack(customer=customer, release=release, registry=registry.address, size=config.size or descriptor.default_size,
-                       login=registry)
+    return PinnedStack(
+        customer=customer,
+        release=release,
+        registry=registry.address,
+        size=config.size or descriptor.default_size,
+        login=registry,
+    )

@@ -20,8 +20,9 @@ NAME = "restore"
 LOADED, KEPT, ASIDE = "loaded", "kept (not empty)", "kept aside (service not activated)"
 
 
-def load_if_empty(target: DataSource, store: Store, snapshot: Snapshot, artifact: Artifact,
-                  stop: threading.Event | None = None) -> str:
+def load_if_empty(
+    target: DataSource, store: Store, snapshot: Snapshot, artifact: Artifact, stop: threading.Event | None = None
+) -> str:
     """Load an artifact into an empty target; on any failure (or once `stop` is set) empty the target again, so
     nothing is half-loaded."""
     if not target.is_empty():
@@ -51,8 +52,10 @@ def describe_origin(snapshot_id: str, outcome: dict[str, str]) -> str:
     """Where the stack's data came from, as an operator must read it: never "restored" when nothing was loaded."""
     kept = [artifact for artifact, result in outcome.items() if result == KEPT]
     aside = [artifact for artifact, result in outcome.items() if result == ASIDE]
-    notes = [*([f"kept existing {', '.join(kept)}"] if kept else []),
-             *([f"not loaded, their services not activated: {', '.join(aside)}"] if aside else [])]
+    notes = [
+        *([f"kept existing {', '.join(kept)}"] if kept else []),
+        *([f"not loaded, their services not activated: {', '.join(aside)}"] if aside else []),
+    ]
     if kept_all(outcome):
         return f"kept existing data; snapshot {snapshot_id} not loaded" + (f" ({notes[-1]})" if aside else "")
     return f"restored from {snapshot_id}" + (f" ({'; '.join(notes)})" if notes else "")
@@ -80,7 +83,8 @@ def run(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Sn
     artifacts = [artifact for artifact in snapshot.manifest.artifacts if artifact.name not in release.dormant_artifacts]
     pairs = list(datasources.for_artifacts(sources, artifacts, project, pinned.registry, f"snapshot {snapshot.id}"))
     return load_all(pairs, store, snapshot, project.name) | {
-        artifact.name: ASIDE for artifact in snapshot.manifest.artifacts if artifact.name in release.dormant_artifacts}
+        artifact.name: ASIDE for artifact in snapshot.manifest.artifacts if artifact.name in release.dormant_artifacts
+    }
 
 
 def load_all(pairs: list[tuple[Artifact, DataSource]], store: Store, snapshot: Snapshot, stack: str) -> dict[str, str]:

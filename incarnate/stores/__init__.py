@@ -67,4 +67,8 @@ def lock_description(store: Store, lock_days: int, mode: str = "locked") -> str:
     missing = store.lock_support()
     if missing is not None:
         return f"not locked by the server ({missing})"
-    return f"locked by the server for {lock_days} days ({LOCK_MODES[mode]})" if lock_days else "not locked (stack.yaml sets no lock_days)"
+    return (
+        f"locked by the server for {lock_days} days ({LOCK_MODES[mode]})"
+        if lock_days
+        else "not locked (stack.yaml sets no lock_days)"
+    )

@@ -9,6 +9,7 @@ from azure.storage.blob import BlobServiceClient, ImmutabilityPolicy
 
 from incarnate.errors import ObjectMissing, StoreError
 
+
 @dataclass
 class AzureSettings:
     account_url: str  # e.g. https://acme.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1
@@ -22,14 +23,21 @@ class AzureBlobStore:
     def __init__(self, settings: AzureSettings) -> None:
         self.settings = settings
         self.location = f"{settings.account_url.rstrip('/')}/{settings.container}"
-        service = BlobServiceClient(settings.account_url, credential={"account_name": settings.account_name, "account_key": settings.account_key},
-                                    retry_total=2, connection_timeout=10, read_timeout=60)
+        service = BlobServiceClient(
+            settings.account_url,
+            credential={"account_name": settings.account_name, "account_key": settings.account_key},
+            retry_total=2,
+            connection_timeout=10,
+            read_timeout=60,
+        )
         self.container = service.get_container_client(settings.container)
         self._lock_support: str | None | bool = False  # False: not probed yet
 
     def _fail(self, action: str, key: str, error: Exception) -> StoreError:
         message = getattr(error, "reason", None) or str(error).splitlines()[0]
-        return StoreError(f"store {self.location}: cannot {action} {key or 'the container'} ({error.__class__.__name__}: {message}).")
+        return StoreError(
+            f"store {self.location}: cannot {action} {key or 'the container'} ({error.__class__.__name__}: {message})."
+        )
 
     def ensure_container(self) -> None:
         try:
@@ -91,8 +99,11 @@ class AzureBlobStore:
                 enabled = self.container.get_container_properties().immutable_storage_with_versioning_enabled
             except AzureError as error:
                 raise self._fail("read the immutability settings of", "", error) from None
-            self._lock_support = None if enabled else (
-                "the container has no version-level immutability; enable it on the storage account or container")
+            self._lock_support = (
+                None
+                if enabled
+                else ("the container has no version-level immutability; enable it on the storage account or container")
+            )
         return self._lock_support
 
     def lock(self, key: str, until: datetime, mode: str = "locked") -> None:

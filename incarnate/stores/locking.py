@@ -100,8 +100,15 @@ def read_locks(store: Store) -> list[LockRecord]:
     for key in store.list(LOCKS):
         try:
             data = json.loads(store.get(key))
-            found.append(LockRecord(key=key, **{name: data[name] for name in
-                                                 ("token", "kind", "purpose", "host", "machine", "pid", "acquired", "renewed")}))
+            found.append(
+                LockRecord(
+                    key=key,
+                    **{
+                        name: data[name]
+                        for name in ("token", "kind", "purpose", "host", "machine", "pid", "acquired", "renewed")
+                    },
+                )
+            )
         except ObjectMissing:
             continue
         except (ValueError, KeyError, TypeError):
@@ -116,7 +123,9 @@ def live_locks(store: Store) -> list[LockRecord]:
     records = read_locks(store)
     gone = [record.key for record in records if record.stale(now, ttl)]
     live = [record for record in records if record.key not in gone]
-    gone += sorted(keys - {record.key for record in records})  # unreadable: no owner can be told apart, so it holds nothing
+    gone += sorted(
+        keys - {record.key for record in records}
+    )  # unreadable: no owner can be told apart, so it holds nothing
     for key in gone:
         with suppress(StoreError):  # tidying only: a stale lock holds nothing whether it is deleted now or later
             store.delete(key)
@@ -140,9 +149,17 @@ class StoreLock:
     def _write(self) -> str:
         now = time.time()
         key = f"{LOCKS}/{self.token}-{self.renewals:06d}.json"
-        record = {"token": self.token, "kind": self.kind, "purpose": self.purpose, "host": socket.gethostname(),
-                  "machine": this_machine(), "pid": os.getpid(), "acquired": self.acquired, "renewed": now,
-                  "written_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        record = {
+            "token": self.token,
+            "kind": self.kind,
+            "purpose": self.purpose,
+            "host": socket.gethostname(),
+            "machine": this_machine(),
+            "pid": os.getpid(),
+            "acquired": self.acquired,
+            "renewed": now,
+            "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         self.store.put(key, json.dumps(record).encode())
         self.last_renewed = now
         return key
@@ -178,9 +195,11 @@ class StoreLock:
     def check_held(self, what: str) -> None:
         """Refuse to make a result visible (a manifest) when others may already have taken the lock as stale."""
         if not self.held():
-            raise StoreError(f"store {self.store.location}: the {self.kind} lock of {self.purpose} was not renewed for "
-                             f"{time.time() - self.last_renewed:.0f} s (the store did not answer), so a clean-up may "
-                             f"have run meanwhile; {what} was not made. Run again.")
+            raise StoreError(
+                f"store {self.store.location}: the {self.kind} lock of {self.purpose} was not renewed for "
+                f"{time.time() - self.last_renewed:.0f} s (the store did not answer), so a clean-up may "
+                f"have run meanwhile; {what} was not made. Run again."
+            )
 
     def release(self) -> None:
         self._stop.set()
@@ -209,9 +228,11 @@ class _Waiting:
 
     def wait(self, blockers: list[LockRecord], lock: StoreLock) -> None:
         if time.monotonic() > self.deadline:
-            raise StoreBusy(f"store {lock.store.location} is busy: {blockers[0].describe()} holds it"
-                            f"{f' (and {len(blockers) - 1} more)' if len(blockers) > 1 else ''}; gave up waiting for "
-                            f"the {lock.kind} lock of {lock.purpose}. Nothing was written; run again later.")
+            raise StoreBusy(
+                f"store {lock.store.location} is busy: {blockers[0].describe()} holds it"
+                f"{f' (and {len(blockers) - 1} more)' if len(blockers) > 1 else ''}; gave up waiting for "
+                f"the {lock.kind} lock of {lock.purpose}. Nothing was written; run again later."
+            )
         first = blockers[0].describe()
         if first not in self.said:
             self.said.add(first)
@@ -221,8 +242,9 @@ class _Waiting:
 
 
 @contextmanager
-def shared_lock(store: Store, purpose: str, wait_seconds: float | None = None,
-                say: Callable[[str], None] = lambda text: None) -> Iterator[StoreLock]:
+def shared_lock(
+    store: Store, purpose: str, wait_seconds: float | None = None, say: Callable[[str], None] = lambda text: None
+) -> Iterator[StoreLock]:
     """Held while snapshots are written or read: no chunk clean-up runs meanwhile."""
     lock = StoreLock(store, "shared", purpose)
     waiting = _Waiting(settings.store_lock_wait() if wait_seconds is None else wait_seconds, say)
@@ -244,8 +266,9 @@ def shared_lock(store: Store, purpose: str, wait_seconds: float | None = None,
 
 
 @contextmanager
-def exclusive_lock(store: Store, purpose: str, wait_seconds: float,
-                   say: Callable[[str], None] = lambda text: None) -> Iterator[StoreLock]:
+def exclusive_lock(
+    store: Store, purpose: str, wait_seconds: float, say: Callable[[str], None] = lambda text: None
+) -> Iterator[StoreLock]:
     """Held while chunks are deleted: no backup adds a reference to a chunk meanwhile, no restore reads one."""
     lock = StoreLock(store, "exclusive", purpose)
     lock.write()  # announces the clean-up at once: new writers wait for it
@@ -253,8 +276,11 @@ def exclusive_lock(store: Store, purpose: str, wait_seconds: float,
     try:
         waiting = _Waiting(wait_seconds, say)
         while True:
-            blockers = [record for record in lock.others()
-                        if record.kind == "shared" or (record.acquired, record.token) < (lock.acquired, lock.token)]
+            blockers = [
+                record
+                for record in lock.others()
+                if record.kind == "shared" or (record.acquired, record.token) < (lock.acquired, lock.token)
+            ]
             if not blockers:
                 break
             waiting.wait(blockers, lock)

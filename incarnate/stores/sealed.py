@@ -19,8 +19,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from incarnate.encryption import (
-    CHUNK_IDS, CIPHER, PLAIN, Codec, SealBroken, SealingCodec, WrongPassphrase, decode_key, encode_key,
-    new_master_key, new_passphrase, unwrap, wrap,
+    CHUNK_IDS,
+    CIPHER,
+    PLAIN,
+    Codec,
+    SealBroken,
+    SealingCodec,
+    WrongPassphrase,
+    decode_key,
+    encode_key,
+    new_master_key,
+    new_passphrase,
+    unwrap,
+    wrap,
 )
 from incarnate.errors import ConfigError, IntegrityError, ObjectMissing
 from incarnate.secrets import Vault
@@ -66,11 +77,14 @@ class SealedStore:
         except ObjectMissing:
             return None
         except ValueError:
-            raise IntegrityError(f"store {self.location}: {CONFIG} is not valid JSON; the store's encryption settings "
-                                 f"cannot be read.") from None
+            raise IntegrityError(
+                f"store {self.location}: {CONFIG} is not valid JSON; the store's encryption settings cannot be read."
+            ) from None
         if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("store"), str):
-            raise IntegrityError(f"store {self.location}: {CONFIG} is not a format-{FORMAT} store config written by "
-                                 f"incarnate; this version cannot open the store.")
+            raise IntegrityError(
+                f"store {self.location}: {CONFIG} is not a format-{FORMAT} store config written by "
+                f"incarnate; this version cannot open the store."
+            )
         return config
 
     def _decide(self, writing: bool) -> Codec | None:
@@ -94,13 +108,15 @@ class SealedStore:
             raise ConfigError(
                 f"store {self.location} is encrypted and its key ({vault.where(name)}) is missing; recreate it from "
                 f"the store's recovery passphrase with `incarnate key import CUSTOMER_REPO` (reads the passphrase on "
-                f"stdin). Nothing was changed.")
+                f"stdin). Nothing was changed."
+            )
         codec = SealingCodec(decode_key(kept["master_key"]))
         if codec.key_check() != config.get("key_check"):
             raise ConfigError(
                 f"the key in {vault.where(name)} does not open store {self.location} (its key check differs); "
                 f"recreate it with `incarnate key import CUSTOMER_REPO` from this store's recovery passphrase. "
-                f"Nothing was changed.")
+                f"Nothing was changed."
+            )
         return codec
 
     def _initialise(self) -> Codec:
@@ -111,14 +127,22 @@ class SealedStore:
         vault = self._vault()
         vault.save(store_id, {"master_key": encode_key(master), "passphrase": passphrase, "store": self.location})
         self.raw.put(f"{KEYS}/{store_id}-{secrets.token_hex(4)}.json", json.dumps(wrap(master, passphrase)).encode())
-        config = {"format": FORMAT, "store": store_id, "cipher": CIPHER, "chunk_ids": CHUNK_IDS,
-                  "key_check": codec.key_check(), "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        config = {
+            "format": FORMAT,
+            "store": store_id,
+            "cipher": CIPHER,
+            "chunk_ids": CHUNK_IDS,
+            "key_check": codec.key_check(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         if not self.raw.put(CONFIG, json.dumps(config, indent=1).encode()):
             return self._decide(writing=True) or PLAIN  # another run initialised it first: use its key
         self._config = config
-        self.announce(f"store {self.location}: new, encrypted ({CIPHER}); its key is in {vault.where(store_id)}. Print "
-                      f"its recovery passphrase once with `incarnate key export CUSTOMER_REPO` and keep it offline: "
-                      f"without that block or the passphrase these backups cannot be read.")
+        self.announce(
+            f"store {self.location}: new, encrypted ({CIPHER}); its key is in {vault.where(store_id)}. Print "
+            f"its recovery passphrase once with `incarnate key export CUSTOMER_REPO` and keep it offline: "
+            f"without that block or the passphrase these backups cannot be read."
+        )
         return codec
 
     def describe(self) -> str:
@@ -127,8 +151,15 @@ class SealedStore:
         if self._config is None:
             if self._codec is not None:
                 return "not encrypted"
-            return "empty (encrypted by its first backup)" if self.encrypt_new else "empty (not encrypted: backup.encrypt is false)"
-        return f"encrypted ({self._config['cipher']}, chunk names {self._config['chunk_ids']}; key {key_block(self._config['store'])})"
+            return (
+                "empty (encrypted by its first backup)"
+                if self.encrypt_new
+                else "empty (not encrypted: backup.encrypt is false)"
+            )
+        return (
+            f"encrypted ({self._config['cipher']}, chunk names {self._config['chunk_ids']}; key "
+            f"{key_block(self._config['store'])})"
+        )
 
     def key_objects(self) -> list[str]:
         """What a write-once lock must also cover: without the key files, a lost vault means lost backups."""
@@ -177,8 +208,10 @@ class SealedStore:
         vault, name = self._vault(), self._store_id("to export")
         kept = vault.load(name) or {}
         if kept.get("exported_at") and not again:
-            raise ConfigError(f"the recovery passphrase of store {self.location} was printed on {kept['exported_at']} "
-                              f"already; pass --again to print it once more.")
+            raise ConfigError(
+                f"the recovery passphrase of store {self.location} was printed on {kept['exported_at']} "
+                f"already; pass --again to print it once more."
+            )
         vault.save(name, {**kept, "exported_at": datetime.now(UTC).isoformat(timespec="seconds")})
         return name, kept["passphrase"]
 
@@ -207,8 +240,15 @@ class SealedStore:
             if SealingCodec(master).key_check() != config.get("key_check"):
                 continue
             vault = self._vault()
-            vault.save(config["store"], {"master_key": encode_key(master), "passphrase": passphrase, "store": self.location,
-                                         "exported_at": "before it was imported"})
+            vault.save(
+                config["store"],
+                {
+                    "master_key": encode_key(master),
+                    "passphrase": passphrase,
+                    "store": self.location,
+                    "exported_at": "before it was imported",
+                },
+            )
             return vault.where(config["store"])
         raise ConfigError(f"the passphrase opens none of the key files of store {self.location}; nothing was written.")
 

@@ -27,10 +27,16 @@ class SmbStore(Unlocked):
         self.settings = settings
         base = settings.path.strip("/\\").replace("/", "\\")
         self.root = f"\\\\{settings.server}\\{settings.share}" + (f"\\{base}" if base else "")
-        self.location = f"smb://{settings.server}:{settings.port}/{settings.share}/{settings.path.strip('/')}".rstrip("/")
+        self.location = f"smb://{settings.server}:{settings.port}/{settings.share}/{settings.path.strip('/')}".rstrip(
+            "/"
+        )
         # An own connection cache: smbclient's global one would reuse another store's session (and credentials).
-        self._auth = {"username": settings.username, "password": settings.password, "port": settings.port,
-                      "connection_cache": {}}
+        self._auth = {
+            "username": settings.username,
+            "password": settings.password,
+            "port": settings.port,
+            "connection_cache": {},
+        }
         self._made: set[str] = set()
 
     def _path(self, key: str) -> str:
@@ -40,10 +46,13 @@ class SmbStore(Unlocked):
         return self.root + "\\" + "\\".join(parts)
 
     def _fail(self, action: str, key: str, error: Exception) -> StoreError:
-        return StoreError(f"store {self.location}: cannot {action} {key or 'its root'} ({error.__class__.__name__}: {error}).")
+        return StoreError(
+            f"store {self.location}: cannot {action} {key or 'its root'} ({error.__class__.__name__}: {error})."
+        )
 
     def put(self, key: str, data: bytes) -> bool:
-        """Write a hidden temporary file, then rename it; SMB's rename refuses to replace, so objects stay write-once."""
+        """Write a hidden temporary file, then rename it; SMB's rename refuses to replace, so objects stay
+        write-once."""
         target = self._path(key)
         folder, name = target.rsplit("\\", 1)
         partial = f"{folder}\\.{name}.{secrets.token_hex(4)}.partial"

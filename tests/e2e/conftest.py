@@ -38,7 +38,10 @@ def real_components():
     problems = []
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         problems.append("Docker engine")
-    for name, url in (("registry", f"http://{settings.registry()}/v2/"), ("Prefect server", f"{os.environ.get('PREFECT_API_URL', '')}/health")):
+    for name, url in (
+        ("registry", f"http://{settings.registry()}/v2/"),
+        ("Prefect server", f"{os.environ.get('PREFECT_API_URL', '')}/health"),
+    ):
         try:
             urllib.request.urlopen(url, timeout=3).close()
         except (OSError, ValueError):
@@ -56,8 +59,12 @@ def free_port() -> int:
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@localhost", *args],
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@localhost", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 @dataclass
@@ -81,8 +88,10 @@ class Customer:
 
     def stack_yaml(self, release: str = "1.0.0") -> str:
         store = f"block: {self.store_block}" if self.store_block else f"kind: local\n    path: {self.store}"
-        return (f"stack: {self.stack}\nproduct: {self.product}\nrelease: {release}\nhttp_port: {self.port}\n"
-                f"backup:\n  store:\n    {store}\n")
+        return (
+            f"stack: {self.stack}\nproduct: {self.product}\nrelease: {release}\nhttp_port: {self.port}\n"
+            f"backup:\n  store:\n    {store}\n"
+        )
 
     def backups(self):
         """The stack's backup store as its flows open it (sealed: the key comes from its Prefect Secret block)."""
@@ -97,44 +106,88 @@ class Customer:
         self.write_stack_yaml(self.stack_yaml(), f"use {product} with {store_block or 'the local store'}")
 
     def incarnate(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([INCARNATE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
+        return subprocess.run(
+            [INCARNATE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900
+        )
 
     def install(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         return self.incarnate("install", str(self.repo), *args, env=env)
 
     def compose(self, *args: str) -> str:
         workdir = settings.stacks_dir() / self.stack
-        return subprocess.run([COMPOSE, "-p", self.stack, "--project-directory", str(workdir), *args],
-                              check=True, capture_output=True, text=True).stdout
+        return subprocess.run(
+            [COMPOSE, "-p", self.stack, "--project-directory", str(workdir), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
 
     def containers(self) -> dict[str, str]:
         """Running containers of the stack: name -> id."""
-        out = subprocess.run(["docker", "ps", "--filter", f"label=com.docker.compose.project={self.stack}",
-                              "--format", "{{.Names}} {{.ID}}"], check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [
+                "docker",
+                "ps",
+                "--filter",
+                f"label=com.docker.compose.project={self.stack}",
+                "--format",
+                "{{.Names}} {{.ID}}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         return dict(line.split() for line in out.splitlines())
 
     def remove_stack(self) -> None:
         """The disaster: containers, network and volumes gone."""
         for kind, flag in (("container", "-aq"), ("volume", "-q")):
-            ids = subprocess.run(["docker", kind, "ls" if kind == "volume" else "ps", flag, "--filter",
-                                  f"label=com.docker.compose.project={self.stack}"], capture_output=True, text=True).stdout.split()
+            ids = subprocess.run(
+                [
+                    "docker",
+                    kind,
+                    "ls" if kind == "volume" else "ps",
+                    flag,
+                    "--filter",
+                    f"label=com.docker.compose.project={self.stack}",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
             if ids:
-                subprocess.run(["docker", kind, "rm", "-f" if kind == "container" else "--force", *ids], capture_output=True)
+                subprocess.run(
+                    ["docker", kind, "rm", "-f" if kind == "container" else "--force", *ids], capture_output=True
+                )
         subprocess.run(["docker", "network", "rm", f"{self.stack}_default"], capture_output=True)
 
     def remove_from(self, engine: str) -> None:
         """Take the stack down on another engine a test moved it to (its containers and volumes), and the
         files that engine's host keeps of it; a stack left behind would run for the rest of the suite."""
-        subprocess.run([COMPOSE, "-p", self.stack, "down", "--volumes"], env={**os.environ, "DOCKER_HOST": engine},
-                       capture_output=True)
+        subprocess.run(
+            [COMPOSE, "-p", self.stack, "down", "--volumes"],
+            env={**os.environ, "DOCKER_HOST": engine},
+            capture_output=True,
+        )
         shutil.rmtree(Path(HOST_STACKS) / self.stack, ignore_errors=True)
 
     def database_tables(self) -> int:
         """Tables in the demo database, 0 once a failed restore emptied it again."""
-        return int(subprocess.run(
-            ["docker", "exec", f"{self.stack}-db-1", "mariadb", "-N", "-e",
-             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='demo'"],
-            capture_output=True, text=True, check=True).stdout.strip())
+        return int(
+            subprocess.run(
+                [
+                    "docker",
+                    "exec",
+                    f"{self.stack}-db-1",
+                    "mariadb",
+                    "-N",
+                    "-e",
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='demo'",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
 
     def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
         request = urllib.request.Request(self.url + path, data=body, method=method)
@@ -184,7 +237,9 @@ def forget_on_prefect_server(stack: str) -> None:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 
     with get_client(sync_client=True) as client:
-        for deployment in client.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[f"stack:{stack}"]))):
+        for deployment in client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[f"stack:{stack}"]))
+        ):
             client.delete_deployment(deployment.id)
         for name in (f"stack-{stack}", f"stack-{stack}-drill"):
             try:
@@ -223,8 +278,9 @@ def background(command: list[str], log: Path, ready: str, env: dict | None = Non
     """A long-running incarnate process (serve, worker), its output in `log`, from the moment it says `ready`
     until the block ends."""
     with open(log, "wb") as output:
-        process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 60
     try:
         while ready not in log.read_text():
@@ -255,6 +311,8 @@ def serving(customer: Customer, tmp_path: Path, *options: str, env: dict | None 
 @pytest.fixture
 def served(customer, tmp_path):
     """`incarnate serve` running for a customer whose nightly backup runs in New York time."""
-    customer.write_stack_yaml(customer.stack_yaml().replace("backup:", "timezone: America/New_York\nbackup:"), "nightly in New York")
+    customer.write_stack_yaml(
+        customer.stack_yaml().replace("backup:", "timezone: America/New_York\nbackup:"), "nightly in New York"
+    )
     with serving(customer, tmp_path) as server:
         yield server.backup

@@ -16,8 +16,19 @@ def stack_yaml(customer, services: list[str], size: str) -> str:
 
 
 def running_services(customer) -> list[str]:
-    out = subprocess.run(["docker", "ps", "--filter", f"label=com.docker.compose.project={customer.stack}",
-                          "--format", '{{.Label "com.docker.compose.service"}}'], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "--filter",
+            f"label=com.docker.compose.project={customer.stack}",
+            "--format",
+            '{{.Label "com.docker.compose.service"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return sorted(out.split())
 
 
@@ -27,15 +38,34 @@ def container_of(customer, service: str) -> dict:
 
 
 def archive_sql(customer, statement: str) -> str:
-    return subprocess.run(["docker", "exec", f"{customer.stack}-archive-1", "mariadb", "--batch", "--skip-column-names",
-                           "archive", "-e", statement], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [
+            "docker",
+            "exec",
+            f"{customer.stack}-archive-1",
+            "mariadb",
+            "--batch",
+            "--skip-column-names",
+            "archive",
+            "-e",
+            statement,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def test_optional_services_and_sizes_follow_stack_yaml_through_updates_and_recovery(customer, tmp_path):
     releases = str(tmp_path / "releases")
     env = {"INCARNATE_RELEASES": releases}
-    published = subprocess.run([INCARNATE, "release", "publish", str(SUITE)], capture_output=True, text=True,
-                               env={**os.environ, **env}, timeout=900)
+    published = subprocess.run(
+        [INCARNATE, "release", "publish", str(SUITE)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=900,
+    )
     assert published.returncode == 0, published.stderr[-3000:]
     customer.product = "suite"
 
@@ -75,13 +105,20 @@ def test_optional_services_and_sizes_follow_stack_yaml_through_updates_and_recov
     assert updated.returncode == 0, updated.stderr[-3000:]
     assert "archive no longer activated: container removed, volumes kept" in updated.stdout + updated.stderr
     assert running_services(customer) == ["app", "db", "wiki"]
-    volumes = subprocess.run(["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={customer.stack}"],
-                             capture_output=True, text=True).stdout.split()
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={customer.stack}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert f"{customer.stack}_archive-db" in volumes
     assert [record["title"] for record in customer.records()] == ["core record"]
 
     for services, size, expected in (
-        (["search"], "M", "service search is not an optional service of suite 1.1.0 (its optional services: archive, wiki)."),
+        (
+            ["search"],
+            "M",
+            "service search is not an optional service of suite 1.1.0 (its optional services: archive, wiki).",
+        ),
         (["wiki"], "XL", "size XL is not defined by suite 1.1.0 (its sizes: S, M)."),
     ):
         customer.write_stack_yaml(stack_yaml(customer, services, size), "a mistake")

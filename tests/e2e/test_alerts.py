@@ -29,15 +29,18 @@ def remove_automations() -> None:
 def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, tmp_path):
     receiver = WebhookReceiver()
     block = f"test-{uuid.uuid4().hex[:8]}"
-    CustomWebhookNotificationBlock(name="ops", url=receiver.url,
-                                   json_data={"subject": "{{subject}}", "body": "{{body}}"}).save(block)
+    CustomWebhookNotificationBlock(
+        name="ops", url=receiver.url, json_data={"subject": "{{subject}}", "body": "{{body}}"}
+    ).save(block)
     options = ("--alerts", f"custom-webhook/{block}", "--stale-after", f"{STALE_AFTER}s")
     try:
         with serving(customer, tmp_path, *options, env={"INCARNATE_HEARTBEAT_GRACE": "35s"}) as served:
             ok = customer.incarnate("trigger", f"backup/{customer.stack}", "--wait")
             assert ok.returncode == 0, ok.stdout + ok.stderr
             stale_from = time.monotonic()
-            failing = customer.incarnate("trigger", f"restore-drill/{customer.stack}", "--param", "snapshot=no-such-snapshot", "--wait")
+            failing = customer.incarnate(
+                "trigger", f"restore-drill/{customer.stack}", "--param", "snapshot=no-such-snapshot", "--wait"
+            )
             assert failing.returncode == 1
             # A clean-up holding the store keeps the install waiting at its first look at the store, however
             # fast the install would otherwise be, until the serving host goes down under it.
@@ -53,8 +56,12 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
                 served.process.wait()
                 assert state_of(killed_run) == "Running", "the install ended before the serving host went down"
             assert "created automation 'incarnate: run failed or crashed'" in served.log.read_text()
-            settings = AlertSettings(f"custom-webhook/{block}", timedelta(seconds=STALE_AFTER), 30, timedelta(seconds=35))
-            assert alerts.apply([customer.stack], settings) == []  # a second serve changes nothing (and keeps the windows)
+            settings = AlertSettings(
+                f"custom-webhook/{block}", timedelta(seconds=STALE_AFTER), 30, timedelta(seconds=35)
+            )
+            assert (
+                alerts.apply([customer.stack], settings) == []
+            )  # a second serve changes nothing (and keeps the windows)
 
         deadline = time.monotonic() + 240
         while not (len(receiver.received) >= 3 and state_of(killed_run) == "Crashed"):
@@ -69,9 +76,13 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
     failing_run = failing.stdout.split("flow run ")[1].split()[0]
     killed_name = killed.stdout.split("flow run ")[1].split()[0]
     ok_run = ok.stdout.split("flow run ")[1].split()[0]
-    assert subjects == sorted([f"incarnate: install run {killed_name} Crashed",
-                               f"incarnate: restore-drill run {failing_run} Failed",
-                               f"incarnate: no backup of stack {customer.stack} for {STALE_AFTER / 3600:g} h"]), receiver.received
+    assert subjects == sorted(
+        [
+            f"incarnate: install run {killed_name} Crashed",
+            f"incarnate: restore-drill run {failing_run} Failed",
+            f"incarnate: no backup of stack {customer.stack} for {STALE_AFTER / 3600:g} h",
+        ]
+    ), receiver.received
     assert not any(ok_run in message["body"] for message in receiver.received)
     assert time.monotonic() - stale_from >= STALE_AFTER
     crashed = next(message for message in receiver.received if "Crashed" in message["subject"])

@@ -20,7 +20,9 @@ def test_backup_killed_midway_leaves_no_snapshot_and_the_next_one_succeeds(custo
     store = customer.backups()
     before = [s.id for s in list_snapshots(store, customer.stack)]
 
-    backup = subprocess.Popen([INCARNATE, "backup", str(customer.repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    backup = subprocess.Popen(
+        [INCARNATE, "backup", str(customer.repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while not store.list("locks"):  # the writer's shared lock: chunks are being stored from now on
         assert time.monotonic() < deadline and backup.poll() is None, "the backup never started writing"
@@ -60,8 +62,10 @@ def test_a_dump_the_database_refuses_fails_the_backup_with_its_reason_and_stores
     subprocess.run(["docker", "exec", f"{customer.stack}-db-1", "mariadb", "-e", "DROP DATABASE demo"], check=True)
     result = customer.incarnate("backup", str(customer.repo))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == ("error: dumping database demo on host local failed (exit 2): mariadb-dump: "
-                                                      "Got error: 1049: \"Unknown database 'demo'\" when selecting the database.")
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: dumping database demo on host local failed (exit 2): mariadb-dump: "
+        "Got error: 1049: \"Unknown database 'demo'\" when selecting the database."
+    )
     assert list_snapshots(store, customer.stack) == snapshots
 
 
@@ -85,17 +89,38 @@ def test_restore_refuses_a_malicious_tar_and_leaves_the_volume_and_the_database_
     database = genuine.manifest.artifact("database-demo")
     writer.add(database.name, "database", database.target, database.engine, open_artifact(store, genuine, database))
     writer.add("volume-files", "volume", "files", None, io.BytesIO(malicious_tar()))
-    fields = genuine.manifest.model_dump(include={"stack", "product", "release", "schema_version", "config_commit", "origin"})
+    fields = genuine.manifest.model_dump(
+        include={"stack", "product", "release", "schema_version", "config_commit", "origin"}
+    )
     planted = writer.commit(**fields)
     customer.remove_stack()
 
     result = customer.install()
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"error: snapshot {planted.id}, artifact volume-files: archive for volume {customer.stack}_files")
+    assert error.startswith(
+        f"error: snapshot {planted.id}, artifact volume-files: archive for volume {customer.stack}_files"
+    )
     assert error.endswith("entry './../escaped.txt' climbs out with '..'; restore refused.")
     volume = f"{customer.stack}_files"
-    listing = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", "--entrypoint", "ls",
-                              "localhost:5000/incarnate/toolbox:1", "-A", "/data"], capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{volume}:/data",
+            "--entrypoint",
+            "ls",
+            "localhost:5000/incarnate/toolbox:1",
+            "-A",
+            "/data",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert listing.stdout == ""
     assert customer.database_tables() == 0

@@ -4,13 +4,12 @@ new, so encrypted, and nothing in it reveals what the app wrote."""
 import os
 import uuid
 
+import pytest
 import zstandard
 
-import pytest
-
-from incarnate.stores.resolve import backup_store
-from incarnate.repo import load_customer_config
 from incarnate.backup_format import list_snapshots, verify_snapshot
+from incarnate.repo import load_customer_config
+from incarnate.stores.resolve import backup_store
 from tests.servers import save_store_block
 
 
@@ -35,7 +34,9 @@ def test_backup_and_full_restore_through_store(customer, product, kind, samba_se
     store = backup_store(load_customer_config(str(customer.repo)).config)
     newest = list_snapshots(store, customer.stack)[-1]
     assert verify_snapshot(store, newest) == []
-    assert store.raw.list("chunks") and not any(marker.encode() in opened(store.raw.get(key)) for key in store.raw.list("") if not key.startswith("locks/"))
+    assert store.raw.list("chunks") and not any(
+        marker.encode() in opened(store.raw.get(key)) for key in store.raw.list("") if not key.startswith("locks/")
+    )
 
     customer.remove_stack()
     again = customer.install()

@@ -15,7 +15,10 @@ from incarnate.backup_format import chunk_key, find_snapshot
     [
         (lambda text: text + "relase: 1.1.0\n", "field 'relase' is not a known setting"),
         (lambda text: text.replace("release: 1.0.0\n", ""), "field 'release' is missing"),
-        (lambda text: text.replace("release: 1.0.0", "release: latest"), "field 'release': expected a release version MAJOR.MINOR.PATCH"),
+        (
+            lambda text: text.replace("release: 1.0.0", "release: latest"),
+            "field 'release': expected a release version MAJOR.MINOR.PATCH",
+        ),
     ],
     ids=["unknown-key", "missing-release", "release-not-a-version"],
 )
@@ -74,7 +77,10 @@ def test_restore_refuses_a_corrupt_artifact_names_it_and_leaves_the_database_emp
     data[len(data) // 2] ^= 0x55
     chunk.write_bytes(bytes(data))
     verify = customer.incarnate("verify", str(customer.repo))
-    assert verify.returncode == 1 and f"artifact database-demo, chunk {chunk_id}: corrupt (fails authentication)" in verify.stderr
+    assert (
+        verify.returncode == 1
+        and f"artifact database-demo, chunk {chunk_id}: corrupt (fails authentication)" in verify.stderr
+    )
     sampled = customer.incarnate("verify", str(customer.repo), "--sample", "100%")  # every chunk of every snapshot
     assert sampled.returncode == 1 and "are missing or corrupt" in sampled.stderr
     customer.remove_stack()

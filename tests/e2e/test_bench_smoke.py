@@ -16,13 +16,24 @@ def bench(script: str, *args: str) -> str:
     return result.stdout
 
 
-@pytest.mark.parametrize("script, args, prints", [
-    ("backup_vs_restic.py", ("--rows", "2000", "--nights", "2"), "stored bytes incarnate"),
-    ("ssh_transport.py", ("--mb", "5"), "ratio ssh/direct"),
-    ("publish_release.py", ("--rounds", "1"), "publish / baseline ="),
-    ("encryption.py", ("--rows", "2000", "--nights", "2", "--mb", "4", "--rounds", "1"), "throughput encrypted / plain ="),
-    ("nightly_scale.py", ("--stacks", "2", "--max-runs", "1", "--idle-seconds", "2"), "verified the newest snapshot of 2 stacks (every chunk re-read): 0 bad"),
-])
+@pytest.mark.parametrize(
+    "script, args, prints",
+    [
+        ("backup_vs_restic.py", ("--rows", "2000", "--nights", "2"), "stored bytes incarnate"),
+        ("ssh_transport.py", ("--mb", "5"), "ratio ssh/direct"),
+        ("publish_release.py", ("--rounds", "1"), "publish / baseline ="),
+        (
+            "encryption.py",
+            ("--rows", "2000", "--nights", "2", "--mb", "4", "--rounds", "1"),
+            "throughput encrypted / plain =",
+        ),
+        (
+            "nightly_scale.py",
+            ("--stacks", "2", "--max-runs", "1", "--idle-seconds", "2"),
+            "verified the newest snapshot of 2 stacks (every chunk re-read): 0 bad",
+        ),
+    ],
+)
 def test_benchmark_runs_at_a_small_size(script, args, prints):
     assert prints in bench(script, *args)
 
@@ -33,6 +44,12 @@ def test_orchestration_benchmark_runs_one_round(customer):
     printed = bench("recovery_speed.py", str(customer.repo), "--gb", "0.005", "--memory-at", "0.01")
     assert "backup storing new data, best of 2: incarnate / floor =" in printed
     assert "backup, best of 2: incarnate / floor =" in printed and "recovery: incarnate / floor =" in printed
-    assert "until the app is healthy: incarnate" in printed and "volume extract, best of 2: incarnate / tar -x =" in printed
+    assert (
+        "until the app is healthy: incarnate" in printed
+        and "volume extract, best of 2: incarnate / tar -x =" in printed
+    )
     assert "peak memory of incarnate backup of data stored already:" in printed
-    assert "peak memory of incarnate backup storing the new data" in printed and "peak memory of incarnate recover:" in printed
+    assert (
+        "peak memory of incarnate backup storing the new data" in printed
+        and "peak memory of incarnate recover:" in printed
+    )

@@ -24,7 +24,10 @@ def test_trigger_wait_exits_non_zero_for_a_failing_run_and_refuses_bad_names(cus
     unknown = customer.incarnate("trigger", f"backup/{customer.stack}-nope")
     assert unknown.returncode == 2 and f"deployment backup/{customer.stack}-nope does not exist" in unknown.stderr
     bad_param = customer.incarnate("trigger", f"backup/{customer.stack}", "--param", "rep=x")
-    assert bad_param.returncode == 2 and "has no parameter rep; its parameters: docker_host, prune, repo" in bad_param.stderr
+    assert (
+        bad_param.returncode == 2
+        and "has no parameter rep; its parameters: docker_host, prune, repo" in bad_param.stderr
+    )
 
 
 def test_serve_runs_at_most_max_runs_at_once_and_the_others_in_their_turn(customer, tmp_path):

@@ -13,8 +13,12 @@ from incarnate.host import Host
 
 @pytest.fixture(scope="module")
 def container():
-    name = subprocess.run(["docker", "run", "--detach", "--rm", "--network", "none", "--init", toolbox_image(),
-                           "sleep", "600"], check=True, capture_output=True, text=True).stdout.strip()
+    name = subprocess.run(
+        ["docker", "run", "--detach", "--rm", "--network", "none", "--init", toolbox_image(), "sleep", "600"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     yield name
     subprocess.run(["docker", "rm", "--force", name], capture_output=True)
 
@@ -26,9 +30,13 @@ def read(container: str, command: list[str]) -> bytes:
 
 def test_short_outputs_written_at_once_arrive_whole(container):
     # This engine (20.10) sends its reply well before a command's first output, so this passed on the raw-socket read
-    # too; the loss of output sent with the reply (docker/docker-py#3332) is proven by tests/unit/test_exec_readahead.py.
+    # too; the loss of output sent with the reply (docker/docker-py#3332) is proven by
+    # tests/unit/test_exec_readahead.py.
     for attempt in range(40):
-        assert read(container, ["printf", f"first bytes of attempt {attempt}"]) == f"first bytes of attempt {attempt}".encode()
+        assert (
+            read(container, ["printf", f"first bytes of attempt {attempt}"])
+            == f"first bytes of attempt {attempt}".encode()
+        )
 
 
 def test_large_output_and_its_stderr_arrive_whole(container):

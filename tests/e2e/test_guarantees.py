@@ -70,8 +70,18 @@ def test_an_update_that_fails_before_changing_the_stack_leaves_it_running_untouc
     assert result.returncode != 0
     assert "was not changed" in result.stderr.strip().splitlines()[-1]
     assert customer.containers() == before  # the same containers, never stopped or recreated
-    states = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}} {{.RestartCount}} {{.State.StartedAt}}",
-                             *before.values()], capture_output=True, text=True, check=True).stdout.split("\n")
+    states = subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.RestartCount}} {{.State.StartedAt}}",
+            *before.values(),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
     assert all(line.startswith("true 0") for line in states if line)
     assert json.loads(customer.request("GET", "/health"))["release"] == "1.0.0"
     assert len(customer.records()) == 3
@@ -109,10 +119,37 @@ def test_the_restore_drill_starts_from_scratch_and_compares_row_counts_with_the_
     with_records(customer)
     assert customer.incarnate("backup", str(customer.repo)).returncode == 0
     stale = f"{customer.stack}-drill_files"  # what a killed drill left behind
-    subprocess.run(["docker", "volume", "create", "--label", f"com.docker.compose.project={customer.stack}-drill",
-                    "--label", "com.docker.compose.volume=files", stale], check=True, capture_output=True)
-    subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{stale}:/data", "localhost:5000/incarnate/toolbox:1",
-                    "sh", "-c", "echo stale > /data/left-over.txt"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "docker",
+            "volume",
+            "create",
+            "--label",
+            f"com.docker.compose.project={customer.stack}-drill",
+            "--label",
+            "com.docker.compose.volume=files",
+            stale,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{stale}:/data",
+            "localhost:5000/incarnate/toolbox:1",
+            "sh",
+            "-c",
+            "echo stale > /data/left-over.txt",
+        ],
+        check=True,
+        capture_output=True,
+    )
     result = customer.incarnate("drill", str(customer.repo))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-2000:]
@@ -124,7 +161,9 @@ def test_the_restore_drill_starts_from_scratch_and_compares_row_counts_with_the_
 def test_the_restore_drill_fails_when_restored_rows_differ_from_what_the_backup_counted(customer):
     with_records(customer)
     assert customer.incarnate("backup", str(customer.repo)).returncode == 0
-    store = customer.backups()  # the manifest is sealed: it is rewritten with the store's key, as a forger with it could
+    store = (
+        customer.backups()
+    )  # the manifest is sealed: it is rewritten with the store's key, as a forger with it could
     key = f"{list_snapshots(store, customer.stack)[-1].prefix}/manifest.json"
     manifest = json.loads(store.get(key))
     database = next(artifact for artifact in manifest["artifacts"] if artifact["kind"] == "database")
@@ -144,9 +183,25 @@ def test_postgresql_reset_empties_every_schema_that_is_empty_counts(customer):
 
     customer.use("pgdemo")
     assert customer.install().returncode == 0
-    subprocess.run(["docker", "exec", "--user", "postgres", f"{customer.stack}-db-1", "psql", "-d", "pgdemo", "-c",
-                    "CREATE SCHEMA extra; CREATE TABLE extra.t (x int); INSERT INTO extra.t VALUES (1);"], check=True, capture_output=True)
-    database = PostgreSQL(ComposeProject(Host(), customer.stack, settings.stacks_dir() / customer.stack), "pgdemo", "db")
+    subprocess.run(
+        [
+            "docker",
+            "exec",
+            "--user",
+            "postgres",
+            f"{customer.stack}-db-1",
+            "psql",
+            "-d",
+            "pgdemo",
+            "-c",
+            "CREATE SCHEMA extra; CREATE TABLE extra.t (x int); INSERT INTO extra.t VALUES (1);",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    database = PostgreSQL(
+        ComposeProject(Host(), customer.stack, settings.stacks_dir() / customer.stack), "pgdemo", "db"
+    )
     assert not database.is_empty()
     database.reset()
     assert database.is_empty()
@@ -154,7 +209,9 @@ def test_postgresql_reset_empties_every_schema_that_is_empty_counts(customer):
 
 def container_processes(customer) -> list[str]:
     """`PID ARGS` of each process in the database container, PIDs as this machine sees them."""
-    top = subprocess.run(["docker", "top", f"{customer.stack}-db-1", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    top = subprocess.run(
+        ["docker", "top", f"{customer.stack}-db-1", "-eo", "pid,args"], capture_output=True, text=True
+    ).stdout
     return top.splitlines()[1:]
 
 
@@ -165,12 +222,18 @@ def mariadb_dumps(customer) -> list[str]:
 def test_a_hung_dump_fails_the_backup_and_a_killed_backup_leaves_no_orphan(customer):
     with_records(customer)
     # Another session holds a write lock on the table: the dump waits for it without a byte of progress.
-    holder = subprocess.Popen(["docker", "exec", "-i", f"{customer.stack}-db-1", "mariadb", "demo"], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = subprocess.Popen(
+        ["docker", "exec", "-i", f"{customer.stack}-db-1", "mariadb", "demo"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     holder.stdin.write(b"LOCK TABLES records WRITE; SELECT SLEEP(600);\n")
     holder.stdin.flush()
     try:
-        killed = subprocess.Popen([INCARNATE, "backup", str(customer.repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        killed = subprocess.Popen(
+            [INCARNATE, "backup", str(customer.repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while not mariadb_dumps(customer):
             assert time.monotonic() < deadline, "the backup never started its dump"
@@ -179,8 +242,13 @@ def test_a_hung_dump_fails_the_backup_and_a_killed_backup_leaves_no_orphan(custo
         killed.wait()
         assert mariadb_dumps(customer)  # the orphan: still inside the database container
 
-        hung = subprocess.run([INCARNATE, "backup", str(customer.repo)], capture_output=True, text=True, timeout=240,
-                              env={**os.environ, "INCARNATE_STALL_SECONDS": "5"})
+        hung = subprocess.run(
+            [INCARNATE, "backup", str(customer.repo)],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env={**os.environ, "INCARNATE_STALL_SECONDS": "5"},
+        )
         output = hung.stdout + hung.stderr
         assert "ended 1 orphaned mariadb-dump" in output
         assert hung.returncode == 1
@@ -196,17 +264,24 @@ def test_a_hung_dump_fails_the_backup_and_a_killed_backup_leaves_no_orphan(custo
 
 
 def test_retention_keeps_the_backups_that_incarnations_roll_back_to(customer):
-    customer.write_stack_yaml(customer.stack_yaml() + "  retention: {keep_daily: 1, keep_weekly: 0, keep_monthly: 0, min_age_days: 0}\n",
-                              "keep one snapshot a day")
+    customer.write_stack_yaml(
+        customer.stack_yaml() + "  retention: {keep_daily: 1, keep_weekly: 0, keep_monthly: 0, min_age_days: 0}\n",
+        "keep one snapshot a day",
+    )
     assert customer.install().returncode == 0
-    install_backup = customer.incarnate("history", str(customer.repo)).stdout.splitlines()[-1].split("backup ")[1].split()[0]
+    install_backup = (
+        customer.incarnate("history", str(customer.repo)).stdout.splitlines()[-1].split("backup ")[1].split()[0]
+    )
     for _ in range(2):
         assert customer.incarnate("backup", str(customer.repo)).returncode == 0
     assert customer.incarnate("prune", str(customer.repo)).returncode == 0
     kept = customer.incarnate("backups", str(customer.repo)).stdout
     assert install_backup in kept
-    customer.write_stack_yaml(customer.stack_yaml() + "  retention: {keep_daily: 1, keep_weekly: 0, keep_monthly: 0, "
-                              "min_age_days: 0, keep_incarnations: 0}\n", "keep no incarnation's backup")
+    customer.write_stack_yaml(
+        customer.stack_yaml() + "  retention: {keep_daily: 1, keep_weekly: 0, keep_monthly: 0, "
+        "min_age_days: 0, keep_incarnations: 0}\n",
+        "keep no incarnation's backup",
+    )
     assert customer.incarnate("prune", str(customer.repo)).returncode == 0
     assert install_backup not in customer.incarnate("backups", str(customer.repo)).stdout
     history = customer.incarnate("history", str(customer.repo)).stdout.splitlines()[1]
@@ -216,8 +291,9 @@ def test_retention_keeps_the_backups_that_incarnations_roll_back_to(customer):
 @pytest.mark.parametrize("umask", [0o022])
 def test_a_deployment_and_backup_under_umask_022_leave_nothing_readable_by_others(customer, umask):
     def run(*args):
-        return subprocess.run([INCARNATE, *args], capture_output=True, text=True,
-                              preexec_fn=lambda: os.umask(umask), timeout=900)
+        return subprocess.run(
+            [INCARNATE, *args], capture_output=True, text=True, preexec_fn=lambda: os.umask(umask), timeout=900
+        )
 
     assert run("install", str(customer.repo)).returncode == 0
     assert run("backup", str(customer.repo)).returncode == 0

@@ -30,7 +30,10 @@ def test_install_backup_disaster_and_reinstall_brings_back_records_and_files(cus
     second = customer.install()
     assert second.returncode == 0, second.stderr + second.stdout
     assert f"restored from {snapshots[-1].id}" in second.stdout + second.stderr
-    assert f"closing backup not needed: the stack runs the data of {snapshots[-1].id} unchanged" in second.stdout + second.stderr
+    assert (
+        f"closing backup not needed: the stack runs the data of {snapshots[-1].id} unchanged"
+        in second.stdout + second.stderr
+    )
     assert len(list_snapshots(customer.backups(), customer.stack)) == 2  # the recovery re-read nothing it restored
     assert customer.records() == records
     assert customer.request("GET", "/files/upload.bin") == payload
@@ -75,5 +78,9 @@ def test_init_on_the_host_itself_installs_then_changes_nothing(customer, tmp_pat
 
     customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "pin 1.1.0")
     changed = customer.incarnate("init", str(customer.repo), env=registry)
-    assert changed.returncode == 2 and "runs release 1.0.0" in changed.stderr and "run `incarnate update`" in changed.stderr
+    assert (
+        changed.returncode == 2
+        and "runs release 1.0.0" in changed.stderr
+        and "run `incarnate update`" in changed.stderr
+    )
     assert customer.containers() == containers

@@ -25,7 +25,11 @@ def test_seven_nights_changing_a_few_percent_store_far_less_than_seven_full_copi
     for night in range(1, 8):
         if night > 1:  # a few percent change each night: recent records edited, new ones added
             first = rows - night * 4000
-            sql(db, f"UPDATE records SET title = CONCAT(title, ' edited night {night}') WHERE id BETWEEN {first} AND {first + 3000}")
+            sql(
+                db,
+                f"UPDATE records SET title = CONCAT(title, ' edited night {night}') WHERE id BETWEEN {first} AND "
+                f"{first + 3000}",
+            )
             sql(db, f"INSERT INTO records (title) SELECT CONCAT('night {night} record ', seq) FROM seq_1_to_2000")
         start = stored_bytes(customer.store)
         result = customer.incarnate("backup", str(customer.repo))
@@ -33,6 +37,8 @@ def test_seven_nights_changing_a_few_percent_store_far_less_than_seven_full_copi
         added.append(stored_bytes(customer.store) - start)
 
     full_copy, total = added[0], stored_bytes(customer.store) - before
-    print(f"\nseven nights: first (full) {full_copy:,} bytes, all seven {total:,} bytes, "
-          f"{total / (7 * full_copy):.2f} of seven full copies")
+    print(
+        f"\nseven nights: first (full) {full_copy:,} bytes, all seven {total:,} bytes, "
+        f"{total / (7 * full_copy):.2f} of seven full copies"
+    )
     assert total < 7 * full_copy * 0.4

@@ -19,18 +19,27 @@ PG_PORT = "5433"  # the script's default port for its cluster
 def prefect_server_script(home: Path, port: int, **options: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("INCARNATE_PREFECT_DB")}
     env.update(INCARNATE_HOME=str(home), INCARNATE_LOGS=str(home.parent / "logs"), PREFECT_PORT=str(port), **options)
-    return subprocess.run(["bash", "scripts/prefect-server.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        ["bash", "scripts/prefect-server.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def psql(database: str, sql: str) -> str:
-    return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "--port", PG_PORT, "-d", database, "-tAc", sql],
-                          cwd="/", capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "--port", PG_PORT, "-d", database, "-tAc", sql],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def through_server(port: int, home: Path, code: str) -> str:
-    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "PREFECT_API_AUTH_STRING": (home / "prefect-api-auth").read_text().strip()}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_API_AUTH_STRING": (home / "prefect-api-auth").read_text().strip(),
+    }
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip()
@@ -54,10 +63,16 @@ def postgresql_home(tmp_path):
         yield home, port, name
     finally:
         subprocess.run(["pkill", "-f", f"prefect server start --host 127.0.0.1 --port {port}"])
-        subprocess.run(["runuser", "-u", "postgres", "--", "dropdb", "--port", PG_PORT, "--if-exists", "--force", name],
-                       cwd="/", capture_output=True)
-        subprocess.run(["runuser", "-u", "postgres", "--", "dropuser", "--port", PG_PORT, "--if-exists", name],
-                       cwd="/", capture_output=True)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", "dropdb", "--port", PG_PORT, "--if-exists", "--force", name],
+            cwd="/",
+            capture_output=True,
+        )
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", "dropuser", "--port", PG_PORT, "--if-exists", name],
+            cwd="/",
+            capture_output=True,
+        )
 
 
 def test_postgresql_serves_prefect_and_the_choice_is_kept(postgresql_home):
@@ -66,9 +81,13 @@ def test_postgresql_serves_prefect_and_the_choice_is_kept(postgresql_home):
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"starting the Prefect server (PostgreSQL database {name} on 127.0.0.1:{PG_PORT}" in first.stdout
 
-    saved = through_server(port, home, "from prefect.blocks.system import Secret\n"
-                                       "Secret(value='kept-in-postgresql').save('probe')\n"
-                                       "print(Secret.load('probe').get())")
+    saved = through_server(
+        port,
+        home,
+        "from prefect.blocks.system import Secret\n"
+        "Secret(value='kept-in-postgresql').save('probe')\n"
+        "print(Secret.load('probe').get())",
+    )
     assert saved == "kept-in-postgresql"
     assert psql(name, "SELECT count(*) FROM block_document WHERE name = 'probe'") == "1"
     assert not (home / "prefect" / "prefect.db").exists()
@@ -86,19 +105,33 @@ def test_postgresql_serves_prefect_and_the_choice_is_kept(postgresql_home):
     switched = prefect_server_script(home, port, INCARNATE_PREFECT_DB="sqlite")
     assert switched.returncode == 1
     assert switched.stderr.strip().splitlines() == [
-        f"error: the Prefect server of {home} keeps the stacks' Secret blocks (their store keys) and the run history in "
-        f"postgresql {PG_PORT} {name} ({home / 'prefect-db'}); refusing to move it to sqlite, which starts empty: unset "
-        f"INCARNATE_PREFECT_DB*, or set up sqlite under a new INCARNATE_HOME. Nothing was changed."]
+        f"error: the Prefect server of {home} keeps the stacks' Secret blocks (their store keys) and the run history "
+        f"in "
+        f"postgresql {PG_PORT} {name} ({home / 'prefect-db'}); refusing to move it to sqlite, which starts empty: "
+        f"unset "
+        f"INCARNATE_PREFECT_DB*, or set up sqlite under a new INCARNATE_HOME. Nothing was changed."
+    ]
     assert (home / "prefect-db").read_text().split() == ["postgresql", PG_PORT, name]
-    assert through_server(port, home, "from prefect.blocks.system import Secret\nprint(Secret.load('probe').get())") \
+    assert (
+        through_server(port, home, "from prefect.blocks.system import Secret\nprint(Secret.load('probe').get())")
         == "kept-in-postgresql"
+    )
 
 
-@pytest.mark.parametrize("options, error", [
-    ({"INCARNATE_PREFECT_DB": "postgresql"}, "refusing to move it to postgresql 5433 prefect, which starts empty"),
-    ({"INCARNATE_PREFECT_DB": "mysql"}, "INCARNATE_PREFECT_DB is 'mysql': expected sqlite (the default) or postgresql."),
-    ({"INCARNATE_PREFECT_DB_NAME": "x'; DROP ROLE postgres; --"}, "INCARNATE_PREFECT_DB_NAME is 'x'; DROP ROLE postgres; --'"),
-])
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ({"INCARNATE_PREFECT_DB": "postgresql"}, "refusing to move it to postgresql 5433 prefect, which starts empty"),
+        (
+            {"INCARNATE_PREFECT_DB": "mysql"},
+            "INCARNATE_PREFECT_DB is 'mysql': expected sqlite (the default) or postgresql.",
+        ),
+        (
+            {"INCARNATE_PREFECT_DB_NAME": "x'; DROP ROLE postgres; --"},
+            "INCARNATE_PREFECT_DB_NAME is 'x'; DROP ROLE postgres; --'",
+        ),
+    ],
+)
 def test_a_home_on_sqlite_is_never_moved_and_bad_options_are_refused(tmp_path, options, error):
     home = tmp_path / "home"
     (home / "prefect").mkdir(parents=True)

@@ -36,24 +36,39 @@ def without_server(how: str) -> dict[str, str]:
 
 def left_behind(customer: Customer) -> list[str]:
     """What a refused command must not have made: containers, volumes, the stack's folder, store objects."""
-    found = [f"{kind} {name}" for kind, args in (("container", ["ps", "-a"]), ("volume", ["volume", "ls"]))
-             for name in subprocess.run(["docker", *args, "-q", "--filter", f"label=com.docker.compose.project={customer.stack}"],
-                                        capture_output=True, text=True, check=True).stdout.split()]
+    found = [
+        f"{kind} {name}"
+        for kind, args in (("container", ["ps", "-a"]), ("volume", ["volume", "ls"]))
+        for name in subprocess.run(
+            ["docker", *args, "-q", "--filter", f"label=com.docker.compose.project={customer.stack}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    ]
     if (settings.stacks_dir() / customer.stack).exists():
         found.append(f"stack folder {settings.stacks_dir() / customer.stack}")
     found += [f"store object {path}" for path in customer.store.rglob("*")]
     return found
 
 
-@pytest.mark.parametrize("how, command", [
-    ("local", ["install"]), ("local", ["update"]), ("local", ["backup"]), ("local", ["key", "export"]),
-    ("configured", ["install"]), ("configured", ["key", "export"]),
-])
+@pytest.mark.parametrize(
+    "how, command",
+    [
+        ("local", ["install"]),
+        ("local", ["update"]),
+        ("local", ["backup"]),
+        ("local", ["key", "export"]),
+        ("configured", ["install"]),
+        ("configured", ["key", "export"]),
+    ],
+)
 def test_a_command_without_a_prefect_server_stops_before_changing_anything(customer, how, command):
     env = without_server(how)
     started = time.monotonic()
-    done = subprocess.run([INCARNATE, *command, str(customer.repo)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [INCARNATE, *command, str(customer.repo)], env=env, capture_output=True, text=True, timeout=120
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output[-3000:]
     assert TEMPORARY not in output, output[-3000:]
@@ -68,8 +83,12 @@ def test_a_command_without_a_prefect_server_stops_before_changing_anything(custo
 def prefect_server_group() -> int:
     """The process group of the Prefect server set-up started (it runs in a session of its own)."""
     port = os.environ["PREFECT_API_URL"].split(":")[2].split("/")[0]
-    pid = subprocess.run(["pgrep", "-of", f"prefect server start --host 127.0.0.1 --port {port}"],
-                         capture_output=True, text=True, check=True).stdout.split()[0]
+    pid = subprocess.run(
+        ["pgrep", "-of", f"prefect server start --host 127.0.0.1 --port {port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
     return os.getpgid(int(pid))
 
 
@@ -82,8 +101,13 @@ def test_a_command_waits_for_a_slow_server_and_its_run_is_in_the_history(custome
     resume = threading.Timer(5, os.killpg, (group, signal.SIGCONT))
     try:
         resume.start()
-        done = subprocess.run([INCARNATE, "release", "publish", str(ROOT / "examples" / "demo" / "releases" / "1.0.0")],
-                              env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [INCARNATE, "release", "publish", str(ROOT / "examples" / "demo" / "releases" / "1.0.0")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         resume.join()
         os.killpg(group, signal.SIGCONT)

@@ -10,7 +10,7 @@ import pytest
 from blocks.registries import RegistryLogin
 from incarnate import settings
 from incarnate.datasources.volume import TOOLBOX_TAG
-from tests.servers import private_registry, issue_test_certificate
+from tests.servers import issue_test_certificate, private_registry
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,9 @@ def registry(tmp_path_factory):
         for image in ("demo/app:1.0.0", "demo/db:1.0.0", f"incarnate/toolbox:{TOOLBOX_TAG}"):
             subprocess.run(["docker", "tag", f"{settings.registry()}/{image}", f"{server.address}/{image}"], check=True)
             subprocess.run(["docker", "push", "--quiet", f"{server.address}/{image}"], check=True, capture_output=True)
-        subprocess.run(["docker", "logout", server.address], check=True, capture_output=True)  # incarnate must log in itself
+        subprocess.run(
+            ["docker", "logout", server.address], check=True, capture_output=True
+        )  # incarnate must log in itself
         yield server
 
 
@@ -39,8 +41,12 @@ def test_a_stack_installs_from_a_private_registry_with_its_login(customer, regis
     use_registry(customer, saved_block(registry, registry.password))
     installed = customer.install()
     assert installed.returncode == 0, installed.stderr[-3000:]
-    images = subprocess.run(["docker", "ps", "--filter", f"label=com.docker.compose.project={customer.stack}", "--format",
-                             "{{.Image}}"], capture_output=True, text=True, check=True).stdout.split()
+    images = subprocess.run(
+        ["docker", "ps", "--filter", f"label=com.docker.compose.project={customer.stack}", "--format", "{{.Image}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert sorted(images) == [f"{registry.address}/demo/app:1.0.0", f"{registry.address}/demo/db:1.0.0"]
 
 
@@ -48,8 +54,12 @@ def test_a_wrong_password_is_refused_before_anything_changes(customer, registry)
     use_registry(customer, saved_block(registry, "not-the-password"))
     result = customer.install()
     assert result.returncode == 2
-    assert f"error: registry {registry.address} refused the login of {registry.username} from stack.yaml registry " \
-           f"incarnate-registry/" in result.stderr and "(HTTP 401); check its username and password. Nothing was changed." in result.stderr
+    assert (
+        f"error: registry {registry.address} refused the login of {registry.username} from stack.yaml registry "
+        f"incarnate-registry/"
+        in result.stderr
+        and "(HTTP 401); check its username and password. Nothing was changed." in result.stderr
+    )
     assert customer.containers() == {}
 
 
@@ -65,6 +75,8 @@ def test_an_untrusted_certificate_is_refused_before_anything_changes(customer, r
         shutil.copy(tmp_path / "right-ca.crt", registry.ca)
     assert result.returncode == 2
     assert f"error: registry {registry.address}: its TLS certificate is not trusted (" in result.stderr
-    assert f"put its CA into /etc/docker/certs.d/{registry.address}/ca.crt on this machine and every host. Nothing was " \
-           f"changed." in result.stderr
+    assert (
+        f"put its CA into /etc/docker/certs.d/{registry.address}/ca.crt on this machine and every host. Nothing was "
+        f"changed." in result.stderr
+    )
     assert customer.containers() == {}

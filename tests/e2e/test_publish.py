@@ -18,13 +18,23 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def publish(folder: Path, releases: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([INCARNATE, "release", "publish", str(folder), *args], capture_output=True, text=True,
-                          env={**os.environ, "INCARNATE_RELEASES": releases, **(env or {})}, timeout=900)
+    return subprocess.run(
+        [INCARNATE, "release", "publish", str(folder), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "INCARNATE_RELEASES": releases, **(env or {})},
+        timeout=900,
+    )
 
 
 def release_list(releases: str, *args: str) -> str:
-    result = subprocess.run([INCARNATE, "release", "list", *args], capture_output=True, text=True,
-                            env={**os.environ, "INCARNATE_RELEASES": releases}, timeout=300)
+    result = subprocess.run(
+        [INCARNATE, "release", "list", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "INCARNATE_RELEASES": releases},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -40,9 +50,25 @@ def changed_copy(source: Path, target: Path, old: str, new: str, file: str = "co
 def wiki_page(customer, name: str, text: str | None = None) -> str:
     """Write a page the way the wiki stores it (an editor's save), or read it rendered over HTTP."""
     if text is not None:
-        subprocess.run([COMPOSE, "-p", customer.stack, "--project-directory", str(settings.stacks_dir() / customer.stack),
-                        "exec", "-T", "wiki", "sh", "-c", f"cat > /var/lib/dokuwiki/data/pages/{name}.txt"],
-                       input=text, text=True, check=True, capture_output=True)
+        subprocess.run(
+            [
+                COMPOSE,
+                "-p",
+                customer.stack,
+                "--project-directory",
+                str(settings.stacks_dir() / customer.stack),
+                "exec",
+                "-T",
+                "wiki",
+                "sh",
+                "-c",
+                f"cat > /var/lib/dokuwiki/data/pages/{name}.txt",
+            ],
+            input=text,
+            text=True,
+            check=True,
+            capture_output=True,
+        )
     return customer.request("GET", f"/doku.php?id={name}").decode()
 
 
@@ -55,7 +81,10 @@ def test_an_off_the_shelf_product_goes_from_its_folder_to_a_customer_with_the_cl
         published = publish(EXAMPLES / "wiki" / "releases" / release, releases)
         assert published.returncode == 0, published.stderr[-3000:]
         out = published.stdout + published.stderr
-        assert f"publish-release wiki-{release}: migrate ok" in out and "release " + release + ", schema not checked" in out
+        assert (
+            f"publish-release wiki-{release}: migrate ok" in out
+            and "release " + release + ", schema not checked" in out
+        )
     assert "wiki         1.0.0     schema 0    vanilla" in release_list(releases, "wiki")
 
     customer.use("wiki")
@@ -68,14 +97,17 @@ def test_an_off_the_shelf_product_goes_from_its_folder_to_a_customer_with_the_cl
     customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "update the wiki to 1.1.0")
     updated = customer.incarnate("update", str(customer.repo), env=env)
     assert updated.returncode == 0, updated.stderr[-3000:]
-    assert "Example wiki 1.1.0" in wiki_page(customer, "notes") and "kept by the customer" in wiki_page(customer, "notes")
+    assert "Example wiki 1.1.0" in wiki_page(customer, "notes") and "kept by the customer" in wiki_page(
+        customer, "notes"
+    )
     status = customer.incarnate("status", str(customer.repo), env=env).stdout
     assert "wiki 1.1.0" in status and "release 1.1.0, schema not checked" in status
 
 
 @pytest.mark.parametrize("kind", ["smb", "azure"])
 def test_publishing_into_a_network_store_is_create_only_and_a_second_engine_installs_from_it(
-        kind, customer, samba_server, azurite_server, second_engine):
+    kind, customer, samba_server, azurite_server, second_engine
+):
     block = save_store_block(kind, samba_server, azurite_server)
     folder = EXAMPLES / "pgdemo" / "releases" / "1.0.0"
     first = publish(folder, block)
@@ -84,22 +116,31 @@ def test_publishing_into_a_network_store_is_create_only_and_a_second_engine_inst
 
     again = publish(folder, block)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "pgdemo 1.0.0 is already published in" in again.stdout + again.stderr and "nothing to do" in again.stdout + again.stderr
+    assert (
+        "pgdemo 1.0.0 is already published in" in again.stdout + again.stderr
+        and "nothing to do" in again.stdout + again.stderr
+    )
     assert "scratch stack" not in again.stdout + again.stderr
 
     changed = changed_copy(folder, customer.repo.parent / "changed", "restart: unless-stopped", "restart: always")
     refused = publish(changed, block)
     assert refused.returncode == 2
-    assert "pgdemo 1.0.0 is published with other content (compose.yaml differs); a published release never " \
-           "changes: give the new content a new release number. Nothing was published." in refused.stderr
+    assert (
+        "pgdemo 1.0.0 is published with other content (compose.yaml differs); a published release never "
+        "changes: give the new content a new release number. Nothing was published." in refused.stderr
+    )
 
     if kind == "azure":  # disaster recovery onto another host reads the release from the store block alone
         customer.use("pgdemo")
         try:
             installed = customer.install("--host", second_engine, env={"INCARNATE_RELEASES": block})
             assert installed.returncode == 0, installed.stderr[-3000:]
-            assert customer.incarnate("status", str(customer.repo), "--host", second_engine,
-                                      env={"INCARNATE_RELEASES": block}).stdout.count("release 1.0.0, schema 1") == 1
+            assert (
+                customer.incarnate(
+                    "status", str(customer.repo), "--host", second_engine, env={"INCARNATE_RELEASES": block}
+                ).stdout.count("release 1.0.0, schema 1")
+                == 1
+            )
         finally:
             customer.remove_from(second_engine)
 
@@ -113,34 +154,51 @@ def test_bad_releases_are_refused_with_one_sentence_and_nothing_is_written(tmp_p
     demo = EXAMPLES / "demo" / "releases" / "1.1.0"
 
     missing_image = changed_copy(demo, tmp_path / "missing-image", "product: demo", "product: nosuch", "release.yaml")
-    (missing_image / "release.yaml").write_text((missing_image / "release.yaml").read_text().replace("demo/app:1.1.0", "nosuch/app:1.1.0"))
-    (missing_image / "compose.yaml").write_text((missing_image / "compose.yaml").read_text().replace("demo/app:1.1.0", "nosuch/app:1.1.0"))
+    (missing_image / "release.yaml").write_text(
+        (missing_image / "release.yaml").read_text().replace("demo/app:1.1.0", "nosuch/app:1.1.0")
+    )
+    (missing_image / "compose.yaml").write_text(
+        (missing_image / "compose.yaml").read_text().replace("demo/app:1.1.0", "nosuch/app:1.1.0")
+    )
     result = publish(missing_image, str(releases))
     assert result.returncode == 2
-    assert f"error: registry {settings.registry()} lacks nosuch/app:1.1.0 for nosuch 1.1.0; push the release's images " \
-           f"first. Nothing was published." in result.stderr
+    assert (
+        f"error: registry {settings.registry()} lacks nosuch/app:1.1.0 for nosuch 1.1.0; push the release's images "
+        f"first. Nothing was published." in result.stderr
+    )
     forget_limit("stack-publish-nosuch-1-1-0")
 
     invalid = changed_copy(demo, tmp_path / "invalid", "restart: unless-stopped", "restart: [not, a, policy]")
     result = publish(invalid, str(releases))
-    assert result.returncode == 2 and "with `docker compose config` on host local failed" in result.stderr.splitlines()[-1]
+    assert (
+        result.returncode == 2 and "with `docker compose config` on host local failed" in result.stderr.splitlines()[-1]
+    )
 
     disagreeing = changed_copy(demo, tmp_path / "disagreeing", "  app:\n", "  web:\n")
     result = publish(disagreeing, str(releases))
     assert result.returncode == 2
-    assert "service web is in compose.yaml but not under images in release.yaml; service app is under images in " \
-           "release.yaml but not in compose.yaml" in result.stderr
+    assert (
+        "service web is in compose.yaml but not under images in release.yaml; service app is under images in "
+        "release.yaml but not in compose.yaml" in result.stderr
+    )
 
     product = f"never{uuid.uuid4().hex[:6]}"  # the demo 1.1.0 images, but a schema its migrations never reach
     never = changed_copy(demo, tmp_path / "never", "schema_version: 2", "schema_version: 9", "release.yaml")
-    (never / "release.yaml").write_text((never / "release.yaml").read_text().replace("product: demo", f"product: {product}"))
+    (never / "release.yaml").write_text(
+        (never / "release.yaml").read_text().replace("product: demo", f"product: {product}")
+    )
     result = publish(never, str(releases), env={"INCARNATE_READY_SECONDS": "20"})
     assert result.returncode == 1
-    assert "reports {'status': 'ok', 'release': '1.1.0', 'schema_version': 2} after 20 s; release 1.1.0 expects " \
-           "schema version 9" in result.stderr.splitlines()[-1]
+    assert (
+        "reports {'status': 'ok', 'release': '1.1.0', 'schema_version': 2} after 20 s; release 1.1.0 expects "
+        "schema version 9" in result.stderr.splitlines()[-1]
+    )
     assert store_keys(releases) == []
-    scratch = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project=publish-{product}-1-1-0"],
-                             capture_output=True, text=True).stdout
+    scratch = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project=publish-{product}-1-1-0"],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert scratch == ""  # the scratch stack is gone
     forget_limit(f"stack-publish-{product}-1-1-0")
 

@@ -14,8 +14,10 @@ def test_a_command_s_run_ends_completed_with_its_last_log_line_in_the_history(cu
     run_id = flow_run_id(backup.stdout + backup.stderr)
     with get_client(sync_client=True) as client:
         (run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-        messages = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
-                                                            limit=200)]
+        messages = [
+            log.message
+            for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200)
+        ]
     assert run.state.type.value == "COMPLETED"
     assert any(message.startswith(f"stack {customer.stack}: snapshot ") for message in messages), messages[-5:]
     assert messages[-1] == "Finished in state Completed()"

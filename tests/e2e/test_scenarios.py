@@ -10,17 +10,48 @@ from incarnate.backup_format import list_snapshots
 
 
 def sql(customer, statement: str, engine: str | None = None) -> str:
-    command = ["docker", *(["-H", engine] if engine else []), "exec", f"{customer.stack}-db-1", "mariadb", "demo", "-N", "-e", statement]
+    command = [
+        "docker",
+        *(["-H", engine] if engine else []),
+        "exec",
+        f"{customer.stack}-db-1",
+        "mariadb",
+        "demo",
+        "-N",
+        "-e",
+        statement,
+    ]
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
 def content_checksums(customer, engine: str | None = None) -> dict[str, str]:
     """A checksum of every table's content and of every file in the files volume."""
-    tables = sql(customer, "SELECT table_name FROM information_schema.tables WHERE table_schema='demo' ORDER BY 1", engine).split()
-    sums = {f"table {table}": sql(customer, f"CHECKSUM TABLE `{table}` EXTENDED", engine).split()[-1] for table in tables}
-    files = subprocess.run(["docker", *(["-H", engine] if engine else []), "run", "--rm", "--network", "none", "-v", f"{customer.stack}_files:/data:ro",
-                            "--entrypoint", "sh", "localhost:5000/incarnate/toolbox:1", "-c",
-                            "cd /data && find . -type f -exec sha256sum {} + | sort"], check=True, capture_output=True, text=True).stdout
+    tables = sql(
+        customer, "SELECT table_name FROM information_schema.tables WHERE table_schema='demo' ORDER BY 1", engine
+    ).split()
+    sums = {
+        f"table {table}": sql(customer, f"CHECKSUM TABLE `{table}` EXTENDED", engine).split()[-1] for table in tables
+    }
+    files = subprocess.run(
+        [
+            "docker",
+            *(["-H", engine] if engine else []),
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{customer.stack}_files:/data:ro",
+            "--entrypoint",
+            "sh",
+            "localhost:5000/incarnate/toolbox:1",
+            "-c",
+            "cd /data && find . -type f -exec sha256sum {} + | sort",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     sums.update({f"file {name}": digest for digest, name in (line.split() for line in files.splitlines())})
     return sums
 
@@ -42,7 +73,9 @@ def test_update_to_1_1_0_keeps_every_record_and_file_and_migrates_them(customer)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(customer.request("GET", "/health")) == {"status": "ok", "release": "1.1.0", "schema_version": 2}
     after = customer.records()
-    assert [(r["id"], r["title"], r["created_at"]) for r in after] == [(r["id"], r["title"], r["created_at"]) for r in before]
+    assert [(r["id"], r["title"], r["created_at"]) for r in after] == [
+        (r["id"], r["title"], r["created_at"]) for r in before
+    ]
     assert [r["slug"] for r in after] == ["first-record", "second--record", "third"]
     assert customer.request("GET", "/files/keep.bin") == payload
 
@@ -78,8 +111,20 @@ def test_disaster_recovery_onto_another_engine_from_the_newest_backup(customer, 
         assert json.loads(customer.request("GET", "/health"))["release"] == "1.0.0"
         assert customer.records() == records
         assert customer.request("GET", "/files/keep.bin") == payload
-        running = subprocess.run(["docker", "-H", second_engine, "ps", "--filter", f"label=com.docker.compose.project={customer.stack}",
-                                  "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
+        running = subprocess.run(
+            [
+                "docker",
+                "-H",
+                second_engine,
+                "ps",
+                "--filter",
+                f"label=com.docker.compose.project={customer.stack}",
+                "--format",
+                "{{.Names}}",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         assert sorted(running) == [f"{customer.stack}-app-1", f"{customer.stack}-db-1"]
     finally:
         customer.remove_from(second_engine)
@@ -92,7 +137,8 @@ def test_import_of_an_old_installation_becomes_the_first_snapshot_and_installs(c
         "CREATE TABLE schema_version (version INT NOT NULL PRIMARY KEY);\nINSERT INTO schema_version VALUES (1);\n"
         "CREATE TABLE records (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, title VARCHAR(200) NOT NULL, "
         "created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);\n"
-        "INSERT INTO records VALUES (7, 'from the old system', '2019-05-01 10:00:00');\n")
+        "INSERT INTO records VALUES (7, 'from the old system', '2019-05-01 10:00:00');\n"
+    )
     files = tmp_path / "files"
     files.mkdir()
     (files / "legacy.txt").write_bytes(b"old file\n")
@@ -131,9 +177,15 @@ def test_restore_drill_restores_checks_and_removes_a_scratch_stack(customer):
     assert customer.incarnate("backup", str(customer.repo)).returncode == 0
     result = customer.incarnate("drill", str(customer.repo))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "restored and healthy (release 1.0.0, schema 1); rows: demo.records 3, demo.schema_version 1" in result.stdout + result.stderr
-    leftovers = subprocess.run(["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={customer.stack}-drill", "-q"],
-                               capture_output=True, text=True).stdout
+    assert (
+        "restored and healthy (release 1.0.0, schema 1); rows: demo.records 3, demo.schema_version 1"
+        in result.stdout + result.stderr
+    )
+    leftovers = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={customer.stack}-drill", "-q"],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert leftovers == "" and not (settings.stacks_dir() / f"{customer.stack}-drill").exists()
 
 
@@ -145,6 +197,8 @@ def test_a_second_run_on_the_same_stack_waits_and_fails_clearly(customer):
     with stack_lock(customer.stack):  # held here exactly as a running flow holds it
         second = customer.incarnate("install", str(customer.repo), env={"INCARNATE_LOCK_WAIT_SECONDS": "2"})
     assert second.returncode == 1
-    assert f"stack {customer.stack} is busy: another run holds concurrency limit stack-{customer.stack}" in second.stderr
+    assert (
+        f"stack {customer.stack} is busy: another run holds concurrency limit stack-{customer.stack}" in second.stderr
+    )
     assert customer.containers() == running
     assert customer.install().returncode == 0  # released: the next run goes through

@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC
 
 import pytest
 from prefect.blocks.system import Secret
@@ -50,22 +51,36 @@ def everything_written_about(customer, since) -> dict[str, str]:
         return found
 
     with get_client(sync_client=True) as client:
-        logs = every(lambda offset: client.read_logs(log_filter=LogFilter(timestamp=LogFilterTimestamp(after_=since)),
-                                                     limit=200, offset=offset))
+        logs = every(
+            lambda offset: client.read_logs(
+                log_filter=LogFilter(timestamp=LogFilterTimestamp(after_=since)), limit=200, offset=offset
+            )
+        )
         artifacts = every(lambda offset: client.read_artifacts(limit=200, offset=offset))
-    repo = subprocess.run(["git", "-C", str(customer.repo), "log", "-p", "--all"], capture_output=True, text=True).stdout
-    tags = subprocess.run(["git", "-C", str(customer.repo), "for-each-ref", "--format=%(contents)", "refs/tags"],
-                          capture_output=True, text=True).stdout
+    repo = subprocess.run(
+        ["git", "-C", str(customer.repo), "log", "-p", "--all"], capture_output=True, text=True
+    ).stdout
+    tags = subprocess.run(
+        ["git", "-C", str(customer.repo), "for-each-ref", "--format=%(contents)", "refs/tags"],
+        capture_output=True,
+        text=True,
+    ).stdout
     store = customer.backups()  # manifests are sealed: read as incarnate reads them
     manifests = "".join(store.get(key).decode() for key in store.list("backups") if key.endswith("/manifest.json"))
-    return {"logs": "\n".join(log.message for log in logs), "artifacts": "\n".join(str(artifact.data) for artifact in artifacts),
-            "customer repo": repo + tags, "manifests": manifests}
+    return {
+        "logs": "\n".join(log.message for log in logs),
+        "artifacts": "\n".join(str(artifact.data) for artifact in artifacts),
+        "customer repo": repo + tags,
+        "manifests": manifests,
+    }
 
 
-def test_secrets_are_generated_once_kept_across_update_and_recovery_and_never_written_elsewhere(customer, second_engine):
-    from datetime import datetime, timezone
+def test_secrets_are_generated_once_kept_across_update_and_recovery_and_never_written_elsewhere(
+    customer, second_engine
+):
+    from datetime import datetime
 
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     watcher = ProcessWatcher()
     watcher.start()
     try:
@@ -95,7 +110,9 @@ def test_secrets_are_generated_once_kept_across_update_and_recovery_and_never_wr
     store_id = json.loads((customer.store / "keys" / "config.json").read_text())["store"]
     store_key = PrefectSecretVault(prefix="incarnate-store-key-").load(store_id)
     kept = [secret, store_key["master_key"], store_key["passphrase"]]  # the stack's, and its store's key and passphrase
-    assert not [line for line in watcher.seen if any(value in line for value in kept)], "a process's arguments held a secret"
+    assert not [line for line in watcher.seen if any(value in line for value in kept)], (
+        "a process's arguments held a secret"
+    )
     for place, text in everything_written_about(customer, since).items():
         assert not any(value in text for value in kept), f"a secret appears in the {place}"
 
@@ -111,8 +128,10 @@ def test_a_stack_with_data_whose_secrets_are_gone_is_refused_saying_how_to_resto
     result = customer.install()
     assert result.returncode == 2
     assert f"error: stack {customer.stack} has data (snapshot " in result.stderr
-    assert f"but Prefect Secret block incarnate-stack-{customer.stack} does not exist, so its secrets (db_password) are " \
-           f"missing; restore that block" in result.stderr
+    assert (
+        f"but Prefect Secret block incarnate-stack-{customer.stack} does not exist, so its secrets (db_password) are "
+        f"missing; restore that block" in result.stderr
+    )
     assert running  # it ran before; nothing was generated in place of the lost secret
     with pytest.raises(ValueError):
         Secret.load(f"incarnate-stack-{customer.stack}")
@@ -124,8 +143,9 @@ def test_the_prefect_api_refuses_a_request_without_its_password():
     assert stat.S_IMODE(auth_file.stat().st_mode) == 0o600
 
     def ask(headers: dict) -> int:
-        request = urllib.request.Request(f"{api}/flows/filter", data=b"{}", method="POST",
-                                         headers={"Content-Type": "application/json", **headers})
+        request = urllib.request.Request(
+            f"{api}/flows/filter", data=b"{}", method="POST", headers={"Content-Type": "application/json", **headers}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status

@@ -12,19 +12,39 @@ from pathlib import Path
 import pytest
 
 from incarnate import settings
-from incarnate.hostprep import with_managed_line
 from incarnate.backup_format import list_snapshots
+from incarnate.hostprep import with_managed_line
 from tests.conftest import NO_SUDO_USER
 
 
 def ssh_options(server, user: str = "root", key: Path | None = None, known_hosts: Path | None = None) -> list[str]:
-    return ["--host", server.url(user), "--identity", str(key or server.client_key),
-            "--known-hosts", str(known_hosts or server.known_hosts)]
+    return [
+        "--host",
+        server.url(user),
+        "--identity",
+        str(key or server.client_key),
+        "--known-hosts",
+        str(known_hosts or server.known_hosts),
+    ]
 
 
 def remote_containers(engine: str, stack: str) -> list[str]:
-    out = subprocess.run(["docker", "-H", engine, "ps", "--all", "--filter", f"label=com.docker.compose.project={stack}",
-                          "--format", "{{.Names}}"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "docker",
+            "-H",
+            engine,
+            "ps",
+            "--all",
+            "--filter",
+            f"label=com.docker.compose.project={stack}",
+            "--format",
+            "{{.Names}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return sorted(out.split())
 
 
@@ -39,29 +59,46 @@ def registry_file(tmp_path) -> dict[str, str]:
     return {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml")}
 
 
-def test_init_from_a_devops_machine_prepares_the_ssh_host_and_installs(customer, ssh_server, second_engine,
-                                                                     samba_server, registry_file, tmp_path):
+def test_init_from_a_devops_machine_prepares_the_ssh_host_and_installs(
+    customer, ssh_server, second_engine, samba_server, registry_file, tmp_path
+):
     directory = tmp_path / "host-dir" / "uploads"
     name = f"{customer.stack}.incarnate.test"
     customer.write_stack_yaml(
         customer.stack_yaml() + f"host:\n  dns_names: [{name}]\n  directories: [{directory}]\n"
         f"  backup_share: {{kind: smb, server: 127.0.0.1, port: {samba_server.port}, share: {samba_server.share}}}\n",
-        "host settings")
+        "host settings",
+    )
     try:
         result = customer.incarnate("init", str(customer.repo), *ssh_options(ssh_server), env=registry_file)
         assert result.returncode == 0, result.stderr[-3000:]
         output = result.stdout + result.stderr
         host = ssh_server.url()
-        for step in ("logged in as root", "Debian GNU/Linux 12", "Docker Engine 20.10", "Compose ",
-                     f"directories {directory}: created {directory}", f"DNS names {name} added to /etc/hosts",
-                     f"SMB server 127.0.0.1:{samba_server.port} (//127.0.0.1/{samba_server.share}) reachable"):
+        for step in (
+            "logged in as root",
+            "Debian GNU/Linux 12",
+            "Docker Engine 20.10",
+            "Compose ",
+            f"directories {directory}: created {directory}",
+            f"DNS names {name} added to /etc/hosts",
+            f"SMB server 127.0.0.1:{samba_server.port} (//127.0.0.1/{samba_server.share}) reachable",
+        ):
             assert f"create host {host}: {step}" in output, step
         for stage in ("fetch backup", "restore", "start", "migrate", "backup"):
             assert f"install {customer.stack}: {stage} ok" in output, stage
-        assert f"stack {customer.stack} installed: release 1.0.0 at http://127.0.0.1:{customer.port} on {host}" in result.stdout
+        assert (
+            f"stack {customer.stack} installed: release 1.0.0 at http://127.0.0.1:{customer.port} on {host}"
+            in result.stdout
+        )
         assert remote_containers(second_engine, customer.stack) == [f"{customer.stack}-app-1", f"{customer.stack}-db-1"]
-        assert subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={customer.stack}"],
-                              capture_output=True, text=True).stdout == ""  # nothing on this machine's engine
+        assert (
+            subprocess.run(
+                ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={customer.stack}"],
+                capture_output=True,
+                text=True,
+            ).stdout
+            == ""
+        )  # nothing on this machine's engine
         assert directory.is_dir()
         assert f"127.0.0.1 {name} # incarnate:{customer.stack}" in Path("/etc/hosts").read_text()
         # The remote publishes on its own loopback; this test shares the machine, so it can look directly.
@@ -88,8 +125,9 @@ def test_init_from_a_devops_machine_prepares_the_ssh_host_and_installs(customer,
 
 
 def test_disaster_recovery_of_a_local_stack_onto_a_saved_ssh_host(customer, ssh_server, second_engine):
-    from blocks.hosts import SshHost
     from pydantic import SecretStr
+
+    from blocks.hosts import SshHost
 
     assert customer.install().returncode == 0
     for title in ("first", "second"):
@@ -101,8 +139,13 @@ def test_disaster_recovery_of_a_local_stack_onto_a_saved_ssh_host(customer, ssh_
     customer.remove_stack()  # the disaster: this host is gone
 
     block = f"test-{uuid.uuid4().hex[:8]}"
-    SshHost(address="127.0.0.1", port=ssh_server.port, user="root", private_key=SecretStr(ssh_server.client_key.read_text()),
-            host_key=ssh_server.host_key).save(block)
+    SshHost(
+        address="127.0.0.1",
+        port=ssh_server.port,
+        user="root",
+        private_key=SecretStr(ssh_server.client_key.read_text()),
+        host_key=ssh_server.host_key,
+    ).save(block)
     try:
         result = customer.incarnate("recover", str(customer.repo), "--host", f"incarnate-ssh-host/{block}")
         assert result.returncode == 0, result.stderr[-3000:]
@@ -125,14 +168,17 @@ def test_disaster_recovery_of_a_local_stack_onto_a_saved_ssh_host(customer, ssh_
 
 
 @pytest.mark.parametrize("fault", ["wrong key", "changed host key", "unknown host key", "unreachable host", "no sudo"])
-def test_ssh_faults_give_one_sentence_and_change_nothing(fault, customer, ssh_server, second_engine, registry_file, tmp_path):
+def test_ssh_faults_give_one_sentence_and_change_nothing(
+    fault, customer, ssh_server, second_engine, registry_file, tmp_path
+):
     options = ssh_options(ssh_server)
     expected = {
         "wrong key": f"SSH login as root@127.0.0.1:{ssh_server.port} was refused for key SHA256:",
         "changed host key": f"host key of 127.0.0.1:{ssh_server.port} changed: it offers SHA256:",
         "unknown host key": f"host key of 127.0.0.1:{ssh_server.port} (SHA256:",
         "unreachable host": "cannot reach root@127.0.0.1:",
-        "no sudo": f"user {NO_SUDO_USER} on host {ssh_server.url(NO_SUDO_USER)} is not root and has no password-less sudo",
+        "no sudo": f"user {NO_SUDO_USER} on host {ssh_server.url(NO_SUDO_USER)} is not root and has no password-less "
+        f"sudo",
     }[fault]
     if fault == "wrong key":
         options = ssh_options(ssh_server, key=ssh_server.new_key("stranger"))

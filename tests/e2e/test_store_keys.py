@@ -19,7 +19,9 @@ def test_recovery_needs_only_the_store_and_the_passphrase(customer):
 
     exported = customer.incarnate("key", "export", str(customer.repo))
     assert exported.returncode == 0, exported.stderr
-    passphrase = next(line for line in exported.stdout.splitlines() if line.startswith("recovery passphrase: ")).split(": ")[1]
+    passphrase = next(line for line in exported.stdout.splitlines() if line.startswith("recovery passphrase: ")).split(
+        ": "
+    )[1]
     again = customer.incarnate("key", "export", str(customer.repo))
     assert again.returncode == 2 and "pass --again to print it once more" in again.stderr
 
@@ -30,12 +32,14 @@ def test_recovery_needs_only_the_store_and_the_passphrase(customer):
     assert "is encrypted and its key (Prefect Secret block incarnate-store-key-" in refused.stderr
     assert "`incarnate key import CUSTOMER_REPO`" in refused.stderr and customer.containers() == {}
 
-    wrong = subprocess.run([INCARNATE, "key", "import", str(customer.repo)], input="NOT-THE-PASSPHRASE\n",
-                           capture_output=True, text=True)
+    wrong = subprocess.run(
+        [INCARNATE, "key", "import", str(customer.repo)], input="NOT-THE-PASSPHRASE\n", capture_output=True, text=True
+    )
     assert wrong.returncode == 2 and "the passphrase opens none of the key files" in wrong.stderr
     assert not key_block_exists(customer)
-    right = subprocess.run([INCARNATE, "key", "import", str(customer.repo)], input=f"{passphrase}\n",
-                           capture_output=True, text=True)
+    right = subprocess.run(
+        [INCARNATE, "key", "import", str(customer.repo)], input=f"{passphrase}\n", capture_output=True, text=True
+    )
     assert right.returncode == 0, right.stderr
     assert passphrase not in right.stdout + right.stderr
 

@@ -12,12 +12,22 @@ from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
 
 
 def smb_store(server, path=None, password=None) -> SmbStore:
-    return SmbStore(SmbSettings("127.0.0.1", server.share, path or uuid.uuid4().hex[:8], server.username,
-                                password or server.password, server.port))
+    return SmbStore(
+        SmbSettings(
+            "127.0.0.1",
+            server.share,
+            path or uuid.uuid4().hex[:8],
+            server.username,
+            password or server.password,
+            server.port,
+        )
+    )
 
 
 def azure_store(server, container=None) -> AzureBlobStore:
-    return AzureBlobStore(AzureSettings(server.account_url, AZURITE_ACCOUNT, AZURITE_KEY, container or f"c{uuid.uuid4().hex[:10]}"))
+    return AzureBlobStore(
+        AzureSettings(server.account_url, AZURITE_ACCOUNT, AZURITE_KEY, container or f"c{uuid.uuid4().hex[:10]}")
+    )
 
 
 @pytest.fixture(params=["smb", "azure"])

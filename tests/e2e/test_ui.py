@@ -17,7 +17,10 @@ UI = os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api").removesuffix
 
 
 def browser(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PLAYWRIGHT_CORE": str(settings.home() / "tools" / "playwright" / "node_modules" / "playwright-core")}
+    env = {
+        **os.environ,
+        "PLAYWRIGHT_CORE": str(settings.home() / "tools" / "playwright" / "node_modules" / "playwright-core"),
+    }
     return subprocess.run(["node", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -29,8 +32,10 @@ def test_operator_presses_run_in_the_ui_and_sees_the_completed_run_and_its_artif
     deadline = time.monotonic() + 120
     with get_client(sync_client=True) as client:
         while True:
-            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[served.id])),
-                                         flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=pressed_at)))
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[served.id])),
+                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=pressed_at)),
+            )
             done = [run for run in runs if run.state and run.state.is_final()]
             if done:
                 break

@@ -12,7 +12,8 @@ import pytest
 
 from incarnate import settings
 from incarnate.compose import ComposeProject
-from incarnate.datasources.volume import Volume, archive as volume_archive, extract, toolbox_image
+from incarnate.datasources.volume import Volume, extract, toolbox_image
+from incarnate.datasources.volume import archive as volume_archive
 from incarnate.errors import HostError, StageError
 from incarnate.host import Host
 
@@ -23,8 +24,20 @@ PROJECT = "tvolumes"
 def volume():
     # Labelled as Compose labels a stack's volume `files`, so that a Volume of project PROJECT finds it.
     name = f"textract{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "volume", "create", "--label", f"com.docker.compose.project={PROJECT}-{name}",
-                    "--label", "com.docker.compose.volume=files", name], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "docker",
+            "volume",
+            "create",
+            "--label",
+            f"com.docker.compose.project={PROJECT}-{name}",
+            "--label",
+            "com.docker.compose.volume=files",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+    )
     yield name
     subprocess.run(["docker", "rm", "--force", f"incarnate-extract-{name}"], capture_output=True)
     subprocess.run(["docker", "volume", "rm", "--force", name], check=True, capture_output=True)
@@ -33,9 +46,11 @@ def volume():
 def archive() -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as out:
-        for name, kind, data, mode, owner in (("./docs", tarfile.DIRTYPE, None, 0o750, 1001),
-                                              ("./docs/a.txt", tarfile.REGTYPE, b"hello", 0o640, 1234),
-                                              ("./link", tarfile.SYMTYPE, None, 0o777, 0)):
+        for name, kind, data, mode, owner in (
+            ("./docs", tarfile.DIRTYPE, None, 0o750, 1001),
+            ("./docs/a.txt", tarfile.REGTYPE, b"hello", 0o640, 1234),
+            ("./link", tarfile.SYMTYPE, None, 0o777, 0),
+        ):
             info = tarfile.TarInfo(name)
             info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, owner, owner + 1, 1_700_000_000
             if kind == tarfile.SYMTYPE:
@@ -49,26 +64,56 @@ def archive() -> io.BytesIO:
 
 def in_volume(volume: str, script: str) -> str:
     """What `script` prints, run by sh in a container with the volume at /data."""
-    return subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", toolbox_image(), "sh", "-c",
-                           script], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", toolbox_image(), "sh", "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def listing(volume: str) -> list[str]:
-    return in_volume(volume, "cd /data && find . -mindepth 1 | sort | xargs stat -c '%n %u %g %a %Y' && cat link").splitlines()
+    return in_volume(
+        volume, "cd /data && find . -mindepth 1 | sort | xargs stat -c '%n %u %g %a %Y' && cat link"
+    ).splitlines()
 
 
 def helpers_of(volume: str) -> list[str]:
-    return subprocess.run(["docker", "ps", "--all", "--quiet", "--filter", f"label=incarnate.volume={volume}"],
-                          check=True, capture_output=True, text=True).stdout.split()
+    return subprocess.run(
+        ["docker", "ps", "--all", "--quiet", "--filter", f"label=incarnate.volume={volume}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
 
 
 def test_the_engine_unpacks_with_numeric_owners_modes_and_times_and_removes_a_killed_runs_helper(volume):
     # What a run killed while extracting leaves: its helper, created, holding the volume.
-    subprocess.run(["docker", "create", "--name", f"incarnate-extract-{volume}", "--label", f"incarnate.volume={volume}",
-                    "--network", "none", "-v", f"{volume}:/data", toolbox_image(), "true"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "docker",
+            "create",
+            "--name",
+            f"incarnate-extract-{volume}",
+            "--label",
+            f"incarnate.volume={volume}",
+            "--network",
+            "none",
+            "-v",
+            f"{volume}:/data",
+            toolbox_image(),
+            "true",
+        ],
+        check=True,
+        capture_output=True,
+    )
     extract(Host(), volume, settings.registry(), archive())
-    assert listing(volume) == ["./docs 1001 1002 750 1700000000", "./docs/a.txt 1234 1235 640 1700000000",
-                               "./link 0 1 777 1700000000", "hello"]
+    assert listing(volume) == [
+        "./docs 1001 1002 750 1700000000",
+        "./docs/a.txt 1234 1235 640 1700000000",
+        "./link 0 1 777 1700000000",
+        "hello",
+    ]
     assert helpers_of(volume) == []
 
 
@@ -121,8 +166,24 @@ def test_a_read_the_backup_ends_stops_at_once_and_end_orphans_removes_what_a_kil
     assert helpers_of(volume) == []
 
     # A run killed while reading leaves its helper, created and holding the volume: the next backup removes it.
-    subprocess.run(["docker", "create", "--label", "incarnate.helper=archive", "--label", f"incarnate.volume={volume}",
-                    "--network", "none", "-v", f"{volume}:/data:ro", toolbox_image(), "true"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "docker",
+            "create",
+            "--label",
+            "incarnate.helper=archive",
+            "--label",
+            f"incarnate.volume={volume}",
+            "--network",
+            "none",
+            "-v",
+            f"{volume}:/data:ro",
+            toolbox_image(),
+            "true",
+        ],
+        check=True,
+        capture_output=True,
+    )
     assert source.end_orphans() == 1
     assert helpers_of(volume) == []
 
@@ -155,7 +216,10 @@ def test_a_file_that_grows_as_it_is_read_is_kept_at_its_size_and_one_that_shrink
     # The engine's writer copies what the header announced; a later file that vanishes is left out, as tar would.
     assert read_changing(volume, "head -c 1000 /dev/zero >> /data/a") == [(".", 0), ("./a", 200_000_000), ("./zz", 2)]
     # A shrinking file makes the engine drop the rest of the archive and end it cleanly: only its layout tells.
-    with pytest.raises(HostError, match=r"^archiving volume \w+ on host local: the engine's archive ended before tar's "
-                                        r"end marker \(a file shrank"):
+    with pytest.raises(
+        HostError,
+        match=r"^archiving volume \w+ on host local: the engine's archive ended before tar's "
+        r"end marker \(a file shrank",
+    ):
         read_changing(volume, "truncate -s 1000 /data/a")
     assert helpers_of(volume) == []

@@ -13,8 +13,19 @@ from tests.e2e.conftest import INCARNATE, SERVING, background, flow_run_id, stat
 
 
 def stack_containers(engine: str | None, stack: str) -> list[str]:
-    return subprocess.run(["docker", *(["-H", engine] if engine else []), "ps", "-q", "--filter",
-                           f"label=com.docker.compose.project={stack}"], capture_output=True, text=True, check=True).stdout.split()
+    return subprocess.run(
+        [
+            "docker",
+            *(["-H", engine] if engine else []),
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={stack}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
 
 
 def wait_for_state(run_id, state: str, seconds: float = 120) -> None:
@@ -32,9 +43,15 @@ def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(custo
     assert registered.returncode == 0, registered.stderr
     assert f"run `incarnate worker --pool {pool}` on its host" in registered.stdout
     try:
-        with background([INCARNATE, "serve"], tmp_path / "serve.log", SERVING, env) as _, \
-                background([INCARNATE, "worker", "--pool", pool, "--max-runs", "1"], tmp_path / "worker.log", "started!",
-                           {"DOCKER_HOST": second_engine}) as worker:
+        with (
+            background([INCARNATE, "serve"], tmp_path / "serve.log", SERVING, env) as _,
+            background(
+                [INCARNATE, "worker", "--pool", pool, "--max-runs", "1"],
+                tmp_path / "worker.log",
+                "started!",
+                {"DOCKER_HOST": second_engine},
+            ) as worker,
+        ):
             assert f"work pool {pool}: 7 deployments" in (tmp_path / "serve.log").read_text()
             installed = customer.incarnate("trigger", f"install/{customer.stack}", "--wait")
             assert installed.returncode == 0, installed.stdout[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
@@ -60,7 +77,9 @@ def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(custo
         assert state_of(in_progress) == "Completed", log[-3000:]
         assert log.rindex("Finished in state Completed()") < log.index("stopped: its runs ended"), log[-3000:]
         assert subprocess.run(["pgrep", "-s", str(worker.pid)], capture_output=True).returncode == 1  # its session
-        assert [run.state.name for run in runs] == ["Completed", "Completed"], (tmp_path / "worker.log").read_text()[-3000:]
+        assert [run.state.name for run in runs] == ["Completed", "Completed"], (tmp_path / "worker.log").read_text()[
+            -3000:
+        ]
         assert {run.work_pool_name for run in runs} == {pool}
         first, second = sorted(runs, key=lambda run: run.start_time)
         assert second.start_time >= first.end_time  # one at a time on this host: the second waited for the slot

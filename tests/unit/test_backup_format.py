@@ -6,14 +6,28 @@ import threading
 
 import pytest
 
-from incarnate.errors import IntegrityError, StageError, StoreError
 from incarnate.backup_format import (
-    Manifest, SnapshotWriter, chunk_key, copy_snapshot, find_snapshot, list_snapshots, new_snapshot_prefix,
-    restore_artifact, verify_snapshot,
+    Manifest,
+    SnapshotWriter,
+    chunk_key,
+    copy_snapshot,
+    find_snapshot,
+    list_snapshots,
+    new_snapshot_prefix,
+    restore_artifact,
+    verify_snapshot,
 )
+from incarnate.errors import IntegrityError, StageError, StoreError
 from incarnate.stores.local import LocalStore
 
-FIELDS = {"stack": "acme", "product": "demo", "release": "1.0.0", "schema_version": 1, "config_commit": "abc", "origin": "backup"}
+FIELDS = {
+    "stack": "acme",
+    "product": "demo",
+    "release": "1.0.0",
+    "schema_version": 1,
+    "config_commit": "abc",
+    "origin": "backup",
+}
 
 
 def dump(rows: int, seed: int = 1, changed: set[int] = frozenset()) -> bytes:
@@ -142,8 +156,11 @@ def damage_manifest(store, snapshot, text: bytes) -> None:
     path.write_bytes(text)
 
 
-@pytest.mark.parametrize("damage", [b"{not json", json.dumps({"format": 99, "stack": "acme", "future": True}).encode()],
-                         ids=["unparsable", "newer-format"])
+@pytest.mark.parametrize(
+    "damage",
+    [b"{not json", json.dumps({"format": 99, "stack": "acme", "future": True}).encode()],
+    ids=["unparsable", "newer-format"],
+)
 def test_a_bad_newest_manifest_is_skipped_and_named_and_the_newest_good_snapshot_chosen(tmp_path, damage, capsys):
     store = LocalStore(tmp_path)
     good, _ = make_snapshot(store, b"good")
@@ -172,6 +189,8 @@ def test_a_restore_told_to_stop_ends_at_the_next_chunk_naming_what_it_was_restor
         stop.set()  # another artifact's load failed meanwhile
         raw.read()
 
-    with pytest.raises(StageError, match=rf"^snapshot {snapshot.id}, artifact database-demo: stopped, another artifact"):
+    with pytest.raises(
+        StageError, match=rf"^snapshot {snapshot.id}, artifact database-demo: stopped, another artifact"
+    ):
         restore_artifact(store, snapshot, snapshot.manifest.artifact("database-demo"), consume, stop)
     assert len(consumed[0]) == 1 << 20

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LATE_HOOKS = textwrap.dedent("""
     import atexit, sys, threading
     from cli.main import run
-    threading._register_atexit(lambda: print("01:00:00.000 | WARNING | EventsWorker - Still processing items", file=sys.stderr))
+    threading._register_atexit(lambda: print("01:00:00.000 | WARNING | EventsWorker - Still processing items",
+    file=sys.stderr))
     atexit.register(lambda: print("01:00:00.000 | INFO | prefect - Stopping temporary server", file=sys.stderr))
     sys.argv = ["incarnate", *sys.argv[1:]]
     run()
@@ -28,10 +29,19 @@ def test_the_error_is_the_last_line_after_whatever_prefect_prints_at_exit(tmp_pa
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}/api"
-    result = subprocess.run([sys.executable, "-c", LATE_HOOKS, "status", str(tmp_path / "repo")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60,
-                            env={"PATH": "/usr/bin:/bin", "INCARNATE_HOME": str(tmp_path / "home"), "PREFECT_API_URL": dead,
-                                 "INCARNATE_PREFECT_WAIT_SECONDS": "0"})
+    result = subprocess.run(
+        [sys.executable, "-c", LATE_HOOKS, "status", str(tmp_path / "repo")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "INCARNATE_HOME": str(tmp_path / "home"),
+            "PREFECT_API_URL": dead,
+            "INCARNATE_PREFECT_WAIT_SECONDS": "0",
+        },
+    )
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert "Still processing items" in result.stderr and "Stopping temporary server" in result.stderr

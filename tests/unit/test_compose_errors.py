@@ -3,8 +3,10 @@
 from incarnate.compose import explained
 from incarnate.errors import StageError
 
-DOCKER_SAYS = ("starting stack acme failed: failed to create network acme_default: Error response from daemon: could not "
-               "find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
+DOCKER_SAYS = (
+    "starting stack acme failed: failed to create network acme_default: Error response from daemon: could not "
+    "find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+)
 
 
 def test_an_engine_out_of_network_ranges_says_how_to_give_it_more():

@@ -61,7 +61,9 @@ def test_parse_version_orders_numerically():
 def test_time_zone_defaults_to_berlin_and_must_be_an_iana_name():
     assert parse_stack_config(VALID, "stack.yaml").timezone == "Europe/Berlin"
     assert parse_stack_config(VALID + "timezone: America/New_York\n", "stack.yaml").timezone == "America/New_York"
-    with pytest.raises(ConfigError, match="field 'timezone': expected an IANA time zone such as Europe/Berlin, got 'CET.1'"):
+    with pytest.raises(
+        ConfigError, match="field 'timezone': expected an IANA time zone such as Europe/Berlin, got 'CET.1'"
+    ):
         parse_stack_config(VALID + "timezone: CET+1\n", "stack.yaml")
 
 
@@ -74,7 +76,9 @@ def test_write_once_mode_defaults_to_locked_and_says_who_could_undo_it():
 
     config = parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup: {lock_days: 30}\n", "stack.yaml")
     assert config.backup.lock_mode == "locked"
-    assert "locked policy: nobody, not even the account's owner" in lock_description(Enforcing(), 30, config.backup.lock_mode)
+    assert "locked policy: nobody, not even the account's owner" in lock_description(
+        Enforcing(), 30, config.backup.lock_mode
+    )
     assert "unlocked policy: whoever holds the account key" in lock_description(Enforcing(), 30, "unlocked")
     with pytest.raises(ConfigError, match="field 'backup.lock_mode'"):
         parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup: {lock_mode: maybe}\n", "stack.yaml")
@@ -87,7 +91,9 @@ def test_a_backup_schedule_that_is_not_cron_is_refused():
     from incarnate.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"field 'backup.drill_schedule': expected a cron expression of five fields"):
-        parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  drill_schedule: every sunday\n", "stack.yaml")
+        parse_stack_config(
+            "stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  drill_schedule: every sunday\n", "stack.yaml"
+        )
     with pytest.raises(ConfigError, match=r"field 'backup.verify_sample'"):
         parse_stack_config("stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  verify_sample: some\n", "stack.yaml")
 
@@ -107,5 +113,9 @@ def test_h_in_a_schedule_is_a_value_of_the_stacks_own_and_spreads_many_stacks():
 
 @pytest.mark.parametrize("schedule", ["H(5-70) 2 * * *", "H(9-0) 2 * * *", "H/15 2 * * *", "2 H(0-30) * * *"])
 def test_a_hashed_field_outside_its_range_is_refused(schedule):
-    with pytest.raises(ConfigError, match=r"field 'backup.schedule': expected a cron expression of five fields .*H\(0-9\)"):
-        parse_stack_config(f"stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  schedule: '{schedule}'\n", "stack.yaml")
+    with pytest.raises(
+        ConfigError, match=r"field 'backup.schedule': expected a cron expression of five fields .*H\(0-9\)"
+    ):
+        parse_stack_config(
+            f"stack: a\nproduct: demo\nrelease: 1.0.0\nbackup:\n  schedule: '{schedule}'\n", "stack.yaml"
+        )

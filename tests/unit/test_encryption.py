@@ -9,8 +9,16 @@ import pytest
 import zstandard
 
 from incarnate.backup_format import (
-    Sample, SnapshotWriter, chunk_key, copy_snapshot, list_snapshots, new_snapshot_prefix, restore_artifact,
-    scan_snapshots, verify_chunks, verify_snapshot,
+    Sample,
+    SnapshotWriter,
+    chunk_key,
+    copy_snapshot,
+    list_snapshots,
+    new_snapshot_prefix,
+    restore_artifact,
+    scan_snapshots,
+    verify_chunks,
+    verify_snapshot,
 )
 from incarnate.encryption import MAGIC, SealingCodec, unwrap
 from incarnate.errors import ConfigError, IntegrityError
@@ -18,7 +26,14 @@ from incarnate.stores.local import LocalStore
 from incarnate.stores.sealed import CONFIG, SealedStore, encryption_of
 from tests.memory_vault import MemoryVault
 
-FIELDS = {"stack": "acme", "product": "demo", "release": "1.0.0", "schema_version": 1, "config_commit": "abc", "origin": "backup"}
+FIELDS = {
+    "stack": "acme",
+    "product": "demo",
+    "release": "1.0.0",
+    "schema_version": 1,
+    "config_commit": "abc",
+    "origin": "backup",
+}
 MARKER = b"customer-secret-marker-4711"
 
 
@@ -97,8 +112,10 @@ def test_a_flipped_byte_in_a_chunk_or_a_manifest_is_named(tmp_path):
     raw[40] ^= 1
     chunk.write_bytes(bytes(raw))
     problems = verify_snapshot(store, snapshot)
-    assert problems == [f"snapshot {snapshot.id}, artifact database-demo, chunk {chunk_id}: corrupt (fails authentication) "
-                        f"in store {tmp_path}."]
+    assert problems == [
+        f"snapshot {snapshot.id}, artifact database-demo, chunk {chunk_id}: corrupt (fails authentication) "
+        f"in store {tmp_path}."
+    ]
     with pytest.raises(IntegrityError, match=f"chunk {chunk_id}: corrupt"):
         read_back(store, snapshot)
     manifest = tmp_path / snapshot.prefix / "manifest.json"
@@ -122,7 +139,9 @@ def test_recovery_from_the_store_and_its_passphrase_alone(tmp_path):
     assert store.recovery_material(again=True) == (store_id, passphrase)
 
     lost = MemoryVault()  # the Prefect server is gone
-    with pytest.raises(ConfigError, match=r"is encrypted and its key \(vault entry .*\) is missing; .*`incarnate key import"):
+    with pytest.raises(
+        ConfigError, match=r"is encrypted and its key \(vault entry .*\) is missing; .*`incarnate key import"
+    ):
         list_snapshots(sealed(tmp_path, lost), "acme")
     with pytest.raises(ConfigError, match="the passphrase opens none of the key files .*nothing was written"):
         sealed(tmp_path, lost).import_key("WRONG-PASS")
@@ -197,7 +216,9 @@ def test_key_files_unwrap_only_with_their_passphrase_and_an_operators_own_is_add
     before = {path.name: path.read_bytes() for path in (tmp_path / "keys").iterdir()}
     store.add_passphrase("correct horse battery staple")
     after = {path.name: path.read_bytes() for path in (tmp_path / "keys").iterdir()}
-    assert len(after) == len(before) + 1 and all(after[name] == data for name, data in before.items())  # nothing rewritten
+    assert len(after) == len(before) + 1 and all(
+        after[name] == data for name, data in before.items()
+    )  # nothing rewritten
     for words in (passphrase, "correct horse battery staple"):
         lost = MemoryVault()
         sealed(tmp_path, lost).import_key(words)

@@ -47,9 +47,11 @@ def test_an_archive_the_engine_gave_up_on_fails_naming_the_volume_and_saying_wha
     cut = tar_of(100_000)[:50_000]  # a file shrank as it was read: the engine's writer ends the stream there
     with pytest.raises(HostError) as failed:  # retried by the backup stage, as a file that changed under tar was
         engine_archive(cut).read()
-    assert str(failed.value) == ("archiving volume acme_files on host local: the engine's archive ended before tar's end "
-                                 "marker (a file shrank or went away as it was read, and the engine dropped the rest); "
-                                 "nothing was committed. Run the backup again.")
+    assert str(failed.value) == (
+        "archiving volume acme_files on host local: the engine's archive ended before tar's end "
+        "marker (a file shrank or went away as it was read, and the engine dropped the rest); "
+        "nothing was committed. Run the backup again."
+    )
 
 
 def test_a_stalled_engine_fails_as_a_stalled_dump_does(monkeypatch):
@@ -61,6 +63,9 @@ def test_a_stalled_engine_fails_as_a_stalled_dump_does(monkeypatch):
 
 def test_a_broken_stream_is_a_host_failure_in_one_sentence():
     broken = engine_archive(b"", urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead"))
-    with pytest.raises(HostError, match=r"^archiving volume acme_files on host local failed: the engine's stream broke "
-                                        r"\(Connection broken: IncompleteRead\)\.$"):
+    with pytest.raises(
+        HostError,
+        match=r"^archiving volume acme_files on host local failed: the engine's stream broke "
+        r"\(Connection broken: IncompleteRead\)\.$",
+    ):
         broken.read()

@@ -19,12 +19,14 @@ class Trickle(io.RawIOBase):
         self.data, self.most = io.BytesIO(data), most
 
     def readinto(self, buffer) -> int:
-        return self.data.readinto(memoryview(buffer)[:self.most])
+        return self.data.readinto(memoryview(buffer)[: self.most])
 
 
 @pytest.mark.parametrize("most", [1, 7, 8, 9, 1 << 20])
 def test_stdout_is_read_through_and_stderr_kept_apart_however_the_bytes_arrive(most):
-    stream = frame(1, b"first line\n") + frame(2, b"warning: ") + frame(1, b"") + frame(1, b"x" * 70_000) + frame(2, b"done")
+    stream = (
+        frame(1, b"first line\n") + frame(2, b"warning: ") + frame(1, b"") + frame(1, b"x" * 70_000) + frame(2, b"done")
+    )
     frames = Frames(Trickle(stream, most))
     assert frames.read() == b"first line\n" + b"x" * 70_000
     assert bytes(frames.errors) == b"warning: done"
@@ -36,11 +38,14 @@ def test_stderr_keeps_only_its_last_part():
     assert len(frames.errors) == ERRORS_KEPT and frames.errors.endswith(b"the reason")
 
 
-@pytest.mark.parametrize("stream, reason", [
-    (frame(1, b"0123456789")[:-3], "the stream ended inside a frame, 3 bytes short"),
-    (frame(1, b"ok")[:5], "the stream ended inside a frame, 3 bytes short"),
-    (b"-- MariaDB dump\n", "a frame header 2d2d204d61726961 names no output stream"),  # a TTY's unframed output
-])
+@pytest.mark.parametrize(
+    "stream, reason",
+    [
+        (frame(1, b"0123456789")[:-3], "the stream ended inside a frame, 3 bytes short"),
+        (frame(1, b"ok")[:5], "the stream ended inside a frame, 3 bytes short"),
+        (b"-- MariaDB dump\n", "a frame header 2d2d204d61726961 names no output stream"),  # a TTY's unframed output
+    ],
+)
 def test_a_stream_that_is_cut_or_not_framed_is_refused(stream, reason):
     with pytest.raises(FrameError, match=f"^{reason}$"):
         Frames(io.BytesIO(stream)).read()

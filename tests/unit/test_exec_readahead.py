@@ -42,7 +42,14 @@ class Engine(threading.Thread):
                         return
                     pending += data
                 head, _, pending = pending.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
                 while len(pending) < length:
                     pending += connection.recv(65536)
                 pending = pending[length:]
@@ -52,8 +59,10 @@ class Engine(threading.Thread):
                 elif path.endswith("/exec"):
                     connection.sendall(reply("201 Created", json.dumps({"Id": "e1"}).encode()))
                 elif path.endswith("/start"):
-                    connection.sendall(b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
-                                       b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + self.output)
+                    connection.sendall(
+                        b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+                        b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + self.output
+                    )
                     return  # the stream ends with the connection
                 else:  # exec inspect
                     connection.sendall(reply("200 OK", json.dumps({"Running": False, "ExitCode": 0}).encode()))
@@ -63,6 +72,11 @@ def test_frames_sent_with_the_engine_s_reply_are_read(tmp_path):
     output = b"-- MariaDB dump 10.19\n" + b"INSERT INTO t VALUES (1);\n" * 100
     engine = Engine(tmp_path / "engine.sock", frame(1, output[:22]) + frame(2, b"warning\n") + frame(1, output[22:]))
     engine.start()
-    with exec_out(Host(docker_host=f"unix://{tmp_path / 'engine.sock'}"), "db", ["mariadb-dump"], user=None,
-                  what="dumping database demo") as stream:
+    with exec_out(
+        Host(docker_host=f"unix://{tmp_path / 'engine.sock'}"),
+        "db",
+        ["mariadb-dump"],
+        user=None,
+        what="dumping database demo",
+    ) as stream:
         assert stream.read() == output

@@ -6,12 +6,26 @@ from incarnate.errors import StageError
 from incarnate.health import Container, container_of, still_starting
 
 
-def inspected(status: str = "running", health: str | None = "starting", test: list[str] | None = None,
-              restarts: int = 0, exit_code: int = 0, service: str = "db") -> dict:
+def inspected(
+    status: str = "running",
+    health: str | None = "starting",
+    test: list[str] | None = None,
+    restarts: int = 0,
+    exit_code: int = 0,
+    service: str = "db",
+) -> dict:
     state = {"Status": status, "ExitCode": exit_code, **({"Health": {"Status": health}} if health else {})}
-    config = {"Labels": {"com.docker.compose.service": service},
-              **({"Healthcheck": {"Test": test, "Timeout": 5_000_000_000}} if test else {})}
-    return {"Id": f"id-{service}", "Name": f"/stack-{service}-1", "State": state, "Config": config, "RestartCount": restarts}
+    config = {
+        "Labels": {"com.docker.compose.service": service},
+        **({"Healthcheck": {"Test": test, "Timeout": 5_000_000_000}} if test else {}),
+    }
+    return {
+        "Id": f"id-{service}",
+        "Name": f"/stack-{service}-1",
+        "State": state,
+        "Config": config,
+        "RestartCount": restarts,
+    }
 
 
 def test_the_health_check_is_run_as_docker_runs_it():
@@ -29,12 +43,15 @@ def test_a_container_is_ready_once_it_runs_without_a_check_or_once_its_check_pas
     assert still_starting([container_of(inspected(health="healthy", test=["CMD", "true"]))], set(), {}) == []
 
 
-@pytest.mark.parametrize("state, said", [
-    (dict(status="exited", exit_code=3), "service app exited with code 3"),
-    (dict(status="restarting"), "service app keeps restarting"),
-    (dict(restarts=2), "service app keeps restarting"),  # restarted since the first look (1)
-    (dict(health="unhealthy"), "service app is unhealthy (Docker's own health check failed its retries)"),
-])
+@pytest.mark.parametrize(
+    "state, said",
+    [
+        (dict(status="exited", exit_code=3), "service app exited with code 3"),
+        (dict(status="restarting"), "service app keeps restarting"),
+        (dict(restarts=2), "service app keeps restarting"),  # restarted since the first look (1)
+        (dict(health="unhealthy"), "service app is unhealthy (Docker's own health check failed its retries)"),
+    ],
+)
 def test_a_container_that_fails_ends_the_wait_at_once_naming_its_service(state, said):
     container = container_of(inspected(service="app", test=["CMD", "true"], **state))
     with pytest.raises(StageError) as raised:
@@ -48,6 +65,14 @@ def test_a_one_shot_service_that_did_its_work_is_done():
 
 
 def test_restarts_before_the_wait_began_do_not_count():
-    container = Container(id="c", service="db", status="running", exit_code=0, restarts=5, health="starting",
-                          check=("true",), check_timeout=1.0)
+    container = Container(
+        id="c",
+        service="db",
+        status="running",
+        exit_code=0,
+        restarts=5,
+        health="starting",
+        check=("true",),
+        check_timeout=1.0,
+    )
     assert still_starting([container], set(), {"c": 5}) == [container]

@@ -15,8 +15,8 @@ def run(*command: str) -> subprocess.CompletedProcess:
 def test_the_bytes_pass_unchanged_whatever_their_size():
     for size in (0, 1, 65_536, 3_000_001):
         assert len(run("head", "-c", str(size), "/dev/urandom").stdout) == size
-    text = run("printf", "%s\\n", "it's a \"dump\"; $HOME `x`")
-    assert text.stdout == b"it's a \"dump\"; $HOME `x`\n" and text.returncode == 0
+    text = run("printf", "%s\\n", 'it\'s a "dump"; $HOME `x`')
+    assert text.stdout == b'it\'s a "dump"; $HOME `x`\n' and text.returncode == 0
 
 
 @pytest.mark.parametrize("status", [1, 2, 3, 141])

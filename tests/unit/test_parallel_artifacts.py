@@ -38,7 +38,9 @@ def test_the_first_failure_stops_the_others_and_is_reported_first():
         assert stopped.wait(5), "the other artifact was never stopped"
         raise OSError("stream ended")  # what a reader sees once its dump was ended
 
-    failures = at_once(work, [Source("database-demo"), Source("volume-files"), Source("volume-more")], 2, stop=stopped.set)
+    failures = at_once(
+        work, [Source("database-demo"), Source("volume-files"), Source("volume-more")], 2, stop=stopped.set
+    )
     assert [type(failure) for failure in failures] == [RuntimeError, OSError]
     assert "volume-more" not in started  # nothing new starts after a failure
 

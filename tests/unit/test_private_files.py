@@ -30,8 +30,12 @@ def test_a_backup_into_a_local_store_is_private_under_umask_022(tmp_path, umask_
 
     store_root.mkdir(mode=0o700)
     with SnapshotWriter(LocalStore(store_root), new_snapshot_prefix("acme")) as writer:
-        writer.add("database-demo", "database", "demo", "mariadb", io.BytesIO(b"INSERT INTO secrets VALUES (1);\n" * 1000))
-        writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+        writer.add(
+            "database-demo", "database", "demo", "mariadb", io.BytesIO(b"INSERT INTO secrets VALUES (1);\n" * 1000)
+        )
+        writer.commit(
+            stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup"
+        )
     assert open_to_others(store_root) == []
 
 

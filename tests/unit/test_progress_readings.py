@@ -36,7 +36,9 @@ def test_short_work_shows_nothing_and_long_work_a_reading_a_second_then_done():
     last = recorder.readings[-1]
     assert last.finished and last.percent() == 100.0
     assert last.describe() == "restore of database-demo: 100.0 MiB done 10.0 MiB/s, 10 s"
-    assert recorder.readings[0].describe() == "restore of database-demo: 30.0 MiB of 100.0 MiB (30 %) at 10.0 MiB/s, 3 s"
+    assert (
+        recorder.readings[0].describe() == "restore of database-demo: 30.0 MiB of 100.0 MiB (30 %) at 10.0 MiB/s, 3 s"
+    )
 
 
 def test_an_estimate_never_claims_to_be_done_before_the_end():

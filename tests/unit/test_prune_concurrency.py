@@ -31,7 +31,9 @@ class NetworkLatencyStore(LocalStore):
 def snapshot_of(store, stack: str, payload: bytes):
     writer = SnapshotWriter(store, new_snapshot_prefix(stack))
     writer.add("volume-files", "volume", "files", None, io.BytesIO(payload))
-    return writer.commit(stack=stack, product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+    return writer.commit(
+        stack=stack, product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup"
+    )
 
 
 def backups_while_pruning(store, rounds: int, size: int = 6 << 20) -> tuple[list[str], list[str]]:
@@ -44,7 +46,7 @@ def backups_while_pruning(store, rounds: int, size: int = 6 << 20) -> tuple[list
         snapshot_of(store, "a", shared)
         snapshot_of(store, "a", os.urandom(1 << 16))  # newer, so retention forgets the one holding `shared`
 
-        def back_up_b(delay: float = rng.uniform(0, 0.06)) -> None:
+        def back_up_b(delay: float = rng.uniform(0, 0.06), shared: bytes = shared) -> None:
             time.sleep(delay)
             try:
                 snapshot_of(store, "b", shared)
@@ -62,7 +64,9 @@ def backups_while_pruning(store, rounds: int, size: int = 6 << 20) -> tuple[list
             thread.start()
         for thread in threads:
             thread.join()
-    return failures, [problem for snapshot in list_snapshots(store, "b") for problem in verify_snapshot(store, snapshot)]
+    return failures, [
+        problem for snapshot in list_snapshots(store, "b") for problem in verify_snapshot(store, snapshot)
+    ]
 
 
 def test_prune_never_deletes_chunks_that_a_concurrent_backup_of_another_stack_reuses(tmp_path):

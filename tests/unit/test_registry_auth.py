@@ -38,7 +38,10 @@ class TokenRegistry(BaseHTTPRequestHandler):
         else:
             self.send_response(401)
             realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-            self.send_header("WWW-Authenticate", f'Bearer realm="{realm}",service="test-registry",scope="repository:demo/app:pull,push"')
+            self.send_header(
+                "WWW-Authenticate",
+                f'Bearer realm="{realm}",service="test-registry",scope="repository:demo/app:pull,push"',
+            )
         self.end_headers()
 
     def log_message(self, *args) -> None:
@@ -57,11 +60,16 @@ def test_a_bearer_challenge_is_answered_with_a_token_fetched_with_the_login(toke
     registry = Registry(token_registry, "vendor", SecretStr("right"), "block incarnate-registry/test")
     assert registry.digest("demo/app:1.0.0") == "sha256:abc"
     assert registry.digest("demo/other:1.0.0") is None
-    assert "service=test-registry" in TokenRegistry.seen[-1] and "scope=repository%3Ademo%2Fapp%3Apull%2Cpush" in TokenRegistry.seen[0]
+    assert (
+        "service=test-registry" in TokenRegistry.seen[-1]
+        and "scope=repository%3Ademo%2Fapp%3Apull%2Cpush" in TokenRegistry.seen[0]
+    )
 
 
 def test_a_wrong_login_and_a_missing_one_are_refused_in_one_sentence(token_registry):
-    with pytest.raises(ReleaseError, match=r"refused the login of vendor from block incarnate-registry/test \(HTTP 401\)"):
+    with pytest.raises(
+        ReleaseError, match=r"refused the login of vendor from block incarnate-registry/test \(HTTP 401\)"
+    ):
         Registry(token_registry, "vendor", SecretStr("wrong"), "block incarnate-registry/test").digest("demo/app:1.0.0")
     with pytest.raises(ReleaseError, match="asks for a login and INCARNATE_REGISTRY names none"):
         Registry(token_registry).digest("demo/app:1.0.0")
@@ -69,7 +77,10 @@ def test_a_wrong_login_and_a_missing_one_are_refused_in_one_sentence(token_regis
 
 def test_challenge_parameters_split_at_commas_outside_quotes():
     assert _split_params('realm="https://a/token",service="reg",scope="repository:x:pull,push"') == [
-        'realm="https://a/token"', 'service="reg"', 'scope="repository:x:pull,push"']
+        'realm="https://a/token"',
+        'service="reg"',
+        'scope="repository:x:pull,push"',
+    ]
 
 
 def test_the_password_never_shows_in_a_repr():

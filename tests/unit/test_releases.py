@@ -11,7 +11,9 @@ from incarnate.stores.local import LocalStore
 
 REGISTRY = "registry.example:5000"
 RELEASE = {
-    "product": "shop", "release": "2.1.0", "schema_version": 7,
+    "product": "shop",
+    "release": "2.1.0",
+    "schema_version": 7,
     "images": {"web": "shop/web:2.1.0", "db": "shop/db:2.1.0"},
     "data_services": ["db"],
     "databases": [{"name": "shop", "service": "db", "engine": "postgresql"}],
@@ -20,17 +22,24 @@ RELEASE = {
 }
 COMPOSE = {  # what `docker compose config --format json` prints for the matching compose.yaml
     "services": {
-        "web": {"image": f"{REGISTRY}/shop/web:2.1.0", "ports": [{"target": 8000, "published": PROBE_PORT}],
-                "volumes": [{"type": "volume", "source": "uploads", "target": "/srv/uploads"}]},
-        "db": {"image": f"{REGISTRY}/shop/db:2.1.0",
-               "volumes": [{"type": "volume", "source": "pgdata", "target": "/var/lib/postgresql/data"}]},
+        "web": {
+            "image": f"{REGISTRY}/shop/web:2.1.0",
+            "ports": [{"target": 8000, "published": PROBE_PORT}],
+            "volumes": [{"type": "volume", "source": "uploads", "target": "/srv/uploads"}],
+        },
+        "db": {
+            "image": f"{REGISTRY}/shop/db:2.1.0",
+            "volumes": [{"type": "volume", "source": "pgdata", "target": "/var/lib/postgresql/data"}],
+        },
     },
     "volumes": {"uploads": {}, "pgdata": {}},
 }
 
 
-def descriptor(changes: dict | str = {}, **more):
-    text = changes if isinstance(changes, str) else yaml.safe_dump({**RELEASE, **changes, **more}, sort_keys=False)
+def descriptor(changes: dict | str | None = None, **more):
+    if isinstance(changes, str):
+        return parse_descriptor(changes, "release.yaml")
+    text = yaml.safe_dump({**RELEASE, **(changes or {}), **more}, sort_keys=False)
     return parse_descriptor(text, "release.yaml")
 
 
@@ -38,17 +47,20 @@ def test_the_example_release_is_valid_and_agrees_with_its_compose_file():
     assert compose_problems(descriptor(), COMPOSE, REGISTRY) == []
 
 
-@pytest.mark.parametrize("changes, expected", [
-    ({"health": {"service": "web", "path": None}}, "health.answer `release` needs health.path"),
-    ({"health": {"service": "web", "path": "healthz"}}, "health.path must start with /"),
-    ({"health": {"service": "api"}}, "health.service api: not a service under images (web, db)"),
-    ({"data_services": ["database"]}, "data_services database: not a service under images"),
-    ({"schema_check": {"service": "db", "command": []}}, "schema_check.command"),
-    ({"product": "Shop"}, "expected a lowercase name"),
-    ({"release": "2.1"}, "expected a release version MAJOR.MINOR.PATCH"),
-    ({"images": {}}, "images"),
-    ("not: [valid", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"health": {"service": "web", "path": None}}, "health.answer `release` needs health.path"),
+        ({"health": {"service": "web", "path": "healthz"}}, "health.path must start with /"),
+        ({"health": {"service": "api"}}, "health.service api: not a service under images (web, db)"),
+        ({"data_services": ["database"]}, "data_services database: not a service under images"),
+        ({"schema_check": {"service": "db", "command": []}}, "schema_check.command"),
+        ({"product": "Shop"}, "expected a lowercase name"),
+        ({"release": "2.1"}, "expected a release version MAJOR.MINOR.PATCH"),
+        ({"images": {}}, "images"),
+        ("not: [valid", "not valid YAML"),
+    ],
+)
 def test_release_yaml_mistakes_are_refused_naming_the_field(changes, expected):
     with pytest.raises(ReleaseError) as refused:
         descriptor(changes)
@@ -56,22 +68,39 @@ def test_release_yaml_mistakes_are_refused_naming_the_field(changes, expected):
 
 
 def test_an_app_that_reports_no_release_may_rely_on_a_status_answer_and_a_schema_command():
-    release = descriptor(health={"service": "web", "path": "/", "answer": "status"},
-                         schema_check={"service": "db", "command": ["psql", "-tAc", "SELECT 7"]})
+    release = descriptor(
+        health={"service": "web", "path": "/", "answer": "status"},
+        schema_check={"service": "db", "command": ["psql", "-tAc", "SELECT 7"]},
+    )
     assert release.schema_check.command[0] == "psql"
     assert descriptor(health={"service": "web", "path": None, "answer": "status"}).health.path is None
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda c: c["services"].pop("db"), "service db is under images in release.yaml but not in compose.yaml"),
-    (lambda c: c["services"].update(cache={"image": "x"}), "service cache is in compose.yaml but not under images"),
-    (lambda c: c["services"]["web"].update(image=f"{REGISTRY}/shop/web:latest"),
-     "service web runs image 'registry.example:5000/shop/web:latest', release.yaml says ${INCARNATE_REGISTRY}/shop/web:2.1.0"),
-    (lambda c: c["services"]["web"]["volumes"].append({"type": "volume", "source": "sessions", "target": "/s"}),
-     "service web mounts volume sessions, which release.yaml neither backs up (volumes) nor lets go (ephemeral_volumes)"),
-    (lambda c: c["services"]["web"].pop("ports"), "release.yaml asks /healthz on ${HTTP_PORT}, but no service publishes ${HTTP_PORT}"),
-    (lambda c: c["volumes"].pop("uploads"), "volume uploads is in release.yaml but not under volumes in compose.yaml"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c["services"].pop("db"), "service db is under images in release.yaml but not in compose.yaml"),
+        (lambda c: c["services"].update(cache={"image": "x"}), "service cache is in compose.yaml but not under images"),
+        (
+            lambda c: c["services"]["web"].update(image=f"{REGISTRY}/shop/web:latest"),
+            "service web runs image 'registry.example:5000/shop/web:latest', release.yaml says "
+            "${INCARNATE_REGISTRY}/shop/web:2.1.0",
+        ),
+        (
+            lambda c: c["services"]["web"]["volumes"].append({"type": "volume", "source": "sessions", "target": "/s"}),
+            "service web mounts volume sessions, which release.yaml neither backs up (volumes) nor lets go "
+            "(ephemeral_volumes)",
+        ),
+        (
+            lambda c: c["services"]["web"].pop("ports"),
+            "release.yaml asks /healthz on ${HTTP_PORT}, but no service publishes ${HTTP_PORT}",
+        ),
+        (
+            lambda c: c["volumes"].pop("uploads"),
+            "volume uploads is in release.yaml but not under volumes in compose.yaml",
+        ),
+    ],
+)
 def test_compose_file_that_disagrees_with_release_yaml_is_named(change, expected):
     model = yaml.safe_load(yaml.safe_dump(COMPOSE))
     change(model)
@@ -81,8 +110,10 @@ def test_compose_file_that_disagrees_with_release_yaml_is_named(change, expected
 def test_an_ephemeral_volume_is_allowed_and_a_bind_mount_is_not_a_volume():
     model = yaml.safe_load(yaml.safe_dump(COMPOSE))
     model["volumes"]["cache"] = {}
-    model["services"]["web"]["volumes"] += [{"type": "volume", "source": "cache", "target": "/cache"},
-                                            {"type": "bind", "source": "/etc/shop", "target": "/etc/shop"}]
+    model["services"]["web"]["volumes"] += [
+        {"type": "volume", "source": "cache", "target": "/cache"},
+        {"type": "bind", "source": "/etc/shop", "target": "/etc/shop"},
+    ]
     assert compose_problems(descriptor(ephemeral_volumes=["cache"]), model, REGISTRY) == []
 
 
@@ -108,8 +139,10 @@ def test_publishing_the_same_content_again_is_recognised_and_other_content_is_re
     with pytest.raises(ReleaseError) as refused:
         refuse_changed(releases, folder(tmp_path, schema_version=8), {**digests, "shop/db:2.1.0": "sha256:ccc"})
     message = str(refused.value)
-    assert "shop 2.1.0 is published with other content (release.yaml differs; image shop/db:2.1.0 is sha256:ccc in " \
-           "the registry now, sha256:bbb when published)" in message
+    assert (
+        "shop 2.1.0 is published with other content (release.yaml differs; image shop/db:2.1.0 is sha256:ccc in "
+        "the registry now, sha256:bbb when published)" in message
+    )
     assert refused.value.exit_code == 2
 
 
@@ -127,7 +160,10 @@ def test_a_release_store_is_an_absolute_path_or_a_saved_block(monkeypatch, tmp_p
 def test_a_stack_chooses_only_optional_services_and_sizes_the_release_defines():
     release = descriptor(optional_services=["web"], sizes={"S": {"web": {"cpus": 0.5}}, "M": {"web": {"memory": "1g"}}})
     release.refuse_unknown(["web"], "M", "stack.yaml")
-    with pytest.raises(ConfigError, match=r"stack.yaml: service search is not an optional service of shop 2.1.0 \(its optional services: web\)."):
+    with pytest.raises(
+        ConfigError,
+        match=r"stack.yaml: service search is not an optional service of shop 2.1.0 \(its optional services: web\).",
+    ):
         release.refuse_unknown(["search"], None, "stack.yaml")
     with pytest.raises(ConfigError, match=r"size XL is not defined by shop 2.1.0 \(its sizes: S, M\)."):
         release.refuse_unknown([], "XL", "stack.yaml")
@@ -143,21 +179,31 @@ def test_a_view_without_an_optional_service_leaves_out_its_data_and_says_which()
 
 
 def test_bad_secret_names_are_refused():
-    with pytest.raises(ReleaseError, match="expected secret names of lowercase letters, digits and underscores, got 'DB-Pass'"):
+    with pytest.raises(
+        ReleaseError, match="expected secret names of lowercase letters, digits and underscores, got 'DB-Pass'"
+    ):
         descriptor(secrets=["DB-Pass"])
 
 
 def test_an_optional_service_needs_its_profile_and_its_volumes_name_it():
-    release = descriptor(images={**RELEASE["images"], "search": "shop/search:2.1.0"}, optional_services=["search"],
-                         volumes=[{"name": "uploads"}, {"name": "index"}])
+    release = descriptor(
+        images={**RELEASE["images"], "search": "shop/search:2.1.0"},
+        optional_services=["search"],
+        volumes=[{"name": "uploads"}, {"name": "index"}],
+    )
     model = yaml.safe_load(yaml.safe_dump(COMPOSE))
-    model["services"]["search"] = {"image": f"{REGISTRY}/shop/search:2.1.0",
-                                   "volumes": [{"type": "volume", "source": "index", "target": "/index"}]}
+    model["services"]["search"] = {
+        "image": f"{REGISTRY}/shop/search:2.1.0",
+        "volumes": [{"type": "volume", "source": "index", "target": "/index"}],
+    }
     model["volumes"]["index"] = {}
     problems = "; ".join(compose_problems(release, model, REGISTRY))
     assert "service search has profiles [], expected ['search']" in problems
     assert "volume index of optional service search needs `service: search` in release.yaml" in problems
     model["services"]["search"]["profiles"] = ["search"]
-    fixed = descriptor(images={**RELEASE["images"], "search": "shop/search:2.1.0"}, optional_services=["search"],
-                       volumes=[{"name": "uploads"}, {"name": "index", "service": "search"}])
+    fixed = descriptor(
+        images={**RELEASE["images"], "search": "shop/search:2.1.0"},
+        optional_services=["search"],
+        volumes=[{"name": "uploads"}, {"name": "index", "service": "search"}],
+    )
     assert compose_problems(fixed, model, REGISTRY) == []

@@ -4,9 +4,9 @@ import io
 
 import pytest
 
+from incarnate.backup_format import SnapshotWriter, chunk_key, new_snapshot_prefix
 from incarnate.errors import IntegrityError
 from incarnate.stages.restore import load_if_empty
-from incarnate.backup_format import SnapshotWriter, chunk_key, new_snapshot_prefix
 from incarnate.stores.local import LocalStore
 
 
@@ -15,7 +15,9 @@ def snapshot_in_store(tmp_path):
     store = LocalStore(tmp_path)
     writer = SnapshotWriter(store, new_snapshot_prefix("acme"))
     writer.add("database-demo", "database", "demo", "mariadb", io.BytesIO(b"CREATE TABLE t (x INT);\n"))
-    snapshot = writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+    snapshot = writer.commit(
+        stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup"
+    )
     return store, snapshot, snapshot.manifest.artifacts[0]
 
 
@@ -74,10 +76,12 @@ def test_data_of_services_not_activated_is_named_apart_from_data_kept():
     from incarnate.stages.restore import ASIDE, KEPT, LOADED, describe_origin
 
     outcome = {"database-demo": LOADED, "volume-files": KEPT, "volume-pages": ASIDE}
-    assert describe_origin("s1", outcome) == ("restored from s1 (kept existing volume-files; not loaded, their services "
-                                              "not activated: volume-pages)")
+    assert describe_origin("s1", outcome) == (
+        "restored from s1 (kept existing volume-files; not loaded, their services not activated: volume-pages)"
+    )
     assert describe_origin("s1", {"database-demo": KEPT, "volume-pages": ASIDE}) == (
-        "kept existing data; snapshot s1 not loaded (not loaded, their services not activated: volume-pages)")
+        "kept existing data; snapshot s1 not loaded (not loaded, their services not activated: volume-pages)"
+    )
 
 
 def test_a_closing_backup_is_needed_unless_the_stack_runs_exactly_the_snapshots_data(snapshot_in_store):
@@ -85,13 +89,25 @@ def test_a_closing_backup_is_needed_unless_the_stack_runs_exactly_the_snapshots_
     from incarnate.stages.restore import ASIDE, KEPT, LOADED, runs_snapshot_data
 
     _, snapshot, _ = snapshot_in_store
-    release = ReleaseDescriptor.model_validate({
-        "product": "demo", "release": "1.0.1", "schema_version": 1, "images": {"app": "demo/app:1.0.1", "db": "demo/db:1.0.1"},
-        "data_services": ["db"], "databases": [{"name": "demo", "service": "db", "engine": "mariadb"}],
-        "volumes": [{"name": "files"}], "health": {"service": "app", "path": "/health"}}).activated([])
+    release = ReleaseDescriptor.model_validate(
+        {
+            "product": "demo",
+            "release": "1.0.1",
+            "schema_version": 1,
+            "images": {"app": "demo/app:1.0.1", "db": "demo/db:1.0.1"},
+            "data_services": ["db"],
+            "databases": [{"name": "demo", "service": "db", "engine": "mariadb"}],
+            "volumes": [{"name": "files"}],
+            "health": {"service": "app", "path": "/health"},
+        }
+    ).activated([])
     both = {"database-demo": LOADED, "volume-files": LOADED}
-    assert runs_snapshot_data(snapshot, both, release)  # a recovery, a rollback, a first install: the data is the snapshot's
-    assert runs_snapshot_data(snapshot, {**both, "volume-archive": ASIDE}, release)  # a dormant service's data stays in it
+    assert runs_snapshot_data(
+        snapshot, both, release
+    )  # a recovery, a rollback, a first install: the data is the snapshot's
+    assert runs_snapshot_data(
+        snapshot, {**both, "volume-archive": ASIDE}, release
+    )  # a dormant service's data stays in it
     assert not runs_snapshot_data(snapshot, {**both, "volume-files": KEPT}, release)  # data of its own was kept
     assert not runs_snapshot_data(snapshot, {"database-demo": LOADED}, release)  # a volume started empty, not from it
     newer = release.model_copy(update={"schema_version": 2})

@@ -1,17 +1,25 @@
 import io
 from datetime import UTC, datetime, timedelta
 
+from incarnate.backup_format import Manifest, Snapshot, SnapshotWriter, list_snapshots
 from incarnate.config import Retention
 from incarnate.retention import prune, select_kept
-from incarnate.backup_format import Manifest, Snapshot, SnapshotWriter, list_snapshots
 from incarnate.stores.local import LocalStore
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
 
 def fake(created: datetime) -> Snapshot:
-    manifest = Manifest(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None,
-                        origin="backup", created_at=created.isoformat(), artifacts=[])
+    manifest = Manifest(
+        stack="acme",
+        product="demo",
+        release="1.0.0",
+        schema_version=1,
+        config_commit=None,
+        origin="backup",
+        created_at=created.isoformat(),
+        artifacts=[],
+    )
     return Snapshot(prefix=f"backups/acme/{created:%Y%m%dT%H%M%SZ}-000000", manifest=manifest)
 
 
@@ -37,13 +45,17 @@ def test_two_backups_in_a_day_keep_only_the_later_one():
 def test_min_age_protects_young_snapshots_and_the_newest_is_always_kept():
     snapshots = nightly(5)
     assert len(select_kept(snapshots, Retention(keep_daily=0, keep_weekly=0, keep_monthly=0, min_age_days=3), NOW)) == 3
-    assert select_kept(snapshots, Retention(keep_daily=0, keep_weekly=0, keep_monthly=0, min_age_days=0), NOW) == {snapshots[0].id}
+    assert select_kept(snapshots, Retention(keep_daily=0, keep_weekly=0, keep_monthly=0, min_age_days=0), NOW) == {
+        snapshots[0].id
+    }
 
 
 def backed_up(store, payload: bytes) -> Snapshot:
     writer = SnapshotWriter(store, f"backups/acme/{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
     writer.add("database-demo", "database", "demo", "mariadb", io.BytesIO(payload))
-    return writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+    return writer.commit(
+        stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup"
+    )
 
 
 def test_prune_forgets_old_snapshots_then_their_unreferenced_chunks_and_dry_run_changes_nothing(tmp_path):
@@ -68,10 +80,14 @@ def test_prune_leaves_chunks_alone_while_a_backup_is_under_way(tmp_path):
     backed_up(store, b"b" * 5000)
     with SnapshotWriter(store, "backups/acme/29990101T000000Z-running") as running:
         running.add("database-demo", "database", "demo", "mariadb", io.BytesIO(b"c" * 5000))
-        result = prune(store, "acme", Retention(keep_daily=1, keep_weekly=0, keep_monthly=0, min_age_days=0), wait_seconds=1)
+        result = prune(
+            store, "acme", Retention(keep_daily=1, keep_weekly=0, keep_monthly=0, min_age_days=0), wait_seconds=1
+        )
     assert "busy" in result.clean_up_skipped and result.chunks_deleted == 0
     assert "forgot 1" in result.summary() and "chunk clean-up skipped" in result.summary()
-    assert len([key for key in store.list("chunks")]) == 3  # the forgotten snapshot's chunk and the running backup's stay
+    assert (
+        len([key for key in store.list("chunks")]) == 3
+    )  # the forgotten snapshot's chunk and the running backup's stay
 
 
 class LockingStore(LocalStore):
@@ -99,12 +115,15 @@ def test_prune_never_deletes_what_is_still_locked(tmp_path):
 
 
 def test_prune_deletes_no_chunk_while_any_manifest_in_the_store_cannot_be_read(tmp_path):
-    """An unreadable manifest (damaged, or from a newer incarnate) may reference any chunk: sweeping would destroy it."""
+    """An unreadable manifest (damaged, or from a newer incarnate) may reference any chunk: a sweep would destroy
+    it."""
     store = LocalStore(tmp_path)
     old, _ = backed_up(store, b"old data " * 1000), backed_up(store, b"new data " * 1000)
     other = SnapshotWriter(store, "backups/other/20261125T020000Z-aaaaaa")
     other.add("volume-files", "volume", "files", None, io.BytesIO(b"other stack's data " * 1000))
-    other_snapshot = other.commit(stack="other", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+    other_snapshot = other.commit(
+        stack="other", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup"
+    )
     (tmp_path / other_snapshot.prefix / "manifest.json").unlink()
     (tmp_path / other_snapshot.prefix / "manifest.json").write_text('{"format": 99}')
     done = prune(store, "acme", Retention(keep_daily=1, keep_weekly=0, keep_monthly=0, min_age_days=0))

@@ -6,8 +6,8 @@ import tarfile
 
 import pytest
 
-from incarnate.errors import IntegrityError
 from incarnate.datasources.volume import safe_entries
+from incarnate.errors import IntegrityError
 
 
 def archive(*members: tuple[tarfile.TarInfo, bytes | None]) -> io.BytesIO:
@@ -28,8 +28,11 @@ def entry(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfi
 
 
 def test_safe_archive_passes_through_unchanged_in_content():
-    source = archive((entry("./docs", tarfile.DIRTYPE), None),
-                     (entry("./docs/a.txt"), b"hello"), (entry("./link", tarfile.SYMTYPE, "docs/a.txt"), None))
+    source = archive(
+        (entry("./docs", tarfile.DIRTYPE), None),
+        (entry("./docs/a.txt"), b"hello"),
+        (entry("./link", tarfile.SYMTYPE, "docs/a.txt"), None),
+    )
     with tarfile.open(fileobj=io.BytesIO(b"".join(safe_entries(source, "files")))) as result:
         assert result.getnames() == ["./docs", "./docs/a.txt", "./link"]
         assert result.extractfile("./docs/a.txt").read() == b"hello"
@@ -50,20 +53,28 @@ def test_safe_archive_passes_through_unchanged_in_content():
 def test_restore_refuses_archive_entry(bad, reason):
     payload = b"x" if bad.type == tarfile.REGTYPE else None
     source = archive((entry("./fine.txt"), b"ok"), (bad, payload))
-    with pytest.raises(IntegrityError, match=rf"archive for volume files: entry '{bad.name}' {reason}; restore refused"):
+    with pytest.raises(
+        IntegrityError, match=rf"archive for volume files: entry '{bad.name}' {reason}; restore refused"
+    ):
         b"".join(safe_entries(source, "files"))
 
 
 def test_safe_archive_is_what_tarfile_itself_writes_byte_for_byte():
     """Large files cross the piece size, small ones and headers are joined: the stream is still exactly the archive
     tarfile's own writer makes from the same entries (what the helper's `tar -x` and the engine were given before)."""
-    members = [(entry("./big"), bytes(range(256)) * 9000), (entry("./dir", tarfile.DIRTYPE), None),
-               *((entry(f"./dir/small{number}"), b"s" * number) for number in range(300)),
-               (entry("./dir/hard", tarfile.LNKTYPE, "./big"), None), (entry("./empty"), b"")]
+    members = [
+        (entry("./big"), bytes(range(256)) * 9000),
+        (entry("./dir", tarfile.DIRTYPE), None),
+        *((entry(f"./dir/small{number}"), b"s" * number) for number in range(300)),
+        (entry("./dir/hard", tarfile.LNKTYPE, "./big"), None),
+        (entry("./empty"), b""),
+    ]
     source = archive(*members)
     expected = io.BytesIO()
-    with tarfile.open(fileobj=archive(*members), mode="r|") as reading, \
-            tarfile.open(fileobj=expected, mode="w|", format=tarfile.PAX_FORMAT) as writing:
+    with (
+        tarfile.open(fileobj=archive(*members), mode="r|") as reading,
+        tarfile.open(fileobj=expected, mode="w|", format=tarfile.PAX_FORMAT) as writing,
+    ):
         for member in reading:
             writing.addfile(member, reading.extractfile(member) if member.isfile() else None)
     pieces = list(safe_entries(source, "files"))
@@ -80,9 +91,14 @@ def test_a_sparse_file_goes_on_as_a_plain_file_with_its_holes_filled(tmp_path):
         file.write(b"A" * 5000)
         file.seek(3 << 20)
         file.write(b"B" * 100)
-    subprocess.run(["tar", "--create", "--sparse", "--file", str(tmp_path / "sparse.tar"), "--directory", str(folder), "."], check=True)
-    with open(tmp_path / "sparse.tar", "rb") as source, \
-            tarfile.open(fileobj=io.BytesIO(b"".join(safe_entries(source, "files")))) as result:
+    subprocess.run(
+        ["tar", "--create", "--sparse", "--file", str(tmp_path / "sparse.tar"), "--directory", str(folder), "."],
+        check=True,
+    )
+    with (
+        open(tmp_path / "sparse.tar", "rb") as source,
+        tarfile.open(fileobj=io.BytesIO(b"".join(safe_entries(source, "files")))) as result,
+    ):
         member = result.getmember("./sparse")
         assert member.type == tarfile.REGTYPE and member.sparse is None
         assert result.extractfile(member).read() == (folder / "sparse").read_bytes()

@@ -3,8 +3,8 @@
 import pytest
 
 from incarnate.errors import ConfigError
-from tests.memory_vault import MemoryVault
 from incarnate.secrets import for_scratch, stack_secrets
+from tests.memory_vault import MemoryVault
 
 
 def plain(values) -> dict[str, str]:
@@ -31,8 +31,10 @@ def test_data_without_its_secrets_is_refused_and_nothing_is_generated():
     vault = MemoryVault()
     with pytest.raises(ConfigError) as refused:
         stack_secrets(vault, "acme", ["db_password"], has_data="snapshot 20261126T010000000000Z-abc123")
-    assert str(refused.value).startswith("stack acme has data (snapshot 20261126T010000000000Z-abc123) but vault entry "
-                                         "acme does not exist, so its secrets (db_password) are missing; restore")
+    assert str(refused.value).startswith(
+        "stack acme has data (snapshot 20261126T010000000000Z-abc123) but vault entry "
+        "acme does not exist, so its secrets (db_password) are missing; restore"
+    )
     assert vault.saves == 0
 
 

@@ -7,8 +7,13 @@ from incarnate.repo import CustomerConfig
 
 
 def test_deployments_default_to_the_stacks_host_except_disaster_recovery():
-    customer = CustomerConfig("/repos/acme", "HEAD", "0" * 40, StackConfig(stack="acme", product="demo", release="1.0.0"))
-    made = {deployment.flow_name: deployment for deployment in stack_deployments(customer, Registration("ssh://root@10.0.0.5:22"))}
+    customer = CustomerConfig(
+        "/repos/acme", "HEAD", "0" * 40, StackConfig(stack="acme", product="demo", release="1.0.0")
+    )
+    made = {
+        deployment.flow_name: deployment
+        for deployment in stack_deployments(customer, Registration("ssh://root@10.0.0.5:22"))
+    }
     assert made["backup"].parameters == {"repo": "/repos/acme", "docker_host": "ssh://root@10.0.0.5:22"}
     assert made["update"].parameters["docker_host"] == "ssh://root@10.0.0.5:22"
     assert made["disaster-recovery"].parameters == {"repo": "/repos/acme"}  # recovery goes elsewhere: asked each time
@@ -18,7 +23,9 @@ def test_deployments_default_to_the_stacks_host_except_disaster_recovery():
 
 
 def test_deployments_of_a_stack_in_a_work_pool_act_on_the_workers_host_and_name_modules():
-    customer = CustomerConfig("/repos/acme", "HEAD", "0" * 40, StackConfig(stack="acme", product="demo", release="1.0.0"))
+    customer = CustomerConfig(
+        "/repos/acme", "HEAD", "0" * 40, StackConfig(stack="acme", product="demo", release="1.0.0")
+    )
     made = {deployment.flow_name: deployment for deployment in stack_deployments(customer, Registration(pool="host-b"))}
     assert made["backup"].parameters == {"repo": "/repos/acme"}  # the worker's own engine
     # a worker imports the flow from the installed package: no checkout at the same path on its host
@@ -61,9 +68,19 @@ def test_registry_keeps_each_stacks_host(tmp_path, monkeypatch):
 
 
 def test_each_stack_gets_a_nightly_backup_and_a_weekly_drill_and_verify_in_its_time_zone():
-    config = StackConfig.model_validate({"stack": "acme", "product": "demo", "release": "1.0.0", "timezone": "Asia/Tokyo",
-                                         "backup": {"verify_sample": "2G", "drill_schedule": "0 3 * * 6"}})
-    made = {deployment.flow_name: deployment for deployment in stack_deployments(CustomerConfig("/r", "HEAD", "0" * 40, config))}
+    config = StackConfig.model_validate(
+        {
+            "stack": "acme",
+            "product": "demo",
+            "release": "1.0.0",
+            "timezone": "Asia/Tokyo",
+            "backup": {"verify_sample": "2G", "drill_schedule": "0 3 * * 6"},
+        }
+    )
+    made = {
+        deployment.flow_name: deployment
+        for deployment in stack_deployments(CustomerConfig("/r", "HEAD", "0" * 40, config))
+    }
     schedules = {name: [(s.schedule.cron, s.schedule.timezone) for s in made[name].schedules] for name in made}
     assert schedules["backup"] == [(spread("H(0-9) 2 * * *", "acme"), "Asia/Tokyo")]  # a minute of acme's own
     assert schedules["restore-drill"] == [("0 3 * * 6", "Asia/Tokyo")]
@@ -74,8 +91,9 @@ def test_each_stack_gets_a_nightly_backup_and_a_weekly_drill_and_verify_in_its_t
 
 
 def test_alert_settings_refuse_what_would_crash_healthy_runs(monkeypatch):
-    import pytest
     from datetime import timedelta
+
+    import pytest
 
     from deployments.alerts import AlertSettings, desired, parse_duration
     from incarnate.errors import ConfigError
@@ -91,7 +109,10 @@ def test_alert_settings_refuse_what_would_crash_healthy_runs(monkeypatch):
     settings = AlertSettings.from_environment()
     assert settings.heartbeat_grace == timedelta(seconds=90) and settings.stale_after == timedelta(hours=26)
     (crash,) = desired(["acme"], settings)  # no block chosen: only the crash detection, no notifications
-    assert crash.trigger.within == timedelta(seconds=90) and crash.trigger.match_related.root["prefect.resource.id"] == "prefect.tag.incarnate"
+    assert (
+        crash.trigger.within == timedelta(seconds=90)
+        and crash.trigger.match_related.root["prefect.resource.id"] == "prefect.tag.incarnate"
+    )
 
 
 def test_serve_runs_at_most_max_runs_at_once_and_refuses_a_bad_number(monkeypatch):

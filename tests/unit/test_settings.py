@@ -1,4 +1,4 @@
-"""Machine-wide settings read from the environment: a bad value is one sentence naming the variable, never a traceback."""
+"""Machine-wide settings read from the environment: a bad value is one sentence naming the variable, not a traceback."""
 
 import subprocess
 import sys
@@ -22,7 +22,9 @@ SECONDS = [
 
 
 @pytest.mark.parametrize(("read", "variable", "default"), SECONDS, ids=[variable for _, variable, _ in SECONDS])
-def test_seconds_settings_take_a_number_and_refuse_anything_else_naming_the_variable(monkeypatch, read, variable, default):
+def test_seconds_settings_take_a_number_and_refuse_anything_else_naming_the_variable(
+    monkeypatch, read, variable, default
+):
     monkeypatch.delenv(variable, raising=False)
     assert read() == default
     monkeypatch.setenv(variable, "")  # an empty line in an environment file means unset
@@ -35,10 +37,16 @@ def test_seconds_settings_take_a_number_and_refuse_anything_else_naming_the_vari
             read()
 
 
-
 def test_a_bad_setting_is_refused_when_the_command_starts_before_anything_runs(tmp_path):
     incarnate = Path(sys.executable).with_name("incarnate")
-    result = subprocess.run([incarnate, "status", str(tmp_path / "no-such-repo")], capture_output=True, text=True, timeout=60,
-                            env={"PATH": "/usr/bin:/bin", "INCARNATE_HOME": str(tmp_path), "INCARNATE_STALL_SECONDS": "10m"})
+    result = subprocess.run(
+        [incarnate, "status", str(tmp_path / "no-such-repo")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "INCARNATE_HOME": str(tmp_path), "INCARNATE_STALL_SECONDS": "10m"},
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: INCARNATE_STALL_SECONDS='10m': expected a number of seconds, at least 0."]
+    assert result.stderr.strip().splitlines() == [
+        "error: INCARNATE_STALL_SECONDS='10m': expected a number of seconds, at least 0."
+    ]

@@ -12,8 +12,16 @@ from incarnate.host import LocalShell
 from incarnate.hostprep import ensure_directories, ensure_dns_names, mount_nfs, reach_smb, update_file
 
 MARKER = "/tmp/incarnate-pwned"
-PAYLOADS = [f";touch {MARKER};#", f" && touch {MARKER}", f"|touch {MARKER}", f"$(touch {MARKER})", f"`touch {MARKER}`",
-            f"\ntouch {MARKER}", f" >{MARKER}", f"&touch {MARKER}&"]
+PAYLOADS = [
+    f";touch {MARKER};#",
+    f" && touch {MARKER}",
+    f"|touch {MARKER}",
+    f"$(touch {MARKER})",
+    f"`touch {MARKER}`",
+    f"\ntouch {MARKER}",
+    f" >{MARKER}",
+    f"&touch {MARKER}&",
+]
 BASE = "stack: a\nproduct: demo\nrelease: 1.0.0\n"
 
 
@@ -60,7 +68,9 @@ class RecordingShell:
 
         return as_root(command, False)
 
-    def execute(self, command: str, *, what: str, stdin: bytes | None = None, check: bool = True, timeout: float = 600) -> str:
+    def execute(
+        self, command: str, *, what: str, stdin: bytes | None = None, check: bool = True, timeout: float = 600
+    ) -> str:
         self.commands.append(command)
         return "/usr/sbin/mount.nfs\n" if command.startswith("command -v") else ""
 
@@ -69,9 +79,15 @@ def runs_marker(command: str) -> bool:
     """Whether the shell would run `touch MARKER` (or write MARKER): the payload escaped its quoting."""
     tokens = list(shlex.shlex(command, posix=True, punctuation_chars=True))
     nested = [token for token in tokens if " " in token and token != command]
-    return any(tokens[i:i + 2] == ["touch", MARKER] or tokens[i:i + 2] == [">", MARKER] for i in range(len(tokens))) or \
-        any(runs_marker(inner) for inner in nested if inner.startswith(("sh -c", "mkdir", "for ", "[ ", "cp ", "umask", "mountpoint",
-                                                                        "install", "timeout", "cat", "mv")))
+    return any(
+        tokens[i : i + 2] == ["touch", MARKER] or tokens[i : i + 2] == [">", MARKER] for i in range(len(tokens))
+    ) or any(
+        runs_marker(inner)
+        for inner in nested
+        if inner.startswith(
+            ("sh -c", "mkdir", "for ", "[ ", "cp ", "umask", "mountpoint", "install", "timeout", "cat", "mv")
+        )
+    )
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

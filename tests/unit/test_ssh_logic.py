@@ -11,18 +11,30 @@ from incarnate.hostprep import parse_os_release, with_managed_line
 from incarnate.ssh import SshAddress, as_root, fingerprint, pinned_keys
 
 
-@pytest.mark.parametrize(("url", "expected"), [
-    ("ssh://root@10.0.0.5", SshAddress("10.0.0.5", "root", 22)),
-    ("ssh://deploy@host.example.com:2222", SshAddress("host.example.com", "deploy", 2222)),
-    ("ssh://vm7", SshAddress("vm7", "root", 22)),
-    ("ssh://admin@[fd00::5]:22", SshAddress("fd00::5", "admin", 22)),
-])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("ssh://root@10.0.0.5", SshAddress("10.0.0.5", "root", 22)),
+        ("ssh://deploy@host.example.com:2222", SshAddress("host.example.com", "deploy", 2222)),
+        ("ssh://vm7", SshAddress("vm7", "root", 22)),
+        ("ssh://admin@[fd00::5]:22", SshAddress("fd00::5", "admin", 22)),
+    ],
+)
 def test_ssh_address_is_parsed(url, expected):
     assert SshAddress.parse(url) == expected
 
 
-@pytest.mark.parametrize("url", ["ssh://", "ssh://root@", "ssh://root@host:0", "ssh://root@host:70000", "ssh://ro ot@host",
-                                 "ssh://root@host;rm -rf /"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ssh://",
+        "ssh://root@",
+        "ssh://root@host:0",
+        "ssh://root@host:70000",
+        "ssh://ro ot@host",
+        "ssh://root@host;rm -rf /",
+    ],
+)
 def test_bad_ssh_address_is_refused_naming_it(url):
     with pytest.raises(ConfigError, match="expected ssh://USER@HOST"):
         SshAddress.parse(url)
@@ -58,7 +70,9 @@ def test_pins_come_from_known_hosts_lines_or_a_bare_key(host_key):
 
 def test_fingerprint_matches_ssh_keygen(host_key, tmp_path):
     (tmp_path / "k.pub").write_text(host_key + "\n")
-    expected = subprocess.run(["ssh-keygen", "-lf", str(tmp_path / "k.pub")], capture_output=True, text=True).stdout.split()[1]
+    expected = subprocess.run(
+        ["ssh-keygen", "-lf", str(tmp_path / "k.pub")], capture_output=True, text=True
+    ).stdout.split()[1]
     key = list(pinned_keys(SshAddress("h"), host_key).lookup("h").values())[0]
     assert fingerprint(key) == expected
 
@@ -82,27 +96,40 @@ def test_managed_line_is_added_replaced_and_removed_leaving_other_lines():
 
 def test_os_release_is_parsed():
     text = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n# comment\n'
-    assert parse_os_release(text) == {"PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)", "ID": "debian", "VERSION_ID": "12"}
+    assert parse_os_release(text) == {
+        "PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)",
+        "ID": "debian",
+        "VERSION_ID": "12",
+    }
 
 
 BASE = "stack: a\nproduct: demo\nrelease: 1.0.0\n"
 
 
 def test_host_settings_are_validated():
-    config = parse_stack_config(BASE + "host:\n  dns_names: [a.example.test]\n  directories: [/srv/a/]\n"
-                                "  backup_share: {kind: nfs, source: 'nas:/export/b', mount: /mnt/b}\n", "stack.yaml")
+    config = parse_stack_config(
+        BASE + "host:\n  dns_names: [a.example.test]\n  directories: [/srv/a/]\n"
+        "  backup_share: {kind: nfs, source: 'nas:/export/b', mount: /mnt/b}\n",
+        "stack.yaml",
+    )
     assert config.host.directories == ["/srv/a"] and config.host.backup_share.mount == "/mnt/b"
 
 
-@pytest.mark.parametrize(("host", "message"), [
-    ("{directories: [srv]}", "field 'host.directories.0': expected an absolute path"),
-    ("{directories: ['/srv/../etc']}", "field 'host.directories.0': expected an absolute path without '..'"),
-    ("{dns_names: ['a b']}", "field 'host.dns_names.0': expected a DNS name"),
-    ("{backup_share: {kind: nfs, source: nas, mount: /m}}", "field 'host.backup_share.nfs.source': expected an NFS export"),
-    ("{backup_share: {kind: smb, server: nas, share: 'a b'}}", "field 'host.backup_share.smb.share'"),
-    ("{backup_share: {kind: ftp}}", "field 'host.backup_share'"),
-    ("{adress: x}", "field 'host.adress' is not a known setting"),
-])
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("{directories: [srv]}", "field 'host.directories.0': expected an absolute path"),
+        ("{directories: ['/srv/../etc']}", "field 'host.directories.0': expected an absolute path without '..'"),
+        ("{dns_names: ['a b']}", "field 'host.dns_names.0': expected a DNS name"),
+        (
+            "{backup_share: {kind: nfs, source: nas, mount: /m}}",
+            "field 'host.backup_share.nfs.source': expected an NFS export",
+        ),
+        ("{backup_share: {kind: smb, server: nas, share: 'a b'}}", "field 'host.backup_share.smb.share'"),
+        ("{backup_share: {kind: ftp}}", "field 'host.backup_share'"),
+        ("{adress: x}", "field 'host.adress' is not a known setting"),
+    ],
+)
 def test_bad_host_settings_are_named(host, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         parse_stack_config(BASE + f"host: {host}\n", "stack.yaml")
@@ -122,7 +149,9 @@ class ScriptedShell:
     def as_root(self, command: str) -> str:
         return command
 
-    def execute(self, command: str, *, what: str, stdin: bytes | None = None, check: bool = True, timeout: float = 600) -> str:
+    def execute(
+        self, command: str, *, what: str, stdin: bytes | None = None, check: bool = True, timeout: float = 600
+    ) -> str:
         self.commands.append(command)
         return next((answer for prefix, answer in self.answers.items() if command.startswith(prefix)), "")
 
@@ -144,7 +173,9 @@ def test_docker_missing_on_another_os_is_refused_before_any_change():
     from incarnate.hostprep import ensure_docker
 
     shell = ScriptedShell({})
-    with pytest.raises(HostError, match="runs Fedora Linux 40 and lacks Docker Engine; incarnate installs it only on Debian"):
+    with pytest.raises(
+        HostError, match="runs Fedora Linux 40 and lacks Docker Engine; incarnate installs it only on Debian"
+    ):
         ensure_docker(shell, {"ID": "fedora", "PRETTY_NAME": "Fedora Linux 40"})
     assert shell.commands == ["command -v docker || true"]
 
@@ -162,8 +193,10 @@ def tunnel_for(tmp_path, known_hosts: str):
 
 def test_openssh_tunnel_pins_only_this_host_and_writes_no_key(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    mine, other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl", \
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvsBiZvcBHTpJsXOEn8cbPJSdR0sFnqmSDm9EHe6cUE"
+    mine, other = (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvsBiZvcBHTpJsXOEn8cbPJSdR0sFnqmSDm9EHe6cUE",
+    )
     tunnel = tunnel_for(tmp_path, f"[10.0.0.5]:2222 {mine}\n10.0.0.6 {other}\n")
     try:
         files = {path.name: path for path in (tmp_path / "tunnel").iterdir()}

@@ -21,7 +21,9 @@ FORGET_ALL_BUT_NEWEST = Retention(keep_daily=0, keep_weekly=0, keep_monthly=0, m
 def snapshot_of(store, payload: bytes):
     writer = SnapshotWriter(store, new_snapshot_prefix("acme"))
     writer.add("volume-files", "volume", "files", None, io.BytesIO(payload))
-    return writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+    return writer.commit(
+        stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup"
+    )
 
 
 def test_a_killed_backup_does_not_block_the_next_prune(tmp_path):
@@ -79,9 +81,11 @@ def test_a_lock_its_owner_stopped_renewing_expires(tmp_path, monkeypatch):
     """A holder on another machine that died (or lost the store) is not waited for longer than the lifetime."""
     monkeypatch.setenv("INCARNATE_STORE_LOCK_TTL", "0.5")
     store = LocalStore(tmp_path)
-    store.put("locks/0123456789abcdef-000000.json",
-              b'{"token": "0123456789abcdef", "kind": "shared", "purpose": "a backup elsewhere", "host": "elsewhere", '
-              b'"machine": "another-machine", "pid": 1, "acquired": %f, "renewed": %f}' % (time.time(), time.time()))
+    store.put(
+        "locks/0123456789abcdef-000000.json",
+        b'{"token": "0123456789abcdef", "kind": "shared", "purpose": "a backup elsewhere", "host": "elsewhere", '
+        b'"machine": "another-machine", "pid": 1, "acquired": %f, "renewed": %f}' % (time.time(), time.time()),
+    )
     with pytest.raises(StoreBusy):
         with exclusive_lock(store, "prune", wait_seconds=0.1):
             pass

@@ -25,13 +25,18 @@ else:
 
 @contextmanager
 def connect():
-    settings = {"host": os.environ.get("DB_HOST", "db"), "user": os.environ.get("DB_USER", "demo"),
-                "password": os.environ["DB_PASSWORD"]}
+    settings = {
+        "host": os.environ.get("DB_HOST", "db"),
+        "user": os.environ.get("DB_USER", "demo"),
+        "password": os.environ["DB_PASSWORD"],
+    }
     if POSTGRES:
         connection = driver.connect(dbname=os.environ.get("DB_NAME", "demo"), **settings)
         connection.autocommit = True
     else:
-        connection = driver.connect(database=os.environ.get("DB_NAME", "demo"), autocommit=True, charset="utf8mb4", **settings)
+        connection = driver.connect(
+            database=os.environ.get("DB_NAME", "demo"), autocommit=True, charset="utf8mb4", **settings
+        )
     try:
         yield connection
     finally:
@@ -80,7 +85,9 @@ class Handler(BaseHTTPRequestHandler):
     def reply(self, status: int, body: object) -> None:
         data = json.dumps(body).encode() if not isinstance(body, bytes) else body
         self.send_response(status)
-        self.send_header("Content-Type", "application/json" if not isinstance(body, bytes) else "application/octet-stream")
+        self.send_header(
+            "Content-Type", "application/json" if not isinstance(body, bytes) else "application/octet-stream"
+        )
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -93,8 +100,13 @@ class Handler(BaseHTTPRequestHandler):
             with connect() as connection, connection.cursor() as cursor:
                 cursor.execute("SELECT * FROM records ORDER BY id")
                 names = [column[0] for column in cursor.description]
-                rows = [{name: (value if isinstance(value, (int, str, type(None))) else str(value)) for name, value in zip(names, row, strict=True)}
-                        for row in cursor.fetchall()]
+                rows = [
+                    {
+                        name: (value if isinstance(value, (int, str, type(None))) else str(value))
+                        for name, value in zip(names, row, strict=True)
+                    }
+                    for row in cursor.fetchall()
+                ]
                 self.reply(200, rows)
         elif self.path.startswith("/files/") and SAFE_NAME.match(self.path[7:]):
             target = FILES / self.path[7:]
@@ -109,8 +121,11 @@ class Handler(BaseHTTPRequestHandler):
         title = body["title"]
         with connect() as connection, connection.cursor() as cursor:
             # Schema 2 (migration 002) gave every record a slug, as that migration derives it from the title.
-            columns, values = (("title", "slug"), (title, title.strip().lower().replace(" ", "-"))) \
-                if schema_version(cursor) >= 2 else (("title",), (title,))
+            columns, values = (
+                (("title", "slug"), (title, title.strip().lower().replace(" ", "-")))
+                if schema_version(cursor) >= 2
+                else (("title",), (title,))
+            )
             statement = f"INSERT INTO records ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
             if POSTGRES:
                 cursor.execute(statement + " RETURNING id", values)
@@ -132,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(201, {"name": name, "size": len(data)})
 
     def log_message(self, format: str, *args) -> None:
-        sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
 def main() -> None:
