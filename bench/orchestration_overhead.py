@@ -21,16 +21,14 @@ from cli import prefect_server  # noqa: E402
 
 prefect_server.connect()  # before Prefect is first imported: it reads its settings then
 
-from blocks.secrets import PrefectSecretVault  # noqa: E402
+from blocks import resolve  # noqa: E402
 from incarnate.host import Host  # noqa: E402
-from incarnate.releases import default_release_store  # noqa: E402
 from incarnate.stages import backup, create_host, fetch_backup, load_config, migrate, restore, start  # noqa: E402
-from incarnate.stores.resolve import backup_store  # noqa: E402
 
 
 def plain_recovery(repo: str) -> dict[str, float]:
     """The seven stages as plain functions, timed one by one."""
-    seconds, releases = {}, default_release_store()
+    seconds, releases = {}, resolve.release_store()
 
     def timed(stage, call):
         began = time.perf_counter()
@@ -38,11 +36,11 @@ def plain_recovery(repo: str) -> dict[str, float]:
         seconds[stage.NAME] = time.perf_counter() - began
         return result
 
-    pinned = timed(load_config, lambda: load_config.run(repo, "HEAD", releases))
-    store = backup_store(pinned.customer.config)
+    pinned = timed(load_config, lambda: load_config.run(repo, "HEAD", releases, resolve.registry))
+    store = resolve.backup_store(pinned.customer.config)
     project = timed(create_host, lambda: create_host.run(Host(), pinned.stack, pinned.customer.config.host))
     source = timed(fetch_backup, lambda: fetch_backup.run(pinned, store, releases))
-    outcome = timed(restore, lambda: restore.run(project, pinned, store, source, PrefectSecretVault()))
+    outcome = timed(restore, lambda: restore.run(project, pinned, store, source, resolve.stack_secrets()))
     timed(start, lambda: start.run(project))
     timed(migrate, lambda: migrate.run(project, pinned, source))
     if not restore.runs_snapshot_data(source, outcome, pinned.release):  # as the flow decides

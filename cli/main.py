@@ -74,16 +74,18 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from blocks import resolve
     from incarnate.backup_format import list_snapshots
     from incarnate.errors import StoreError
     from incarnate.incarnations import Incarnation, history
     from incarnate.repo import load_customer_config
-    from incarnate.stores.resolve import backup_store
 
     config = load_customer_config(args.repo).config
     entries = history(args.repo, config.stack)
     try:
-        present: set[str] | None = {snapshot.id for snapshot in list_snapshots(backup_store(config), config.stack)}
+        present: set[str] | None = {
+            snapshot.id for snapshot in list_snapshots(resolve.backup_store(config), config.stack)
+        }
     except StoreError as error:
         present = None
         print(f"(whose backups are still there is unknown: {error})", file=sys.stderr)
@@ -179,16 +181,15 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from incarnate.host import resolve_host
+    from blocks import resolve
     from incarnate.readiness import observe
     from incarnate.releases import customer_releases
     from incarnate.repo import load_customer_config
     from incarnate.stages import create_host
     from incarnate.state import read_state
-    from incarnate.stores.resolve import backup_store
 
     config = load_customer_config(args.repo, args.ref).config
-    host = resolve_host(args.docker_host)
+    host = resolve.host(args.docker_host)
     project = create_host.run(host, config.stack)  # without host settings: status only reads
     state = read_state(project)
     if state is None or not project.has_files():
@@ -206,7 +207,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         else f"from snapshot {state.restored_from}"
     )
     print(f"  restored  {came}, deployed {state.deployed_at}")
-    release = customer_releases(backup_store(config)).descriptor(state.product, state.release).activated(state.services)
+    release = (
+        customer_releases(resolve.backup_store(config))
+        .descriptor(state.product, state.release)
+        .activated(state.services)
+    )
     readiness, seen = observe(project, release, state.http_port)
     print(f"  answers   {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
     for service in project.services():
@@ -215,11 +220,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _stack_store(args: argparse.Namespace):
+    from blocks import resolve
     from incarnate.repo import load_customer_config
-    from incarnate.stores.resolve import backup_store
 
     config = load_customer_config(args.repo, args.ref).config
-    return config, backup_store(config)
+    return config, resolve.backup_store(config)
 
 
 def cmd_backups(args: argparse.Namespace) -> int:
@@ -297,9 +302,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_release_list(args: argparse.Namespace) -> int:
-    from incarnate.releases import default_release_store
+    from blocks import resolve
 
-    releases = default_release_store()
+    releases = resolve.release_store()
     published = releases.publications(args.product)
     print(
         f"release store {releases.location}: {len(published)} published release{'s' if len(published) != 1 else ''}"

@@ -17,13 +17,14 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+from blocks import resolve
 from flows.report import StageReport, artifact_key, publish_backup
 from incarnate import incarnations, settings
 from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
 from incarnate.errors import IncarnateError, StageError
-from incarnate.host import Host, resolve_host
+from incarnate.host import Host
 from incarnate.incarnations import Incarnation
 from incarnate.pinned import PinnedStack
 from incarnate.readiness import Readiness
@@ -32,7 +33,6 @@ from incarnate.stages.backup import BackupResult
 from incarnate.stages.restore import describe_origin, kept_all, runs_snapshot_data
 from incarnate.state import StackState, read_state
 from incarnate.stores import Store
-from incarnate.stores.resolve import backup_store
 from tasks.backup import backup
 from tasks.chores import stop_app
 from tasks.create_host import create_host
@@ -161,8 +161,8 @@ def stack_on_host(
 ) -> Iterator[OnHost]:
     """Every flow's prologue once its config is loaded: hold the stack (one run per stack), create its host
     (with `prepare`, apply stack.yaml's host settings), read what runs there; the host is closed at the end."""
-    store = store or backup_store(config)
-    host = resolve_host(docker_host)
+    store = store or resolve.backup_store(config)
+    host = resolve.host(docker_host)
     with stack_lock(config.stack), closing(host):
         with report.stage("create host"):
             project = create_host(host, config.stack, config.host if prepare else None)

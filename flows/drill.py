@@ -4,16 +4,15 @@ tear it down, report. The automated proof that the latest backup is restorable."
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from blocks import resolve
 from flows.common import bring_up, stack_on_host
 from flows.report import StageReport, artifact_key
 from incarnate.backup_format import find_snapshot
 from incarnate.errors import StoreError
 from incarnate.host import free_port
 from incarnate.pinned import PinnedStack
-from incarnate.registry import stack_registry
 from incarnate.releases import customer_releases
 from incarnate.repo import CustomerConfig, load_customer_config
-from incarnate.stores.resolve import backup_store
 from tasks.chores import check, tear_down
 
 
@@ -32,7 +31,7 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
     report = StageReport("restore-drill")
     with report.stage("load config") as row:
         customer = load_customer_config(repo)
-        store = backup_store(customer.config)
+        store = resolve.backup_store(customer.config)
         chosen = find_snapshot(store, customer.config.stack, snapshot)
         if chosen is None:
             raise StoreError(f"stack {customer.config.stack} has no snapshot in {store.location} to drill.")
@@ -43,7 +42,7 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
         scratch = customer.config.model_copy(
             update={"stack": f"{customer.config.stack}-drill", "http_port": http_port or free_port()}
         )
-        registry = stack_registry(customer.config.registry)
+        registry = resolve.registry(customer.config.registry)
         pinned = PinnedStack(
             CustomerConfig(repo, customer.ref, customer.commit, scratch),
             release,

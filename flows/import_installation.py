@@ -3,11 +3,10 @@ snapshot in the customer store, then the normal install runs from it."""
 
 from prefect import flow
 
+from blocks import resolve
 from flows.install import install_from_backup
 from incarnate.import_installation import import_snapshot
-from incarnate.releases import default_release_store
 from incarnate.stages.fetch_backup import ensure_release_files
-from incarnate.stores.resolve import backup_store
 from tasks.load_config import load_config
 
 
@@ -29,9 +28,9 @@ def import_installation(
         docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a
         saved SSH host block), or a Docker engine address.
     """
-    releases = default_release_store()
+    releases = resolve.release_store()
     pinned = load_config(repo, ref, releases)
-    store = backup_store(pinned.customer.config)
+    store = resolve.backup_store(pinned.customer.config)
     ensure_release_files(pinned, store, releases)
     imported = import_snapshot(pinned, store, dumps, volumes or {})
     print(f"imported snapshot {imported.id} into {store.location}")

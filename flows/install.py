@@ -6,10 +6,10 @@ such. A first install restores the release's vanilla backup.
 
 from prefect import flow
 
+from blocks import resolve
 from flows.common import bring_up, closing_backup, deployment_on_host, incarnation, now, record_incarnation
 from flows.report import StageReport
 from incarnate.errors import ReleaseError
-from incarnate.releases import default_release_store
 from incarnate.stages.restore import kept_all
 from incarnate.state import runs_as_deployed
 from tasks.fetch_backup import fetch_backup
@@ -19,7 +19,7 @@ def install_from_backup(
     name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None, unless_current: bool = False
 ) -> dict:
     """The body of the install, disaster-recovery and import flows; `name` is the flow reported."""
-    report, started, releases = StageReport(name), now(), default_release_store()
+    report, started, releases = StageReport(name), now(), resolve.release_store()
     with deployment_on_host(report, repo, ref, docker_host, releases) as (pinned, held):
         host, project, running = held.host, held.project, held.running
         if running and running.release != pinned.release.release and project.services():

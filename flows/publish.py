@@ -10,13 +10,14 @@ from pathlib import Path
 
 from prefect import flow
 
+from blocks import resolve
 from flows.common import stack_lock
 from flows.report import StageReport, publish_backup
 from incarnate import publish
 from incarnate.datasources.volume import pull_toolbox
-from incarnate.host import Host, free_port, resolve_host
-from incarnate.registry import Registry, stack_registry
-from incarnate.releases import Publication, ReleaseStore, default_release_store
+from incarnate.host import Host, free_port
+from incarnate.registry import Registry
+from incarnate.releases import Publication, ReleaseStore
 from tasks.chores import tear_down
 from tasks.create_host import create_host
 from tasks.publish import CheckedRelease, back_up_vanilla, check_release, wait_ready, write_release
@@ -33,7 +34,7 @@ def publish_release(folder: str, docker_host: str | None = None) -> dict:
         incarnate-ssh-host/NAME, or a Docker engine address.
     """
     began, report = time.monotonic(), StageReport("publish-release")
-    registry, releases = stack_registry(None), default_release_store()
+    registry, releases = resolve.registry(None), resolve.release_store()
     release_folder = publish.read_release_folder(Path(folder).absolute())
     report.stack = f"{release_folder.descriptor.product}-{release_folder.descriptor.release}"
     # One publication of a release at a time: a second one waits, then finds it published.
@@ -76,7 +77,7 @@ def publish_checked(
             f"it"
         )
     else:
-        with closing(resolve_host(docker_host)) as host:
+        with closing(resolve.host(docker_host)) as host:
             vanilla_bytes = run_and_back_up(report, host, checked, releases, registry, prefix)
     with report.stage("write release") as row:
         record = publish.publication(checked.folder, checked.digests, prefix, vanilla_bytes)

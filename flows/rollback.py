@@ -3,6 +3,7 @@ right after it was deployed. What runs now is stopped and backed up first, so no
 
 from prefect import flow
 
+from blocks import resolve
 from flows.common import before_any_change, bring_up, closing_backup, now, record_incarnation, stack_on_host
 from flows.common import incarnation as make_incarnation
 from flows.report import StageReport
@@ -10,7 +11,6 @@ from incarnate import incarnations
 from incarnate.errors import ReleaseError
 from incarnate.releases import customer_releases
 from incarnate.repo import load_customer_config
-from incarnate.stores.resolve import backup_store
 from tasks.backup import backup
 from tasks.chores import remove_stack
 from tasks.fetch_backup import fetch_backup
@@ -36,7 +36,7 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
                 f"incarnation {wanted.tag} has no backup of its own ({wanted.result}); choose one `incarnate history` "
                 f"shows with a backup."
             )
-        store = backup_store(load_customer_config(repo, wanted.commit).config)
+        store = resolve.backup_store(load_customer_config(repo, wanted.commit).config)
         releases = customer_releases(store)
         target = load_config(repo, wanted.commit, releases)
     report.stack = stack

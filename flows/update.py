@@ -9,6 +9,7 @@ stages.
 
 from prefect import flow
 
+from blocks import resolve
 from flows.common import (
     before_any_change,
     bring_up,
@@ -20,7 +21,7 @@ from flows.common import (
 )
 from flows.report import StageReport
 from incarnate.errors import IntegrityError, StageError
-from incarnate.releases import customer_releases, default_release_store
+from incarnate.releases import customer_releases
 from tasks.backup import backup
 from tasks.chores import remove_stack, verify
 from tasks.fetch_backup import fetch_backup, fetch_release
@@ -40,7 +41,7 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
         docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a
         saved SSH host block), or a Docker engine address.
     """
-    report, started, releases = StageReport("update"), now(), default_release_store()
+    report, started, releases = StageReport("update"), now(), resolve.release_store()
     with deployment_on_host(report, repo, ref, docker_host, releases) as (target, held):
         store, host, project, running = held.store, held.host, held.project, held.running
         backup_settings = target.customer.config.backup

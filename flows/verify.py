@@ -4,11 +4,11 @@ store, its authentication tag). Weekly, with a sample, next to the nightly backu
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from blocks import resolve
 from flows.report import StageReport, artifact_key
 from incarnate.backup_format import Sample, find_snapshot, list_snapshots
 from incarnate.errors import IntegrityError, StoreError
 from incarnate.repo import load_customer_config
-from incarnate.stores.resolve import backup_store
 from tasks.chores import verify
 
 
@@ -26,7 +26,7 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
     report = StageReport("verify")
     with report.stage("load config") as row:
         config = load_customer_config(repo).config
-        store = backup_store(config)
+        store = resolve.backup_store(config)
         share = Sample.parse(sample) if sample else None
         everything = every or (share is not None and snapshot is None)
         chosen = list_snapshots(store, config.stack) if everything else [find_snapshot(store, config.stack, snapshot)]

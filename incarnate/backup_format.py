@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 
 import zstandard
 from pydantic import BaseModel, ConfigDict
@@ -38,13 +38,18 @@ from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
 from incarnate.stores.sealed import SealedStore
 
-if TYPE_CHECKING:  # the data sources build on the backup format, not the other way round
-    from incarnate.datasources.database import RowCounter
-
 MANIFEST = "manifest.json"
 FORMAT = 3  # 3: artifacts record the rows per table their dump held
 AVERAGE_CHUNK = 1 << 20
 PARALLEL = 8  # chunk uploads and downloads in flight; memory stays below PARALLEL * 2 * 4 MiB
+
+
+class RowSink(Protocol):
+    """What counts a database dump's rows as it streams past (a data source's engine knows how)."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def result(self) -> dict[str, int]: ...
 
 
 class Artifact(BaseModel):
@@ -282,7 +287,7 @@ class SnapshotWriter:
         target: str,
         engine: str | None,
         source: BinaryIO,
-        rows: "RowCounter | None" = None,
+        rows: RowSink | None = None,
         expected: int | None = None,
     ) -> Artifact:
         """Cut a raw stream into chunks and store the new ones in parallel, in bounded memory; `rows` counts the

@@ -288,10 +288,10 @@ def resolve_host(address: str | None) -> Host:
     if address.startswith("ssh://"):
         where = SshAddress.parse(address)
         return Host(ssh=SshSession(where, credentials_from_files(settings.ssh_identity(), settings.ssh_known_hosts())))
-    if address.startswith(SSH_BLOCK_PREFIX):
-        from blocks.hosts import load_ssh_host_block  # Prefect is needed only for saved blocks
-
-        return Host(ssh=load_ssh_host_block(address.removeprefix(SSH_BLOCK_PREFIX)).session())
+    if address.startswith(SSH_BLOCK_PREFIX):  # blocks/resolve.py loads saved blocks; the core never does
+        raise ConfigError(
+            f"host address {address!r} names a saved SSH host block: resolve it with blocks.resolve.host."
+        )
     raise ConfigError(
         f"host address {address!r}: expected nothing (this machine), ssh://USER@HOST[:PORT], "
         f"{SSH_BLOCK_PREFIX}BLOCK_NAME, or a Docker engine address (unix://, tcp://)."

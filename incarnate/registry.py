@@ -172,23 +172,3 @@ def check_images(
 
 
 BLOCK_PREFIX = "incarnate-registry/"
-
-
-def registry_named(value: str, source: str) -> Registry:
-    """A registry address (open registry), or `incarnate-registry/NAME`: a saved block with address and login."""
-    if value.startswith(BLOCK_PREFIX):
-        from blocks.registries import load_registry_block  # Prefect is needed only for saved blocks
-
-        return load_registry_block(value, source)
-    return Registry(value, source=source)
-
-
-def stack_registry(chosen: str | None) -> Registry:
-    """stack.yaml's `registry` when it names one, else this machine's INCARNATE_REGISTRY."""
-    from incarnate import settings
-
-    return (
-        registry_named(chosen, "stack.yaml registry")
-        if chosen
-        else registry_named(settings.registry(), "INCARNATE_REGISTRY")
-    )

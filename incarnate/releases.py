@@ -401,13 +401,6 @@ class ReleaseStore:
         return Snapshot(prefix=publication.vanilla, manifest=read_manifest(self.store, publication.vanilla))
 
 
-def default_release_store() -> ReleaseStore:
-    """The release store this machine reads and publishes to (INCARNATE_RELEASES: a path or a saved store block)."""
-    from incarnate.stores.resolve import release_store
-
-    return ReleaseStore(release_store())
-
-
 def customer_releases(store: Store) -> ReleaseStore:
     """A customer store keeps its own copy of every release it ran, so recovery needs no release store."""
     return ReleaseStore(store, prefix="releases")

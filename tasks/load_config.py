@@ -1,5 +1,6 @@
 from prefect import task
 
+from blocks import resolve
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseStore
 from incarnate.stages import load_config as stage
@@ -9,4 +10,4 @@ from tasks import STAGE
 @task(name=stage.NAME, **STAGE)
 def load_config(repo: str, ref: str, releases: ReleaseStore) -> PinnedStack:
     """Customer repo at ref -> validated stack.yaml, its release descriptor, its images checked in its registry."""
-    return stage.run(repo, ref, releases)
+    return stage.run(repo, ref, releases, resolve.registry)

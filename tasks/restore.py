@@ -1,6 +1,6 @@
 from prefect import task
 
-from blocks.secrets import PrefectSecretVault
+from blocks import resolve
 from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
 from incarnate.pinned import PinnedStack
@@ -14,4 +14,4 @@ from tasks import STAGE, shows_progress
 def restore(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> dict[str, str]:
     """The stack's files and secrets (from its Prefect Secret block); data services up; each artifact loaded into
     its database or volume if that is empty."""
-    return stage.run(project, pinned, store, snapshot, PrefectSecretVault())
+    return stage.run(project, pinned, store, snapshot, resolve.stack_secrets())

@@ -14,10 +14,10 @@ engine is adding a file. `volume.py` archives Compose volumes through a helper c
 
 import contextvars
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 from incarnate.backup_format import Artifact
 from incarnate.compose import ComposeProject
@@ -27,8 +27,24 @@ from incarnate.datasources.postgresql import PostgreSQL
 from incarnate.datasources.volume import Volume
 from incarnate.errors import IntegrityError
 
-if TYPE_CHECKING:  # releases.py validates engine names against ENGINES, so it imports this package
-    from incarnate.releases import ReleaseDescriptor
+
+class DeclaredDatabase(Protocol):
+    name: str
+    service: str
+    engine: str
+
+
+class DeclaredVolume(Protocol):
+    name: str
+
+
+class DeclaredData(Protocol):
+    """What a release declares of its data (release.yaml's `databases` and `volumes`); releases.py validates engine
+    names against ENGINES, so this package does not import it."""
+
+    databases: Sequence[DeclaredDatabase]
+    volumes: Sequence[DeclaredVolume]
+
 
 ENGINES: dict[str, type[Database]] = {engine.engine: engine for engine in (MariaDB, PostgreSQL)}
 
@@ -58,7 +74,7 @@ class DataSource(Protocol):
         """End what a killed run left dumping this source; how many were ended."""
 
 
-def for_release(project: ComposeProject, release: "ReleaseDescriptor", registry: str) -> list[DataSource]:
+def for_release(project: ComposeProject, release: DeclaredData, registry: str) -> list[DataSource]:
     """The stack's data as its release declares it: every database, then every volume."""
     return [
         *(ENGINES[spec.engine](project, spec.name, spec.service) for spec in release.databases),

@@ -1,21 +1,24 @@
 """Load config: the customer repo at a ref, its validated stack.yaml, the release it pins (with the optional services
 it activates and its size), that release's images."""
 
+from collections.abc import Callable
+
 from incarnate.pinned import PinnedStack
-from incarnate.registry import check_images, stack_registry
+from incarnate.registry import Registry, check_images
 from incarnate.releases import ReleaseStore
 from incarnate.repo import load_customer_config
 
 NAME = "load config"
 
 
-def run(repo: str, ref: str, releases: ReleaseStore) -> PinnedStack:
+def run(repo: str, ref: str, releases: ReleaseStore, registry_for: Callable[[str | None], Registry]) -> PinnedStack:
+    """`registry_for` turns stack.yaml's `registry` (None: this machine's) into the registry its images come from."""
     customer = load_customer_config(repo, ref)
     config = customer.config
     descriptor = releases.descriptor(config.product, config.release)
     descriptor.refuse_unknown(config.services, config.size, f"{repo} at {customer.commit[:10]}: stack.yaml")
     release = descriptor.activated(config.services)
-    registry = stack_registry(config.registry)
+    registry = registry_for(config.registry)
     check_images(registry, list(release.images.values()), f"{release.product} {release.release}")
     return PinnedStack(
         customer=customer,

@@ -95,8 +95,8 @@ class Customer:
 
     def backups(self):
         """The stack's backup store as its flows open it (sealed: the key comes from its Prefect Secret block)."""
+        from blocks.resolve import backup_store
         from incarnate.repo import load_customer_config
-        from incarnate.stores.resolve import backup_store
 
         return backup_store(load_customer_config(str(self.repo)).config)
 

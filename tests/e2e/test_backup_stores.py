@@ -7,9 +7,9 @@ import uuid
 import pytest
 import zstandard
 
+from blocks.resolve import backup_store
 from incarnate.backup_format import list_snapshots, verify_snapshot
 from incarnate.repo import load_customer_config
-from incarnate.stores.resolve import backup_store
 from tests.servers import save_store_block
 
 

@@ -147,7 +147,7 @@ def test_publishing_the_same_content_again_is_recognised_and_other_content_is_re
 
 
 def test_a_release_store_is_an_absolute_path_or_a_saved_block(monkeypatch, tmp_path):
-    from incarnate.stores.resolve import release_store
+    from blocks.resolve import release_store
 
     monkeypatch.setenv("INCARNATE_RELEASES", str(tmp_path / "releases"))
     assert release_store().location == str(tmp_path / "releases")
