@@ -1,3 +1,7 @@
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from tests.servers import azurite, samba
@@ -18,18 +22,32 @@ def azurite_server(tmp_path_factory):
 SECOND_ENGINE = "unix:///run/docker-b.sock"
 
 
+@contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """One test process at a time (pytest-xdist runs several) in set-up that the whole machine shares."""
+    with open(f"/run/incarnate-test-{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def second_engine():
     """A second, independent Docker engine on this machine: the "other host" of a move or a recovery.
     Started once and left running, so its pulled images serve the next run too. Starting it with
     `--bridge none` removes the first engine's docker0: containers of the first engine then need
     a Compose network or `--network none` (incarnate's helpers use the latter)."""
+    probe = ["docker", "-H", SECOND_ENGINE, "info"]
+    with machine_lock("second-engine"):
+        start_second_engine(probe)
+    return SECOND_ENGINE
+
+
+def start_second_engine(probe: list[str]) -> None:
     import json
     import os
     import subprocess
     import time
 
-    probe = ["docker", "-H", SECOND_ENGINE, "info"]
     if subprocess.run(probe, capture_output=True).returncode != 0:
         os.makedirs("/var/log/incarnate", exist_ok=True)
         # A configuration file of its own: the machine's /etc/docker/daemon.json is the first engine's (it may set
@@ -65,7 +83,6 @@ def second_engine():
                 "the second Docker engine did not start; see /var/log/incarnate/dockerd-b.log"
             )
             time.sleep(0.5)
-    return SECOND_ENGINE
 
 
 NO_SUDO_USER = "incarnate-nosudo"
@@ -82,11 +99,12 @@ def ssh_server(tmp_path_factory, second_engine):
 
     from tests.servers import sshd
 
-    try:
-        pwd.getpwnam(NO_SUDO_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", NO_SUDO_USER], check=True)
-        subprocess.run(["usermod", "-p", "*", NO_SUDO_USER], check=True)
+    with machine_lock("users"):
+        try:
+            pwd.getpwnam(NO_SUDO_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", NO_SUDO_USER], check=True)
+            subprocess.run(["usermod", "-p", "*", NO_SUDO_USER], check=True)
     with sshd(tmp_path_factory.mktemp("sshd"), second_engine) as server:
         # sshd reads a user's keys as that user: the suite's folder is private to root, so a copy in its home
         keys = Path(pwd.getpwnam(NO_SUDO_USER).pw_dir) / ".ssh" / "authorized_keys"

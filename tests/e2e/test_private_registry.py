@@ -12,6 +12,9 @@ from incarnate import settings
 from incarnate.datasources.volume import TOOLBOX_TAG
 from tests.servers import issue_test_certificate, private_registry
 
+# docker login and logout rewrite root's one docker config: its tests run in one test process, in turn
+pytestmark = pytest.mark.xdist_group("docker-login")
+
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
