@@ -2,8 +2,9 @@
 
 from prefect import flow, get_run_logger
 
-from flows.common import stack_on_host
+from flows.prologue import stack_on_host
 from flows.report import StageReport, publish_backup
+from incarnate import stages
 from incarnate.config import StackConfig
 from incarnate.repo import load_customer_config
 from incarnate.stores import Store
@@ -22,11 +23,11 @@ def backup_stack(repo: str, docker_host: str | None = None, prune: bool = True) 
         prune: apply stack.yaml's retention after a successful backup.
     """
     report = StageReport("backup")
-    with report.stage("load config"):
+    with report.stage(stages.load_config.NAME):
         config = load_customer_config(repo).config
     report.stack = config.stack
     with stack_on_host(report, config, docker_host, prepare=False) as held:
-        with report.stage("backup") as row:
+        with report.stage(stages.backup.NAME) as row:
             result = backup(held.project, held.store, config.backup)
             row["detail"] = (
                 f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; "

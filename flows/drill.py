@@ -5,8 +5,10 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from blocks import resolve
-from flows.common import bring_up, stack_on_host
+from flows.deploy import bring_up
+from flows.prologue import stack_on_host
 from flows.report import StageReport, artifact_key
+from incarnate import stages
 from incarnate.backup_format import find_snapshot
 from incarnate.errors import StoreError
 from incarnate.host import free_port
@@ -29,7 +31,7 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
         http_port: host port for the scratch stack's app; 0 picks a free one.
     """
     report = StageReport("restore-drill")
-    with report.stage("load config") as row:
+    with report.stage(stages.load_config.NAME) as row:
         customer = load_customer_config(repo)
         store = resolve.backup_store(customer.config)
         chosen = find_snapshot(store, customer.config.stack, snapshot)

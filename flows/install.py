@@ -7,8 +7,11 @@ such. A first install restores the release's vanilla backup.
 from prefect import flow
 
 from blocks import resolve
-from flows.common import bring_up, closing_backup, deployment_on_host, incarnation, now, record_incarnation
+from flows.deploy import bring_up, closing_backup
+from flows.incarnation_record import incarnation, now, record_incarnation
+from flows.prologue import deployment_on_host
 from flows.report import StageReport
+from incarnate import stages
 from incarnate.errors import ReleaseError
 from incarnate.stages.restore import kept_all
 from incarnate.state import runs_as_deployed
@@ -43,7 +46,7 @@ def install_from_backup(
             }
         source = None
         try:
-            with report.stage("fetch backup") as row:
+            with report.stage(stages.fetch_backup.NAME) as row:
                 source = fetch_backup(pinned, held.store, releases, snapshot)
                 row["detail"] = f"{source.id} ({source.manifest.origin}, release {source.manifest.release})"
             brought = bring_up(report, project, pinned, held.store, source)

@@ -11,9 +11,9 @@ from pathlib import Path
 from prefect import flow
 
 from blocks import resolve
-from flows.common import stack_lock
 from flows.report import StageReport, publish_backup
-from incarnate import publish
+from flows.stack_lock import stack_lock
+from incarnate import publish, stages
 from incarnate.datasources.volume import pull_toolbox
 from incarnate.host import Host, free_port
 from incarnate.registry import Registry
@@ -92,13 +92,13 @@ def run_and_back_up(
     """Run the release on empty volumes in a scratch stack, back it up at `prefix`, remove the stack; its size."""
     descriptor, port = checked.folder.descriptor, free_port()
     scratch = publish.scratch_name(descriptor)
-    with report.stage("create host"):
+    with report.stage(stages.create_host.NAME):
         project = create_host(host, scratch)
     with report.stage("clear scratch") as row:
         if stale := tear_down(project):  # a killed publication's volumes would not be empty
             row["detail"] = f"removed the stale scratch stack {scratch} ({', '.join(stale)})"
     try:
-        with report.stage("start") as row:
+        with report.stage(stages.start.NAME) as row:
             project.write_files(
                 checked.folder.files["compose.yaml"], publish.scratch_variables(descriptor, registry.address, str(port))
             )
@@ -106,9 +106,9 @@ def run_and_back_up(
             pull_toolbox(host, registry.address)
             start(project)
             row["detail"] = f"scratch stack {scratch} on host {host.name}, empty volumes"
-        with report.stage("migrate") as row:
+        with report.stage(stages.migrate.NAME) as row:
             row["detail"] = wait_ready(project, descriptor, port).describe()
-        with report.stage("backup") as row:
+        with report.stage(stages.backup.NAME) as row:
             result = back_up_vanilla(project, descriptor, registry.address, releases, prefix)
             row["detail"] = (
                 f"vanilla backup {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new bytes stored"

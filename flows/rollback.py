@@ -4,10 +4,12 @@ right after it was deployed. What runs now is stopped and backed up first, so no
 from prefect import flow
 
 from blocks import resolve
-from flows.common import before_any_change, bring_up, closing_backup, now, record_incarnation, stack_on_host
-from flows.common import incarnation as make_incarnation
+from flows.deploy import bring_up, closing_backup
+from flows.incarnation_record import incarnation as make_incarnation
+from flows.incarnation_record import now, record_incarnation
+from flows.prologue import before_any_change, stack_on_host
 from flows.report import StageReport
-from incarnate import incarnations
+from incarnate import incarnations, stages
 from incarnate.errors import ReleaseError
 from incarnate.releases import customer_releases
 from incarnate.repo import load_customer_config
@@ -28,7 +30,7 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
         saved SSH host block), or a Docker engine address.
     """
     report, started = StageReport("rollback"), now()
-    with report.stage("load config"):
+    with report.stage(stages.load_config.NAME):
         stack = load_customer_config(repo).config.stack
         wanted = incarnations.find(repo, stack, incarnation)
         if not wanted.backup:
@@ -36,9 +38,10 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
                 f"incarnation {wanted.tag} has no backup of its own ({wanted.result}); choose one `incarnate history` "
                 f"shows with a backup."
             )
-        store = resolve.backup_store(load_customer_config(repo, wanted.commit).config)
+        then = load_customer_config(repo, wanted.commit)
+        store = resolve.backup_store(then.config)
         releases = customer_releases(store)
-        target = load_config(repo, wanted.commit, releases)
+        target = load_config(repo, wanted.commit, releases, then)
     report.stack = stack
     backup_settings = target.customer.config.backup
     with stack_on_host(report, target.customer.config, docker_host, store=store) as held:
@@ -51,9 +54,9 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
                 f"it runs release {running.release}",
             ) as stop:
                 stop(releases.descriptor(running.product, running.release).activated(running.services))
-                with report.stage("backup (before rollback)") as row:
+                with report.stage(f"{stages.backup.NAME} (before rollback)") as row:
                     row["detail"] = backup(held.project, store, backup_settings).snapshot.id
-        with report.stage("fetch backup") as row:
+        with report.stage(stages.fetch_backup.NAME) as row:
             source = fetch_backup(target, store, releases, wanted.backup)
             row["detail"] = source.id
         with report.stage("remove stack"):

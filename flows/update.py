@@ -10,16 +10,11 @@ stages.
 from prefect import flow
 
 from blocks import resolve
-from flows.common import (
-    before_any_change,
-    bring_up,
-    closing_backup,
-    deployment_on_host,
-    incarnation,
-    now,
-    record_incarnation,
-)
+from flows.deploy import bring_up, closing_backup
+from flows.incarnation_record import incarnation, now, record_incarnation
+from flows.prologue import before_any_change, deployment_on_host
 from flows.report import StageReport
+from incarnate import stages
 from incarnate.errors import IntegrityError, StageError
 from incarnate.releases import customer_releases
 from tasks.backup import backup
@@ -60,13 +55,13 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
                 fetch_release(target, store, releases)
                 row["detail"] = f"release {target.release.release} files in the customer store"
             stop(previous.release)
-            with report.stage("backup (pre-update)") as row:
+            with report.stage(f"{stages.backup.NAME} (pre-update)") as row:
                 before = backup(project, store, backup_settings)
                 problems = verify(store, [before.snapshot]).problems
                 if problems:
                     raise IntegrityError(f"pre-update backup {before.snapshot.id} does not verify ({problems[0]}).")
                 row["detail"] = f"{before.snapshot.id}, verified"
-            with report.stage("fetch backup") as row:
+            with report.stage(stages.fetch_backup.NAME) as row:
                 source = fetch_backup(target, store, releases, before.snapshot.id)
                 row["detail"] = f"{source.id}; release {target.release.release} files in the customer store"
         try:

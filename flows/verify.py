@@ -6,6 +6,7 @@ from prefect.artifacts import create_table_artifact
 
 from blocks import resolve
 from flows.report import StageReport, artifact_key
+from incarnate import stages
 from incarnate.backup_format import Sample, find_snapshot, list_snapshots
 from incarnate.errors import IntegrityError, StoreError
 from incarnate.repo import load_customer_config
@@ -24,7 +25,7 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
         sample: a percentage (10%) or a byte budget (500M, 2G) of the chunks of every snapshot; empty reads all.
     """
     report = StageReport("verify")
-    with report.stage("load config") as row:
+    with report.stage(stages.load_config.NAME) as row:
         config = load_customer_config(repo).config
         store = resolve.backup_store(config)
         share = Sample.parse(sample) if sample else None

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from incarnate import settings
 from incarnate.backup_format import MANIFEST, Snapshot, list_snapshots, scan_snapshots
 from incarnate.config import Retention
+from incarnate.incarnations import rollback_targets
 from incarnate.stores import Store
 from incarnate.stores.locking import StoreBusy, exclusive_lock
 
@@ -201,3 +202,10 @@ def prune(
     except StoreBusy as busy:
         result.clean_up_skipped = f"{busy} A later prune deletes the unreferenced chunks."
     return result
+
+
+def prune_stack(store: Store, repo: str, stack: str, policy: Retention, dry_run: bool = False) -> PruneResult:
+    """A stack's retention as the backup flow and `incarnate prune` apply it: the backups its last
+    `keep_incarnations` incarnations list (what `incarnate rollback` restores) are kept too."""
+    protected = rollback_targets(repo, stack, policy.keep_incarnations)
+    return prune(store, stack, policy, dry_run=dry_run, protected=protected)

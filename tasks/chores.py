@@ -10,7 +10,6 @@ from incarnate.backup_format import Sample, Snapshot, Verified, verify_chunks
 from incarnate.compose import ComposeProject
 from incarnate.config import Retention
 from incarnate.errors import StageError
-from incarnate.incarnations import rollback_targets
 from incarnate.releases import ReleaseDescriptor
 from incarnate.stores import Store
 from tasks import STAGE
@@ -62,5 +61,4 @@ def verify(store: Store, snapshots: list[Snapshot], sample: Sample | None = None
 def prune(store: Store, repo: str, stack: str, policy: Retention) -> retention.PruneResult:
     """Apply the stack's retention to its snapshots (keeping its recent incarnations' backups), then delete chunks
     nothing references."""
-    protected = rollback_targets(repo, stack, policy.keep_incarnations)
-    return retention.prune(store, stack, policy, protected=protected)
+    return retention.prune_stack(store, repo, stack, policy)

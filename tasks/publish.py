@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from prefect import task
 
-from incarnate import publish, settings
+from incarnate import publish, settings, stages
 from incarnate.compose import ComposeProject
 from incarnate.host import Host
 from incarnate.readiness import Readiness, wait_until_ready
@@ -32,13 +32,13 @@ def check_release(folder: publish.ReleaseFolder, releases: ReleaseStore, registr
     return CheckedRelease(folder, digests, publish.refuse_changed(releases, folder, digests))
 
 
-@task(name="migrate", **STAGE)
+@task(name=stages.migrate.NAME, **STAGE)
 def wait_ready(project: ComposeProject, release: ReleaseDescriptor, http_port: int) -> Readiness:
     """The release's own containers migrate the empty data on start; wait until it reports its schema version."""
     return wait_until_ready(project, release, http_port, settings.ready_seconds())
 
 
-@task(name="backup", retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
+@task(name=stages.backup.NAME, retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
 @shows_progress
 def back_up_vanilla(
     project: ComposeProject, release: ReleaseDescriptor, registry: str, releases: ReleaseStore, prefix: str

@@ -9,4 +9,4 @@ missing release, images the registry lacks) before the host or any running stack
 
 from incarnate.stages import backup, create_host, fetch_backup, load_config, migrate, restore, start
 
-ORDER = (load_config, create_host, fetch_backup, restore, start, migrate, backup)
+__all__ = ["backup", "create_host", "fetch_backup", "load_config", "migrate", "restore", "start"]

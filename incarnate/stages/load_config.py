@@ -6,14 +6,21 @@ from collections.abc import Callable
 from incarnate.pinned import PinnedStack
 from incarnate.registry import Registry, check_images
 from incarnate.releases import ReleaseStore
-from incarnate.repo import load_customer_config
+from incarnate.repo import CustomerConfig, load_customer_config
 
 NAME = "load config"
 
 
-def run(repo: str, ref: str, releases: ReleaseStore, registry_for: Callable[[str | None], Registry]) -> PinnedStack:
-    """`registry_for` turns stack.yaml's `registry` (None: this machine's) into the registry its images come from."""
-    customer = load_customer_config(repo, ref)
+def run(
+    repo: str,
+    ref: str,
+    releases: ReleaseStore,
+    registry_for: Callable[[str | None], Registry],
+    loaded: CustomerConfig | None = None,
+) -> PinnedStack:
+    """`registry_for` turns stack.yaml's `registry` (None: this machine's) into the registry its images come from;
+    `loaded`: the repo at that ref, when the flow has read it already (a clone a read)."""
+    customer = loaded or load_customer_config(repo, ref)
     config = customer.config
     descriptor = releases.descriptor(config.product, config.release)
     descriptor.refuse_unknown(config.services, config.size, f"{repo} at {customer.commit[:10]}: stack.yaml")

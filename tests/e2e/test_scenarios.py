@@ -190,7 +190,7 @@ def test_restore_drill_restores_checks_and_removes_a_scratch_stack(customer):
 
 
 def test_a_second_run_on_the_same_stack_waits_and_fails_clearly(customer):
-    from flows.common import stack_lock
+    from flows.stack_lock import stack_lock
 
     assert customer.install().returncode == 0
     running = customer.containers()

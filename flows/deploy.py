@@ -1,0 +1,72 @@
+"""The sequence every deploying flow runs: restore, start, migrate; then the closing backup."""
+
+from dataclasses import dataclass
+
+from flows.report import StageReport, publish_backup
+from incarnate import stages
+from incarnate.backup_format import Snapshot
+from incarnate.compose import ComposeProject
+from incarnate.pinned import PinnedStack
+from incarnate.readiness import Readiness
+from incarnate.stages.backup import BackupResult
+from incarnate.stages.restore import describe_origin, kept_all, runs_snapshot_data
+from incarnate.stores import Store
+from tasks.backup import backup
+from tasks.migrate import migrate
+from tasks.restore import restore
+from tasks.start import start
+
+
+@dataclass(frozen=True)
+class BroughtUp:
+    outcome: dict[str, str]  # per artifact: loaded, or kept (not empty)
+    readiness: Readiness  # what the stack reported once it ran the release
+
+    def origin(self, snapshot_id: str) -> str:
+        return describe_origin(snapshot_id, self.outcome)
+
+
+def bring_up(
+    report: StageReport, project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot
+) -> BroughtUp:
+    """Restore, start, migrate: the stages every deploying flow runs in this order, each reported."""
+    with report.stage(stages.restore.NAME) as row:
+        outcome = restore(project, pinned, store, snapshot)
+        row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
+    with report.stage(stages.start.NAME) as row:
+        if removed := start(project):
+            row["detail"] = f"{', '.join(removed)} no longer activated: container removed, volumes kept"
+    with report.stage(stages.migrate.NAME) as row:
+        readiness = migrate(project, pinned, snapshot, kept_all(outcome))
+        row["detail"] = readiness.describe()
+    return BroughtUp(outcome, readiness)
+
+
+@dataclass(frozen=True)
+class Closing:
+    snapshot_id: str  # the deployment's backup: a new snapshot, or the restored one when the data is exactly its
+    result: BackupResult | None  # None: no backup ran
+
+
+def closing_backup(
+    report: StageReport,
+    project: ComposeProject,
+    pinned: PinnedStack,
+    store: Store,
+    source: Snapshot,
+    brought: BroughtUp,
+) -> Closing:
+    """The backup a deployment ends with, unless the stack runs exactly the data it restored (every artifact loaded
+    from `source`, no migration): then `source` already is that backup, and re-reading it all would store nothing."""
+    with report.stage(stages.backup.NAME) as row:
+        if runs_snapshot_data(source, brought.outcome, pinned.release):
+            row["detail"] = (
+                f"not needed: the stack runs the data of {source.id} unchanged (schema "
+                f"{source.manifest.schema_version}, nothing kept, no migration); recorded as this deployment's backup"
+            )
+            print(f"stack {pinned.stack}: closing backup {row['detail']}")
+            return Closing(source.id, None)
+        after = backup(project, store, pinned.customer.config.backup)
+        row["detail"] = f"{after.snapshot.id}: {after.stats.new_bytes:,} new bytes; {after.protection}"
+    publish_backup(pinned.stack, after)
+    return Closing(after.snapshot.id, after)
