@@ -75,41 +75,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from blocks import resolve
-    from incarnate.backup_format import list_snapshots
-    from incarnate.errors import StoreError
-    from incarnate.incarnations import Incarnation, history
+    from incarnate import listings
     from incarnate.repo import load_customer_config
 
     config = load_customer_config(args.repo).config
-    entries = history(args.repo, config.stack)
-    try:
-        present: set[str] | None = {
-            snapshot.id for snapshot in list_snapshots(resolve.backup_store(config), config.stack)
-        }
-    except StoreError as error:
-        present = None
-        print(f"(whose backups are still there is unknown: {error})", file=sys.stderr)
-
-    def origin(entry: Incarnation) -> str:
-        return (
-            f"kept data (snapshot {entry.restored_from} not loaded)"
-            if entry.kept_data
-            else f"from {entry.restored_from or '-'}"
-        )
-
-    def backup(entry: Incarnation) -> str:
-        gone = entry.backup and present is not None and entry.backup not in present
-        return f"{entry.backup or '-'}{' (gone)' if gone else ''}"
-
-    print(f"stack {config.stack}: {len(entries)} incarnations")
-    for entry in entries:
-        total = sum(entry.seconds.values())
-        print(
-            f"  {(entry.tag or '?').rsplit('/', 1)[-1]}  {entry.flow:<17} {entry.result:<11} release "
-            f"{entry.release:<7} "
-            f"commit {entry.commit[:10]}  {origin(entry)}  backup {backup(entry)}  "
-            f"host {entry.host}  by {entry.triggered_by}  {total:.0f} s"
-        )
+    lines, warning = listings.incarnations(args.repo, config, resolve.backup_store(config))
+    if warning:
+        print(warning, file=sys.stderr)
+    print("\n".join(lines))
     return 0
 
 
@@ -182,41 +155,16 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from blocks import resolve
-    from incarnate.readiness import observe
-    from incarnate.releases import customer_releases
+    from incarnate import listings
     from incarnate.repo import load_customer_config
     from incarnate.stages import create_host
-    from incarnate.state import read_state
 
     config = load_customer_config(args.repo, args.ref).config
     host = resolve.host(args.docker_host)
     project = create_host.run(host, config.stack)  # without host settings: status only reads
-    state = read_state(project)
-    if state is None or not project.has_files():
-        print(f"stack {config.stack}: not deployed on host {host.name}")
-        return 3
-    print(
-        f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})"
-        + (f", size {state.size}" if state.size else "")
-        + (f", activated {', '.join(state.services)}" if state.services else "")
-    )
-    print(f"  config    {state.repo} at {state.config_commit[:10]} ({state.ref})")
-    came = (
-        f"kept its data (snapshot {state.restored_from} not loaded)"
-        if state.kept_data
-        else f"from snapshot {state.restored_from}"
-    )
-    print(f"  restored  {came}, deployed {state.deployed_at}")
-    release = (
-        customer_releases(resolve.backup_store(config))
-        .descriptor(state.product, state.release)
-        .activated(state.services)
-    )
-    readiness, seen = observe(project, release, state.http_port)
-    print(f"  answers   {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
-    for service in project.services():
-        print(f"  {service.get('Service', '?'):<9} {service.get('State', '?')} {service.get('Health', '')}".rstrip())
-    return 0
+    code, lines = listings.status(config, host, project, lambda: resolve.backup_store(config))
+    print("\n".join(lines))
+    return code
 
 
 def _stack_store(args: argparse.Namespace):
@@ -228,26 +176,11 @@ def _stack_store(args: argparse.Namespace):
 
 
 def cmd_backups(args: argparse.Namespace) -> int:
-    from incarnate.backup_format import scan_snapshots
-    from incarnate.stores import lock_description
+    from incarnate import listings
 
-    config, store = _stack_store(args)
-    snapshots, unreadable = scan_snapshots(store, config.stack)
-    print(
-        f"stack {config.stack}: {len(snapshots)} snapshot{'' if len(snapshots) == 1 else 's'} in {store.location}; "
-        f"{store.describe()}; "
-        f"{lock_description(store, config.backup.lock_days, config.backup.lock_mode)}"
-    )
-    for snapshot in snapshots:
-        manifest = snapshot.manifest
-        size = manifest.size()
-        print(
-            f"  {snapshot.id}  {manifest.origin:<8} release {manifest.release:<8} {size:>14,} bytes  "
-            f"{manifest.created_at}"
-        )
-    for bad in unreadable:
-        print(f"  {bad.id}  unreadable: {bad.reason}")
-    return 1 if unreadable else 0
+    lines, readable = listings.snapshots(*_stack_store(args))
+    print("\n".join(lines))
+    return 0 if readable else 1
 
 
 def _passphrase() -> str:
@@ -287,35 +220,20 @@ def cmd_key_import(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from incarnate.incarnations import rollback_targets
-    from incarnate.retention import prune
+    from incarnate import listings
+    from incarnate.retention import prune_stack
 
     config, store = _stack_store(args)
-    protected = rollback_targets(args.repo, config.stack, config.backup.retention.keep_incarnations)
-    result = prune(store, config.stack, config.backup.retention, dry_run=args.dry_run, protected=protected)
-    for snapshot_id in result.forgotten:
-        print(f"  {'would forget' if args.dry_run else 'forgot'} {snapshot_id}")
-    for snapshot_id in result.locked_snapshots:
-        print(f"  kept {snapshot_id}: still locked by the server")
-    print(f"stack {config.stack}: {result.summary()}")
+    result = prune_stack(store, args.repo, config.stack, config.backup.retention, dry_run=args.dry_run)
+    print("\n".join(listings.pruned(config.stack, result, args.dry_run)))
     return 0
 
 
 def cmd_release_list(args: argparse.Namespace) -> int:
     from blocks import resolve
+    from incarnate import listings
 
-    releases = resolve.release_store()
-    published = releases.publications(args.product)
-    print(
-        f"release store {releases.location}: {len(published)} published release{'s' if len(published) != 1 else ''}"
-        + (f" of {args.product}" if args.product else "")
-    )
-    for record in published:
-        print(
-            f"  {record.product:<12} {record.release:<9} schema {record.schema_version:<4} vanilla "
-            f"{record.vanilla_bytes:>13,} bytes"
-            f"  published {record.published_at}"
-        )
+    print("\n".join(listings.releases(resolve.release_store(), args.product)))
     return 0
 
 

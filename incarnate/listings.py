@@ -1,0 +1,118 @@
+"""What the read-only commands show (status, history, backups, prune, release list): plain functions that read
+and return the lines, so the command line only resolves the things, prints, and exits."""
+
+from collections.abc import Callable
+
+from incarnate.backup_format import list_snapshots, scan_snapshots
+from incarnate.compose import ComposeProject
+from incarnate.config import StackConfig
+from incarnate.errors import StoreError
+from incarnate.host import Host
+from incarnate.incarnations import Incarnation, history
+from incarnate.readiness import observe
+from incarnate.releases import ReleaseStore, customer_releases
+from incarnate.retention import PruneResult
+from incarnate.state import read_state
+from incarnate.stores import Store, lock_description
+from incarnate.stores.sealed import SealedStore
+
+NOT_DEPLOYED = 3  # the exit code of `status` for a stack that does not run on that host
+
+
+def status(
+    config: StackConfig, host: Host, project: ComposeProject, store: Callable[[], Store]
+) -> tuple[int, list[str]]:
+    """What runs, which release, which backup it came from, what it answers; NOT_DEPLOYED when nothing runs (the
+    store is opened only when something does)."""
+    state = read_state(project)
+    if state is None or not project.has_files():
+        return NOT_DEPLOYED, [f"stack {config.stack}: not deployed on host {host.name}"]
+    came = (
+        f"kept its data (snapshot {state.restored_from} not loaded)"
+        if state.kept_data
+        else f"from snapshot {state.restored_from}"
+    )
+    lines = [
+        f"stack {state.stack} on host {host.name}: {state.product} {state.release} (schema {state.schema_version})"
+        + (f", size {state.size}" if state.size else "")
+        + (f", activated {', '.join(state.services)}" if state.services else ""),
+        f"  config    {state.repo} at {state.config_commit[:10]} ({state.ref})",
+        f"  restored  {came}, deployed {state.deployed_at}",
+    ]
+    release = customer_releases(store()).descriptor(state.product, state.release).activated(state.services)
+    readiness, seen = observe(project, release, state.http_port)
+    lines.append(f"  answers   {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
+    for service in project.services():
+        lines.append(
+            f"  {service.get('Service', '?'):<9} {service.get('State', '?')} {service.get('Health', '')}".rstrip()
+        )
+    return 0, lines
+
+
+def incarnations(repo: str, config: StackConfig, store: Store) -> tuple[list[str], str]:
+    """The stack's incarnations, each marked when its backup is gone; and a warning ("" when none) when the store
+    cannot say which backups are still there."""
+    entries = history(repo, config.stack)
+    warning = ""
+    try:
+        present: set[str] | None = {snapshot.id for snapshot in list_snapshots(store, config.stack)}
+    except StoreError as error:
+        present, warning = None, f"(whose backups are still there is unknown: {error})"
+
+    def origin(entry: Incarnation) -> str:
+        return (
+            f"kept data (snapshot {entry.restored_from} not loaded)"
+            if entry.kept_data
+            else f"from {entry.restored_from or '-'}"
+        )
+
+    def backup(entry: Incarnation) -> str:
+        gone = entry.backup and present is not None and entry.backup not in present
+        return f"{entry.backup or '-'}{' (gone)' if gone else ''}"
+
+    lines = [f"stack {config.stack}: {len(entries)} incarnations"]
+    for entry in entries:
+        lines.append(
+            f"  {(entry.tag or '?').rsplit('/', 1)[-1]}  {entry.flow:<17} {entry.result:<11} release "
+            f"{entry.release:<7} commit {entry.commit[:10]}  {origin(entry)}  backup {backup(entry)}  "
+            f"host {entry.host}  by {entry.triggered_by}  {sum(entry.seconds.values()):.0f} s"
+        )
+    return lines, warning
+
+
+def snapshots(config: StackConfig, store: SealedStore) -> tuple[list[str], bool]:
+    """The stack's snapshots, then the unreadable ones; whether all could be read."""
+    readable, unreadable = scan_snapshots(store, config.stack)
+    lines = [
+        f"stack {config.stack}: {len(readable)} snapshot{'' if len(readable) == 1 else 's'} in {store.location}; "
+        f"{store.describe()}; {lock_description(store, config.backup.lock_days, config.backup.lock_mode)}"
+    ]
+    for snapshot in readable:
+        manifest = snapshot.manifest
+        lines.append(
+            f"  {snapshot.id}  {manifest.origin:<8} release {manifest.release:<8} {manifest.size():>14,} bytes  "
+            f"{manifest.created_at}"
+        )
+    lines += [f"  {bad.id}  unreadable: {bad.reason}" for bad in unreadable]
+    return lines, not unreadable
+
+
+def pruned(stack: str, result: PruneResult, dry_run: bool) -> list[str]:
+    return [
+        *(f"  {'would forget' if dry_run else 'forgot'} {snapshot_id}" for snapshot_id in result.forgotten),
+        *(f"  kept {snapshot_id}: still locked by the server" for snapshot_id in result.locked_snapshots),
+        f"stack {stack}: {result.summary()}",
+    ]
+
+
+def releases(store: ReleaseStore, product: str | None) -> list[str]:
+    published = store.publications(product)
+    return [
+        f"release store {store.location}: {len(published)} published release{'s' if len(published) != 1 else ''}"
+        + (f" of {product}" if product else ""),
+        *(
+            f"  {record.product:<12} {record.release:<9} schema {record.schema_version:<4} vanilla "
+            f"{record.vanilla_bytes:>13,} bytes  published {record.published_at}"
+            for record in published
+        ),
+    ]
