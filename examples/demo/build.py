@@ -194,17 +194,11 @@ def create_customer_repo(path: Path, backups: Path) -> None:
     )
     for args in (
         ["init", "--quiet", "--initial-branch=main"],
+        # an identity of the repo's own: the README's tour commits to it on machines that have none
+        ["config", "user.name", "demo operator"],
+        ["config", "user.email", "operator@demo.localhost"],
         ["add", "stack.yaml"],
-        [
-            "-c",
-            "user.name=incarnate",
-            "-c",
-            "user.email=incarnate@localhost",
-            "commit",
-            "--quiet",
-            "-m",
-            "Pin demo release 1.0.0",
-        ],
+        ["commit", "--quiet", "-m", "Pin demo release 1.0.0"],
     ):
         subprocess.run(["git", "-C", str(path), *args], check=True)
 
