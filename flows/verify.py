@@ -7,7 +7,7 @@ from prefect.artifacts import create_table_artifact
 from blocks import resolve
 from flows.report import StageReport, artifact_key
 from incarnate import stages
-from incarnate.backup_format import Sample, find_snapshot, list_snapshots
+from incarnate.backup_format import Sample, find_snapshot, scan_snapshots
 from incarnate.errors import IntegrityError, StoreError
 from incarnate.repo import load_customer_config
 from tasks.chores import verify
@@ -30,9 +30,12 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
         store = resolve.backup_store(config)
         share = Sample.parse(sample) if sample else None
         everything = every or (share is not None and snapshot is None)
-        chosen = list_snapshots(store, config.stack) if everything else [find_snapshot(store, config.stack, snapshot)]
-        chosen = [found for found in chosen if found is not None]
-        if not chosen:
+        if snapshot:  # that one only: find_snapshot says why it cannot be read
+            chosen, unreadable = [find_snapshot(store, config.stack, snapshot)], []
+        else:  # every manifest of the stack that cannot be read is a problem, whichever snapshots are re-read
+            readable, unreadable = scan_snapshots(store, config.stack)
+            chosen = readable if everything else readable[-1:]
+        if not chosen and not unreadable:
             raise StoreError(f"stack {config.stack} has no snapshot in {store.location} to verify.")
         row["detail"] = (
             f"{len(chosen)} snapshot{'s' if len(chosen) > 1 else ''}, {sample or 'every chunk'}; {store.describe()}"
@@ -40,8 +43,10 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
     report.stack = config.stack
     with report.stage("verify") as row:
         result = verify(store, chosen, share)
+        problems = [f"snapshot {bad.id}: its manifest cannot be read ({bad.reason})" for bad in unreadable]
+        problems += result.problems
         row["detail"] = f"{result.chunks_read} of {result.chunks_total} chunks, {result.bytes_read:,} bytes: " + (
-            "all good" if not result.problems else f"{len(result.problems)} bad"
+            "all good" if not problems else f"{len(problems)} bad"
         )
     report.publish()
     create_table_artifact(
@@ -50,11 +55,16 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
             {"snapshot": found.id, "release": found.manifest.release, "created": found.manifest.created_at}
             for found in chosen
         ]
-        + [{"snapshot": "problem", "release": "", "created": problem} for problem in result.problems],
+        + [{"snapshot": "problem", "release": "", "created": problem} for problem in problems],
         description=row["detail"],
     )
-    for problem in result.problems:
+    for problem in problems:
         print(problem)
+    if unreadable:
+        raise IntegrityError(
+            f"stack {config.stack}: {len(unreadable)} snapshot manifest{'s' if len(unreadable) > 1 else ''} in "
+            f"{store.location} cannot be read ({', '.join(bad.id for bad in unreadable)}); first: {problems[0]}"
+        )
     if result.problems:
         raise IntegrityError(
             f"stack {config.stack}: {len(result.problems)} of {result.chunks_read} chunks read in "
@@ -70,5 +80,5 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
         "chunks_read": result.chunks_read,
         "chunks_total": result.chunks_total,
         "bytes_read": result.bytes_read,
-        "problems": result.problems,
+        "problems": problems,
     }

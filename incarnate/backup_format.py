@@ -32,7 +32,7 @@ from pyfastcdc import FastCDC
 
 from incarnate import __version__
 from incarnate.encryption import PLAIN, Codec
-from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, StageError, StoreError
+from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, StageError, StoreError, UnreadableSnapshots
 from incarnate.progress import Meter, track
 from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
@@ -209,6 +209,14 @@ def find_snapshot(store: Store, stack: str, snapshot_id: str | None = None) -> S
             if bad.id == snapshot_id:
                 raise IntegrityError(f"snapshot {snapshot_id} cannot be restored: {bad.reason}")
         raise StoreError(f"store {store.location}: stack {stack} has no complete snapshot {snapshot_id}.")
+    if unreadable and not snapshots:
+        named = "; ".join(f"{bad.id}: {bad.reason}" for bad in unreadable)
+        raise UnreadableSnapshots(
+            f"store {store.location}: stack {stack} has {len(unreadable)} snapshot{'s' if len(unreadable) > 1 else ''} "
+            f"and none can be read ({named}); refusing to take it for a stack without backups, whose deployment "
+            f"would restore the release's vanilla backup. Make them readable (restore keys/config.json, the store "
+            f"key, or use a newer incarnate). Nothing was changed."
+        )
     newest = snapshots[-1] if snapshots else None
     for bad in unreadable:
         if newest is None or bad.id > newest.id:

@@ -39,6 +39,13 @@ class IntegrityError(IncarnateError):
     """Stored data does not match its manifest: a checksum, a size, a missing artifact."""
 
 
+class UnreadableSnapshots(IntegrityError):
+    """A stack has snapshots and none can be read: refused, never taken for a stack without any (whose deployment
+    would restore the vanilla backup, an empty app)."""
+
+    exit_code = 2
+
+
 class StageError(IncarnateError):
     """A stage of the pipeline failed on the running stack (start, health, migration)."""
 

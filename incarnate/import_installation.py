@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from incarnate.backup_format import Snapshot, SnapshotWriter, artifact_name, list_snapshots, new_snapshot_prefix
+from incarnate.backup_format import Snapshot, SnapshotWriter, artifact_name, new_snapshot_prefix, scan_snapshots
 from incarnate.errors import ConfigError
 from incarnate.host import Host
 from incarnate.pinned import PinnedStack
@@ -12,7 +12,8 @@ from incarnate.stores import Store
 def import_snapshot(pinned: PinnedStack, store: Store, dumps: dict[str, str], directories: dict[str, str]) -> Snapshot:
     """A dump file per database and a directory per volume (a volume without one starts empty), as a snapshot."""
     release, config = pinned.release, pinned.customer.config
-    if list_snapshots(store, config.stack):
+    readable, unreadable = scan_snapshots(store, config.stack)
+    if readable or unreadable:  # one that cannot be read is a snapshot all the same
         raise ConfigError(
             f"stack {config.stack} already has snapshots in {store.location}; an import only seeds an empty store."
         )

@@ -194,3 +194,24 @@ def test_a_restore_told_to_stop_ends_at_the_next_chunk_naming_what_it_was_restor
     ):
         restore_artifact(store, snapshot, snapshot.manifest.artifact("database-demo"), consume, stop)
     assert len(consumed[0]) == 1 << 20
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"{not json", json.dumps({"format": 99, "stack": "acme", "future": True}).encode()],
+    ids=["unparsable", "newer-format"],
+)
+def test_a_stack_whose_every_snapshot_is_unreadable_is_refused_never_taken_for_one_without_snapshots(tmp_path, damage):
+    """The caller would seed and restore the vanilla backup for a stack without snapshots: an empty app, healthy,
+    after a disaster. Unreadable snapshots are a refusal (exit 2) naming each and why."""
+    store = LocalStore(tmp_path)
+    older, _ = make_snapshot(store, b"older")
+    newer, _ = make_snapshot(store, b"newer")
+    for snapshot in (older, newer):
+        damage_manifest(store, snapshot, damage)
+    with pytest.raises(IntegrityError) as refused:
+        find_snapshot(store, "acme")
+    assert refused.value.exit_code == 2
+    message = str(refused.value)
+    assert older.id in message and newer.id in message and "vanilla" in message and "Nothing was changed" in message
+    assert find_snapshot(store, "other-stack") is None  # a stack with no snapshot at all: the vanilla backup's turn

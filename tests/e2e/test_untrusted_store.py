@@ -1,0 +1,46 @@
+"""Verify, don't trust: what the store holds is checked, and what cannot be read or verified is refused loudly, never
+taken for a default that looks like success."""
+
+from incarnate.backup_format import MANIFEST
+
+
+def damage_every_manifest(customer) -> list[str]:
+    """What a newer incarnate, a lost key configuration or a damaged disk leaves: manifests this one cannot read."""
+    damaged = []
+    for manifest in sorted((customer.store / "backups" / customer.stack).glob(f"*/{MANIFEST}")):
+        manifest.unlink()
+        manifest.write_bytes(b'{"format": 99, "written by": "a newer incarnate"}')
+        damaged.append(manifest.parent.name)
+    return damaged
+
+
+def store_objects(customer) -> set[str]:
+    return {str(path.relative_to(customer.store)) for path in customer.store.rglob("*") if path.is_file()}
+
+
+def test_a_stack_whose_every_snapshot_is_unreadable_is_never_recovered_from_the_vanilla_backup(customer):
+    """The disaster, then a store whose snapshots cannot be read: recovering would have seeded and restored the
+    release's vanilla backup and said so successfully, an empty app. Recover, verify and import refuse instead."""
+    assert customer.install().returncode == 0
+    customer.request("POST", "/records", b'{"title": "precious"}')
+    assert customer.incarnate("backup", str(customer.repo)).returncode == 0
+    damaged = damage_every_manifest(customer)
+    assert len(damaged) == 2  # the vanilla copy and the backup
+    customer.remove_stack()
+    before = store_objects(customer)
+
+    recovered = customer.incarnate("recover", str(customer.repo))
+    assert recovered.returncode == 2, recovered.stderr[-3000:]
+    error = recovered.stderr.strip().splitlines()[-1]
+    assert all(snapshot in error for snapshot in damaged) and "vanilla" in error and "Nothing was changed" in error
+    assert customer.containers() == {}
+    assert store_objects(customer) == before  # no vanilla backup copied in
+
+    verified = customer.incarnate("verify", str(customer.repo))
+    assert verified.returncode != 0 and all(snapshot in verified.stderr for snapshot in damaged)
+    sampled = customer.incarnate("verify", str(customer.repo), "--sample", "100%")
+    assert sampled.returncode == 1 and all(snapshot in sampled.stderr for snapshot in damaged)
+
+    imported = customer.incarnate("import", str(customer.repo), "--dump", "demo=/dev/null")
+    assert imported.returncode == 2 and "already has snapshots" in imported.stderr
+    assert store_objects(customer) == before
