@@ -41,11 +41,18 @@ class BackupResult:
 
 
 def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> BackupResult:
-    """The stack as it runs now (its state says which release), into `store`."""
+    """The stack as it runs now (its state says which release), into `store`. The stack it is filed under is the
+    project's, named by the customer repo the flow loaded; the host's own state must agree, never decide."""
     state = read_state(project)
     if state is None:
         raise StageError(
             f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up."
+        )
+    if state.stack != project.name:
+        raise StageError(
+            f"host {project.host.name}: the state of stack {project.name} ({project.workdir}/state.json) names "
+            f"stack {state.stack}; refusing to file a backup under another stack's name. Nothing was written; "
+            f"re-deploy stack {project.name} to write its state anew."
         )
     release = customer_releases(store).descriptor(state.product, state.release).activated(state.services)
     return back_up(
@@ -53,10 +60,10 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
         release,
         state.registry,
         store,
-        new_snapshot_prefix(state.stack),
+        new_snapshot_prefix(project.name),
         lock_days,
         lock_mode,
-        stack=state.stack,
+        stack=project.name,
         schema_version=state.schema_version,
         config_commit=state.config_commit,
         origin="backup",

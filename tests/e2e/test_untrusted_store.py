@@ -44,3 +44,24 @@ def test_a_stack_whose_every_snapshot_is_unreadable_is_never_recovered_from_the_
     imported = customer.incarnate("import", str(customer.repo), "--dump", "demo=/dev/null")
     assert imported.returncode == 2 and "already has snapshots" in imported.stderr
     assert store_objects(customer) == before
+
+
+def test_a_host_whose_state_names_another_stack_does_not_decide_where_the_backup_goes(customer):
+    """The stack a backup is filed under comes from the customer repo the flow loaded, not from the host's own
+    state.json: a host that says it runs another stack of a shared store is refused, and nothing is written there."""
+    import json
+
+    from incarnate import settings
+
+    assert customer.install().returncode == 0
+    state = settings.stacks_dir() / customer.stack / "state.json"
+    planted = json.loads(state.read_text()) | {"stack": "victim"}
+    state.write_text(json.dumps(planted))
+    before = store_objects(customer)
+
+    backed_up = customer.incarnate("backup", str(customer.repo))
+    assert backed_up.returncode != 0, backed_up.stderr[-3000:]
+    error = backed_up.stderr.strip().splitlines()[-1]
+    assert "victim" in error and customer.stack in error, error
+    assert not (customer.store / "backups" / "victim").exists()
+    assert {name for name in store_objects(customer) - before if "/manifest.json" in name} == set()
