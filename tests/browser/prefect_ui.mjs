@@ -15,11 +15,15 @@ const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 // The server asks for its password (basic auth); the UI keeps what its login form was given here.
 const auth = process.env.PREFECT_API_AUTH_STRING;
 if (auth) await page.addInitScript((value) => localStorage.setItem('prefect-password', btoa(value)), auth);
-page.setDefaultTimeout(30000);
+page.setDefaultTimeout(60000);
+// The first page parses the UI's bundle of several MB: with both cores busy (the suite runs tests in parallel) that
+// alone took over 30 s once, the page still blank. Waiting longer for it checks nothing less.
+const FIRST_RENDER = { timeout: 180000 };
 try {
   if (mode === 'run') {
     const [stack, flow, screenshot] = rest;
     await page.goto(`${ui}/deployments`);
+    await page.getByPlaceholder('Search deployments...').waitFor(FIRST_RENDER);
     await page.getByPlaceholder('Search deployments...').fill(stack);
     const row = page.locator('tr', { hasText: flow }).filter({ hasText: stack }).first();
     await row.getByRole('link', { name: stack, exact: true }).click();
@@ -33,7 +37,7 @@ try {
   } else if (mode === 'artifact') {
     const [flowRunId, key, screenshot] = rest;
     await page.goto(`${ui}/runs/flow-run/${flowRunId}`);
-    await page.getByText('Completed', { exact: true }).first().waitFor();
+    await page.getByText('Completed', { exact: true }).first().waitFor(FIRST_RENDER);
     await page.getByText('Artifacts', { exact: true }).first().click();
     await page.getByText(key, { exact: true }).first().waitFor();
     await page.screenshot({ path: screenshot });

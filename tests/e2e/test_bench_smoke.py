@@ -42,6 +42,10 @@ def test_benchmark_runs_at_a_small_size(script, args, prints):
 def test_orchestration_benchmark_runs_one_round(customer):
     assert customer.install().returncode == 0
     assert "best of 1: flow" in bench("orchestration_overhead.py", str(customer.repo), "--rounds", "1")
+
+
+def test_recovery_speed_benchmark_runs_at_a_tiny_size(customer):
+    assert customer.install().returncode == 0
     printed = bench("recovery_speed.py", str(customer.repo), "--gb", "0.005", "--memory-at", "0.01")
     assert "backup storing new data, best of 2: incarnate / floor =" in printed
     assert "backup, best of 2: incarnate / floor =" in printed and "recovery: incarnate / floor =" in printed

@@ -16,7 +16,9 @@ from tests.servers import issue_test_certificate, private_registry
 pytestmark = pytest.mark.xdist_group("docker-login")
 
 
-@pytest.fixture(scope="module")
+# Once per test process: in parallel runs the tests of other modules come between these, and a module fixture would
+# push the release's images (and the 893 MB toolbox) again after each.
+@pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     with private_registry(tmp_path_factory.mktemp("private-registry")) as server:
         login = ["docker", "login", "--username", server.username, "--password-stdin", server.address]

@@ -25,7 +25,7 @@ def browser(*args: str) -> subprocess.CompletedProcess:
         **os.environ,
         "PLAYWRIGHT_CORE": str(settings.home() / "tools" / "playwright" / "node_modules" / "playwright-core"),
     }
-    return subprocess.run(["node", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(["node", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_operator_presses_run_in_the_ui_and_sees_the_completed_run_and_its_artifact(customer, served, tmp_path):
