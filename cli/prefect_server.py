@@ -10,6 +10,7 @@ Prefect reads its settings when it is first imported: connect() runs before that
 
 import http.client
 import os
+import ssl
 import sys
 import time
 import urllib.parse
@@ -22,6 +23,7 @@ from incarnate.errors import ConfigError, IncarnateError
 EPHEMERAL_SETTINGS = ("PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE")
 HEALTH_TIMEOUT = 5.0  # one try; a server that stalls longer is tried again until the deadline
 LONGEST_PAUSE = 5.0
+TRUE = ("1", "true", "t", "yes", "y", "on")  # what Prefect's settings take for true
 
 
 class ServerUnreachable(IncarnateError):
@@ -40,10 +42,27 @@ def api_url() -> str:
     return url.rstrip("/")
 
 
+def tls_context() -> ssl.SSLContext:
+    """The server's certificate checked as Prefect's client will check it: not at all with
+    PREFECT_API_TLS_INSECURE_SKIP_VERIFY, against PREFECT_API_SSL_CERT_FILE (a private CA) when set, else the
+    system's CAs."""
+    context = ssl.create_default_context(cafile=os.environ.get("PREFECT_API_SSL_CERT_FILE") or None)
+    if os.environ.get("PREFECT_API_TLS_INSECURE_SKIP_VERIFY", "").strip().lower() in (
+        "1",
+        "true",
+        "t",
+        "yes",
+        "y",
+        "on",
+    ):
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
+
+
 def _health(url: str, timeout: float) -> str:
-    """ "" when the server answers its health check, else what went wrong, in a few words."""
+    """Empty when the server answers its health check, else what went wrong, in a few words."""
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout):
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout, context=tls_context()):
             return ""
     except (OSError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", None) or error  # urllib wraps the socket's error

@@ -1,9 +1,19 @@
 """cli/prefect_server.py: how a command finds the Prefect server, in the cases that need no server."""
 
+import http.server
 import os
+import ssl
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
+
+from cli import prefect_server
+from tests.servers import issue_test_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 INCARNATE = str(Path(sys.executable).with_name("incarnate"))
@@ -40,3 +50,45 @@ def test_connect_refuses_to_run_once_prefect_has_read_its_settings(tmp_path):
     assert done.stderr.strip().splitlines()[-1] == (
         "RuntimeError: cli.prefect_server.connect() must run before prefect is first imported"
     )
+
+
+@contextmanager
+def https_health(folder: Path) -> Iterator[str]:
+    """A real HTTPS server on the loopback answering /api/health, its certificate from a private CA: what a TLS proxy
+    in front of the Prefect server looks like to a command."""
+    ca, cert, key = issue_test_certificate(folder, "127.0.0.1")
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"true")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/api", ca
+    finally:
+        server.shutdown()
+
+
+def test_a_server_behind_tls_with_a_private_ca_is_found_with_prefect_s_own_tls_settings(tmp_path, monkeypatch):
+    """The command checks the server as Prefect's client will talk to it: with PREFECT_API_SSL_CERT_FILE (or
+    PREFECT_API_TLS_INSECURE_SKIP_VERIFY); without them an untrusted certificate is named as the reason."""
+    with https_health(tmp_path) as (url, ca):
+        with pytest.raises(
+            prefect_server.ServerUnreachable, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"
+        ):
+            prefect_server.wait_for_server(url, 0)
+        monkeypatch.setenv("PREFECT_API_SSL_CERT_FILE", str(ca))
+        prefect_server.wait_for_server(url, 0)
+        monkeypatch.delenv("PREFECT_API_SSL_CERT_FILE")
+        monkeypatch.setenv("PREFECT_API_TLS_INSECURE_SKIP_VERIFY", "true")
+        prefect_server.wait_for_server(url, 0)
