@@ -1,5 +1,6 @@
 """The sequence every deploying flow runs: restore, start, migrate; then the closing backup."""
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from flows.report import StageReport, publish_backup
@@ -27,16 +28,18 @@ class BroughtUp:
 
 
 def bring_up(
-    report: StageReport, project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot
+    report: StageReport | None, project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot
 ) -> BroughtUp:
-    """Restore, start, migrate: the stages every deploying flow runs in this order, each reported."""
-    with report.stage(stages.restore.NAME) as row:
+    """Restore, start, migrate: the stages every deploying flow runs in this order, each reported (unless `report`
+    is None: an update's rollback reports them as one step of its own)."""
+    stage = report.stage if report else lambda name: nullcontext({})
+    with stage(stages.restore.NAME) as row:
         outcome = restore(project, pinned, store, snapshot)
         row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
-    with report.stage(stages.start.NAME) as row:
+    with stage(stages.start.NAME) as row:
         if removed := start(project):
             row["detail"] = f"{', '.join(removed)} no longer activated: container removed, volumes kept"
-    with report.stage(stages.migrate.NAME) as row:
+    with stage(stages.migrate.NAME) as row:
         readiness = migrate(project, pinned, snapshot, kept_all(outcome))
         row["detail"] = readiness.describe()
     return BroughtUp(outcome, readiness)

@@ -10,6 +10,7 @@ from flows.incarnation_record import now, record_incarnation
 from flows.prologue import before_any_change, stack_on_host
 from flows.report import StageReport
 from incarnate import incarnations, stages
+from incarnate.backup_format import Snapshot
 from incarnate.errors import ReleaseError
 from incarnate.releases import customer_releases
 from incarnate.repo import load_customer_config
@@ -45,24 +46,40 @@ def rollback(repo: str, incarnation: str, docker_host: str | None = None) -> dic
     report.stack = stack
     backup_settings = target.customer.config.backup
     with stack_on_host(report, target.customer.config, docker_host, store=store) as held:
-        if held.running:
-            running = held.running
-            with before_any_change(
+
+        def fetch() -> Snapshot:
+            with report.stage(stages.fetch_backup.NAME) as row:
+                found = fetch_backup(target, store, releases, wanted.backup)
+                row["detail"] = found.id
+            return found
+
+        source: Snapshot | None = None
+        try:
+            if held.running:  # nothing changes until the first change: a failure up to it starts the app again
+                running = held.running
+                with before_any_change(
+                    report,
+                    held.project,
+                    f"rollback of stack {stack} to incarnation {wanted.tag}",
+                    f"it runs release {running.release}",
+                ) as stop:
+                    stop(releases.descriptor(running.product, running.release).activated(running.services))
+                    with report.stage(f"{stages.backup.NAME} (before rollback)") as row:
+                        row["detail"] = backup(held.project, store, backup_settings).snapshot.id
+                    source = fetch()
+            else:
+                source = fetch()
+            with report.stage("remove stack"):
+                remove_stack(held.project)
+            brought = bring_up(report, held.project, target, store, source)
+            closing = closing_backup(report, held.project, target, store, source, brought)
+        except Exception as error:
+            record_incarnation(
                 report,
-                held.project,
-                f"rollback of stack {stack} to incarnation {wanted.tag}",
-                f"it runs release {running.release}",
-            ) as stop:
-                stop(releases.descriptor(running.product, running.release).activated(running.services))
-                with report.stage(f"{stages.backup.NAME} (before rollback)") as row:
-                    row["detail"] = backup(held.project, store, backup_settings).snapshot.id
-        with report.stage(stages.fetch_backup.NAME) as row:
-            source = fetch_backup(target, store, releases, wanted.backup)
-            row["detail"] = source.id
-        with report.stage("remove stack"):
-            remove_stack(held.project)
-        brought = bring_up(report, held.project, target, store, source)
-        closing = closing_backup(report, held.project, target, store, source, brought)
+                make_incarnation("rollback", target, held.host, started, "failed", source and source.id, error=error),
+                repo,
+            )
+            raise
         report.publish()
         record = record_incarnation(
             report, make_incarnation("rollback", target, held.host, started, "ok", source.id, closing.snapshot_id), repo

@@ -21,9 +21,6 @@ from tasks.backup import backup
 from tasks.chores import remove_stack, verify
 from tasks.fetch_backup import fetch_backup, fetch_release
 from tasks.load_config import load_config
-from tasks.migrate import migrate
-from tasks.restore import restore
-from tasks.start import start
 
 
 @flow(name="update", log_prints=True)
@@ -70,9 +67,7 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
             with report.stage("rollback") as row:
                 try:
                     remove_stack(project)
-                    restore(project, previous, store, before.snapshot)
-                    start(project)
-                    migrate(project, previous, before.snapshot)
+                    bring_up(None, project, previous, store, before.snapshot)
                 except Exception as error:
                     raise StageError(
                         f"update of stack {target.stack} to {target.release.release} failed ({failure}) and so did its "

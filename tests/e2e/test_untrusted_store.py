@@ -65,3 +65,32 @@ def test_a_host_whose_state_names_another_stack_does_not_decide_where_the_backup
     assert "victim" in error and customer.stack in error, error
     assert not (customer.store / "backups" / "victim").exists()
     assert {name for name in store_objects(customer) - before if "/manifest.json" in name} == set()
+
+
+def test_a_rollback_whose_backup_cannot_be_fetched_leaves_the_stack_running_and_is_recorded(customer):
+    """Nothing changes until the first change: a rollback that stopped the app for its backup and then cannot fetch
+    the incarnation's backup starts the app again, says the stack was not changed, and the failed rollback is an
+    incarnation in the history like any failed deployment."""
+    import json
+
+    assert customer.install().returncode == 0
+    first = customer.incarnate("history", str(customer.repo)).stdout.splitlines()[1].split()[0]
+    customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "update to 1.1.0")
+    assert customer.incarnate("update", str(customer.repo)).returncode == 0
+    customer.request("POST", "/records", b'{"title": "written on 1.1.0"}')
+    tag = next(line for line in customer.incarnate("history", str(customer.repo)).stdout.splitlines() if first in line)
+    gone = tag.split("backup ")[1].split()[0]
+    (customer.store / "backups" / customer.stack / gone / MANIFEST).unlink()  # its backup is gone from the store
+
+    rolled = customer.incarnate("rollback", str(customer.repo), first)
+    assert rolled.returncode != 0
+    error = rolled.stderr.strip().splitlines()[-1]
+    assert "was not changed" in error and gone in error, error
+    assert json.loads(customer.request("GET", "/health"))["release"] == "1.1.0"  # running again, as before
+    assert [record["title"] for record in customer.records()] == ["written on 1.1.0"]
+    history = customer.incarnate("history", str(customer.repo)).stdout.splitlines()[1:]
+    assert [(line.split()[1], line.split()[2]) for line in history] == [
+        ("install", "ok"),
+        ("update", "ok"),
+        ("rollback", "failed"),
+    ]
