@@ -32,7 +32,15 @@ from pyfastcdc import FastCDC
 
 from incarnate import __version__
 from incarnate.encryption import PLAIN, Codec
-from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, StageError, StoreError, UnreadableSnapshots
+from incarnate.errors import (
+    ConfigError,
+    EncryptionLost,
+    IntegrityError,
+    ObjectMissing,
+    StageError,
+    StoreError,
+    UnreadableSnapshots,
+)
 from incarnate.progress import Meter, track
 from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
@@ -146,6 +154,8 @@ def read_manifest(store: Store, prefix: str) -> Manifest:
     where = f"store {store.location}: {prefix}/{MANIFEST}"
     try:
         raw = store.get(f"{prefix}/{MANIFEST}")
+    except EncryptionLost:
+        raise  # says what the store lost and the way out; not this manifest's fault
     except IntegrityError:
         raise IntegrityError(
             f"{where} is not a valid manifest (fails authentication: altered, or sealed with another key)."

@@ -46,6 +46,10 @@ class UnreadableSnapshots(IntegrityError):
     exit_code = 2
 
 
+class EncryptionLost(IntegrityError):
+    """An encrypted store lost what says how to open it (keys/config.json): refused, never read or written plain."""
+
+
 class StageError(IncarnateError):
     """A stage of the pipeline failed on the running stack (start, health, migration)."""
 

@@ -11,6 +11,7 @@ flows never ask anyone; the key files let the store be opened from the passphras
 `backup.encrypt: false`. Locks, release files and the store config are never sealed: other runs read them.
 """
 
+import hashlib
 import json
 import secrets
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 from incarnate.encryption import (
     CHUNK_IDS,
     CIPHER,
+    MAGIC,
     PLAIN,
     Codec,
     SealBroken,
@@ -33,7 +35,7 @@ from incarnate.encryption import (
     unwrap,
     wrap,
 )
-from incarnate.errors import ConfigError, IntegrityError, ObjectMissing
+from incarnate.errors import ConfigError, EncryptionLost, IntegrityError, ObjectMissing
 from incarnate.secrets import Vault
 from incarnate.stores import Store
 
@@ -49,6 +51,11 @@ def sealed_object(key: str) -> bool:
 
 def key_block(store_id: str) -> str:
     return f"incarnate-store-key-{store_id}"
+
+
+def location_entry(location: str) -> str:
+    """The vault's note that the store at `location` is encrypted: what deleting keys/ cannot take away."""
+    return f"at-{hashlib.sha256(location.encode()).hexdigest()[:16]}"
 
 
 class SealedStore:
@@ -94,12 +101,32 @@ class SealedStore:
             self._config = config
             return self._open_with_vault(config)
         if self.raw.list("backups"):
+            self._refuse_if_it_was_encrypted()
             return PLAIN  # written before encryption: stays readable and plain
         if not writing:
             return None
         if not self.encrypt_new:
             return PLAIN
         return self._initialise()
+
+    def _refuse_if_it_was_encrypted(self) -> None:
+        """A store with backups and no config was written before encryption, unless something says otherwise:
+        then reading it as plain would trust what anyone wrote there, and writing would store data in the clear."""
+        keys = [key for key in self.raw.list(KEYS) if key != CONFIG]
+        remembered = self._vault().load(location_entry(self.location))
+        manifests = [key for key in self.raw.list("backups") if key.endswith("/manifest.json")]
+        evidence = (
+            (keys and f"key files {', '.join(keys[:2])}")
+            or (remembered and f"the vault notes store {remembered.get('store')} at this location")
+            or (manifests and self.raw.get(manifests[-1]).startswith(MAGIC) and f"{manifests[-1]} is sealed")
+        )
+        if evidence:
+            raise EncryptionLost(
+                f"store {self.location}: {CONFIG} is missing, but the store was encrypted ({evidence}); refusing to "
+                f"read or write it unencrypted. Put {CONFIG} back from a copy of the store, or recreate it from a "
+                f"key file and the store's recovery passphrase with `incarnate key import CUSTOMER_REPO`. Nothing "
+                f"was changed."
+            )
 
     def _open_with_vault(self, config: dict[str, Any]) -> Codec:
         vault, name = self._vault(), config["store"]
@@ -117,6 +144,8 @@ class SealedStore:
                 f"recreate it with `incarnate key import CUSTOMER_REPO` from this store's recovery passphrase. "
                 f"Nothing was changed."
             )
+        if vault.load(location_entry(self.location)) is None:  # stores encrypted before the vault kept this note
+            vault.save(location_entry(self.location), {"store": name})
         return codec
 
     def _initialise(self) -> Codec:
@@ -126,6 +155,7 @@ class SealedStore:
         codec = SealingCodec(master)
         vault = self._vault()
         vault.save(store_id, {"master_key": encode_key(master), "passphrase": passphrase, "store": self.location})
+        vault.save(location_entry(self.location), {"store": store_id})
         self.raw.put(f"{KEYS}/{store_id}-{secrets.token_hex(4)}.json", json.dumps(wrap(master, passphrase)).encode())
         config = {
             "format": FORMAT,
@@ -230,13 +260,16 @@ class SealedStore:
         """Recreate the vault's entry for an encrypted store from its passphrase alone; where it was put. A wrong
         passphrase writes nothing."""
         config = self._read_config()
-        if config is None:
+        key_files = [key for key in self.raw.list(KEYS) if key != CONFIG]
+        if config is None and not key_files:
             raise ConfigError(f"store {self.location} is not encrypted (it has no {CONFIG}); it needs no key.")
-        for key in (key for key in self.raw.list(KEYS) if key != CONFIG):
+        for key in key_files:
             try:
                 master = unwrap(json.loads(self.raw.get(key)), passphrase)
             except WrongPassphrase:
                 continue
+            if config is None:  # lost: everything in it follows from the key file's name and the key
+                config = self._recreate_config(key, master)
             if SealingCodec(master).key_check() != config.get("key_check"):
                 continue
             vault = self._vault()
@@ -251,6 +284,21 @@ class SealedStore:
             )
             return vault.where(config["store"])
         raise ConfigError(f"the passphrase opens none of the key files of store {self.location}; nothing was written.")
+
+    def _recreate_config(self, key_file: str, master: bytes) -> dict[str, Any]:
+        """keys/config.json again, from a key file (`keys/<store id>-<n>.json`) the passphrase opened; create-only,
+        so a config that appeared meanwhile is kept and read."""
+        config = {
+            "format": FORMAT,
+            "store": key_file.removeprefix(f"{KEYS}/").rsplit("-", 1)[0],
+            "cipher": CIPHER,
+            "chunk_ids": CHUNK_IDS,
+            "key_check": SealingCodec(master).key_check(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "recreated": "by incarnate key import",
+        }
+        self.raw.put(CONFIG, json.dumps(config, indent=1).encode())
+        return self._read_config() or config
 
 
 def encryption_of(store: Store) -> str:

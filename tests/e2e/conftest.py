@@ -105,9 +105,14 @@ class Customer:
         self.product, self.store_block = product, store_block
         self.write_stack_yaml(self.stack_yaml(), f"use {product} with {store_block or 'the local store'}")
 
-    def incarnate(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    def incarnate(self, *args: str, env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [INCARNATE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900
+            [INCARNATE, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=900,
+            input=input,
         )
 
     def install(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -94,3 +94,26 @@ def test_a_rollback_whose_backup_cannot_be_fetched_leaves_the_stack_running_and_
         ("update", "ok"),
         ("rollback", "failed"),
     ]
+
+
+def test_deleting_an_encrypted_store_s_config_does_not_switch_encryption_off(customer):
+    """Encryption cannot be switched off by deleting a file: the next backup is refused (nothing written in the
+    clear), and `incarnate key import` with the recovery passphrase puts keys/config.json back."""
+    assert customer.install().returncode == 0
+    exported = customer.incarnate("key", "export", str(customer.repo))
+    passphrase = exported.stdout.split("recovery passphrase: ")[1].split()[0]
+    customer.request("POST", "/records", b'{"title": "customer-secret-marker-4711"}')
+    (customer.store / "keys" / "config.json").unlink()
+    before = store_objects(customer)
+
+    refused = customer.incarnate("backup", str(customer.repo))
+    assert refused.returncode != 0
+    error = refused.stderr.strip().splitlines()[-1]
+    assert "keys/config.json is missing, but the store was encrypted" in error and "incarnate key import" in error
+    assert store_objects(customer) == before
+
+    imported = customer.incarnate("key", "import", str(customer.repo), input=passphrase + "\n")
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert customer.incarnate("backup", str(customer.repo)).returncode == 0
+    stored = [path.read_bytes() for path in customer.store.rglob("*") if path.is_file()]
+    assert not any(b"customer-secret-marker-4711" in data for data in stored)

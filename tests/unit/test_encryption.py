@@ -237,3 +237,42 @@ def test_a_sample_reads_a_share_of_the_chunks(tmp_path):
     for bad in ("0%", "120%", "lots", "-5M"):
         with pytest.raises(ConfigError, match="expected a percentage such as 10%"):
             Sample.parse(bad)
+
+
+def test_deleting_the_config_of_an_encrypted_store_never_makes_it_plain(tmp_path):
+    """Without keys/config.json the store looked written before encryption, and the next backup went in plain. The
+    store's key files, the vault's memory of the store's location, or its sealed manifests say otherwise: refused,
+    nothing written, and `incarnate key import` puts the config back from a key file and the passphrase."""
+    vault = MemoryVault()
+    store = sealed(tmp_path, vault)
+    old, _ = back_up(store, payload(1 << 20))
+    _, passphrase = store.recovery_material()
+    (tmp_path / CONFIG).unlink()
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(
+        IntegrityError, match=rf"{CONFIG} is missing, but the store was encrypted .*`incarnate key import"
+    ):
+        back_up(sealed(tmp_path, vault), MARKER * 1000)
+    readable, unreadable = scan_snapshots(sealed(tmp_path, vault), "acme")  # each named, with why
+    assert readable == [] and [bad.id for bad in unreadable] == [old.id] and "was encrypted" in unreadable[0].reason
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+    sealed(tmp_path, MemoryVault()).import_key(passphrase)  # even with the vault lost too
+    again = sealed(tmp_path, vault)
+    newer, _ = back_up(again, MARKER * 1000)
+    assert encryption_of(again).startswith("encrypted")
+    assert not any(MARKER in path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
+    assert [snapshot.id for snapshot in list_snapshots(again, "acme")] == [old.id, newer.id]
+
+
+@pytest.mark.parametrize("vault_kept", [True, False], ids=["vault-remembers", "vault-lost"])
+def test_an_encrypted_store_without_config_or_key_files_is_still_never_plain(tmp_path, vault_kept):
+    """What says it was encrypted when the store lost its keys/ folder: the vault's memory of this location, and
+    without the vault, the sealed manifests themselves."""
+    vault = MemoryVault()
+    back_up(sealed(tmp_path, vault), payload(1 << 20))
+    for path in (tmp_path / "keys").iterdir():
+        path.unlink()
+    with pytest.raises(IntegrityError, match="was encrypted"):
+        back_up(sealed(tmp_path, vault if vault_kept else MemoryVault()), MARKER * 1000)
+    assert not any(MARKER in path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
