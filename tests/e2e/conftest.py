@@ -228,9 +228,13 @@ def store_key_block(store: Path) -> str | None:
 
 
 def forget_store_key(store: Path) -> None:
-    """Delete that block (what losing the Prefect server does to it)."""
-    if name := store_key_block(store):
-        with get_client(sync_client=True) as client:
+    """Delete that block and the vault's note that the store at this path is encrypted (what losing the Prefect
+    server does to them)."""
+    from incarnate.stores.sealed import location_entry
+
+    names = [store_key_block(store), f"incarnate-store-key-{location_entry(str(store))}"]
+    with get_client(sync_client=True) as client:
+        for name in filter(None, names):
             try:
                 client.delete_block_document(client.read_block_document_by_name(name, "secret").id)
             except ObjectNotFound:
