@@ -199,21 +199,27 @@ class Host:
                 raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
 
     def stream_in(self, args: Sequence[str], feed: Callable[[BinaryIO], None], *, what: str) -> None:
-        """Run a command while `feed` writes its stdin; raise if either fails, never leave it running."""
+        """Run a command while `feed` writes its stdin; raise if either fails, never leave it running. A command
+        that takes no byte for settings.stall_seconds() is ended, and this fails saying so."""
         with tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(
                 list(args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=self.env()
             )
+            watchdog = _Watchdog(process)
             try:
-                feed(process.stdin)
+                feed(_Fed(process.stdin, watchdog))
                 process.stdin.close()
             except BrokenPipeError:
-                pass  # the command ended early; its exit status below says why
+                pass  # the command ended early (or the watchdog ended it); below says why
             except BaseException:
                 process.kill()
                 process.wait()
                 raise
+            finally:
+                watchdog.close()
             code = process.wait()
+            if watchdog.stalled.is_set():
+                raise stalled(what, self.name, watchdog.stall)
             if code != 0:
                 errors.seek(0)
                 raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
@@ -227,22 +233,17 @@ def stalled(what: str, host: str, seconds: float) -> StageError:
     )
 
 
-class _Progress(io.RawIOBase):
-    """A process's stdout that remembers when it last gave bytes; a watchdog ends the process when it gives none
-    for the stall time (a dump blocked on a lock would otherwise hold the stack, and its transaction, forever)."""
+class _Watchdog:
+    """Ends a process that makes no progress (no byte read from it, or written to it) for the stall time: a dump or
+    a load blocked on a lock would otherwise hold the stack, and its transaction, forever."""
 
     def __init__(self, process: subprocess.Popen) -> None:
         self.process, self.stall, self.last = process, settings.stall_seconds(), time.monotonic()
         self.stalled, self._done = threading.Event(), threading.Event()
         threading.Thread(target=self._watch, name="stall-watchdog", daemon=True).start()
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        count = self.process.stdout.readinto(buffer)
+    def progressed(self) -> None:
         self.last = time.monotonic()
-        return count
 
     def _watch(self) -> None:
         while not self._done.wait(min(1.0, self.stall / 5)):
@@ -253,7 +254,44 @@ class _Progress(io.RawIOBase):
 
     def close(self) -> None:
         self._done.set()
+
+
+class _Progress(io.RawIOBase):
+    """A process's stdout, watched: each read is progress."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process, self.watchdog = process, _Watchdog(process)
+        self.stalled, self.stall = self.watchdog.stalled, self.watchdog.stall
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self.process.stdout.readinto(buffer)
+        self.watchdog.progressed()
+        return count
+
+    def close(self) -> None:
+        self.watchdog.close()
         super().close()
+
+
+class _Fed(io.RawIOBase):
+    """A process's stdin, watched: each write the process took is progress."""
+
+    def __init__(self, stdin: BinaryIO, watchdog: _Watchdog) -> None:
+        self.stdin, self.watchdog = stdin, watchdog
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        count = self.stdin.write(data)
+        self.watchdog.progressed()
+        return count
+
+    def flush(self) -> None:
+        self.stdin.flush()
 
 
 def free_port() -> int:
