@@ -205,12 +205,12 @@ class Host:
             process = subprocess.Popen(
                 list(args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=self.env()
             )
-            watchdog = _Watchdog(process)
+            watchdog, ended_early = _Watchdog(process), False
             try:
                 feed(_Fed(process.stdin, watchdog))
                 process.stdin.close()
             except BrokenPipeError:
-                pass  # the command ended early (or the watchdog ended it); below says why
+                ended_early = True  # the command ended (or the watchdog ended it) before the stream did
             except BaseException:
                 process.kill()
                 process.wait()
@@ -220,9 +220,14 @@ class Host:
             code = process.wait()
             if watchdog.stalled.is_set():
                 raise stalled(what, self.name, watchdog.stall)
+            errors.seek(0)
             if code != 0:
-                errors.seek(0)
                 raise HostError(f"{what} on host {self.name} failed: {tail(errors.read())}.")
+            if ended_early:
+                raise HostError(
+                    f"{what} on host {self.name} ended before it took the whole stream (exit status 0): "
+                    f"{tail(errors.read())}."
+                )
 
 
 def stalled(what: str, host: str, seconds: float) -> StageError:
