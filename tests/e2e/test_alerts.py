@@ -7,7 +7,6 @@ import time
 import uuid
 from datetime import timedelta
 
-import pytest
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 
@@ -16,9 +15,6 @@ from deployments.alerts import AlertSettings
 from incarnate.stores.locking import exclusive_lock
 from tests.e2e.conftest import flow_run_id, serving, state_of
 from tests.servers import WebhookReceiver
-
-# `serve` and workers replace the server's incarnate automations: these tests run in one test process, in turn
-pytestmark = pytest.mark.xdist_group("prefect-server")
 
 STALE_AFTER = 35  # seconds; 26 h in production
 

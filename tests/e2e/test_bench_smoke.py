@@ -27,11 +27,10 @@ def bench(script: str, *args: str) -> str:
             ("--rows", "2000", "--nights", "2", "--mb", "4", "--rounds", "1"),
             "throughput encrypted / plain =",
         ),
-        pytest.param(
+        (  # it runs `serve`, which replaces the server's automations: in tests/conftest.py's group prefect-server
             "nightly_scale.py",
             ("--stacks", "2", "--max-runs", "1", "--idle-seconds", "2"),
             "verified the newest snapshot of 2 stacks (every chunk re-read): 0 bad",
-            marks=pytest.mark.xdist_group("prefect-server"),  # it runs `serve`, which replaces the automations
         ),
     ],
 )

@@ -1,12 +1,7 @@
 """Deployments served from the registered customers: the nightly schedule, and CI triggers with --wait."""
 
-import pytest
-
 from incarnate.backup_format import list_snapshots
 from incarnate.config import spread
-
-# `serve` and workers replace the server's incarnate automations: these tests run in one test process, in turn
-pytestmark = pytest.mark.xdist_group("prefect-server")
 
 
 def test_nightly_backup_deployment_runs_at_two_in_the_stacks_time_zone_and_makes_a_snapshot(customer, served):

@@ -92,7 +92,6 @@ def prefect_server_group() -> int:
     return os.getpgid(int(pid))
 
 
-@pytest.mark.xdist_group("prefect-server")  # the server stops for 5 s: not while other tests time its answers
 def test_a_command_waits_for_a_slow_server_and_its_run_is_in_the_history(customer):
     """The server stopped (SIGSTOP) for 5 s while the command starts, as a server busy at 02:00 answers late: the
     command waits, then runs against the real server, so its run is in the operator's history."""

@@ -12,9 +12,6 @@ from incarnate import settings
 from incarnate.datasources.volume import TOOLBOX_TAG
 from tests.servers import issue_test_certificate, private_registry
 
-# docker login and logout rewrite root's one docker config: its tests run in one test process, in turn
-pytestmark = pytest.mark.xdist_group("docker-login")
-
 
 # Once per test process: in parallel runs the tests of other modules come between these, and a module fixture would
 # push the release's images (and the 893 MB toolbox) again after each.

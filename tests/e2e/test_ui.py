@@ -7,14 +7,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterStartTime
 
 from incarnate import settings
-
-# `serve` and workers replace the server's incarnate automations: these tests run in one test process, in turn
-pytestmark = pytest.mark.xdist_group("prefect-server")
 
 SCRIPT = Path(__file__).resolve().parent.parent / "browser" / "prefect_ui.mjs"
 UI = os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api").removesuffix("/api")

@@ -6,14 +6,10 @@ import subprocess
 import time
 import uuid
 
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
 from tests.e2e.conftest import INCARNATE, SERVING, background, flow_run_id, state_of
-
-# `serve` and workers replace the server's incarnate automations: these tests run in one test process, in turn
-pytestmark = pytest.mark.xdist_group("prefect-server")
 
 
 def stack_containers(engine: str | None, stack: str) -> list[str]:
