@@ -94,9 +94,22 @@ class LockRecord:
         return not _pid_alive(self.pid)
 
 
+RELISTS = 5  # listings a read of the locks takes at most while their owners renew them under it
+
+
 def read_locks(store: Store) -> list[LockRecord]:
-    """Every lock object in the store; one deleted while we read (its owner finished) is simply not there."""
-    found = []
+    """Every lock object in the store. One listed and gone when read was deleted by its owner: released, or renewed,
+    and a renewal writes the next object before it deletes the one before, so a listing made after the miss shows it.
+    So the locks are listed again until a listing reads whole (a renewed lock is never taken for a released one)."""
+    for _ in range(RELISTS):
+        found, missed = _read_listed(store)
+        if not missed:
+            break
+    return found
+
+
+def _read_listed(store: Store) -> tuple[list[LockRecord], bool]:
+    found, missed = [], False
     for key in store.list(LOCKS):
         try:
             data = json.loads(store.get(key))
@@ -110,10 +123,10 @@ def read_locks(store: Store) -> list[LockRecord]:
                 )
             )
         except ObjectMissing:
-            continue
+            missed = True
         except (ValueError, KeyError, TypeError):
             continue  # not a lock this version wrote (or a torn write): it protects nothing, and is removed as stale
-    return found
+    return found, missed
 
 
 def live_locks(store: Store) -> list[LockRecord]:

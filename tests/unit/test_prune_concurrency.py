@@ -10,7 +10,7 @@ from incarnate.backup_format import SnapshotWriter, list_snapshots, new_snapshot
 from incarnate.config import Retention
 from incarnate.retention import prune
 from incarnate.stores.local import LocalStore
-from incarnate.stores.locking import exclusive_lock, live_locks
+from incarnate.stores.locking import StoreLock, exclusive_lock, live_locks
 
 FORGET_ALL_BUT_NEWEST = Retention(keep_daily=0, keep_weekly=0, keep_monthly=0, min_age_days=0)
 
@@ -135,3 +135,72 @@ def test_prunes_queued_behind_a_clean_up_that_began_after_they_forgot_are_served
     again = prune(store, "a", FORGET_ALL_BUT_NEWEST)
     assert again.swept_by is None and not any(store.exists(f"chunks/{chunk[:2]}/{chunk}") for chunk in leftover)
     assert len(store.list("sweeps")) == 2  # only the newest sweep's marks stay
+
+
+class RenewsWhileRead(LocalStore):
+    """A store in which the owner of a lock renews it just as another run reads it: the object listed is gone by the
+    time it is read (renewal writes the next object, then deletes the one before)."""
+
+    def __init__(self, root, owner: StoreLock) -> None:
+        super().__init__(root)
+        self.owner, self.renewed = owner, False
+
+    def get(self, key: str) -> bytes:
+        if key.startswith("locks/") and key == self.owner.key and not self.renewed:
+            self.renewed = True
+            self.owner.renew()
+        return super().get(key)
+
+
+def test_a_lock_renewed_while_it_is_read_is_still_seen(tmp_path):
+    """Seen by the reader that listed the old object and read it after the renewal deleted it: a prune that missed
+    it would sweep the chunks the lock's backup reuses."""
+    owner = StoreLock(LocalStore(tmp_path), "shared", "backup of b")
+    owner.write()
+    store = RenewsWhileRead(tmp_path, owner)
+    owner.store = store
+    assert [record.token for record in live_locks(store)] == [owner.token]
+    assert store.renewed
+
+
+def test_prune_waits_for_a_backup_that_reuses_its_chunks_for_longer_than_a_renewal(tmp_path, monkeypatch):
+    """Stack B has found A's chunks in the store and reuses them; before it commits, its shared lock is renewed
+    several times while A prunes. The prune's clean-up must wait for it: had it not (forced in a mutation, it did
+    not), B's snapshot would reference deleted chunks."""
+    monkeypatch.setenv("INCARNATE_STORE_LOCK_TTL", "1")  # renewed every 0.2 s
+    store, failures = NetworkLatencyStore(tmp_path), []
+    for _ in range(8):
+        shared = os.urandom(2 << 20)
+        snapshot_of(store, "a", shared)
+        snapshot_of(store, "a", os.urandom(1 << 16))  # newer, so retention forgets the one holding `shared`
+        reused = threading.Event()
+
+        def back_up_b(shared: bytes = shared, reused: threading.Event = reused) -> None:
+            try:
+                writer = SnapshotWriter(store, new_snapshot_prefix("b"))
+                writer.add("volume-files", "volume", "files", None, io.BytesIO(shared))  # A's chunks: present
+                reused.set()
+                time.sleep(0.7)  # several renewals of its shared lock while A prunes
+                writer.commit(
+                    stack="b", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup"
+                )
+            except Exception as error:  # noqa: BLE001 - every failure is reported below
+                failures.append(f"backup of b: {error!r}")
+            finally:
+                reused.set()
+
+        def prune_a(reused: threading.Event = reused) -> None:
+            reused.wait()
+            try:
+                prune(store, "a", FORGET_ALL_BUT_NEWEST)
+            except Exception as error:  # noqa: BLE001
+                failures.append(f"prune of a: {error!r}")
+
+        threads = [threading.Thread(target=back_up_b), threading.Thread(target=prune_a)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    problems = [problem for snapshot in list_snapshots(store, "b") for problem in verify_snapshot(store, snapshot)]
+    assert problems == [], f"{len(problems)} missing or bad chunks, first: {problems[0]}"
