@@ -155,6 +155,8 @@ class StoreLock:
         self.renewals = 0
         self.key: str | None = None
         self.last_renewed = 0.0
+        self._last_monotonic = 0.0
+        self.longest_gap = 0.0  # between two writes of the lock, on whichever clock saw more: frozen, or cut off
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
@@ -174,7 +176,10 @@ class StoreLock:
             "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         self.store.put(key, json.dumps(record).encode())
-        self.last_renewed = now
+        if self.last_renewed:
+            gap = max(time.monotonic() - self._last_monotonic, time.time() - self.last_renewed)
+            self.longest_gap = max(self.longest_gap, gap)
+        self.last_renewed, self._last_monotonic = time.time(), time.monotonic()
         return key
 
     def write(self) -> None:
@@ -201,17 +206,24 @@ class StoreLock:
         self._thread = threading.Thread(target=self._renew_loop, name=f"store-lock-{self.token}", daemon=True)
         self._thread.start()
 
+    def silence(self) -> float:
+        """The longest time others saw no renewal of this lock: between two writes, or since the last one."""
+        since = max(time.monotonic() - self._last_monotonic, time.time() - self.last_renewed)
+        return max(self.longest_gap, since)
+
     def held(self) -> bool:
-        """Whether others still see this lock as live: renewed within the TTL."""
-        return self.key is not None and time.time() - self.last_renewed <= settings.store_lock_ttl()
+        """Whether others have seen this lock live all along: never a longer silence than the TTL. One that lapsed
+        once may have been taken as stale and swept around; renewing it afterwards does not undo that."""
+        return self.key is not None and self.silence() <= settings.store_lock_ttl()
 
     def check_held(self, what: str) -> None:
         """Refuse to make a result visible (a manifest) when others may already have taken the lock as stale."""
         if not self.held():
             raise StoreError(
-                f"store {self.store.location}: the {self.kind} lock of {self.purpose} was not renewed for "
-                f"{time.time() - self.last_renewed:.0f} s (the store did not answer), so a clean-up may "
-                f"have run meanwhile; {what} was not made. Run again."
+                f"store {self.store.location}: the {self.kind} lock of {self.purpose} went {self.silence():.0f} s "
+                f"without renewal (longer than INCARNATE_STORE_LOCK_TTL, {settings.store_lock_ttl():.0f} s: its "
+                f"process or host was frozen, or the store did not answer), so a clean-up may have run meanwhile; "
+                f"{what} was not made. Run again."
             )
 
     def release(self) -> None:

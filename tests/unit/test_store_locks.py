@@ -121,3 +121,40 @@ def test_a_lock_object_its_owner_could_not_delete_blocks_nothing(tmp_path):
     assert len(store.list("locks")) == 1  # still there
     with exclusive_lock(store, "prune of stack acme", wait_seconds=0.3):
         pass
+
+
+FROZEN_BACKUP = """
+import io, sys, time
+from incarnate.backup_format import SnapshotWriter, new_snapshot_prefix
+from incarnate.stores.local import LocalStore
+
+writer = SnapshotWriter(LocalStore(sys.argv[1]), new_snapshot_prefix("b"))
+writer.add("volume-files", "volume", "files", None, io.BytesIO(b"data" * 1000))
+print("ready", flush=True)
+time.sleep(4)  # frozen for part of it; its lock's renewals resume before it commits
+writer.commit(stack="b", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+"""
+
+
+def test_a_backup_frozen_past_its_lock_s_lifetime_never_commits(tmp_path):
+    """Frozen (SIGSTOP, a VM pause) longer than INCARNATE_STORE_LOCK_TTL, a backup's lock looked stale to every other
+    run, and a prune may have swept the chunks it reuses: renewing after it wakes must not make it whole again."""
+    import signal
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child = subprocess.Popen(
+        [sys.executable, "-c", FROZEN_BACKUP, str(tmp_path)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "INCARNATE_STORE_LOCK_TTL": "1"},
+    )
+    assert child.stdout.readline().strip() == "ready"
+    child.send_signal(signal.SIGSTOP)
+    time.sleep(2.5)
+    child.send_signal(signal.SIGCONT)
+    _, errors = child.communicate(timeout=60)
+    assert child.returncode != 0
+    assert "without renewal" in errors and "was not made" in errors, errors[-2000:]
+    assert not list(tmp_path.glob("backups/b/*/manifest.json"))
