@@ -53,20 +53,29 @@ def backups_while_pruning(store, rounds: int, size: int = 6 << 20) -> tuple[list
             except Exception as error:  # noqa: BLE001 - every failure is reported below
                 failures.append(f"backup of b: {error!r}")
 
-        def prune_a() -> None:
-            try:
-                prune(store, "a", FORGET_ALL_BUT_NEWEST)
-            except Exception as error:  # noqa: BLE001
-                failures.append(f"prune of a: {error!r}")
+        at_once(back_up_b, lambda: prune_a(store, failures))
+    return failures, problems_of(store, "b")
 
-        threads = [threading.Thread(target=back_up_b), threading.Thread(target=prune_a)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    return failures, [
-        problem for snapshot in list_snapshots(store, "b") for problem in verify_snapshot(store, snapshot)
-    ]
+
+def prune_a(store, failures: list[str]) -> None:
+    """Stack a's retention (all but its newest snapshot), a failure reported in `failures`."""
+    try:
+        prune(store, "a", FORGET_ALL_BUT_NEWEST)
+    except Exception as error:  # noqa: BLE001 - every failure is reported
+        failures.append(f"prune of a: {error!r}")
+
+
+def at_once(*work) -> None:
+    threads = [threading.Thread(target=target) for target in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def problems_of(store, stack: str | None = None) -> list[str]:
+    """The missing or bad chunks of the stack's snapshots (every stack's: None), as `verify --all` lists them."""
+    return [problem for snapshot in list_snapshots(store, stack) for problem in verify_snapshot(store, snapshot)]
 
 
 def test_prune_never_deletes_chunks_that_a_concurrent_backup_of_another_stack_reuses(tmp_path):
@@ -88,14 +97,9 @@ def test_many_stacks_backing_up_and_pruning_at_once_never_fail_a_prune(tmp_path)
             except Exception as error:  # noqa: BLE001
                 failures.append(f"{stack} night {night}: {error!r}")
 
-    threads = [threading.Thread(target=nightly, args=(f"s{number}",)) for number in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(*(lambda stack=f"s{number}": nightly(stack) for number in range(16)))
     assert failures == []
-    problems = [problem for snapshot in list_snapshots(store) for problem in verify_snapshot(store, snapshot)]
-    assert problems == []
+    assert problems_of(store) == []
 
 
 def test_prunes_queued_behind_a_clean_up_that_began_after_they_forgot_are_served_by_it(tmp_path):
@@ -189,18 +193,11 @@ def test_prune_waits_for_a_backup_that_reuses_its_chunks_for_longer_than_a_renew
             finally:
                 reused.set()
 
-        def prune_a(reused: threading.Event = reused) -> None:
+        def prune_once_reused(reused: threading.Event = reused) -> None:
             reused.wait()
-            try:
-                prune(store, "a", FORGET_ALL_BUT_NEWEST)
-            except Exception as error:  # noqa: BLE001
-                failures.append(f"prune of a: {error!r}")
+            prune_a(store, failures)
 
-        threads = [threading.Thread(target=back_up_b), threading.Thread(target=prune_a)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        at_once(back_up_b, prune_once_reused)
     assert failures == []
-    problems = [problem for snapshot in list_snapshots(store, "b") for problem in verify_snapshot(store, snapshot)]
+    problems = problems_of(store, "b")
     assert problems == [], f"{len(problems)} missing or bad chunks, first: {problems[0]}"
