@@ -47,14 +47,7 @@ def tls_context() -> ssl.SSLContext:
     PREFECT_API_TLS_INSECURE_SKIP_VERIFY, against PREFECT_API_SSL_CERT_FILE (a private CA) when set, else the
     system's CAs."""
     context = ssl.create_default_context(cafile=os.environ.get("PREFECT_API_SSL_CERT_FILE") or None)
-    if os.environ.get("PREFECT_API_TLS_INSECURE_SKIP_VERIFY", "").strip().lower() in (
-        "1",
-        "true",
-        "t",
-        "yes",
-        "y",
-        "on",
-    ):
+    if os.environ.get("PREFECT_API_TLS_INSECURE_SKIP_VERIFY", "").strip().lower() in TRUE:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     return context
 
