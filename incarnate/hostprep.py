@@ -208,13 +208,13 @@ def mount_nfs(shell: Shell, stack: str, share: NfsShare) -> str:
     """The export in /etc/fstab (nofail: a NAS that is down must not stop the host from booting), mounted."""
     if not shell.execute("command -v mount.nfs || true", what="looking for mount.nfs").strip():
         shell.execute(shell.as_root(APT_INSTALL + " nfs-common"), what="installing nfs-common")
-    mount = shlex.quote(share.mount)
-    shell.execute(shell.as_root("mkdir -p " + mount), what="creating " + share.mount)
+    quoted = shlex.quote(share.mount)
+    shell.execute(shell.as_root("mkdir -p " + quoted), what="creating " + share.mount)
     update_file(
         shell, "/etc/fstab", f"# incarnate:{stack}", f"{share.source} {share.mount} nfs defaults,_netdev,nofail 0 0"
     )
     mounting = f"mounting NFS share {share.source} on {share.mount}"
-    shell.execute(shell.as_root(f"mountpoint -q {mount} || mount {mount}"), what=mounting)
+    shell.execute(shell.as_root(f"mountpoint -q {shlex.quote(share.mount)} || mount {quoted}"), what=mounting)
     return f"NFS share {share.source} mounted on {share.mount}"
 
 
