@@ -35,6 +35,11 @@ GROUPS = {
     ),
     # docker login and logout rewrite root's one docker configuration; and its registry is set up once
     "docker-login": ("tests/e2e/test_private_registry.py::",),
+    # an SSH test checks that no incarnate SSH master is left on the machine: no other test's may run meanwhile
+    "ssh": (
+        "tests/e2e/test_ssh_hosts.py::",
+        "tests/e2e/test_bench_smoke.py::test_benchmark_runs_at_a_small_size[ssh_transport.py",
+    ),
 }
 
 
