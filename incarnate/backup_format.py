@@ -376,7 +376,7 @@ class SnapshotWriter:
         manifest = Manifest(
             artifacts=self.artifacts, created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields
         )
-        self._lock.check_held(f"snapshot {self.prefix}")
+        self._lock.check_held(f"snapshot {self.prefix}", map(chunk_key, manifest.chunk_ids()))
         if not self.store.put(f"{self.prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode()):
             raise StoreError(f"store {self.store.location}: {self.prefix} exists already.")
         if self.lock_until is not None:
@@ -611,6 +611,6 @@ def copy_snapshot(source: Store, snapshot: Snapshot, target: Store, stack: str, 
             for artifact in snapshot.manifest.artifacts
         ]
         manifest = Manifest(created_at=datetime.now(UTC).isoformat(timespec="seconds"), artifacts=artifacts, **fields)
-        lock.check_held(f"snapshot {prefix}")
+        lock.check_held(f"snapshot {prefix}", map(chunk_key, manifest.chunk_ids()))
         target.put(f"{prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode())
     return Snapshot(prefix=prefix, manifest=manifest)

@@ -25,7 +25,7 @@ from incarnate.backup_format import MANIFEST, Snapshot, list_snapshots, scan_sna
 from incarnate.config import Retention
 from incarnate.incarnations import rollback_targets
 from incarnate.stores import Store
-from incarnate.stores.locking import StoreBusy, exclusive_lock
+from incarnate.stores.locking import DONE, STARTED, SWEEPS, StoreBusy, exclusive_lock, sweep_marks
 
 
 def _age_order(snapshot: Snapshot) -> tuple[datetime, str]:
@@ -134,21 +134,6 @@ def sweep(store: Store, forgotten: set[str], result: PruneResult, now: datetime)
         result.chunks_deleted += 1
         if not result.dry_run:
             store.delete(key)
-
-
-SWEEPS = "sweeps"
-STARTED, DONE = ".started", ".done"
-
-
-def sweep_marks(store: Store) -> dict[str, set[str]]:
-    """The sweeps whose marks are in the store: token -> {".started", ".done"}."""
-    marks: dict[str, set[str]] = {}
-    for key in store.list(SWEEPS):
-        name = key.rsplit("/", 1)[-1]
-        for mark in (STARTED, DONE):
-            if name.endswith(mark):
-                marks.setdefault(name.removesuffix(mark), set()).add(mark)
-    return marks
 
 
 def sweep_since(store: Store, seen: set[str]) -> str | None:

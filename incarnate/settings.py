@@ -67,7 +67,7 @@ def stall_seconds() -> float:
 
 
 def store_lock_ttl() -> float:
-    """How long a store lock lives without renewal (INCARNATE_STORE_LOCK_TTL): generous, for clocks that disagree."""
+    """How long a store lock lives without renewal (INCARNATE_STORE_LOCK_TTL), on the reader's own clock."""
     return seconds("INCARNATE_STORE_LOCK_TTL", 600)
 
 

@@ -1,13 +1,15 @@
 """Store-wide locks, kept in the store itself so that they hold between machines (two DevOps laptops, the
 Prefect server's worker, a worker on each host), as restic does:
 
-    locks/<token>-<renewal>.json      {"kind": "shared" | "exclusive", "purpose", "host", "machine", "pid", ...}
+    locks/<token>-<renewal>.json      {"token", "kind": "shared" | "exclusive", "purpose", "host", "pid", ...}
 
 Every run that writes or reads snapshots (a backup, a copy of the vanilla backup, a restore, a verify) holds a
 *shared* lock; the chunk clean-up of prune holds the *exclusive* one. Objects are create-only, so a lock is
-renewed by writing its next object and deleting the one before. A lock is stale, and ignored, when it was not
-renewed for TTL seconds (its owner is gone or cut off), or at once when its owner was a process on this machine
-that no longer lives (a killed run).
+renewed by writing its next object and deleting the one before. A lock is stale, and ignored, when the reader
+itself saw no renewal of it for TTL seconds on its own monotonic clock (its owner is gone, frozen or cut off;
+the owner's clock and the store's say nothing), or at once when the reader's machine noted, in this boot, that
+the owner was a process of its own that no longer lives (a killed run). The token is random per lock: two
+machines that share a host name or machine-id (a cloned VM) never take each other's locks for their own.
 
 Acquiring writes one's own lock first and then looks at the others (each side looks after it wrote), so of
 two runs that start together at least one sees the other: a shared lock steps back while any exclusive lock
@@ -21,15 +23,16 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from pathlib import Path
 from typing import Literal
 
 from incarnate import settings
 from incarnate.errors import ObjectMissing, StoreError
+from incarnate.private import write_private
 from incarnate.stores import Store
 
 LOCKS = "locks"
@@ -48,50 +51,116 @@ class StoreBusy(StoreError):
     """The store's lock could not be had in time; nothing was written."""
 
 
-@cache
-def this_machine() -> str:
-    """Tells this machine apart from another with the same host name (a cloned VM)."""
-    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
-        try:
-            return open(path).read().strip()
-        except OSError:
-            continue
-    return socket.gethostname()
-
-
-def _pid_alive(pid: int) -> bool:
+def _boot() -> str:
+    """This boot of this machine: a restored or cloned VM boots anew, so its copy of the registry is not its own."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _started(pid: int) -> str | None:
+    """When the process began (clock ticks since boot): a pid reused by a later process has another; None: gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""  # cannot be told: taken as the same process
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _registry() -> Path:
+    return settings.home() / "run" / "store-locks"
+
+
+def _register(token: str) -> None:
+    """Note on this machine's own disk that this process owns the lock `token`: only a note found here, written in
+    this boot, lets a reader here judge the lock by its owner's process instead of waiting out its lifetime."""
+    with suppress(OSError):  # without the note, runs here wait for the lifetime like runs elsewhere: slower, as safe
+        for left in _registry().glob("*"):  # a killed run's note whose lock nobody here looked at since a day
+            if time.time() - left.stat().st_mtime > 86400 and _owner_lives(left.name) is False:
+                _unregister(left.name)  # if its lock is still somewhere, runs here now wait for its lifetime
+        write_private(
+            _registry() / token,
+            json.dumps({"pid": os.getpid(), "started": _started(os.getpid()), "boot": _boot()}).encode(),
+        )
+
+
+def _unregister(token: str) -> None:
+    with suppress(OSError):
+        (_registry() / token).unlink(missing_ok=True)
+
+
+def _owner_lives(token: str) -> bool | None:
+    """Whether the process of this machine that took the lock `token` still runs (and holds it); None when no
+    process of this machine in this boot took it: the store's word about its owner (host, pid) is not evidence."""
+    try:
+        note = json.loads((_registry() / token).read_text())
+        pid, started, boot = int(note["pid"]), note["started"], note["boot"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if boot != _boot():
+        return None
+    if pid == os.getpid():
+        return token in HELD  # this process released it, but could not delete the object
+    now = _started(pid)
+    return now is not None and (now == started or "" in (now, started))
+
+
+class _Observations:
+    """When this process first saw each lock's newest object: a lock is renewed by writing its next object, so one
+    whose newest object stays the same for the lifetime, on this process's own monotonic clock, has no live owner.
+    No writer's clock enters: a machine whose clock is slow or fast keeps its lock exactly as long as it renews."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, float]] = {}
+        self._mutex = threading.Lock()
+
+    def unchanged_for(self, token: str, key: str, now: float) -> float:
+        with self._mutex:
+            seen = self._seen.get(token)
+            if seen is None or seen[0] != key:
+                seen = self._seen[token] = (key, now)
+            return now - seen[1]
+
+    def forget_all_but(self, tokens: set[str]) -> None:
+        with self._mutex:
+            for token in set(self._seen) - tokens:
+                del self._seen[token]
+
+
+OBSERVED = _Observations()
 
 
 @dataclass(frozen=True)
 class LockRecord:
     key: str
-    token: str
+    token: str  # random, per lock: its owner's only identity that another machine cannot share by accident
     kind: Kind
     purpose: str
-    host: str
-    machine: str
+    host: str  # for people; never trusted to tell whose lock it is
     pid: int
-    acquired: float  # when its owner first wrote it (orders exclusive locks)
-    renewed: float  # when this object was written
+    acquired: float  # when its owner first wrote it, on its clock: only orders exclusive locks, never ages them
 
     def describe(self) -> str:
         return f"{self.kind} lock of {self.purpose} (host {self.host}, pid {self.pid})"
 
-    def stale(self, now: float, ttl: float) -> bool:
-        if now - self.renewed > ttl:
-            return True
-        if self.machine != this_machine():
-            return False
-        if self.pid == os.getpid():
-            return self.token not in HELD  # this process released it, but could not delete the object
-        return not _pid_alive(self.pid)
+
+def stale_tokens(records: list["LockRecord"], ttl: float) -> set[str]:
+    """The locks that hold nothing: their owner was a process here that ended, or no renewal of theirs was seen for
+    `ttl` seconds by this process."""
+    now, newest = time.monotonic(), {}
+    for record in records:
+        if record.token not in newest or record.key > newest[record.token]:
+            newest[record.token] = record.key
+    OBSERVED.forget_all_but(set(newest))
+    stale = set()
+    for token, key in newest.items():
+        lives = _owner_lives(token)
+        if lives is False or (lives is None and OBSERVED.unchanged_for(token, key, now) >= ttl):
+            stale.add(token)
+    return stale
 
 
 RELISTS = 5  # listings a read of the locks takes at most while their owners renew them under it
@@ -116,10 +185,7 @@ def _read_listed(store: Store) -> tuple[list[LockRecord], bool]:
             found.append(
                 LockRecord(
                     key=key,
-                    **{
-                        name: data[name]
-                        for name in ("token", "kind", "purpose", "host", "machine", "pid", "acquired", "renewed")
-                    },
+                    **{name: data[name] for name in ("token", "kind", "purpose", "host", "pid", "acquired")},
                 )
             )
         except ObjectMissing:
@@ -131,17 +197,20 @@ def _read_listed(store: Store) -> tuple[list[LockRecord], bool]:
 
 def live_locks(store: Store) -> list[LockRecord]:
     """The locks that still hold; stale ones are deleted on the way, so the store does not collect them."""
-    now, ttl = time.time(), settings.store_lock_ttl()
     keys = set(store.list(LOCKS))
     records = read_locks(store)
-    gone = [record.key for record in records if record.stale(now, ttl)]
-    live = [record for record in records if record.key not in gone]
-    gone += sorted(
-        keys - {record.key for record in records}
-    )  # unreadable: no owner can be told apart, so it holds nothing
+    stale = stale_tokens(records, settings.store_lock_ttl())
+    live = [record for record in records if record.token not in stale]
+    gone = [record.key for record in records if record.token in stale]
+    gone += sorted(keys - {record.key for record in records})  # unreadable: no owner can be told apart, holds nothing
+    kept = set()
     for key in gone:
-        with suppress(StoreError):  # tidying only: a stale lock holds nothing whether it is deleted now or later
+        try:
             store.delete(key)
+        except StoreError:  # tidying only: a stale lock holds nothing whether it is deleted now or later
+            kept.add(key)
+    for token in stale - {record.token for record in records if record.key in kept}:
+        _unregister(token)  # its note still tells runs here that a lock left behind holds nothing
     return live
 
 
@@ -160,19 +229,17 @@ class StoreLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
+        self.sweeps_seen: set[str] = set()
 
     def _write(self) -> str:
-        now = time.time()
         key = f"{LOCKS}/{self.token}-{self.renewals:06d}.json"
         record = {
             "token": self.token,
             "kind": self.kind,
             "purpose": self.purpose,
             "host": socket.gethostname(),
-            "machine": this_machine(),
             "pid": os.getpid(),
             "acquired": self.acquired,
-            "renewed": now,
             "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         self.store.put(key, json.dumps(record).encode())
@@ -185,6 +252,7 @@ class StoreLock:
     def write(self) -> None:
         with self._mutex:
             HELD.add(self.token)
+            _register(self.token)
             self.key = self._write()
 
     def renew(self) -> None:
@@ -216,8 +284,19 @@ class StoreLock:
         once may have been taken as stale and swept around; renewing it afterwards does not undo that."""
         return self.key is not None and self.silence() <= settings.store_lock_ttl()
 
-    def check_held(self, what: str) -> None:
-        """Refuse to make a result visible (a manifest) when others may already have taken the lock as stale."""
+    def check_held(self, what: str, chunks: Iterable[str] = ()) -> None:
+        """Refuse to make a result visible (a manifest) when others may already have taken the lock as stale, or
+        when a clean-up started since the lock was taken (it did not see the lock, by whatever fault) and any of
+        `chunks`, the keys the result references, is gone."""
+        new_sweeps = set(sweep_marks(self.store)) - self.sweeps_seen
+        if new_sweeps:
+            missing = next((key for key in chunks if not self.store.exists(key)), None)
+            if missing is not None:
+                raise StoreError(
+                    f"store {self.store.location}: {missing}, which {what} references, was deleted by a clean-up "
+                    f"(sweep {sorted(new_sweeps)[0]}) that ran while the {self.kind} lock of {self.purpose} was "
+                    f"held; {what} was not made. Run again."
+                )
         if not self.held():
             raise StoreError(
                 f"store {self.store.location}: the {self.kind} lock of {self.purpose} went {self.silence():.0f} s "
@@ -236,13 +315,31 @@ class StoreLock:
                 try:
                     if self.key is not None:
                         self.store.delete(self.key)
+                    self.key = None
                     break
                 except StoreError:
                     time.sleep(0.2 * (attempt + 1))
+            if self.key is None:
+                _unregister(self.token)  # else the note lets runs here see at once that it holds nothing
             self.key = None  # if it is still there, it goes stale: not renewed, and its owner's pid ends with the run
 
     def others(self) -> list[LockRecord]:
         return [record for record in live_locks(self.store) if record.token != self.token]
+
+
+SWEEPS = "sweeps"  # a prune's chunk clean-up marks its start and end here: sweeps/<token>.started, sweeps/<token>.done
+STARTED, DONE = ".started", ".done"
+
+
+def sweep_marks(store: Store) -> dict[str, set[str]]:
+    """The sweeps whose marks are in the store: token -> {".started", ".done"}."""
+    marks: dict[str, set[str]] = {}
+    for key in store.list(SWEEPS):
+        name = key.rsplit("/", 1)[-1]
+        for mark in (STARTED, DONE):
+            if name.endswith(mark):
+                marks.setdefault(name.removesuffix(mark), set()).add(mark)
+    return marks
 
 
 class _Waiting:
@@ -279,6 +376,7 @@ def shared_lock(
             lock.write()
             exclusive = [record for record in lock.others() if record.kind == "exclusive"]
             if not exclusive:
+                lock.sweeps_seen = set(sweep_marks(store))  # once held: a sweep marked later did not see the lock
                 break
             lock.release()  # a clean-up announced itself meanwhile: writers give way
             lock = StoreLock(store, "shared", purpose)

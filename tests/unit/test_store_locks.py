@@ -158,3 +158,39 @@ def test_a_backup_frozen_past_its_lock_s_lifetime_never_commits(tmp_path):
     assert child.returncode != 0
     assert "without renewal" in errors and "was not made" in errors, errors[-2000:]
     assert not list(tmp_path.glob("backups/b/*/manifest.json"))
+
+
+def test_a_backup_checks_its_chunks_again_when_a_sweep_ran_while_it_held_the_lock(tmp_path):
+    """A sweep that did not see this backup's lock (a prune that took it for stale: a clock, a lapse) deleted the
+    chunks it found present and reused: the manifest must not be written over them."""
+    from datetime import UTC, datetime
+
+    from incarnate.errors import StoreError
+    from incarnate.retention import PruneResult, marked_sweep
+
+    store = LocalStore(tmp_path)
+    old = snapshot_of(store, b"shared " * 5000)
+    writer = SnapshotWriter(store, new_snapshot_prefix("acme"))
+    writer.add("volume-files", "volume", "files", None, io.BytesIO(b"shared " * 5000))  # all reused
+    store.delete(f"{old.prefix}/manifest.json")
+    marked_sweep(store, set(), PruneResult(dry_run=False), datetime.now(UTC))
+    with pytest.raises(StoreError, match="deleted by a clean-up"):
+        writer.commit(
+            stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup"
+        )
+    writer.close()
+    assert not list(tmp_path.glob("backups/acme/*/manifest.json"))
+
+
+def test_a_backup_commits_when_a_sweep_ran_but_left_its_chunks(tmp_path):
+    from datetime import UTC, datetime
+
+    from incarnate.retention import PruneResult, marked_sweep
+
+    store = LocalStore(tmp_path)
+    snapshot_of(store, b"shared " * 5000)
+    writer = SnapshotWriter(store, new_snapshot_prefix("acme"))
+    writer.add("volume-files", "volume", "files", None, io.BytesIO(b"shared " * 5000))
+    marked_sweep(store, set(), PruneResult(dry_run=False), datetime.now(UTC))
+    writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
+    assert len(list(tmp_path.glob("backups/acme/*/manifest.json"))) == 2
