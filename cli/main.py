@@ -314,11 +314,18 @@ def parser() -> argparse.ArgumentParser:
     ).add_argument(
         "--pool", default=None, metavar="NAME", help=pool_help + "; --host then only says where this first install goes"
     )
-    command(
+    install = command(
         "install",
-        flow_command("flows.install:install", "repo", "ref", "docker_host", "snapshot"),
+        flow_command("flows.install:install", "repo", "ref", "docker_host", "snapshot", "adopt_data"),
         "install or re-deploy a stack from its newest backup",
-    ).add_argument("--snapshot", default=None, help="restore this snapshot id instead of the newest")
+    )
+    install.add_argument("--snapshot", default=None, help="restore this snapshot id instead of the newest")
+    install.add_argument(
+        "--adopt-data",
+        action="store_true",
+        help="keep the stack's data found on the host although no deployment recorded it (its folder was lost); "
+        "the release migrates it as it is",
+    )
     command(
         "update",
         flow_command("flows.update:update", "repo", "ref", "docker_host"),

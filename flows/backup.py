@@ -2,12 +2,15 @@
 
 from prefect import flow, get_run_logger
 
+from blocks import resolve
 from flows.prologue import stack_on_host
 from flows.report import StageReport, publish_backup
 from incarnate import stages
 from incarnate.config import StackConfig
 from incarnate.repo import load_customer_config
+from incarnate.secrets import keep_copy
 from incarnate.stores import Store
+from incarnate.stores.secret_copies import StoreSecrets
 from tasks.backup import backup
 from tasks.chores import prune as prune_snapshots
 
@@ -33,6 +36,7 @@ def backup_stack(repo: str, docker_host: str | None = None, prune: bool = True) 
                 f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new; "
                 f"{result.protection}"
             )
+        copy_secrets(held.store, config.stack)
         pruned = prune_after_backup(report, held.store, repo, config, result.snapshot.id) if prune else None
     report.publish()
     publish_backup(config.stack, result)
@@ -51,6 +55,20 @@ def backup_stack(repo: str, docker_host: str | None = None, prune: bool = True) 
         "pruned": pruned,
         "seconds": report.durations(),
     }
+
+
+def copy_secrets(store: Store, stack: str) -> None:
+    """The store's sealed copy of the stack's secrets follows the vault (a stack deployed before copies existed gets
+    one with its next backup); its failure is reported, never the run's: the snapshot exists."""
+    try:
+        values = resolve.stack_secrets().load(stack)
+        if values is not None:
+            keep_copy(StoreSecrets(store), stack, values)
+    except Exception as error:  # noqa: BLE001 - the committed snapshot stands; the next backup tries again
+        get_run_logger().warning(
+            f"stack {stack}: the copy of its secrets in store {store.location} could not be brought up to date "
+            f"({error}); the next backup tries again. Until then a recovery on a new Prefect server needs them."
+        )
 
 
 def prune_after_backup(report: StageReport, store: Store, repo: str, config: StackConfig, snapshot_id: str) -> str:

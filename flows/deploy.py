@@ -28,13 +28,18 @@ class BroughtUp:
 
 
 def bring_up(
-    report: StageReport | None, project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot
+    report: StageReport | None,
+    project: ComposeProject,
+    pinned: PinnedStack,
+    store: Store,
+    snapshot: Snapshot,
+    adopt_data: bool = False,
 ) -> BroughtUp:
     """Restore, start, migrate: the stages every deploying flow runs in this order, each reported (unless `report`
     is None: an update's rollback reports them as one step of its own)."""
     stage = report.stage if report else lambda name: nullcontext({})
     with stage(stages.restore.NAME) as row:
-        outcome = restore(project, pinned, store, snapshot)
+        outcome = restore(project, pinned, store, snapshot, adopt_data)
         row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
     with stage(stages.start.NAME) as row:
         if removed := start(project):

@@ -12,24 +12,34 @@ from flows.incarnation_record import incarnation, now, record_incarnation
 from flows.prologue import deployment_on_host
 from flows.report import StageReport
 from incarnate import stages
-from incarnate.errors import ReleaseError
+from incarnate.backup_format import Snapshot
+from incarnate.compose import ComposeProject
+from incarnate.errors import IncarnateError, ReleaseError, StageError
 from incarnate.stages.restore import kept_all
 from incarnate.state import runs_as_deployed
+from tasks.chores import tear_down
 from tasks.fetch_backup import fetch_backup
 
 
 def install_from_backup(
-    name: str, repo: str, ref: str, docker_host: str | None, snapshot: str | None, unless_current: bool = False
+    name: str,
+    repo: str,
+    ref: str,
+    docker_host: str | None,
+    snapshot: str | None,
+    unless_current: bool = False,
+    adopt_data: bool = False,
 ) -> dict:
     """The body of the install, disaster-recovery and import flows; `name` is the flow reported."""
     report, started, releases = StageReport(name), now(), resolve.release_store()
     with deployment_on_host(report, repo, ref, docker_host, releases) as (pinned, held):
         host, project, running = held.host, held.project, held.running
-        if running and running.release != pinned.release.release and project.services():
+        if running and running.release != pinned.release.release:
+            containers = "runs" if project.services() else "was deployed (its containers are gone, its data stays)"
             raise ReleaseError(
-                f"stack {pinned.stack} runs release {running.release} on host {host.name} and "
+                f"stack {pinned.stack} {containers} with release {running.release} on host {host.name} and "
                 f"{repo} now pins {pinned.release.release}: run `incarnate update` (verified "
-                f"pre-update backup, automatic rollback); the running stack was not touched."
+                f"pre-update backup, automatic rollback); the stack was not touched."
             )
         if unless_current and snapshot is None and running and runs_as_deployed(project, pinned, running):
             url = host.app_address(pinned.customer.config.http_port)
@@ -49,12 +59,14 @@ def install_from_backup(
             with report.stage(stages.fetch_backup.NAME) as row:
                 source = fetch_backup(pinned, held.store, releases, snapshot)
                 row["detail"] = f"{source.id} ({source.manifest.origin}, release {source.manifest.release})"
-            brought = bring_up(report, project, pinned, held.store, source)
+            brought = bring_up(report, project, pinned, held.store, source, adopt_data)
             closing = closing_backup(report, project, pinned, held.store, source, brought)
         except Exception as error:
             record_incarnation(
                 report, incarnation(name, pinned, host, started, "failed", source and source.id, error=error), repo
             )
+            if running is None and not adopt_data and report.passed(stages.restore.NAME):
+                undo_first_deployment(report, project, source, error)
             raise
         report.publish()
         kept = kept_all(brought.outcome)
@@ -81,6 +93,25 @@ def install_from_backup(
     }
 
 
+def undo_first_deployment(report: StageReport, project: ComposeProject, source: Snapshot, error: Exception) -> None:
+    """A stack that was not deployed on the host, whose deployment failed after its restore: what it loaded (every
+    target was empty: data no deployment recorded is refused), started and maybe half-migrated goes (it came from
+    `source`, which is intact), so the next attempt restores the snapshot whole. Raises the failure, saying so."""
+    kind = type(error) if isinstance(error, IncarnateError) else StageError
+    try:
+        with report.stage("remove what was started"):
+            tear_down(project)
+    except Exception as cleanup:  # noqa: BLE001 - both failures are reported, the first one's kind
+        raise kind(
+            f"{error}; removing what this first deployment had started failed too ({cleanup}): remove it "
+            f"(`docker compose -p {project.name} down --volumes` on the host) before installing again."
+        ) from error
+    raise kind(
+        f"{error}; the stack was not deployed on this host before, so this run removed what it had started (its "
+        f"containers and volumes; snapshot {source.id} is intact): install again once the cause is fixed."
+    ) from error
+
+
 @flow(name="install", log_prints=True)
 def install(
     repo: str,
@@ -88,6 +119,7 @@ def install(
     docker_host: str | None = None,
     snapshot: str | None = None,
     unless_current: bool = False,
+    adopt_data: bool = False,
 ) -> dict:
     """Deploy a customer repo's stack: restore its newest backup (or `snapshot`), start, migrate, back up.
 
@@ -98,8 +130,10 @@ def install(
         saved SSH host block), or a Docker engine address.
         snapshot: id of the snapshot to restore; empty for the newest.
         unless_current: change nothing when the stack already runs this release and config commit, healthy.
+        adopt_data: keep the stack's data found on the host although no deployment recorded it (the stack's folder
+        was lost): the release migrates it as it is; without it, such data is refused.
     """
-    return install_from_backup("install", repo, ref, docker_host, snapshot, unless_current)
+    return install_from_backup("install", repo, ref, docker_host, snapshot, unless_current, adopt_data)
 
 
 @flow(name="disaster-recovery", log_prints=True)

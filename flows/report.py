@@ -46,6 +46,10 @@ class StageReport:
             f"s){detail}"
         )
 
+    def passed(self, stage: str) -> bool:
+        """Whether the stage ran and succeeded in this run."""
+        return any(row["stage"] == stage and row["result"] == "ok" for row in self.rows)
+
     def durations(self) -> dict[str, float]:
         return {row["stage"]: float(row["seconds"]) for row in self.rows if row["seconds"]}
 

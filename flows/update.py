@@ -18,7 +18,7 @@ from incarnate import stages
 from incarnate.errors import IntegrityError, StageError
 from incarnate.releases import customer_releases
 from tasks.backup import backup
-from tasks.chores import remove_stack, verify
+from tasks.chores import remove_stack, start_data_services, verify
 from tasks.fetch_backup import fetch_backup, fetch_release
 from tasks.load_config import load_config
 
@@ -52,6 +52,8 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
                 fetch_release(target, store, releases)
                 row["detail"] = f"release {target.release.release} files in the customer store"
             stop(previous.release)
+            if woken := start_data_services(project, previous.release):
+                print(f"stack {target.stack}: {', '.join(woken)} did not run; started for the pre-update backup")
             with report.stage(f"{stages.backup.NAME} (pre-update)") as row:
                 before = backup(project, store, backup_settings)
                 problems = verify(store, [before.snapshot]).problems

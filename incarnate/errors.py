@@ -54,6 +54,13 @@ class StageError(IncarnateError):
     """A stage of the pipeline failed on the running stack (start, health, migration)."""
 
 
+class UnrecordedData(StageError):
+    """The host holds data of the stack that no deployment recorded: a deployment would keep it and migrate it with
+    no backup; refused before anything is loaded."""
+
+    exit_code = 2
+
+
 def exit_code(error: BaseException) -> int:
     """Exit code for an error that ended a command: 2 for bad input, 1 for any other failure."""
     return error.exit_code if isinstance(error, IncarnateError) else 1

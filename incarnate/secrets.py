@@ -9,7 +9,7 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-from incarnate.errors import ConfigError
+from incarnate.errors import ConfigError, IncarnateError
 
 
 class Vault(Protocol):
@@ -36,16 +36,23 @@ def for_scratch(names: Iterable[str]) -> dict[str, SecretStr]:
     return {variable(name): SecretStr(generate()) for name in names}
 
 
-def stack_secrets(vault: Vault, stack: str, names: list[str], has_data: str | None) -> dict[str, SecretStr]:
+def stack_secrets(
+    vault: Vault, stack: str, names: list[str], has_data: str | None, copy: Vault | None = None
+) -> dict[str, SecretStr]:
     """The stack's secrets as compose variables. The first deployment generates and keeps them; a secret a newer
-    release adds is generated then. A stack with data (`has_data` says which) whose vault holds nothing is refused:
-    its data was written with secrets that must come back, not be replaced."""
+    release adds is generated then. `copy` (the stack's encrypted store) keeps them too, and gives them back to a
+    vault that lost them (a new Prefect server). A stack with data (`has_data` says which) whose vault and copy hold
+    nothing is refused: its data was written with secrets that must come back, not be replaced."""
     if not names:
         return {}
     kept = vault.load(stack)
+    if kept is None and copy is not None and (kept := copy.load(stack)) is not None:
+        vault.save(stack, kept)
+        print(f"stack {stack}: secrets recovered from {copy.where(stack)} into {vault.where(stack)}")
     if kept is None and has_data:
         raise ConfigError(
-            f"stack {stack} has data ({has_data}) but {vault.where(stack)} does not exist, so its secrets "
+            f"stack {stack} has data ({has_data}) but {vault.where(stack)} does not exist"
+            f"{f' and {copy.where(stack)} holds none' if copy else ''}, so its secrets "
             f"({', '.join(names)}) are missing; restore that block (Prefect UI: Blocks, Secret, a JSON value "
             f'{{"{names[0]}": "..."}} with every secret) from your records and run again. Nothing was changed.'
         )
@@ -57,4 +64,16 @@ def stack_secrets(vault: Vault, stack: str, names: list[str], has_data: str | No
             f"stack {stack}: generated secret{'s' if len(added) > 1 else ''} {', '.join(added)} into "
             f"{vault.where(stack)}"
         )
+    if copy is not None:
+        keep_copy(copy, stack, {**kept, **added})
     return {variable(name): SecretStr({**kept, **added}[name]) for name in names}
+
+
+def keep_copy(copy: Vault, stack: str, values: dict[str, str]) -> None:
+    """The copy holds what the vault holds: a new one when it differs (or cannot be read: the newest wins)."""
+    try:
+        current = copy.load(stack)
+    except IncarnateError:
+        current = None
+    if current != values:
+        copy.save(stack, values)

@@ -23,6 +23,17 @@ def stop_app(project: ComposeProject, release: ReleaseDescriptor) -> list[str]:
     return services
 
 
+@task(name="start data services", **STAGE)
+def start_data_services(project: ComposeProject, release: ReleaseDescriptor) -> list[str]:
+    """The data services a backup reads, started from the host's files where they do not run (their containers
+    were removed; the volumes stay); which were started."""
+    running = {service.get("Service") for service in project.services() if service.get("State") == "running"}
+    missing = [service for service in release.data_services if service not in running]
+    if missing:
+        project.up(missing)
+    return missing
+
+
 @task(name="remove stack", **STAGE)
 def remove_stack(project: ComposeProject) -> None:
     """Containers and volumes of the stack go: only ever after a verified backup of them exists."""

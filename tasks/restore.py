@@ -11,7 +11,9 @@ from tasks import STAGE, shows_progress
 
 @task(name=stage.NAME, **STAGE)
 @shows_progress
-def restore(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot) -> dict[str, str]:
+def restore(
+    project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot, adopt_data: bool = False
+) -> dict[str, str]:
     """The stack's files and secrets (from its Prefect Secret block); data services up; each artifact loaded into
-    its database or volume if that is empty."""
-    return stage.run(project, pinned, store, snapshot, resolve.stack_secrets())
+    its database or volume if that is empty (data no deployment recorded is refused, or kept with `adopt_data`)."""
+    return stage.run(project, pinned, store, snapshot, resolve.stack_secrets(), adopt_data)

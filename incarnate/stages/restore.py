@@ -9,12 +9,14 @@ from incarnate.backup_format import Artifact, Snapshot, restore_artifact
 from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource
 from incarnate.datasources.volume import pull_toolbox
+from incarnate.errors import UnrecordedData
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseDescriptor, customer_releases
 from incarnate.secrets import Vault, stack_secrets
 from incarnate.state import read_state
 from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
+from incarnate.stores.secret_copies import StoreSecrets
 
 NAME = "restore"
 LOADED, KEPT, ASIDE = "loaded", "kept (not empty)", "kept aside (service not activated)"
@@ -68,11 +70,40 @@ def existing_data(project: ComposeProject, snapshot: Snapshot) -> str | None:
     return f"it is deployed on host {project.host.name}" if read_state(project) else None
 
 
-def run(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Snapshot, vault: Vault) -> dict[str, str]:
-    """What became of each artifact: "loaded", or "kept (not empty)"."""
+def refuse_unrecorded_data(
+    project: ComposeProject, pinned: PinnedStack, pairs: list[tuple[Artifact, DataSource]]
+) -> None:
+    """Data is kept only where a deployment recorded it (the host's state): data of unknown origin and release
+    (the stack's folder was lost, another installation's volumes) would be migrated with no backup of it."""
+    if read_state(project) is not None:
+        return
+    held = [artifact.name for artifact, target in pairs if not target.is_empty()]
+    if held:
+        raise UnrecordedData(
+            f"stack {project.name} on host {project.host.name}: {', '.join(held)} holds data that no deployment "
+            f"recorded (the host has no state of the stack: its folder was removed, or the data is another "
+            f"installation's), and release {pinned.release.release} would keep it and migrate it with no backup, so "
+            f"nothing was loaded, migrated or removed. If it is this stack's own data, run `incarnate install "
+            f"{pinned.customer.repo} --adopt-data` to keep it; if not, remove it (`docker compose -p {project.name} "
+            f"down --volumes` on the host) and install again."
+        )
+
+
+def run(
+    project: ComposeProject,
+    pinned: PinnedStack,
+    store: Store,
+    snapshot: Snapshot,
+    vault: Vault,
+    adopt_data: bool = False,
+) -> dict[str, str]:
+    """What became of each artifact: "loaded", or "kept (not empty)". Data no deployment recorded is kept only
+    with `adopt_data`."""
     config, release, host = pinned.customer.config, pinned.release, project.host
     compose = customer_releases(store).read_file(config.product, config.release, "compose.yaml")
-    secrets = stack_secrets(vault, pinned.secrets_stack, release.secrets, existing_data(project, snapshot))
+    secrets = stack_secrets(
+        vault, pinned.secrets_stack, release.secrets, existing_data(project, snapshot), StoreSecrets(store)
+    )
     project.write_files(compose, pinned.compose_variables(secrets), release.size_overrides(pinned.size))
     if pinned.login:
         pinned.login.login(host)
@@ -82,6 +113,8 @@ def run(project: ComposeProject, pinned: PinnedStack, store: Store, snapshot: Sn
     sources = datasources.for_release(project, release, pinned.registry)
     artifacts = [artifact for artifact in snapshot.manifest.artifacts if artifact.name not in release.dormant_artifacts]
     pairs = list(datasources.for_artifacts(sources, artifacts, project, pinned.registry, f"snapshot {snapshot.id}"))
+    if not adopt_data:
+        refuse_unrecorded_data(project, pinned, pairs)
     return load_all(pairs, store, snapshot, project.name) | {
         artifact.name: ASIDE for artifact in snapshot.manifest.artifacts if artifact.name in release.dormant_artifacts
     }

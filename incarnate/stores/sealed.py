@@ -45,8 +45,9 @@ FORMAT = 1
 
 
 def sealed_object(key: str) -> bool:
-    """Chunks and manifests hold customer data (or say what it is); everything else coordinates runs."""
-    return key.startswith("chunks/") or (key.startswith("backups/") and key.endswith("/manifest.json"))
+    """Chunks, manifests and copies of stack secrets hold customer data (or say what it is); everything else
+    coordinates runs."""
+    return key.startswith(("chunks/", "secrets/")) or (key.startswith("backups/") and key.endswith("/manifest.json"))
 
 
 def key_block(store_id: str) -> str:

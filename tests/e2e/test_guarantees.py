@@ -98,6 +98,69 @@ def test_install_refuses_to_upgrade_a_running_stack_and_points_to_update(custome
     assert json.loads(customer.request("GET", "/health"))["release"] == "1.0.0"
 
 
+def remove_containers(customer) -> None:
+    """The containers of the stack go (a host's clean-up, `docker rm`); its volumes and its folder stay."""
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={customer.stack}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    subprocess.run(["docker", "rm", "--force", *ids], check=True, capture_output=True)
+
+
+def test_install_onto_a_stack_whose_containers_are_gone_is_refused_and_update_takes_it_over(customer):
+    """Its volumes and state remain: install would let release 1.1.0 migrate the data in place with no backup."""
+    with_records(customer)
+    remove_containers(customer)
+    customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "pin 1.1.0")
+    refused = customer.install()
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "incarnate update" in refused.stderr.strip().splitlines()[-1]
+    assert customer.containers() == {}
+    updated = customer.incarnate("update", str(customer.repo))
+    assert updated.returncode == 0, updated.stderr[-3000:]
+    assert "pre-update backup" in updated.stdout + updated.stderr
+    assert json.loads(customer.request("GET", "/health"))["release"] == "1.1.0"
+    assert len(customer.records()) == 3
+
+
+def test_install_onto_data_no_deployment_recorded_is_refused_and_keeps_the_data(customer):
+    """The stack's folder (its state) is gone, its volumes stay: whose data, of which release, nobody can say."""
+    with_records(customer)
+    remove_containers(customer)
+    shutil.rmtree(settings.stacks_dir() / customer.stack)
+    refused = customer.install()
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "holds data" in last and "--adopt-data" in last and "nothing was loaded" in last, last
+    assert customer.database_tables() > 0  # untouched
+    adopted = customer.install("--adopt-data")
+    assert adopted.returncode == 0, adopted.stderr[-3000:]
+    assert "kept existing data" in adopted.stdout + adopted.stderr
+    assert len(customer.records()) == 3
+
+
+def test_a_first_install_that_fails_after_its_restore_leaves_nothing_and_can_be_run_again(customer):
+    """Recovery onto an empty host with a release whose migration fails halfway (1.2.0): what the failed install
+    loaded and half-migrated goes (the backup it came from is intact), so the next install, of a release that works,
+    restores the backup whole instead of keeping a half-migrated copy, or being refused for data nobody recorded."""
+    with_records(customer)
+    assert customer.incarnate("backup", str(customer.repo)).returncode == 0
+    customer.remove_stack()
+    shutil.rmtree(settings.stacks_dir() / customer.stack)
+    customer.write_stack_yaml(customer.stack_yaml(release="1.2.0"), "pin the broken 1.2.0")
+    failed = customer.install()
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert "removed what it had started" in failed.stderr.strip().splitlines()[-1]
+    assert customer.containers() == {}
+    customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "pin 1.1.0")
+    again = customer.install()
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "restored from" in again.stdout + again.stderr
+    assert len(customer.records()) == 3
+
+
 def test_install_of_a_chosen_snapshot_onto_data_says_it_kept_the_data(customer):
     with_records(customer)
     customer.request("PUT", "/files/kept.txt", b"the files volume holds data too")
