@@ -14,7 +14,7 @@ from incarnate.config import StackConfig
 from incarnate.errors import IncarnateError, StageError
 from incarnate.host import Host
 from incarnate.pinned import PinnedStack
-from incarnate.releases import ReleaseDescriptor, ReleaseStore
+from incarnate.releases import ReleaseDescriptor, ReleaseStore, customer_releases, keep_checked_copy
 from incarnate.state import StackState, read_state
 from incarnate.stores import Store
 from tasks.chores import stop_app
@@ -50,7 +50,18 @@ def stack_on_host(
     with stack_lock(config.stack), closing(host):
         with report.stage(stages.create_host.NAME):
             project = create_host(host, config.stack, config.host if prepare else None)
-        yield OnHost(config, store, host, project, read_state(project))
+        running = read_state(project)
+        if running is not None:
+            record_release_copy(store, running)
+        yield OnHost(config, store, host, project, running)
+
+
+def record_release_copy(store: Store, running: StackState) -> None:
+    """A stack deployed before release copies carried their publication record gets it now (checked against the
+    release store), so every read of its release's files can be checked."""
+    copy = customer_releases(store)
+    if copy.publication(running.product, running.release) is None:
+        keep_checked_copy(resolve.release_store(), copy, running.product, running.release)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from incarnate.backup_format import MANIFEST, Snapshot, artifact_name, read_manifest
 from incarnate.config import NAME_PATTERN, Strict, describe_validation_error, load_mapping, parse_version
 from incarnate.datasources import ENGINES
-from incarnate.errors import ConfigError, ObjectMissing, ReleaseError
+from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, ReleaseError
 from incarnate.stores import Store
 
 RELEASE_FILES = ("release.yaml", "compose.yaml")
@@ -315,8 +315,33 @@ class ReleaseStore:
                 f"(releases there: {known}; `incarnate release publish DIR` publishes one)."
             ) from None
 
+    def published(self, product: str, release: str) -> Publication:
+        """The release's publication record: only a published release deploys (a folder copied in by hand has none)."""
+        publication = self.publication(product, release)
+        if publication is None or (publication.product, publication.release) != (product, release):
+            raise ReleaseError(
+                f"release store {self.location}: {product} {release} has "
+                f"{'no publication record' if publication is None else 'the publication record of another release'}"
+                f", so its files cannot be checked; only a release published with `incarnate release publish DIR` "
+                f"deploys (a release folder copied in by hand does not). Nothing was changed."
+            )
+        return publication
+
+    def checked_file(self, product: str, release: str, name: str) -> bytes:
+        """A release file as it was published: its SHA-256 is the one its publication record holds."""
+        data = self.read_file(product, release, name)
+        published = self.published(product, release).files.get(name, "none")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != published:
+            raise IntegrityError(
+                f"release store {self.location}: {product}/{release}/{name} is not the file that was published "
+                f"(SHA-256 {digest[:16]}, published {published[:16]}): it was changed or planted after publication; "
+                f"refused, nothing was changed."
+            )
+        return data
+
     def descriptor(self, product: str, release: str) -> ReleaseDescriptor:
-        text = self.read_file(product, release, "release.yaml").decode()
+        text = self.checked_file(product, release, "release.yaml").decode()
         descriptor = parse_descriptor(text, f"{self.location}/{product}/{release}/release.yaml")
         if (descriptor.product, descriptor.release) != (product, release):
             raise ReleaseError(
@@ -326,7 +351,8 @@ class ReleaseStore:
         return descriptor
 
     def files(self, product: str, release: str) -> dict[str, bytes]:
-        return {name: self.read_file(product, release, name) for name in RELEASE_FILES}
+        """The release's files, each checked against its publication."""
+        return {name: self.checked_file(product, release, name) for name in RELEASE_FILES}
 
     def present_files(self, product: str, release: str) -> dict[str, bytes]:
         """The release files that exist (an interrupted publication may have written some)."""
@@ -402,5 +428,41 @@ class ReleaseStore:
 
 
 def customer_releases(store: Store) -> ReleaseStore:
-    """A customer store keeps its own copy of every release it ran, so recovery needs no release store."""
+    """A customer store keeps its own copy of every release it ran, so recovery needs no release store: the files
+    and the publication record, which every read checks them against (sealed in an encrypted store: nobody without
+    its key can plant or change the record)."""
     return ReleaseStore(store, prefix="releases")
+
+
+def keep_checked_copy(
+    source: ReleaseStore,
+    copy: ReleaseStore,
+    product: str,
+    release: str,
+    lock_until: datetime | None = None,
+    lock_mode: str = "locked",
+) -> None:
+    """The customer store's copy of a release, checked against the publication in `source` (the release store): its
+    files, then its publication record last, write-once until `lock_until` like the snapshots. Files already there
+    (an earlier copy, or planted in advance) must be the published ones, and a record already there the source's."""
+    publication = source.published(product, release)
+    files = source.files(product, release)
+    own = copy.publication(product, release)
+    if own is not None and own.files != publication.files:
+        raise IntegrityError(
+            f"store {copy.location}: the publication record of {product} {release} differs from the release store's "
+            f"({source.location}); remove {copy.location}/{product}/{release}/ from the store and run again. "
+            f"Nothing was changed."
+        )
+    present = copy.present_files(product, release)
+    for name, data in present.items():
+        if hashlib.sha256(data).hexdigest() != publication.files.get(name):
+            raise IntegrityError(
+                f"store {copy.location}: {product}/{release}/{name} is not the published file (changed, or planted "
+                f"before the release was first deployed); remove {copy.location}/{product}/{release}/ from the "
+                f"store and run again. Nothing was changed."
+            )
+    missing = {name: data for name, data in files.items() if name not in present}
+    copy.add(product, release, missing, lock_until, lock_mode)
+    if own is None:
+        copy.record(publication, lock_until, lock_mode)

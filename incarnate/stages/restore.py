@@ -100,7 +100,7 @@ def run(
     """What became of each artifact: "loaded", or "kept (not empty)". Data no deployment recorded is kept only
     with `adopt_data`."""
     config, release, host = pinned.customer.config, pinned.release, project.host
-    compose = customer_releases(store).read_file(config.product, config.release, "compose.yaml")
+    compose = customer_releases(store).checked_file(config.product, config.release, "compose.yaml")
     secrets = stack_secrets(
         vault, pinned.secrets_stack, release.secrets, existing_data(project, snapshot), StoreSecrets(store)
     )

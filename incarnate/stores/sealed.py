@@ -45,9 +45,13 @@ FORMAT = 1
 
 
 def sealed_object(key: str) -> bool:
-    """Chunks, manifests and copies of stack secrets hold customer data (or say what it is); everything else
-    coordinates runs."""
-    return key.startswith(("chunks/", "secrets/")) or (key.startswith("backups/") and key.endswith("/manifest.json"))
+    """Chunks, manifests and copies of stack secrets hold customer data (or say what it is), and the publication
+    record of a release copy vouches for its files; everything else coordinates runs."""
+    return (
+        key.startswith(("chunks/", "secrets/"))
+        or (key.startswith("backups/") and key.endswith("/manifest.json"))
+        or (key.startswith("releases/") and key.endswith("/publication.json"))
+    )
 
 
 def key_block(store_id: str) -> str:

@@ -1,5 +1,6 @@
 """Bad input gets one sentence naming what and where, a non-zero exit, and nothing is touched."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import yaml
 
 from incarnate import settings
 from incarnate.backup_format import chunk_key, find_snapshot
+from incarnate.releases import RELEASE_FILES, file_digests
 
 
 @pytest.mark.parametrize(
@@ -48,6 +50,12 @@ def test_release_whose_images_the_registry_lacks_is_refused_before_anything_runn
     descriptor = yaml.safe_load((releases / "demo/1.0.1/release.yaml").read_text())
     descriptor.update(release="1.0.1", images={"app": "demo/app:1.0.1", "db": "demo/db:1.0.1"})
     (releases / "demo/1.0.1/release.yaml").write_text(yaml.safe_dump(descriptor))
+    publication = json.loads((releases / "demo/1.0.1/publication.json").read_text())  # as if it were published
+    publication.update(
+        release="1.0.1",
+        files=file_digests({name: (releases / "demo/1.0.1" / name).read_bytes() for name in RELEASE_FILES}),
+    )
+    (releases / "demo/1.0.1/publication.json").write_text(json.dumps(publication))
     customer.write_stack_yaml(customer.stack_yaml(release="1.0.1"), "update to 1.0.1")
 
     result = customer.install(env={"INCARNATE_RELEASES": str(releases)})

@@ -1,7 +1,12 @@
 """Verify, don't trust: what the store holds is checked, and what cannot be read or verified is refused loudly, never
 taken for a default that looks like success."""
 
+import json
+from pathlib import Path
+
+from incarnate import settings
 from incarnate.backup_format import MANIFEST
+from incarnate.stores.local import LocalStore
 
 
 def damage_every_manifest(customer) -> list[str]:
@@ -117,3 +122,41 @@ def test_deleting_an_encrypted_store_s_config_does_not_switch_encryption_off(cus
     assert customer.incarnate("backup", str(customer.repo)).returncode == 0
     stored = [path.read_bytes() for path in customer.store.rglob("*") if path.is_file()]
     assert not any(b"customer-secret-marker-4711" in data for data in stored)
+
+
+def test_release_files_planted_in_the_customer_store_for_a_future_release_are_refused(customer):
+    """Whoever can write the store plants release 1.1.0's files before the stack is updated to it: a compose.yaml
+    that runs privileged with the host's / mounted. The update refuses them and changes nothing."""
+    assert customer.install().returncode == 0
+    running = customer.containers()
+    genuine = LocalStore(Path(settings.releases())).get("demo/1.1.0/release.yaml")
+    raw = LocalStore(customer.store)
+    raw.put("releases/demo/1.1.0/release.yaml", genuine)
+    raw.put(
+        "releases/demo/1.1.0/compose.yaml",
+        b"services:\n  app:\n    image: demo/app:1.1.0\n    privileged: true\n    volumes: ['/:/host']\n",
+    )
+    customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "pin 1.1.0")
+    refused = customer.incarnate("update", str(customer.repo))
+    assert refused.returncode != 0
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "demo/1.1.0/compose.yaml is not the published file" in last, last
+    assert customer.containers() == running
+    assert json.loads(customer.request("GET", "/health"))["release"] == "1.0.0"
+
+
+def test_a_stack_whose_recorded_backups_vanished_from_the_store_is_never_recovered_as_a_new_one(customer):
+    """Whoever can write the store deletes the stack's manifests (on Azure: deletes the current versions of locked
+    blobs, which hides them): the store looks as if the stack never had a backup, but the customer repo records
+    the deployments and their backups. Recover refuses instead of restoring the vanilla backup, an empty app."""
+    assert customer.install().returncode == 0
+    customer.request("POST", "/records", b'{"title": "must not be replaced by an empty app"}')
+    assert customer.incarnate("backup", str(customer.repo)).returncode == 0
+    for manifest in (customer.store / "backups" / customer.stack).glob(f"*/{MANIFEST}"):
+        manifest.unlink()
+    customer.remove_stack()
+    refused = customer.incarnate("recover", str(customer.repo))
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "the customer repo records" in last and "does not list it" in last, last
+    assert customer.containers() == {}

@@ -4,7 +4,7 @@ prints it), and what the release store says when the same release is published a
 import pytest
 import yaml
 
-from incarnate.errors import ConfigError, ReleaseError
+from incarnate.errors import ConfigError, IntegrityError, ReleaseError
 from incarnate.publish import PROBE_PORT, ReleaseFolder, compose_problems, publication, refuse_changed
 from incarnate.releases import ReleaseStore, parse_descriptor
 from incarnate.stores.local import LocalStore
@@ -207,3 +207,59 @@ def test_an_optional_service_needs_its_profile_and_its_volumes_name_it():
         volumes=[{"name": "uploads"}, {"name": "index", "service": "search"}],
     )
     assert compose_problems(fixed, model, REGISTRY) == []
+
+
+def published_store(tmp_path, name: str = "store") -> tuple[ReleaseStore, ReleaseFolder]:
+    (tmp_path / name).mkdir()
+    releases = ReleaseStore(LocalStore(tmp_path / name))
+    published = folder(tmp_path)
+    releases.add("shop", "2.1.0", published.files)
+    releases.record(publication(published, {"shop/web:2.1.0": "sha256:aaa"}, "shop/2.1.0/vanilla-x", 123))
+    return releases, published
+
+
+def test_only_a_published_release_deploys_and_only_as_it_was_published(tmp_path):
+    releases, published = published_store(tmp_path)
+    assert releases.descriptor("shop", "2.1.0").release == "2.1.0"
+    releases.add("shop", "2.2.0", published.files)  # a release folder copied in by hand: no publication record
+    with pytest.raises(ReleaseError, match="2.2.0 has no publication record, so its files cannot be checked"):
+        releases.descriptor("shop", "2.2.0")
+    (tmp_path / "store/shop/2.1.0/compose.yaml").write_bytes(b"services: {evil: {privileged: true}}\n")
+    with pytest.raises(IntegrityError, match="compose.yaml is not the file that was published"):
+        releases.files("shop", "2.1.0")
+
+
+def test_a_customer_store_s_copy_is_checked_against_the_publication(tmp_path):
+    from incarnate.releases import customer_releases, keep_checked_copy
+
+    releases, _ = published_store(tmp_path)
+    (tmp_path / "customer").mkdir()
+    planted = customer_releases(LocalStore(tmp_path / "customer"))
+    planted.add("shop", "2.1.0", {"compose.yaml": b"services: {evil: {privileged: true, volumes: ['/:/host']}}\n"})
+    with pytest.raises(IntegrityError, match="compose.yaml is not the published file"):
+        keep_checked_copy(releases, planted, "shop", "2.1.0")
+    assert planted.publication("shop", "2.1.0") is None
+
+    (tmp_path / "clean").mkdir()
+    copy = customer_releases(LocalStore(tmp_path / "clean"))
+    keep_checked_copy(releases, copy, "shop", "2.1.0")
+    assert copy.files("shop", "2.1.0") == releases.files("shop", "2.1.0")
+    (tmp_path / "clean/releases/shop/2.1.0/compose.yaml").write_bytes(b"services: {}\n# changed\n")
+    with pytest.raises(IntegrityError, match="is not the file that was published"):
+        copy.checked_file("shop", "2.1.0", "compose.yaml")
+
+
+def test_an_encrypted_customer_store_s_publication_record_cannot_be_planted(tmp_path):
+    from incarnate.releases import customer_releases
+    from incarnate.stores.sealed import SealedStore
+    from tests.memory_vault import MemoryVault
+
+    releases, _ = published_store(tmp_path)
+    (tmp_path / "customer").mkdir()
+    keys = MemoryVault()
+    store = SealedStore(LocalStore(tmp_path / "customer"), lambda: keys)
+    store.put("backups/acme/x/manifest.json", b"{}")  # the store is encrypted from its first write on
+    raw = LocalStore(tmp_path / "customer")
+    raw.put("releases/shop/2.1.0/publication.json", releases.store.get("shop/2.1.0/publication.json"))
+    with pytest.raises(IntegrityError, match="publication.json is corrupt"):
+        customer_releases(store).publication("shop", "2.1.0")
