@@ -35,9 +35,9 @@ def install_from_backup(
     with deployment_on_host(report, repo, ref, docker_host, releases) as (pinned, held):
         host, project, running = held.host, held.project, held.running
         if running and running.release != pinned.release.release:
-            containers = "runs" if project.services() else "was deployed (its containers are gone, its data stays)"
+            runs = "runs" if project.services() else "was deployed (its containers are gone, its data stays) with"
             raise ReleaseError(
-                f"stack {pinned.stack} {containers} with release {running.release} on host {host.name} and "
+                f"stack {pinned.stack} {runs} release {running.release} on host {host.name} and "
                 f"{repo} now pins {pinned.release.release}: run `incarnate update` (verified "
                 f"pre-update backup, automatic rollback); the stack was not touched."
             )

@@ -144,8 +144,11 @@ class ComposeProject:
         )
 
     def up(self, services: list[str] | None = None, timeout: int = 300) -> None:
-        """Start services and wait until each is healthy: incarnate runs their health checks itself until they
-        pass (incarnate.health), so a sensible health-check interval does not delay a deployment."""
+        """Start services (None: every one; an empty list: none) and wait until each is healthy: incarnate runs
+        their health checks itself until they pass (incarnate.health), so a sensible health-check interval does not
+        delay a deployment."""
+        if services is not None and not services:
+            return  # a release without data services: starting all would let the app fill empty volumes before restore
         args = ["up", "--detach", *([] if services else ["--remove-orphans"])]
         try:
             self.compose(*args, *(services or []), what=f"starting stack {self.name}", timeout=timeout + 60)

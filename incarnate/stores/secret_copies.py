@@ -37,7 +37,8 @@ class StoreSecrets:
         refused, never taken for none."""
         if not self.sealed():
             return None
-        copies = sorted(key for key in self.store.list(f"{SECRETS}/{stack}/") if key.endswith(".json"))
+        folder = f"{SECRETS}/{stack}"
+        copies = sorted(key for key in self.store.list(folder) if key.startswith(f"{folder}/") and key.endswith("json"))
         if not copies:
             return None
         values = json.loads(self.store.get(copies[-1]))  # opened and authenticated, or IntegrityError

@@ -103,6 +103,12 @@ def test_an_off_the_shelf_product_goes_from_its_folder_to_a_customer_with_the_cl
     status = customer.incarnate("status", str(customer.repo), env=env).stdout
     assert "wiki 1.1.0" in status and "release 1.1.0, schema not checked" in status
 
+    customer.remove_stack()  # the disaster: its volumes are gone; the recovery must load the backup into new ones
+    recovered = customer.install(env=env)
+    assert recovered.returncode == 0, recovered.stderr[-3000:]
+    assert "restored from" in recovered.stdout + recovered.stderr
+    assert "kept by the customer" in wiki_page(customer, "notes")
+
 
 @pytest.mark.parametrize("kind", ["smb", "azure"])
 def test_publishing_into_a_network_store_is_create_only_and_a_second_engine_installs_from_it(

@@ -4,6 +4,7 @@ Prefect API's password that protects them."""
 import base64
 import json
 import os
+import shutil
 import stat
 import subprocess
 import threading
@@ -117,7 +118,7 @@ def test_secrets_are_generated_once_kept_across_update_and_recovery_and_never_wr
         assert not any(value in text for value in kept), f"a secret appears in the {place}"
 
 
-def test_a_stack_with_data_whose_secrets_are_gone_is_refused_saying_how_to_restore_them(customer):
+def test_a_stack_with_data_whose_secrets_and_their_store_copy_are_gone_is_refused_saying_how_to_restore_them(customer):
     assert customer.install().returncode == 0
     assert customer.incarnate("backup", str(customer.repo)).returncode == 0
     running = customer.containers()
@@ -125,12 +126,14 @@ def test_a_stack_with_data_whose_secrets_are_gone_is_refused_saying_how_to_resto
         block = client.read_block_document_by_name(f"incarnate-stack-{customer.stack}", "secret")
         client.delete_block_document(block.id)
     customer.remove_stack()
+    shutil.rmtree(customer.store / "secrets" / customer.stack)  # and their copy in the store
     result = customer.install()
     assert result.returncode == 2
     assert f"error: stack {customer.stack} has data (snapshot " in result.stderr
     assert (
-        f"but Prefect Secret block incarnate-stack-{customer.stack} does not exist, so its secrets (db_password) are "
-        f"missing; restore that block" in result.stderr
+        f"but Prefect Secret block incarnate-stack-{customer.stack} does not exist and the sealed copy in store "
+        f"{customer.store} (secrets/{customer.stack}/) holds none, so its secrets (db_password) are missing; restore "
+        f"that block" in result.stderr
     )
     assert running  # it ran before; nothing was generated in place of the lost secret
     with pytest.raises(ValueError):
