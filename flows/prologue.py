@@ -14,11 +14,12 @@ from incarnate.config import StackConfig
 from incarnate.errors import IncarnateError, StageError
 from incarnate.host import Host
 from incarnate.pinned import PinnedStack
-from incarnate.releases import ReleaseDescriptor, ReleaseStore, customer_releases, keep_checked_copy
+from incarnate.releases import ReleaseDescriptor, ReleaseStore
 from incarnate.state import StackState, read_state
 from incarnate.stores import Store
 from tasks.chores import stop_app
 from tasks.create_host import create_host
+from tasks.fetch_backup import record_release_copy
 from tasks.load_config import load_config
 from tasks.start import start
 
@@ -52,16 +53,8 @@ def stack_on_host(
             project = create_host(host, config.stack, config.host if prepare else None)
         running = read_state(project)
         if running is not None:
-            record_release_copy(store, running)
+            record_release_copy(store, running.product, running.release)
         yield OnHost(config, store, host, project, running)
-
-
-def record_release_copy(store: Store, running: StackState) -> None:
-    """A stack deployed before release copies carried their publication record gets it now (checked against the
-    release store), so every read of its release's files can be checked."""
-    copy = customer_releases(store)
-    if copy.publication(running.product, running.release) is None:
-        keep_checked_copy(resolve.release_store(), copy, running.product, running.release)
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Fetch backup: the newest (or chosen) complete snapshot in the customer store; a first install seeds the
 store with the release's vanilla backup. The release's files are copied into the customer store too."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from incarnate.backup_format import MANIFEST, Snapshot, copy_snapshot, find_snapshot, stack_prefix
@@ -41,6 +42,14 @@ def refuse_vanished_backup(pinned: PinnedStack, store: Store, newest: Snapshot |
         f"{f'newest snapshot ({newest.id})' if newest else 'having no snapshot'} cannot be trusted and nothing was "
         f"changed. Bring the backup back, or choose a snapshot the store lists with --snapshot."
     )
+
+
+def record_release_copy(store: Store, product: str, release: str, releases: Callable[[], ReleaseStore]) -> None:
+    """A release copy without its publication record (written before copies carried one) gets it, checked against
+    the release store (`releases`, opened only then), so every later read of its files can be checked."""
+    copy = customer_releases(store)
+    if copy.publication(product, release) is None:
+        keep_checked_copy(releases(), copy, product, release)
 
 
 def run(pinned: PinnedStack, store: Store, releases: ReleaseStore, snapshot_id: str | None = None) -> Snapshot:

@@ -263,3 +263,16 @@ def test_an_encrypted_customer_store_s_publication_record_cannot_be_planted(tmp_
     raw.put("releases/shop/2.1.0/publication.json", releases.store.get("shop/2.1.0/publication.json"))
     with pytest.raises(IntegrityError, match="publication.json is corrupt"):
         customer_releases(store).publication("shop", "2.1.0")
+
+
+def test_a_copy_written_before_copies_carried_their_record_gets_it_checked(tmp_path):
+    from incarnate.releases import customer_releases
+    from incarnate.stages.fetch_backup import record_release_copy
+
+    releases, published = published_store(tmp_path)
+    (tmp_path / "customer").mkdir()
+    store = LocalStore(tmp_path / "customer")
+    customer_releases(store).add("shop", "2.1.0", published.files)  # as an earlier version copied it: no record
+    record_release_copy(store, "shop", "2.1.0", lambda: releases)
+    assert customer_releases(store).publication("shop", "2.1.0") == releases.publication("shop", "2.1.0")
+    record_release_copy(store, "shop", "2.1.0", lambda: pytest.fail("the release store is not needed any more"))
