@@ -10,6 +10,7 @@ from flows.prologue import stack_on_host
 from flows.report import StageReport, artifact_key
 from incarnate import stages
 from incarnate.backup_format import find_snapshot
+from incarnate.config import DRILL_SUFFIX
 from incarnate.errors import StoreError
 from incarnate.host import free_port
 from incarnate.pinned import PinnedStack
@@ -42,7 +43,7 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
             customer_releases(store).descriptor(manifest.product, manifest.release).activated(customer.config.services)
         )
         scratch = customer.config.model_copy(
-            update={"stack": f"{customer.config.stack}-drill", "http_port": http_port or free_port()}
+            update={"stack": f"{customer.config.stack}{DRILL_SUFFIX}", "http_port": http_port or free_port()}
         )
         registry = resolve.registry(customer.config.registry)
         pinned = PinnedStack(

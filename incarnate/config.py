@@ -6,17 +6,18 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from incarnate.errors import ConfigError
 
 VERSION_PATTERN = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+PUBLISH_PREFIX, DRILL_SUFFIX = "publish-", "-drill"  # scratch stacks: `publish-<product>-<release>`, `<stack>-drill`
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
     """`1.10.2` -> (1, 10, 2); raises ValueError for anything that is not MAJOR.MINOR.PATCH."""
-    match = VERSION_PATTERN.match(text)
+    match = VERSION_PATTERN.fullmatch(text)
     if not match:
         raise ValueError(f"expected a release version MAJOR.MINOR.PATCH such as 1.0.0, got {text!r}")
     major, minor, patch = (int(part) for part in match.groups())
@@ -64,7 +65,7 @@ HASHED_FIELD = re.compile(r"^H(?:\((\d+)-(\d+)\))?$")
 def cron(value: str) -> str:
     fields = value.split()
     if len(fields) != 5 or not all(
-        _hashed_range(field, index) if field.startswith("H") else CRON_FIELD.match(field)
+        _hashed_range(field, index) if field.startswith("H") else CRON_FIELD.fullmatch(field)
         for index, field in enumerate(fields)
     ):
         raise ValueError(
@@ -76,7 +77,7 @@ def cron(value: str) -> str:
 
 def _hashed_range(field: str, index: int) -> tuple[int, int] | None:
     """The range an `H` / `H(a-b)` field picks from; None for any other field or a range outside the field's."""
-    match = HASHED_FIELD.match(field)
+    match = HASHED_FIELD.fullmatch(field)
     if not match:
         return None
     low, high = CRON_RANGES[index]
@@ -146,7 +147,7 @@ PATH_PATTERN = re.compile(r"^/[A-Za-z0-9._@%+=,:/-]*$")
 
 
 def absolute_path(value: str) -> str:
-    if not PATH_PATTERN.match(value) or ".." in value.split("/"):
+    if not PATH_PATTERN.fullmatch(value) or ".." in value.split("/"):
         raise ValueError(
             f"expected an absolute path without '..', of letters, digits and . _ - / @ % + = , : only (no "
             f"spaces, quotes or shell characters), got {value!r}"
@@ -155,7 +156,7 @@ def absolute_path(value: str) -> str:
 
 
 def host_name(value: str) -> str:
-    if not HOSTNAME_PATTERN.match(value):
+    if not HOSTNAME_PATTERN.fullmatch(value):
         raise ValueError(f"expected a DNS name such as app.example.com, got {value!r}")
     return value
 
@@ -200,10 +201,37 @@ class HostSettings(Strict):
     )
 
 
+def control_character(value: object, where: str = "") -> str | None:
+    """Where (a dotted path) a string of `value` holds a control character (a newline would add lines to the host
+    files and shell commands some values reach); None when none does."""
+    if isinstance(value, str):
+        return where if any(ord(char) < 32 or ord(char) == 127 for char in value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = control_character(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 class StackConfig(Strict):
     """What a customer repo pins: which release of which product runs, and where its data goes."""
 
-    stack: Annotated[str, Field(description="Stack name: the Compose project, unique per host.")]
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: object) -> object:
+        where = control_character(data)
+        if where is not None:
+            raise ValueError(f"field '{where}': control characters (newlines, tabs, ...) are not allowed")
+        return data
+
+    stack: Annotated[
+        str,
+        Field(
+            description="Stack name: the Compose project, unique per host; names starting with publish- or ending "
+            "with -drill are reserved for scratch stacks."
+        ),
+    ]
     product: str = Field(description="Product name in the release store, e.g. demo.")
     release: str = Field(description="Pinned release, MAJOR.MINOR.PATCH; never latest.")
     http_port: int = Field(default=8080, ge=1, le=65535, description="Host port the app is published on.")
@@ -235,8 +263,18 @@ class StackConfig(Strict):
     @field_validator("stack", "product")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError(f"expected a lowercase name of letters, digits and dashes (at most 40), got {value!r}")
+        return value
+
+    @field_validator("stack")
+    @classmethod
+    def _not_a_scratch_name(cls, value: str) -> str:
+        if value.startswith(PUBLISH_PREFIX) or value.endswith(DRILL_SUFFIX):
+            raise ValueError(
+                f"{value!r} is reserved: names starting with {PUBLISH_PREFIX!r} or ending with {DRILL_SUFFIX!r} are "
+                f"the scratch stacks publishing and the drill create and tear down; choose another stack name"
+            )
         return value
 
     @field_validator("release", mode="before")

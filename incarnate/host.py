@@ -64,6 +64,17 @@ class LocalShell:
 Shell = LocalShell | SshSession
 
 
+# What docker and Compose may see of the caller's environment (Host.env): programs, locale, temporary files, the
+# engine's address and TLS, the CLI's configuration, and a proxy the CLI may need to reach a remote engine.
+PASSED_ON = frozenset(
+    {
+        *("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "XDG_RUNTIME_DIR"),
+        *("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"),
+        *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"),
+    }
+)
+
+
 @dataclass
 class Host:
     """A container host: this machine's engine, an engine address (DOCKER_HOST form), or an SSH host."""
@@ -83,7 +94,11 @@ class Host:
         return self.ssh.docker_socket() if self.ssh else self.docker_host
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        """The environment docker and Compose run with: how to find programs and reach the engine, nothing else.
+        Compose lets the process environment win over the stack's env file, so anything more would let the
+        caller's variables (a DB_PASSWORD, an HTTP_PORT, the Prefect password) replace the stack's own or reach
+        its containers; the stack's variables come from its env file alone."""
+        env = {name: value for name, value in os.environ.items() if name in PASSED_ON}
         address = self.engine_address()
         if address:
             env["DOCKER_HOST"] = address

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from incarnate import __version__
 from incarnate.compose import ComposeProject
+from incarnate.config import PUBLISH_PREFIX
 from incarnate.errors import ReleaseError
 from incarnate.host import Host
 from incarnate.registry import Registry, check_images
@@ -219,7 +220,7 @@ def scratch_variables(descriptor: ReleaseDescriptor, registry: str, http_port: s
 
 def scratch_name(descriptor: ReleaseDescriptor) -> str:
     """The Compose project the release runs in while its vanilla backup is made."""
-    return f"publish-{descriptor.product}-{descriptor.release.replace('.', '-')}"
+    return f"{PUBLISH_PREFIX}{descriptor.product}-{descriptor.release.replace('.', '-')}"
 
 
 def publication(folder: ReleaseFolder, digests: dict[str, str], vanilla: str, vanilla_bytes: int) -> Publication:

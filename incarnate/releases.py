@@ -142,7 +142,7 @@ class ReleaseDescriptor(Strict):
     @field_validator("secrets")
     @classmethod
     def _secret_names(cls, names: list[str]) -> list[str]:
-        bad = [name for name in names if not SECRET_NAME.match(name)]
+        bad = [name for name in names if not SECRET_NAME.fullmatch(name)]
         if bad:
             raise ValueError(
                 f"expected secret names of lowercase letters, digits and underscores, got {', '.join(map(repr, bad))}"
@@ -152,7 +152,7 @@ class ReleaseDescriptor(Strict):
     @field_validator("product")
     @classmethod
     def _product_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError(f"expected a lowercase name of letters, digits and dashes (at most 40), got {value!r}")
         return value
 

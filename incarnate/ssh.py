@@ -57,7 +57,7 @@ class SshAddress:
 
     @classmethod
     def parse(cls, url: str) -> "SshAddress":
-        match = URL_PATTERN.match(url)
+        match = URL_PATTERN.fullmatch(url)
         port = int(match["port"]) if match and match["port"] else 22
         if not match or not 0 < port < 65536:
             raise ConfigError(f"host address {url!r}: expected ssh://USER@HOST[:PORT], e.g. ssh://root@10.0.0.5:22.")

@@ -158,3 +158,22 @@ def test_the_prefect_api_refuses_a_request_without_its_password():
     assert ask({}) == 401
     assert ask({"Authorization": "Basic " + base64.b64encode(b"incarnate:guess").decode()}) == 401
     assert ask({"Authorization": "Basic " + base64.b64encode(auth_file.read_text().strip().encode()).decode()}) == 200
+
+
+def test_the_caller_s_environment_never_reaches_a_stack(customer):
+    """docker and compose get PATH, HOME and the Docker connection settings, nothing else: Compose lets the
+    process environment win over the stack's env file, so an exported DB_PASSWORD or HTTP_PORT replaced the
+    vault's password and the stack's port, and a compose file could read PREFECT_API_AUTH_STRING."""
+    marker = f"caller-{os.urandom(6).hex()}"
+    result = customer.install(env={"DB_PASSWORD": marker, "HTTP_PORT": "1", "SOME_TOKEN": marker})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(customer.request("GET", "/health"))["status"] == "ok"  # on the stack's own port
+    for container in customer.containers().values():
+        environment = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Config.Env}}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert marker not in environment
+        assert os.environ["PREFECT_API_AUTH_STRING"] not in environment
