@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
+
 from incarnate import __version__
 from incarnate.compose import ComposeProject
 from incarnate.config import PUBLISH_PREFIX
@@ -74,19 +76,27 @@ def compose_model(folder: ReleaseFolder, host: Host, registry: str) -> dict:
     return json.loads(text)
 
 
-def compose_problems(descriptor: ReleaseDescriptor, model: dict, registry: str) -> list[str]:
-    """What compose.yaml and release.yaml disagree on; empty when they describe the same release."""
+def compose_problems(
+    descriptor: ReleaseDescriptor, model: dict, registry: str, written: dict | None = None
+) -> list[str]:
+    """What compose.yaml (`model`: as Compose reads it, variables filled in; `written`: as its author wrote it) and
+    release.yaml disagree on; empty when they describe the same release."""
     services: dict[str, dict] = model.get("services") or {}
     return [
-        *service_problems(descriptor, services, registry),
+        *service_problems(
+            descriptor, services, registry, (model if written is None else written).get("services") or {}
+        ),
         *profile_problems(descriptor, services),
         *volume_problems(descriptor, services, model.get("volumes") or {}),
         *port_problems(descriptor, services),
     ]
 
 
-def service_problems(descriptor: ReleaseDescriptor, services: dict[str, dict], registry: str) -> list[str]:
-    """The same services on both sides, each running the image release.yaml names."""
+def service_problems(
+    descriptor: ReleaseDescriptor, services: dict[str, dict], registry: str, written: dict[str, dict]
+) -> list[str]:
+    """The same services on both sides, each running the image release.yaml names. A wrong image is shown as the
+    file spells it: its variables' names, never a value filled in (an error reaches the run log and alerts)."""
     problems = [
         f"service {name} is in compose.yaml but not under images in release.yaml"
         for name in services
@@ -100,7 +110,9 @@ def service_problems(descriptor: ReleaseDescriptor, services: dict[str, dict], r
     for name, image in descriptor.images.items():
         runs = services.get(name, {}).get("image")
         if name in services and runs != f"{registry}/{image}":
-            problems.append(f"service {name} runs image {runs!r}, release.yaml says ${{INCARNATE_REGISTRY}}/{image}")
+            own = written.get(name)
+            spelled = own.get("image", "no image") if isinstance(own, dict) else "an image"
+            problems.append(f"service {name} runs image {spelled!r}, release.yaml says ${{INCARNATE_REGISTRY}}/{image}")
     return problems
 
 
@@ -160,7 +172,10 @@ def port_problems(descriptor: ReleaseDescriptor, services: dict[str, dict]) -> l
 
 
 def check_compose(folder: ReleaseFolder, host: Host, registry: str) -> None:
-    problems = compose_problems(folder.descriptor, compose_model(folder, host, registry), registry)
+    written = yaml.safe_load(folder.files["compose.yaml"])
+    problems = compose_problems(
+        folder.descriptor, compose_model(folder, host, registry), registry, written if isinstance(written, dict) else {}
+    )
     if problems:
         raise ReleaseError(f"release folder {folder.path}: {'; '.join(problems)}. Nothing was published.")
 

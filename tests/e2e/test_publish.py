@@ -215,3 +215,20 @@ def forget_limit(name: str) -> None:
 
     with get_client(sync_client=True) as client:
         client.delete_global_concurrency_limit_by_name(name)
+
+
+def test_a_refusal_names_the_variable_and_never_prints_its_value(tmp_path):
+    """A compose file that puts the caller's secrets into an image name: the refusal shows the file's own text
+    (the variable's name), never a value from the environment (the error reaches the run log and alerts)."""
+    marker = f"marker-{os.urandom(6).hex()}"
+    leaky = changed_copy(
+        EXAMPLES / "demo" / "releases" / "1.1.0",
+        tmp_path / "leaky",
+        "image: ${INCARNATE_REGISTRY}/demo/app:1.1.0",
+        "image: x${PREFECT_API_AUTH_STRING}${SOME_TOKEN}",
+    )
+    refused = publish(leaky, str(tmp_path / "releases"), env={"SOME_TOKEN": marker})
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    output = refused.stdout + refused.stderr
+    assert "runs image 'x${PREFECT_API_AUTH_STRING}${SOME_TOKEN}'" in output, output[-2000:]
+    assert marker not in output and os.environ["PREFECT_API_AUTH_STRING"] not in output
