@@ -302,9 +302,6 @@ class ReleaseStore:
         }
         return sorted(found, key=version_order)
 
-    def has(self, product: str, release: str) -> bool:
-        return all(self.store.exists(self._key(product, release, name)) for name in RELEASE_FILES)
-
     def read_file(self, product: str, release: str, name: str) -> bytes:
         try:
             return self.store.get(self._key(product, release, name))
@@ -446,7 +443,6 @@ def keep_checked_copy(
     files, then its publication record last, write-once until `lock_until` like the snapshots. Files already there
     (an earlier copy, or planted in advance) must be the published ones, and a record already there the source's."""
     publication = source.published(product, release)
-    files = source.files(product, release)
     own = copy.publication(product, release)
     if own is not None and own.files != publication.files:
         raise IntegrityError(
@@ -455,14 +451,14 @@ def keep_checked_copy(
             f"Nothing was changed."
         )
     present = copy.present_files(product, release)
-    for name, data in present.items():
-        if hashlib.sha256(data).hexdigest() != publication.files.get(name):
+    for name, digest in file_digests(present).items():
+        if digest != publication.files.get(name):
             raise IntegrityError(
                 f"store {copy.location}: {product}/{release}/{name} is not the published file (changed, or planted "
                 f"before the release was first deployed); remove {copy.location}/{product}/{release}/ from the "
                 f"store and run again. Nothing was changed."
             )
-    missing = {name: data for name, data in files.items() if name not in present}
+    missing = {name: source.checked_file(product, release, name) for name in RELEASE_FILES if name not in present}
     copy.add(product, release, missing, lock_until, lock_mode)
     if own is None:
         copy.record(publication, lock_until, lock_mode)
