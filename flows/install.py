@@ -14,7 +14,7 @@ from flows.report import StageReport
 from incarnate import stages
 from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
-from incarnate.errors import IncarnateError, ReleaseError, StageError
+from incarnate.errors import ReleaseError, kind_of
 from incarnate.stages.restore import kept_all
 from incarnate.state import runs_as_deployed
 from tasks.chores import tear_down
@@ -97,7 +97,7 @@ def undo_first_deployment(report: StageReport, project: ComposeProject, source: 
     """A stack that was not deployed on the host, whose deployment failed after its restore: what it loaded (every
     target was empty: data no deployment recorded is refused), started and maybe half-migrated goes (it came from
     `source`, which is intact), so the next attempt restores the snapshot whole. Raises the failure, saying so."""
-    kind = type(error) if isinstance(error, IncarnateError) else StageError
+    kind = kind_of(error)
     try:
         with report.stage("remove what was started"):
             tear_down(project)

@@ -11,7 +11,7 @@ from flows.stack_lock import stack_lock
 from incarnate import stages
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
-from incarnate.errors import IncarnateError, StageError
+from incarnate.errors import kind_of
 from incarnate.host import Host
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseDescriptor, ReleaseStore
@@ -93,7 +93,7 @@ def before_any_change(
             with report.stage("restart app") as row:
                 start(project)
                 row["detail"] = ", ".join(stopped)
-        kind = type(failure) if isinstance(failure, IncarnateError) else StageError
+        kind = kind_of(failure)
         raise kind(
             f"{what} failed before it changed the stack ({failure}); {runs} as before and was not changed."
         ) from failure

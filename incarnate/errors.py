@@ -61,6 +61,12 @@ class UnrecordedData(StageError):
     exit_code = 2
 
 
+def kind_of(error: BaseException) -> type[IncarnateError]:
+    """The class a failure is raised again as, with more said: its own when it is incarnate's (so its exit code
+    stays), else StageError."""
+    return type(error) if isinstance(error, IncarnateError) else StageError
+
+
 def exit_code(error: BaseException) -> int:
     """Exit code for an error that ended a command: 2 for bad input, 1 for any other failure."""
     return error.exit_code if isinstance(error, IncarnateError) else 1
