@@ -48,9 +48,10 @@ from cli import prefect_server  # noqa: E402
 prefect_server.connect()  # before Prefect is first imported: it reads its settings then
 
 from bench.fast_health import fast_health_override  # noqa: E402
+from examples.demo.build import BASE_IMAGE  # noqa: E402  (GNU tar: the hand baseline's tool)
 from incarnate import settings  # noqa: E402
 from incarnate.datasources.database import in_large_writes  # noqa: E402
-from incarnate.datasources.volume import extract, toolbox_image  # noqa: E402
+from incarnate.datasources.volume import extract  # noqa: E402
 from incarnate.host import Host  # noqa: E402
 from incarnate.repo import load_customer_config  # noqa: E402
 from incarnate.stages import create_host  # noqa: E402
@@ -224,7 +225,7 @@ def hand_backup(db: str, volume: str, folder: Path) -> None:
     by dd in 1 MB writes 12.2-12.9 s and 18 CPU-s; the volume by `docker cp` out of a created helper (the engine's
     archive API) 2.8-4.0 s against 3.7-4.5 s through `docker run ... tar -c` stdout."""
     helper = subprocess.run(
-        ["docker", "create", "--network", "none", "-v", f"{volume}:/data:ro", toolbox_image(), "true"],
+        ["docker", "create", "--network", "none", "-v", f"{volume}:/data:ro", BASE_IMAGE, "true"],
         check=True,
         capture_output=True,
         text=True,
@@ -263,7 +264,7 @@ def restic_backup(db: str, volume: str, repository: Path) -> None:
                 "none",
                 "-v",
                 f"{volume}:/data:ro",
-                toolbox_image(),
+                BASE_IMAGE,
                 "tar",
                 "-c",
                 "-C",
@@ -309,7 +310,7 @@ def hand_recovery(project, db: str, volume: str, folder: Path) -> None:
             "none",
             "-v",
             f"{volume}:/data",
-            toolbox_image(),
+            BASE_IMAGE,
             "tar",
             "-x",
             "-C",
@@ -332,7 +333,7 @@ def compare_extract(archive: Path) -> None:
 
     def ours() -> None:
         with open(archive, "rb") as source:
-            extract(host, fresh(), settings.registry(), source)
+            extract(host, fresh(), source)
 
     def floor() -> None:
         with open(archive, "rb") as source:
@@ -347,7 +348,7 @@ def compare_extract(archive: Path) -> None:
                 "none",
                 "-v",
                 f"{fresh()}:/data",
-                toolbox_image(),
+                BASE_IMAGE,
                 "tar",
                 "-x",
                 "-C",

@@ -29,7 +29,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from incarnate import settings  # noqa: E402
 from incarnate.datasources.volume import archive, extract  # noqa: E402
 from incarnate.host import Host  # noqa: E402
 from incarnate.ssh import SshAddress, SshSession, credentials_from_files  # noqa: E402
@@ -89,16 +88,16 @@ def peak_rss_mb() -> float:
 
 def measure(host: Host, megabytes: int) -> dict[str, float]:
     """Into a fresh volume as restore's `extract` writes, then out of it as a backup's `archive` reads."""
-    size, registry = megabytes * BLOCK, settings.registry()
+    size = megabytes * BLOCK
     before = peak_rss_mb()
     volume = f"bench-ssh-{uuid.uuid4().hex[:8]}"
     host.run(["docker", "volume", "create", volume], what="creating a volume")
     try:
         began = time.perf_counter()
-        extract(host, volume, registry, zeros_archive(size))
+        extract(host, volume, zeros_archive(size))
         in_seconds = time.perf_counter() - began
         began = time.perf_counter()
-        with archive(host, volume, registry) as stream:
+        with archive(host, volume) as stream:
             received = 0
             while block := stream.read(BLOCK):
                 received += len(block)

@@ -14,7 +14,9 @@ from incarnate.config import DRILL_SUFFIX
 from incarnate.errors import StoreError
 from incarnate.host import free_port
 from incarnate.pinned import PinnedStack
-from incarnate.releases import customer_releases
+from incarnate.publish import check_policy
+from incarnate.registry import check_pinned
+from incarnate.releases import customer_releases, published_digests
 from incarnate.repo import CustomerConfig, load_customer_config
 from tasks.chores import check, tear_down
 
@@ -39,17 +41,21 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
         if chosen is None:
             raise StoreError(f"stack {customer.config.stack} has no snapshot in {store.location} to drill.")
         manifest = chosen.manifest
-        release = (
-            customer_releases(store).descriptor(manifest.product, manifest.release).activated(customer.config.services)
-        )
+        copy = customer_releases(store)
+        descriptor = copy.descriptor(manifest.product, manifest.release)
+        release = descriptor.activated(customer.config.services)
+        digests = published_digests(release, copy.published(manifest.product, manifest.release))
         scratch = customer.config.model_copy(
             update={"stack": f"{customer.config.stack}{DRILL_SUFFIX}", "http_port": http_port or free_port()}
         )
         registry = resolve.registry(customer.config.registry)
+        check_pinned(registry, digests, f"{release.product} {release.release}")  # a recovery would need them
+        check_policy(copy, descriptor, registry.address)
         pinned = PinnedStack(
             CustomerConfig(repo, customer.ref, customer.commit, scratch),
             release,
             registry.address,
+            digests,
             secrets_of=customer.config.stack,
             login=registry,
         )
@@ -64,7 +70,7 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
         try:
             readiness = bring_up(report, held.project, pinned, store, chosen).readiness
             with report.stage("check") as row:
-                counts = check(held.project, release, pinned.registry, chosen)
+                counts = check(held.project, release, chosen)
                 compared = "rows as backed up" if manifest.rows() is not None else "rows (not counted by this backup)"
                 row["detail"] = f"{compared}: " + ", ".join(f"{table} {rows}" for table, rows in counts.items())
         finally:

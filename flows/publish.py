@@ -14,10 +14,10 @@ from blocks import resolve
 from flows.report import StageReport, publish_backup
 from flows.stack_lock import stack_lock
 from incarnate import publish, stages
-from incarnate.datasources.volume import pull_toolbox
+from incarnate.datasources.helper import ensure_helper
 from incarnate.host import Host, free_port
 from incarnate.registry import Registry
-from incarnate.releases import Publication, ReleaseStore
+from incarnate.releases import Publication, ReleaseStore, digest_overrides
 from tasks.chores import tear_down
 from tasks.create_host import create_host
 from tasks.publish import CheckedRelease, back_up_vanilla, check_release, wait_ready, write_release
@@ -41,8 +41,9 @@ def publish_release(folder: str, docker_host: str | None = None) -> dict:
     with stack_lock(publish.scratch_name(release_folder.descriptor)):
         with report.stage("check release") as row:
             checked = check_release(release_folder, releases, registry)
-            row["detail"] = f"{release_folder.name}: files agree; images in {registry.address}: " + ", ".join(
-                checked.digests
+            row["detail"] = (
+                f"{release_folder.name}: files agree; images in {registry.address}: {', '.join(checked.digests)}; "
+                f"exceptions to the compose policy: {'; '.join(checked.exceptions) or 'none'}"
             )
         if checked.published:
             print(
@@ -99,17 +100,19 @@ def run_and_back_up(
             row["detail"] = f"removed the stale scratch stack {scratch} ({', '.join(stale)})"
     try:
         with report.stage(stages.start.NAME) as row:
-            project.write_files(
-                checked.folder.files["compose.yaml"], publish.scratch_variables(descriptor, registry.address, str(port))
+            project.write_files(  # by digest, as every customer will run it
+                checked.folder.files["compose.yaml"],
+                publish.scratch_variables(descriptor, registry.address, str(port)),
+                images=digest_overrides(descriptor, registry.address, checked.digests),
             )
             registry.login(host)
-            pull_toolbox(host, registry.address)
+            ensure_helper(host)
             start(project)
             row["detail"] = f"scratch stack {scratch} on host {host.name}, empty volumes"
         with report.stage(stages.migrate.NAME) as row:
             row["detail"] = wait_ready(project, descriptor, port).describe()
         with report.stage(stages.backup.NAME) as row:
-            result = back_up_vanilla(project, descriptor, registry.address, releases, prefix)
+            result = back_up_vanilla(project, descriptor, releases, prefix)
             row["detail"] = (
                 f"vanilla backup {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new bytes stored"
             )

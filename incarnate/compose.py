@@ -15,12 +15,14 @@ from incarnate.private import write_private
 
 COMPOSE_FILE = "compose.yaml"
 SIZE_FILE = "incarnate.size.yaml"  # the stack's size: limits and environment over compose.yaml
+IMAGES_FILE = "incarnate.images.yaml"  # every service's image by the digest it was published with
+OVERRIDES = (SIZE_FILE, IMAGES_FILE)  # over compose.yaml, in this order
 ENV_FILE = "incarnate.env"
 STATE_FILE = "state.json"
 # An SSH host keeps its stacks' files itself, so that any machine running a flow (a DevOps laptop, the
 # Prefect server's, a worker on the host) finds what runs there; a local host's workdir is already on it.
 HOST_STACKS = "/var/lib/incarnate/stacks"
-KEPT_ON_HOST = (COMPOSE_FILE, SIZE_FILE, ENV_FILE, STATE_FILE)
+KEPT_ON_HOST = (COMPOSE_FILE, *OVERRIDES, ENV_FILE, STATE_FILE)
 
 
 NO_ADDRESS_POOL = "non-overlapping IPv4 address pool"
@@ -45,21 +47,24 @@ class ComposeProject:
     name: str
     workdir: Path
 
-    def write_files(self, compose: bytes, variables: dict[str, str], size: dict | None = None) -> None:
-        """Lay down the release's compose file, the stack's size over it (if any) and the variables it needs (its
-        secrets among them: the env file is 0600), replacing older ones."""
+    def write_files(
+        self, compose: bytes, variables: dict[str, str], size: dict | None = None, images: dict | None = None
+    ) -> None:
+        """Lay down the release's compose file, the stack's size and the images pinned by digest over it (each only
+        when given) and the variables it needs (its secrets among them: the env file is 0600), replacing older ones."""
         write_private(self.workdir / COMPOSE_FILE, compose)
-        if size:
-            write_private(self.workdir / SIZE_FILE, yaml.safe_dump(size, sort_keys=True).encode())
-        else:
-            (self.workdir / SIZE_FILE).unlink(missing_ok=True)
+        for name, override in zip(OVERRIDES, (size, images), strict=True):
+            if override:
+                write_private(self.workdir / name, yaml.safe_dump(override, sort_keys=True).encode())
+            else:
+                (self.workdir / name).unlink(missing_ok=True)
         write_private(
             self.workdir / ENV_FILE, "".join(f"{key}={value}\n" for key, value in sorted(variables.items())).encode()
         )
 
     def command_line(self, *args: str) -> list[str]:
         """`docker compose` with the stack's files, size and env file, as incarnate wrote them, and `args`."""
-        files = [COMPOSE_FILE, *([SIZE_FILE] if (self.workdir / SIZE_FILE).is_file() else [])]
+        files = [COMPOSE_FILE, *(name for name in OVERRIDES if (self.workdir / name).is_file())]
         return [
             *self.host.compose_command(),
             "--project-name",
@@ -96,7 +101,7 @@ class ComposeProject:
                     what=f"saving {name} of stack {self.name}",
                     stdin=path.read_bytes(),
                 )
-            else:  # a size the stack no longer has
+            else:  # a size the stack no longer has, an images file a stack deployed before pinning lacks
                 shell.execute(
                     shell.as_root(f"rm -f {shlex.quote(f'{folder}/{name}')}"),
                     what=f"removing {name} of stack {self.name}",
@@ -114,8 +119,8 @@ class ComposeProject:
         if not state:
             return  # not deployed there (or deployed before hosts kept their stacks' files)
         write_private(self.workdir / STATE_FILE, state.encode())
-        for name in (COMPOSE_FILE, SIZE_FILE, ENV_FILE):
-            optional = " 2>/dev/null || true" if name == SIZE_FILE else ""
+        for name in (COMPOSE_FILE, *OVERRIDES, ENV_FILE):
+            optional = " 2>/dev/null || true" if name in OVERRIDES else ""
             text = shell.execute(
                 shell.as_root(f"cat {shlex.quote(f'{folder}/{name}')}{optional}"),
                 what=f"reading {name} of stack {self.name}",

@@ -40,12 +40,12 @@ def status(
         f"  restored  {came}, deployed {state.deployed_at}",
     ]
     release = customer_releases(store()).descriptor(state.product, state.release).activated(state.services)
+    lines += [f"  allowed   {exception.describe()}" for exception in release.allow]
     readiness, seen = observe(project, release, state.http_port)
     lines.append(f"  answers   {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
     for service in project.services():
-        lines.append(
-            f"  {service.get('Service', '?'):<9} {service.get('State', '?')} {service.get('Health', '')}".rstrip()
-        )
+        condition = f"{service.get('State', '?')} {service.get('Health', '')}".rstrip()
+        lines.append(f"  {service.get('Service', '?'):<9} {condition:<17} {service.get('Image', '?')}")
     return 0, lines
 
 
@@ -106,13 +106,17 @@ def pruned(stack: str, result: PruneResult, dry_run: bool) -> list[str]:
 
 
 def releases(store: ReleaseStore, product: str | None) -> list[str]:
+    """Every published release, each with the exceptions to the compose policy its release.yaml names."""
     published = store.publications(product)
-    return [
+    lines = [
         f"release store {store.location}: {len(published)} published release{'s' if len(published) != 1 else ''}"
-        + (f" of {product}" if product else ""),
-        *(
+        + (f" of {product}" if product else "")
+    ]
+    for record in published:
+        lines.append(
             f"  {record.product:<12} {record.release:<9} schema {record.schema_version:<4} vanilla "
             f"{record.vanilla_bytes:>13,} bytes  published {record.published_at}"
-            for record in published
-        ),
-    ]
+        )
+        allow = store.descriptor(record.product, record.release).allow
+        lines += [f"    allowed {exception.describe()}" for exception in allow]
+    return lines

@@ -6,7 +6,7 @@ from pydantic import SecretStr
 
 from incarnate.errors import ReleaseError
 from incarnate.registry import Registry
-from incarnate.releases import ReleaseDescriptor
+from incarnate.releases import ReleaseDescriptor, digest_overrides
 from incarnate.repo import CustomerConfig
 
 
@@ -17,6 +17,7 @@ class PinnedStack:
     customer: CustomerConfig
     release: ReleaseDescriptor
     registry: str
+    digests: dict[str, str]  # repository:tag -> the digest it was published with: what the stack runs
     size: str | None = None  # one of the release's sizes; None when it defines none
     login: Registry | None = None  # the registry's login, when it needs one
     secrets_of: str = (
@@ -41,6 +42,9 @@ class PinnedStack:
             ),  # Compose starts the activated optional services
             **{name: value.get_secret_value() for name, value in (secrets or {}).items()},
         }
+
+    def image_overrides(self) -> dict:
+        return digest_overrides(self.release, self.registry, self.digests)
 
     def refuse_downgrade(self, data_schema: int, data: str) -> None:
         """A release must not run on data of a newer schema than its own: its app cannot read it."""

@@ -19,8 +19,10 @@ from incarnate.compose import ComposeProject
 from incarnate.config import PUBLISH_PREFIX
 from incarnate.errors import ReleaseError
 from incarnate.host import Host
+from incarnate.policy import Finding, model_findings, refuse_unallowed, unused_exceptions, written_findings
 from incarnate.registry import Registry, check_images
 from incarnate.releases import (
+    IMAGE_DIGEST,
     RELEASE_FILES,
     Publication,
     ReleaseDescriptor,
@@ -61,19 +63,34 @@ def read_release_folder(path: Path) -> ReleaseFolder:
     )
 
 
-def compose_model(folder: ReleaseFolder, host: Host, registry: str) -> dict:
-    """compose.yaml as Compose itself reads it at deployment (same variables, same command), as JSON."""
+def written_compose(folder: ReleaseFolder) -> dict:
+    written = yaml.safe_load(folder.files["compose.yaml"])
+    return written if isinstance(written, dict) else {}
+
+
+def policy_checked_model(
+    folder: ReleaseFolder, host: Host, registry: str, where: str, outcome: str
+) -> tuple[dict, list[Finding]]:
+    """compose.yaml as Compose itself reads it at deployment (same variables, same command), as JSON, and what it
+    asks of the host beyond its stack, each allowed by release.yaml; refused (ReleaseError ending with `outcome`)
+    otherwise. Files Compose would read from the host are checked before Compose reads them."""
+    allowed = folder.descriptor.allowed
     with tempfile.TemporaryDirectory(prefix="incarnate-check-") as scratch:
+        found = written_findings(written_compose(folder), scratch)
+        refuse_unallowed(found, allowed, where, outcome)
         project = ComposeProject(host=host, name="incarnate-check", workdir=Path(scratch))
         project.write_files(folder.files["compose.yaml"], scratch_variables(folder.descriptor, registry, PROBE_PORT))
         text = project.compose(
             "config",
             "--format",
             "json",
-            what=f"checking {folder.path / 'compose.yaml'} with `docker compose config`",
+            what=f"checking {where} with `docker compose config`",
             error=ReleaseError,
         )
-    return json.loads(text)
+        model = json.loads(text)
+        found += model_findings(model, scratch)
+    refuse_unallowed(found, allowed, where, outcome)
+    return model, found
 
 
 def compose_problems(
@@ -171,18 +188,47 @@ def port_problems(descriptor: ReleaseDescriptor, services: dict[str, dict]) -> l
     )
 
 
-def check_compose(folder: ReleaseFolder, host: Host, registry: str) -> None:
-    written = yaml.safe_load(folder.files["compose.yaml"])
-    problems = compose_problems(
-        folder.descriptor, compose_model(folder, host, registry), registry, written if isinstance(written, dict) else {}
+def check_compose(folder: ReleaseFolder, host: Host, registry: str) -> list[str]:
+    """compose.yaml against release.yaml and the compose policy; the exceptions to the policy it uses, shown."""
+    model, found = policy_checked_model(
+        folder, host, registry, str(folder.path / "compose.yaml"), "Nothing was published."
     )
+    problems = [
+        *compose_problems(folder.descriptor, model, registry, written_compose(folder)),
+        *unused_exceptions(found, folder.descriptor.allowed),
+    ]
     if problems:
         raise ReleaseError(f"release folder {folder.path}: {'; '.join(problems)}. Nothing was published.")
+    return [exception.describe() for exception in folder.descriptor.allow]
+
+
+def check_policy(releases: ReleaseStore, descriptor: ReleaseDescriptor, registry: str) -> None:
+    """A published release, before it is deployed: held to the compose policy as it is now (it may have been
+    published before a rule existed), on this machine, before anything changes."""
+    product, release = descriptor.product, descriptor.release
+    folder = ReleaseFolder(Path(product) / release, descriptor, releases.files(product, release))
+    policy_checked_model(
+        folder,
+        Host(),
+        registry,
+        f"release store {releases.location}: {product}/{release}/compose.yaml",
+        "Nothing was changed.",
+    )
 
 
 def image_digests(folder: ReleaseFolder, registry: Registry) -> dict[str, str]:
-    """repository:tag -> the registry's digest for every image; refused when one is missing."""
-    return check_images(registry, sorted(set(folder.descriptor.images.values())), folder.name, "Nothing was published.")
+    """repository:tag -> the registry's digest for every image; refused when one is missing or the registry gives no
+    digest to pin it by."""
+    digests = check_images(
+        registry, sorted(set(folder.descriptor.images.values())), folder.name, "Nothing was published."
+    )
+    undigested = [image for image, digest in digests.items() if not IMAGE_DIGEST.fullmatch(digest)]
+    if undigested:
+        raise ReleaseError(
+            f"registry {registry.address} gives no SHA-256 digest for {', '.join(undigested)}, so customers could "
+            f"not run it pinned; use a registry that speaks the Docker/OCI distribution API. Nothing was published."
+        )
+    return digests
 
 
 def content_digest(folder: ReleaseFolder, digests: dict[str, str]) -> str:

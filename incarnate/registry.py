@@ -110,8 +110,16 @@ class Registry:
     def digest(self, image: str) -> str | None:
         """The registry's digest of repository:tag (HEAD on its manifest), None when it has no such image."""
         repository, tag = image.rsplit(":", 1)
+        return self._manifest(repository, tag, image)
+
+    def has(self, repository: str, digest: str) -> bool:
+        """Whether the registry still holds the manifest `digest` of `repository`, whatever its tags say now."""
+        return self._manifest(repository, digest, f"{repository}@{digest}") is not None
+
+    def _manifest(self, repository: str, reference: str, image: str) -> str | None:
+        """HEAD on the manifest of repository at a tag or digest: its digest, None when the registry has none."""
         path = self.address.split("/", 1)[1] + "/" if "/" in self.address else ""
-        url = f"{self.base_url()}/v2/{path}{repository}/manifests/{tag}"
+        url = f"{self.base_url()}/v2/{path}{repository}/manifests/{reference}"
         authorization = None
         for _ in range(2):
             headers = {"Accept": MANIFESTS, **({"Authorization": authorization} if authorization else {})}
@@ -169,6 +177,20 @@ def check_images(
             f"images first. {outcome}"
         )
     return {image: digest for image, digest in digests.items() if digest}
+
+
+def check_pinned(registry: Registry, digests: dict[str, str], what: str) -> None:
+    """Every image (repository:tag -> its published digest) is still in the registry by that digest, whatever the tag
+    points at now; refused, before anything changes, naming the ones that are gone."""
+    gone = [
+        f"{image} ({digest})" for image, digest in digests.items() if not registry.has(image.rsplit(":", 1)[0], digest)
+    ]
+    if gone:
+        raise ReleaseError(
+            f"registry {registry.address} no longer holds {', '.join(gone)} as published for {what} (deleted, or "
+            f"never copied there by digest); a stack runs only the image that was published: push that image again "
+            f"(copy it by digest, e.g. `skopeo copy`, or `docker push` of the published image). Nothing was changed."
+        )
 
 
 BLOCK_PREFIX = "incarnate-registry/"

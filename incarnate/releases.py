@@ -11,11 +11,13 @@ from incarnate.backup_format import MANIFEST, Snapshot, artifact_name, read_mani
 from incarnate.config import NAME_PATTERN, Strict, describe_validation_error, load_mapping, parse_version
 from incarnate.datasources import ENGINES
 from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, ReleaseError
+from incarnate.policy import RULES
 from incarnate.stores import Store
 
 RELEASE_FILES = ("release.yaml", "compose.yaml")
 PUBLICATION = "publication.json"
 SECRET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class DatabaseSpec(Strict):
@@ -42,6 +44,19 @@ class VolumeSpec(Strict):
         description="The service it belongs to: needed for an optional service's "
         "volumes, which are backed up only while it is activated.",
     )
+
+
+class PolicyException(Strict):
+    """One thing a service may ask of the host beyond its stack (docs/product.md: Compose policy), and why."""
+
+    service: str = Field(description="The service that needs it.")
+    rule: Literal[tuple(RULES)] = Field(description="The rule it is an exception to (docs/product.md).")
+    reason: str = Field(
+        min_length=10, description="Why the release needs it: shown by publish, release list and status."
+    )
+
+    def describe(self) -> str:
+        return f"{self.service} {self.rule}: {self.reason}"
 
 
 class ServiceSize(Strict):
@@ -137,6 +152,11 @@ class ReleaseDescriptor(Strict):
     sizes: dict[str, dict[str, ServiceSize]] = Field(
         default={}, description="size name -> service -> limits and environment; the first is the default."
     )
+    allow: list[PolicyException] = Field(
+        default=[],
+        description="Exceptions to incarnate's compose policy (privileged, host mounts, the Docker socket, ...), each "
+        "for one service and rule with its reason; anything else the policy refuses.",
+    )
     _dormant: frozenset[str] = PrivateAttr(default=frozenset())  # artifacts of services this view leaves out
 
     @field_validator("secrets")
@@ -172,6 +192,7 @@ class ReleaseDescriptor(Strict):
             *(f"databases {spec.name}: service {spec.service}" for spec in self.databases),
             f"health.service {self.health.service}",
             *([f"schema_check.service {self.schema_check.service}"] if self.schema_check else []),
+            *(f"allow {exception.rule}: service {exception.service}" for exception in self.allow),
         ]
         unknown = [where for where in named if where.rsplit(" ", 1)[-1] not in self.images]
         if unknown:
@@ -182,6 +203,11 @@ class ReleaseDescriptor(Strict):
     def app_services(self) -> list[str]:
         """The services that are not data services: what is stopped so that nothing writes while data changes."""
         return [service for service in self.images if service not in self.data_services]
+
+    @property
+    def allowed(self) -> dict[tuple[str, str], str]:
+        """(service, rule) -> reason, for every exception to the compose policy the release names."""
+        return {(exception.service, exception.rule): exception.reason for exception in self.allow}
 
     @property
     def default_size(self) -> str | None:
@@ -268,6 +294,30 @@ class Publication(Strict):
     vanilla_bytes: int
     published_at: str
     tool_version: str
+
+
+def published_digests(release: ReleaseDescriptor, publication: Publication) -> dict[str, str]:
+    """repository:tag -> the digest the registry gave it at publication, for every image the release runs."""
+    digests = {image: publication.images.get(image, "") for image in release.images.values()}
+    unpinned = sorted(image for image, digest in digests.items() if not IMAGE_DIGEST.fullmatch(digest))
+    if unpinned:
+        raise ReleaseError(
+            f"the publication record of {release.product} {release.release} has no image digest for "
+            f"{', '.join(unpinned)}, so what it runs cannot be pinned; publish the release again from a registry that "
+            f"gives digests. Nothing was changed."
+        )
+    return digests
+
+
+def digest_overrides(release: ReleaseDescriptor, registry: str, digests: dict[str, str]) -> dict:
+    """A Compose file that runs every service's image by its published digest: a tag moved in the registry since
+    changes nothing a host runs."""
+    return {
+        "services": {
+            service: {"image": f"{registry}/{image.rsplit(':', 1)[0]}@{digests[image]}"}
+            for service, image in release.images.items()
+        }
+    }
 
 
 def file_digests(files: dict[str, bytes]) -> dict[str, str]:

@@ -47,7 +47,7 @@ ensure_npm_package() {  # ensure_npm_package FOLDER NAME VERSION: exactly that v
   npm install --silent --no-audit --no-fund --save-exact --prefix "$prefix" "$name@$version" >/dev/null
 }
 
-ensure_packages docker.io docker-registry mmdebstrap git curl ca-certificates samba restic chromium openssh-server openssh-client
+ensure_packages docker.io docker-registry busybox-static mmdebstrap git curl ca-certificates samba restic chromium openssh-server openssh-client
 ensure_npm_package azurite azurite "$AZURITE_VERSION"                # the Azure Blob emulator the tests start
 ensure_npm_package playwright playwright-core "$PLAYWRIGHT_VERSION"  # drives Debian's Chromium in the UI test; never downloads a browser
 start_docker

@@ -49,10 +49,10 @@ def tear_down(project: ComposeProject) -> list[str]:
 
 
 @task(name="check", **STAGE)
-def check(project: ComposeProject, release: ReleaseDescriptor, registry: str, snapshot: Snapshot) -> dict[str, int]:
+def check(project: ComposeProject, release: ReleaseDescriptor, snapshot: Snapshot) -> dict[str, int]:
     """Rows per table of every database of the stack, as `database.table`; they must be the rows the snapshot's
     backup counted as it dumped (a snapshot of an older format did not count them)."""
-    counts = datasources.row_counts(datasources.for_release(project, release, registry))
+    counts = datasources.row_counts(datasources.for_release(project, release))
     backed_up = snapshot.manifest.rows()
     differences = datasources.row_differences(counts, backed_up) if backed_up is not None else []
     if differences:

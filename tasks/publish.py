@@ -21,15 +21,16 @@ class CheckedRelease:
     folder: publish.ReleaseFolder
     digests: dict[str, str]  # repository:tag -> digest in the registry
     published: Publication | None  # the store has this very content already
+    exceptions: list[str]  # to the compose policy, as release.yaml names them with their reasons
 
 
 @task(name="check release", retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
 def check_release(folder: publish.ReleaseFolder, releases: ReleaseStore, registry: Registry) -> CheckedRelease:
     """compose.yaml through Compose (on this machine: no engine is needed) and against release.yaml, the images in
     the registry, and what the store holds of the same release: refused (bad input) on any disagreement."""
-    publish.check_compose(folder, Host(), registry.address)
+    exceptions = publish.check_compose(folder, Host(), registry.address)
     digests = publish.image_digests(folder, registry)
-    return CheckedRelease(folder, digests, publish.refuse_changed(releases, folder, digests))
+    return CheckedRelease(folder, digests, publish.refuse_changed(releases, folder, digests), exceptions)
 
 
 @task(name=stages.migrate.NAME, **STAGE)
@@ -41,14 +42,13 @@ def wait_ready(project: ComposeProject, release: ReleaseDescriptor, http_port: i
 @task(name=stages.backup.NAME, retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
 @shows_progress
 def back_up_vanilla(
-    project: ComposeProject, release: ReleaseDescriptor, registry: str, releases: ReleaseStore, prefix: str
+    project: ComposeProject, release: ReleaseDescriptor, releases: ReleaseStore, prefix: str
 ) -> backup_stage.BackupResult:
     """The scratch stack's data through the backup stage every stack uses, as the release's vanilla backup."""
     lock_days, lock_mode = settings.release_lock()
     return backup_stage.back_up(
         project,
         release,
-        registry,
         releases.store,
         prefix,
         lock_days,

@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 from incarnate import settings
-from incarnate.datasources.volume import toolbox_image
 from incarnate.registry import Registry
 from incarnate.releases import parse_descriptor
 
@@ -161,10 +160,7 @@ def forget_rebuilt_release(product: str, release: str) -> None:
 
 
 def build_images(registry: str) -> None:
-    base_inputs, base_built = build_base()
-    toolbox = toolbox_image(registry)
-    docker("tag", BASE_IMAGE, toolbox)
-    push(toolbox, base_built, registry)
+    base_inputs, _ = build_base()
     with tempfile.TemporaryDirectory() as scratch:
         for release_dir in sorted(EXAMPLES.glob("*/releases/*/")):
             descriptor = parse_descriptor((release_dir / "release.yaml").read_text(), str(release_dir / "release.yaml"))

@@ -74,16 +74,16 @@ class DataSource(Protocol):
         """End what a killed run left dumping this source; how many were ended."""
 
 
-def for_release(project: ComposeProject, release: DeclaredData, registry: str) -> list[DataSource]:
+def for_release(project: ComposeProject, release: DeclaredData) -> list[DataSource]:
     """The stack's data as its release declares it: every database, then every volume."""
     return [
         *(ENGINES[spec.engine](project, spec.name, spec.service) for spec in release.databases),
-        *(Volume(project, spec.name, registry) for spec in release.volumes),
+        *(Volume(project, spec.name) for spec in release.volumes),
     ]
 
 
 def for_artifacts(
-    sources: list[DataSource], artifacts: list[Artifact], project: ComposeProject, registry: str, where: str
+    sources: list[DataSource], artifacts: list[Artifact], project: ComposeProject, where: str
 ) -> Iterator[tuple[Artifact, DataSource]]:
     """Each artifact of a snapshot with the source it restores into. A volume the release no longer declares is
     still restored (Compose keeps unknown volumes); a database it does not declare has no service to load it."""
@@ -91,7 +91,7 @@ def for_artifacts(
     for artifact in artifacts:
         source = by_name.get(artifact.name)
         if source is None and artifact.kind == "volume":
-            source = Volume(project, artifact.target, registry)
+            source = Volume(project, artifact.target)
         if source is None:
             raise IntegrityError(
                 f"{where}: artifact {artifact.name} is a database the release does not declare; restore refused."

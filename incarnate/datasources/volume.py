@@ -1,5 +1,6 @@
-"""File volumes as tar streams: read by a small helper container (the toolbox image); restored through a filter of
-their entries and unpacked by the engine into a helper that is never started."""
+"""File volumes as tar streams: read by the engine from a helper container that is never started; restored through a
+filter of their entries and unpacked by the engine into such a helper. The helper's image is incarnate's own
+(helper.py), made on each engine, never pulled."""
 
 import copy
 import io
@@ -19,23 +20,13 @@ from incarnate import settings
 from incarnate.backup_format import artifact_name
 from incarnate.compose import ComposeProject
 from incarnate.datasources.engine_api import engine_refusals, engine_url
+from incarnate.datasources.helper import ensure_helper
 from incarnate.datasources.tar_layout import TarLayout, TarLayoutError
 from incarnate.errors import HostError, IntegrityError, StageError, tail
 from incarnate.host import Host, stalled
 
-TOOLBOX_TAG = "1"
 
-
-def toolbox_image(registry: str | None = None) -> str:
-    return f"{registry or settings.registry()}/incarnate/toolbox:{TOOLBOX_TAG}"
-
-
-def pull_toolbox(host: Host, registry: str) -> None:
-    """The image whose tar archives and extracts volumes, onto the host before any volume is read or written."""
-    host.run(["docker", "pull", "--quiet", toolbox_image(registry)], what="pulling the toolbox image")
-
-
-def _helper(volume: str, mode: str, registry: str, *command: str) -> list[str]:
+def _helper(image: str, volume: str, mode: str, *command: str) -> list[str]:
     # --log-driver none: the default json-file driver would copy every byte of the stream into a log file, which
     # both doubles the disk writes and slows the read sevenfold (tests/unit/test_volume_helpers.py).
     return [
@@ -48,13 +39,13 @@ def _helper(volume: str, mode: str, registry: str, *command: str) -> list[str]:
         "none",
         "-v",
         f"{volume}:/data:{mode}",
-        toolbox_image(registry),
+        image,
         *command,
     ]
 
 
-def is_empty(host: Host, volume: str, registry: str) -> bool:
-    listing = host.run(_helper(volume, "ro", registry, "ls", "-A", "/data"), what=f"listing volume {volume}")
+def is_empty(host: Host, volume: str) -> bool:
+    listing = host.run(_helper(ensure_helper(host), volume, "ro", "ls", "-A", "/data"), what=f"listing volume {volume}")
     return listing.strip() == ""
 
 
@@ -98,7 +89,7 @@ class _EngineArchive(io.RawIOBase):
 
 
 @contextmanager
-def archive(host: Host, volume: str, registry: str) -> Iterator[_EngineArchive]:
+def archive(host: Host, volume: str) -> Iterator[_EngineArchive]:
     """The volume as a tar stream (entries `./name`, as `tar -C /data .` gives), written by the engine itself (its
     archive API, as `docker cp`) from a helper created with the volume read-only at /data and never started: no
     container process, no docker CLI, about half the CPU of `tar` in a `docker run` helper (README,
@@ -109,7 +100,7 @@ def archive(host: Host, volume: str, registry: str) -> Iterator[_EngineArchive]:
     api = client.api
     try:
         with engine_refusals(where):
-            helper = _create_helper(api, volume, registry, "archive", "ro")
+            helper = _create_helper(api, ensure_helper(host, client), volume, "archive", "ro")
         try:
             with engine_refusals(where):
                 # docker-py's get_archive is this GET, but it turns off the read timeout that the stall needs.
@@ -227,7 +218,7 @@ def safe_entries(source: BinaryIO, volume: str) -> Iterator[bytes]:
     return coalesced(_entries(source, volume))
 
 
-def extract(host: Host, volume: str, registry: str, source: BinaryIO) -> None:
+def extract(host: Host, volume: str, source: BinaryIO) -> None:
     """The archive's safe entries unpacked into the volume by the engine itself (its archive API, as `docker cp`):
     into a helper container that is created with the volume at /data and never started. The bytes go from this
     process to the engine in one socket, not through a docker CLI, a container's stdin and a tar in it (README,
@@ -236,7 +227,7 @@ def extract(host: Host, volume: str, registry: str, source: BinaryIO) -> None:
     client = host.client()
     try:
         with engine_refusals(f"extracting into volume {volume} on host {host.name}"):
-            helper = _extract_helper(client.api, volume, registry)
+            helper = _extract_helper(client.api, ensure_helper(host, client), volume)
             try:
                 client.api.put_archive(helper, "/data", safe_entries(source, volume))
             finally:
@@ -246,12 +237,12 @@ def extract(host: Host, volume: str, registry: str, source: BinaryIO) -> None:
 
 
 def _create_helper(
-    api: docker.APIClient, volume: str, registry: str, role: str, mode: str, name: str | None = None
+    api: docker.APIClient, image: str, volume: str, role: str, mode: str, name: str | None = None
 ) -> str:
     """A helper container's id: created with the volume at /data and never started, labelled so that one a killed run
     left is found (`Volume.end_orphans`)."""
     return api.create_container(
-        toolbox_image(registry),
+        image,
         ["true"],
         name=name,
         network_disabled=True,
@@ -260,11 +251,11 @@ def _create_helper(
     )["Id"]
 
 
-def _extract_helper(api: docker.APIClient, volume: str, registry: str) -> str:
+def _extract_helper(api: docker.APIClient, image: str, volume: str) -> str:
     """The helper's id. It has a name of its own per volume: a run killed while extracting leaves its helper behind
     (created, holding the volume), and the next extract removes that one instead of failing or leaving two."""
     name = f"incarnate-extract-{volume}"
-    create = partial(_create_helper, api, volume, registry, "extract", "rw", name)
+    create = partial(_create_helper, api, image, volume, "extract", "rw", name)
     try:
         return create()
     except docker.errors.APIError as error:
@@ -274,9 +265,25 @@ def _extract_helper(api: docker.APIClient, volume: str, registry: str) -> str:
     return create()
 
 
-def reset(host: Host, volume: str, registry: str) -> None:
+def reset(host: Host, volume: str) -> None:
     host.run(
-        _helper(volume, "rw", registry, "find", "/data", "-mindepth", "1", "-delete"), what=f"emptying volume {volume}"
+        _helper(
+            ensure_helper(host),
+            volume,
+            "rw",
+            "find",
+            "/data",
+            "-mindepth",
+            "1",
+            "-maxdepth",
+            "1",
+            "-exec",
+            "rm",
+            "-rf",
+            "{}",
+            "+",
+        ),
+        what=f"emptying volume {volume}",
     )
 
 
@@ -288,8 +295,8 @@ class Volume:
     engine: ClassVar[None] = None
     program: ClassVar[str] = "archive helper"
 
-    def __init__(self, project: ComposeProject, name: str, registry: str) -> None:
-        self.project, self.target, self.registry = project, name, registry
+    def __init__(self, project: ComposeProject, name: str) -> None:
+        self.project, self.target = project, name
         self._reading: _EngineArchive | None = None
 
     @property
@@ -309,11 +316,11 @@ class Volume:
         return self.project.ensure_volume(self.target)
 
     def is_empty(self) -> bool:
-        return is_empty(self.project.host, self._restoring_into, self.registry)
+        return is_empty(self.project.host, self._restoring_into)
 
     @contextmanager
     def dump(self) -> Iterator[BinaryIO]:
-        with archive(self.project.host, self._existing(), self.registry) as stream:
+        with archive(self.project.host, self._existing()) as stream:
             self._reading = stream
             try:
                 yield stream
@@ -321,10 +328,10 @@ class Volume:
                 self._reading = None
 
     def load(self, source: BinaryIO) -> None:
-        extract(self.project.host, self._restoring_into, self.registry, source)
+        extract(self.project.host, self._restoring_into, source)
 
     def reset(self) -> None:
-        reset(self.project.host, self._restoring_into, self.registry)
+        reset(self.project.host, self._restoring_into)
 
     def row_counter(self) -> None:
         return None

@@ -58,7 +58,6 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
     return back_up(
         project,
         release,
-        state.registry,
         store,
         new_snapshot_prefix(project.name),
         lock_days,
@@ -88,7 +87,6 @@ def last_sizes(store: Store, stack: str) -> dict[str, int]:
 def back_up(
     project: ComposeProject,
     release: ReleaseDescriptor,
-    registry: str,
     store: Store,
     prefix: str,
     lock_days: int = 0,
@@ -99,7 +97,7 @@ def back_up(
     or a release's vanilla backup when it is published); `manifest` names whose snapshot it is."""
     began = time.monotonic()
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
-    sources = datasources.for_release(project, release, registry)
+    sources = datasources.for_release(project, release)
     for source in sources:
         if ended := source.end_orphans():
             print(

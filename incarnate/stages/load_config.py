@@ -1,11 +1,12 @@
 """Load config: the customer repo at a ref, its validated stack.yaml, the release it pins (with the optional services
-it activates and its size), that release's images."""
+it activates and its size), that release's images as published (by digest), checked to be in the registry."""
 
 from collections.abc import Callable
 
 from incarnate.pinned import PinnedStack
-from incarnate.registry import Registry, check_images
-from incarnate.releases import ReleaseStore
+from incarnate.publish import check_policy
+from incarnate.registry import Registry, check_pinned
+from incarnate.releases import ReleaseStore, published_digests
 from incarnate.repo import CustomerConfig, load_customer_config
 
 NAME = "load config"
@@ -26,11 +27,14 @@ def run(
     descriptor.refuse_unknown(config.services, config.size, f"{repo} at {customer.commit[:10]}: stack.yaml")
     release = descriptor.activated(config.services)
     registry = registry_for(config.registry)
-    check_images(registry, list(release.images.values()), f"{release.product} {release.release}")
+    check_policy(releases, descriptor, registry.address)
+    digests = published_digests(release, releases.published(config.product, config.release))
+    check_pinned(registry, digests, f"{release.product} {release.release}")
     return PinnedStack(
         customer=customer,
         release=release,
         registry=registry.address,
+        digests=digests,
         size=config.size or descriptor.default_size,
         login=registry,
     )

@@ -8,7 +8,7 @@ from incarnate import datasources, settings
 from incarnate.backup_format import Artifact, Snapshot, restore_artifact
 from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource
-from incarnate.datasources.volume import pull_toolbox
+from incarnate.datasources.helper import ensure_helper
 from incarnate.errors import UnrecordedData
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseDescriptor, customer_releases
@@ -104,15 +104,17 @@ def run(
     secrets = stack_secrets(
         vault, pinned.secrets_stack, release.secrets, existing_data(project, snapshot), StoreSecrets(store)
     )
-    project.write_files(compose, pinned.compose_variables(secrets), release.size_overrides(pinned.size))
+    project.write_files(
+        compose, pinned.compose_variables(secrets), release.size_overrides(pinned.size), pinned.image_overrides()
+    )
     if pinned.login:
         pinned.login.login(host)
     project.pull(release.data_services)
-    pull_toolbox(host, pinned.registry)
+    ensure_helper(host)  # made here, once, before the loads that need it start at once
     project.up(release.data_services)
-    sources = datasources.for_release(project, release, pinned.registry)
+    sources = datasources.for_release(project, release)
     artifacts = [artifact for artifact in snapshot.manifest.artifacts if artifact.name not in release.dormant_artifacts]
-    pairs = list(datasources.for_artifacts(sources, artifacts, project, pinned.registry, f"snapshot {snapshot.id}"))
+    pairs = list(datasources.for_artifacts(sources, artifacts, project, f"snapshot {snapshot.id}"))
     if not adopt_data:
         refuse_unrecorded_data(project, pinned, pairs)
     return load_all(pairs, store, snapshot, project.name) | {

@@ -21,6 +21,8 @@ from prefect.exceptions import ObjectNotFound
 
 from incarnate import settings
 from incarnate.compose import HOST_STACKS
+from incarnate.datasources.helper import ensure_helper
+from incarnate.host import Host
 
 INCARNATE = str(Path(sys.executable).with_name("incarnate"))
 COMPOSE = str(Path(sys.executable).with_name("docker-compose"))
@@ -50,6 +52,15 @@ def real_components():
         problems.append(f"demo release store ({Path(settings.releases())})")
     if problems:
         pytest.fail(f"not running or not set up: {', '.join(problems)}; run `bash scripts/test.sh`", pytrace=False)
+
+
+def in_volume(volume: str, script: str, engine: str | None = None) -> str:
+    """What `script` prints, run by sh in incarnate's helper image with the volume at /data (on `engine`)."""
+    image = ensure_helper(Host(docker_host=engine))
+    command = ["docker", *(["-H", engine] if engine else []), "run", "--rm", "--network", "none", "-v"]
+    return subprocess.run(
+        [*command, f"{volume}:/data", image, "sh", "-c", script], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def free_port() -> int:

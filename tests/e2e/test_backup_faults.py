@@ -10,7 +10,7 @@ import uuid
 
 from blocks.stores import SmbShareStore
 from incarnate.backup_format import SnapshotWriter, list_snapshots, new_snapshot_prefix, open_artifact, verify_snapshot
-from tests.e2e.conftest import INCARNATE
+from tests.e2e.conftest import INCARNATE, in_volume
 from tests.servers import free_port
 
 
@@ -103,24 +103,5 @@ def test_restore_refuses_a_malicious_tar_and_leaves_the_volume_and_the_database_
     )
     assert error.endswith("entry './../escaped.txt' climbs out with '..'; restore refused.")
     volume = f"{customer.stack}_files"
-    listing = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            f"{volume}:/data",
-            "--entrypoint",
-            "ls",
-            "localhost:5000/incarnate/toolbox:1",
-            "-A",
-            "/data",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert listing.stdout == ""
+    assert in_volume(volume, "ls -A /data") == ""
     assert customer.database_tables() == 0

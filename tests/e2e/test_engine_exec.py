@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from incarnate.datasources.engine_api import exec_out
-from incarnate.datasources.volume import toolbox_image
+from incarnate.datasources.helper import ensure_helper
 from incarnate.errors import HostError
 from incarnate.host import Host
 
@@ -14,7 +14,7 @@ from incarnate.host import Host
 @pytest.fixture(scope="module")
 def container():
     name = subprocess.run(
-        ["docker", "run", "--detach", "--rm", "--network", "none", "--init", toolbox_image(), "sleep", "600"],
+        ["docker", "run", "--detach", "--rm", "--network", "none", "--init", ensure_helper(Host()), "sleep", "600"],
         check=True,
         capture_output=True,
         text=True,

@@ -15,7 +15,8 @@ import pytest
 
 from incarnate import settings
 from incarnate.backup_format import list_snapshots
-from tests.e2e.conftest import INCARNATE
+from incarnate.host import Host
+from tests.e2e.conftest import INCARNATE, in_volume
 
 
 def with_records(customer, count: int = 3) -> None:
@@ -196,23 +197,7 @@ def test_the_restore_drill_starts_from_scratch_and_compares_row_counts_with_the_
         check=True,
         capture_output=True,
     )
-    subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            f"{stale}:/data",
-            "localhost:5000/incarnate/toolbox:1",
-            "sh",
-            "-c",
-            "echo stale > /data/left-over.txt",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    in_volume(stale, "echo stale > /data/left-over.txt")
     result = customer.incarnate("drill", str(customer.repo))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-2000:]
@@ -242,7 +227,6 @@ def test_the_restore_drill_fails_when_restored_rows_differ_from_what_the_backup_
 def test_postgresql_reset_empties_every_schema_that_is_empty_counts(customer):
     from incarnate.compose import ComposeProject
     from incarnate.datasources.postgresql import PostgreSQL
-    from incarnate.host import Host
 
     customer.use("pgdemo")
     assert customer.install().returncode == 0

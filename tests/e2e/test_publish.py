@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from incarnate import settings
+from incarnate.releases import ReleaseStore, file_digests
 from incarnate.stores.local import LocalStore
 from tests.e2e.conftest import COMPOSE, INCARNATE
 from tests.servers import save_store_block
@@ -232,3 +233,57 @@ def test_a_refusal_names_the_variable_and_never_prints_its_value(tmp_path):
     output = refused.stdout + refused.stderr
     assert "runs image 'x${PREFECT_API_AUTH_STRING}${SOME_TOKEN}'" in output, output[-2000:]
     assert marker not in output and os.environ["PREFECT_API_AUTH_STRING"] not in output
+
+
+ALLOWED = "capabilities: the demo's profiler attaches to its own workers"
+
+
+def test_an_exception_to_the_compose_policy_is_published_shown_and_the_policy_is_checked_again_at_deployment(
+    customer, tmp_path
+):
+    releases = str(tmp_path / "releases")
+    env = {"INCARNATE_RELEASES": releases}
+    traced = changed_copy(
+        EXAMPLES / "demo" / "releases" / "1.0.0",
+        tmp_path / "traced",
+        "    ports:\n",
+        "    cap_add: [SYS_PTRACE]\n    ports:\n",
+    )
+    refused = publish(traced, releases)
+    assert refused.returncode == 2
+    assert (
+        "service app adds capabilities beyond Docker's default (cap_add SYS_PTRACE; rule capabilities)"
+        in refused.stderr.splitlines()[-1]
+    )
+    rule, reason = ALLOWED.split(": ", 1)
+    allow = f'allow:\n  - service: app\n    rule: {rule}\n    reason: "{reason}"\n'
+    (traced / "release.yaml").write_text((traced / "release.yaml").read_text() + allow)
+    published = publish(traced, releases)
+    assert published.returncode == 0, published.stderr[-3000:]
+    assert f"exceptions to the compose policy: app {ALLOWED}" in published.stdout + published.stderr
+    assert f"    allowed app {ALLOWED}" in release_list(releases, "demo")
+    installed = customer.install(env=env)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert f"  allowed   app {ALLOWED}" in customer.incarnate("status", str(customer.repo), env=env).stdout
+
+    # A release in the store from before the policy (or its rule): a deployment refuses it before changing anything.
+    store = ReleaseStore(LocalStore(Path(releases)))
+    files = store.files("demo", "1.0.0")
+    files = {
+        "release.yaml": files["release.yaml"].replace(b"release: 1.0.0", b"release: 1.0.1"),
+        "compose.yaml": files["compose.yaml"].replace(b"    cap_add:", b"    privileged: true\n    cap_add:"),
+    }
+    store.add("demo", "1.0.1", files)
+    store.record(
+        store.publication("demo", "1.0.0").model_copy(update={"release": "1.0.1", "files": file_digests(files)})
+    )
+    customer.write_stack_yaml(customer.stack_yaml(release="1.0.1"), "pin 1.0.1")
+    before = customer.containers()
+    updated = customer.incarnate("update", str(customer.repo), env=env)
+    assert updated.returncode == 2, updated.stderr[-3000:]
+    assert (
+        f"error: release store {releases}: demo/1.0.1/compose.yaml: service app runs privileged (privileged: true; "
+        f"rule privileged)" in updated.stderr
+    )
+    assert updated.stderr.rstrip().endswith("Nothing was changed.")
+    assert customer.containers() == before

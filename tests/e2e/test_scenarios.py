@@ -7,6 +7,7 @@ import subprocess
 
 from incarnate import settings
 from incarnate.backup_format import list_snapshots
+from tests.e2e.conftest import in_volume
 
 
 def sql(customer, statement: str, engine: str | None = None) -> str:
@@ -32,26 +33,7 @@ def content_checksums(customer, engine: str | None = None) -> dict[str, str]:
     sums = {
         f"table {table}": sql(customer, f"CHECKSUM TABLE `{table}` EXTENDED", engine).split()[-1] for table in tables
     }
-    files = subprocess.run(
-        [
-            "docker",
-            *(["-H", engine] if engine else []),
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            f"{customer.stack}_files:/data:ro",
-            "--entrypoint",
-            "sh",
-            "localhost:5000/incarnate/toolbox:1",
-            "-c",
-            "cd /data && find . -type f -exec sha256sum {} + | sort",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    files = in_volume(f"{customer.stack}_files", "cd /data && find . -type f -exec sha256sum {} + | sort", engine)
     sums.update({f"file {name}": digest for digest, name in (line.split() for line in files.splitlines())})
     return sums
 

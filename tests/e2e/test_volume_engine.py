@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from incarnate import settings
 from incarnate.compose import ComposeProject
-from incarnate.datasources.volume import Volume, extract, toolbox_image
+from incarnate.datasources.helper import ensure_helper
+from incarnate.datasources.volume import Volume, extract
 from incarnate.datasources.volume import archive as volume_archive
 from incarnate.errors import HostError, StageError
 from incarnate.host import Host
+from tests.e2e.conftest import in_volume
 
 PROJECT = "tvolumes"
 
@@ -62,16 +63,6 @@ def archive() -> io.BytesIO:
     return buffer
 
 
-def in_volume(volume: str, script: str) -> str:
-    """What `script` prints, run by sh in a container with the volume at /data."""
-    return subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", toolbox_image(), "sh", "-c", script],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 def listing(volume: str) -> list[str]:
     return in_volume(
         volume, "cd /data && find . -mindepth 1 | sort | xargs stat -c '%n %u %g %a %Y' && cat link"
@@ -101,13 +92,13 @@ def test_the_engine_unpacks_with_numeric_owners_modes_and_times_and_removes_a_ki
             "none",
             "-v",
             f"{volume}:/data",
-            toolbox_image(),
+            ensure_helper(Host()),
             "true",
         ],
         check=True,
         capture_output=True,
     )
-    extract(Host(), volume, settings.registry(), archive())
+    extract(Host(), volume, archive())
     assert listing(volume) == [
         "./docs 1001 1002 750 1700000000",
         "./docs/a.txt 1234 1235 640 1700000000",
@@ -119,16 +110,16 @@ def test_the_engine_unpacks_with_numeric_owners_modes_and_times_and_removes_a_ki
 
 def test_an_engine_refusal_is_one_sentence_naming_the_volume_and_host_and_leaves_no_helper(volume):
     with pytest.raises(HostError) as refused:
-        extract(Host(), volume, "127.0.0.1:1", archive())  # no such registry: the helper's image is not on the host
+        extract(Host(), f"{volume}!", archive())  # a name the engine refuses
     message = str(refused.value)
-    assert message.startswith(f"extracting into volume {volume} on host local failed: ") and message.endswith(".")
+    assert message.startswith(f"extracting into volume {volume}! on host local failed: ") and message.endswith(".")
     assert "\n" not in message
     assert helpers_of(volume) == []
 
 
 def test_a_volume_reads_back_as_a_whole_archive_with_owners_modes_and_times_and_leaves_no_helper(volume):
-    extract(Host(), volume, settings.registry(), archive())
-    with volume_archive(Host(), volume, settings.registry()) as stream:
+    extract(Host(), volume, archive())
+    with volume_archive(Host(), volume) as stream:
         read_back = stream.read()
     with tarfile.open(fileobj=io.BytesIO(read_back), mode="r:") as back:
         entries = {member.name: member for member in back}
@@ -141,8 +132,8 @@ def test_a_volume_reads_back_as_a_whole_archive_with_owners_modes_and_times_and_
 
 
 def test_a_read_the_backup_ends_stops_at_once_and_end_orphans_removes_what_a_killed_run_left(volume, tmp_path: Path):
-    in_volume(volume, "head -c 200M /dev/urandom > /data/big")
-    source = Volume(ComposeProject(Host(), f"{PROJECT}-{volume}", tmp_path), "files", settings.registry())
+    in_volume(volume, "head -c 209715200 /dev/urandom > /data/big")
+    source = Volume(ComposeProject(Host(), f"{PROJECT}-{volume}", tmp_path), "files")
     read, failed, started = [0], [], threading.Event()
 
     def backing_up() -> None:  # as a backup's volume thread reads while its database thread fails
@@ -178,7 +169,7 @@ def test_a_read_the_backup_ends_stops_at_once_and_end_orphans_removes_what_a_kil
             "none",
             "-v",
             f"{volume}:/data:ro",
-            toolbox_image(),
+            ensure_helper(Host()),
             "true",
         ],
         check=True,
@@ -190,10 +181,10 @@ def test_a_read_the_backup_ends_stops_at_once_and_end_orphans_removes_what_a_kil
 
 def test_an_engine_refusal_to_archive_is_one_sentence_naming_the_volume_and_host(volume):
     with pytest.raises(HostError) as refused:
-        with volume_archive(Host(), volume, "127.0.0.1:1"):  # no such registry: the helper's image is not on the host
+        with volume_archive(Host(), f"{volume}!"):  # a name the engine refuses
             pass
     message = str(refused.value)
-    assert message.startswith(f"archiving volume {volume} on host local failed: ") and message.endswith(".")
+    assert message.startswith(f"archiving volume {volume}! on host local failed: ") and message.endswith(".")
     assert "\n" not in message
     assert helpers_of(volume) == []
 
@@ -202,7 +193,7 @@ def read_changing(volume: str, change: str) -> list[tuple[str, int]]:
     """The volume's archive, with `change` run in it once 20 MB of a 200 MB file were read; its entries."""
     in_volume(volume, "head -c 200000000 /dev/zero > /data/a && echo z > /data/zz")
     read, changed = bytearray(), False
-    with volume_archive(Host(), volume, settings.registry()) as stream:
+    with volume_archive(Host(), volume) as stream:
         while block := stream.read(1 << 16):
             read += block
             if len(read) > 20_000_000 and not changed:

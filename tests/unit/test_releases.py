@@ -6,7 +6,7 @@ import yaml
 
 from incarnate.errors import ConfigError, IntegrityError, ReleaseError
 from incarnate.publish import PROBE_PORT, ReleaseFolder, compose_problems, publication, refuse_changed
-from incarnate.releases import ReleaseStore, parse_descriptor
+from incarnate.releases import ReleaseStore, digest_overrides, parse_descriptor, published_digests
 from incarnate.stores.local import LocalStore
 
 REGISTRY = "registry.example:5000"
@@ -276,3 +276,20 @@ def test_a_copy_written_before_copies_carried_their_record_gets_it_checked(tmp_p
     record_release_copy(store, "shop", "2.1.0", lambda: releases)
     assert customer_releases(store).publication("shop", "2.1.0") == releases.publication("shop", "2.1.0")
     record_release_copy(store, "shop", "2.1.0", lambda: pytest.fail("the release store is not needed any more"))
+
+
+def test_a_stack_runs_each_image_by_the_digest_it_was_published_with(tmp_path):
+    web, db = f"sha256:{'a' * 64}", f"sha256:{'b' * 64}"
+    record = publication(folder(tmp_path), {"shop/web:2.1.0": web, "shop/db:2.1.0": db}, "shop/2.1.0/vanilla-x", 1)
+    release = descriptor()
+    digests = published_digests(release, record)
+    assert digest_overrides(release, REGISTRY, digests) == {
+        "services": {"web": {"image": f"{REGISTRY}/shop/web@{web}"}, "db": {"image": f"{REGISTRY}/shop/db@{db}"}}
+    }
+
+
+@pytest.mark.parametrize("recorded", [{}, {"shop/web:2.1.0": "unknown"}, {"shop/web:2.1.0": "sha256:abc"}])
+def test_a_publication_without_a_full_digest_for_an_image_cannot_be_deployed(tmp_path, recorded):
+    record = publication(folder(tmp_path), {"shop/db:2.1.0": f"sha256:{'b' * 64}", **recorded}, "shop/x", 1)
+    with pytest.raises(ReleaseError, match=r"^the publication record of shop 2.1.0 has no image digest for shop/web"):
+        published_digests(descriptor(), record)
