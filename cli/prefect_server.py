@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from incarnate import settings
 from incarnate.errors import ConfigError, IncarnateError
@@ -23,7 +24,8 @@ from incarnate.errors import ConfigError, IncarnateError
 EPHEMERAL_SETTINGS = ("PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE")
 HEALTH_TIMEOUT = 5.0  # one try; a server that stalls longer is tried again until the deadline
 LONGEST_PAUSE = 5.0
-TRUE = ("1", "true", "t", "yes", "y", "on")  # what Prefect's settings take for true
+TRUE = ("1", "true", "t", "yes", "y", "on")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # what Prefect's settings take for true
 
 
 class ServerUnreachable(IncarnateError):
@@ -81,6 +83,46 @@ def wait_for_server(url: str, wait: float) -> None:
         pause = min(pause * 2, LONGEST_PAUSE)
 
 
+def listener_uids(port: int, tables: list[str]) -> set[int]:
+    """The owners (uids) of every socket listening on `port` in /proc/net/tcp-style tables, whatever its address."""
+    owners = set()
+    for table in tables:
+        for line in table.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 7 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                owners.add(int(fields[7]))
+    return owners
+
+
+def _kernel_tables() -> list[str]:
+    tables = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            tables.append(Path(name).read_text())
+        except OSError:
+            pass
+    return tables
+
+
+def refuse_squatter(url: str, auth: Path) -> None:
+    """A loopback server gets the password only when root, or the owner of the password file, listens there: while
+    the real server is down, any local user could listen on its port and would receive it with the first request.
+    (A remote server is verified by TLS instead.) Reading the kernel's socket table takes well under a millisecond."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname not in LOOPBACK or not os.environ.get("PREFECT_API_AUTH_STRING"):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    allowed = {0, auth.stat().st_uid if auth.exists() else os.getuid()}
+    owners = listener_uids(port, _kernel_tables())
+    if not owners or owners - allowed:
+        found = ", ".join(f"uid {uid}" for uid in sorted(owners - allowed)) or "no listener this process can see"
+        raise ServerUnreachable(
+            f"the Prefect server at {url} is not the one set-up started: the port is held by {found}, not by root or "
+            f"the owner of {auth} (a local user may be listening while the real server is down); the password was not "
+            f"sent and nothing was changed. Stop that process and start the server with `bash scripts/services.sh`."
+        )
+
+
 def connect() -> str:
     """Point this process and its children at the one Prefect server, with the password set-up keeps for it
     (INCARNATE_HOME/prefect-api-auth) unless PREFECT_API_AUTH_STRING is set; wait for it to answer. Returns its
@@ -95,4 +137,5 @@ def connect() -> str:
         raise RuntimeError("cli.prefect_server.connect() must run before prefect is first imported")
     os.environ.update(wanted)
     wait_for_server(url, settings.prefect_wait_seconds())
+    refuse_squatter(url, auth)
     return url

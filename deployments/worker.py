@@ -24,6 +24,51 @@ from deployments.alerts import AlertSettings
 # How often serve and a worker ask for runs to start: a UI button or a CI trigger waits for the next ask, and
 # Prefect's default (10 s) would be most of a short run's wait. One request each time, whatever the number of stacks.
 POLL_SECONDS = 2
+FLOW_MODULES = "flows."  # the entrypoints of the deployments serve puts in work pools: module paths of flows/
+
+
+class RefusedRun(Exception):
+    """A run the worker will not start: its configuration is not the one incarnate registered."""
+
+
+def run_refusal(
+    pool_template: dict, run_variables: dict, deployment_variables: dict, entrypoint: str, pull_steps: list
+) -> str | None:
+    """Why a run must not start on this host, None when it is incarnate's own. Whoever holds the Prefect password
+    could otherwise have a worker run any command as root (a `command`, `env` such as LD_PRELOAD, or `working_dir`
+    in job variables or the pool's template, a pull step, or a flow from elsewhere); incarnate sets none of them."""
+    if pool_template != ProcessWorker.get_default_base_job_template():
+        return "its work pool's base job template was changed from Prefect's default, which incarnate made it with"
+    for where, variables in (("the run", run_variables), ("its deployment", deployment_variables)):
+        if variables:
+            return f"{where} sets job variables ({', '.join(sorted(variables))}), which incarnate never sets"
+    if pull_steps:
+        return "its deployment has pull steps, which incarnate never sets"
+    if not entrypoint.startswith(FLOW_MODULES):
+        return f"its deployment's entrypoint {entrypoint!r} is not one of incarnate's flows"
+    return None
+
+
+class IncarnateWorker(ProcessWorker):
+    """Prefect's process worker, refusing every run that is not one of incarnate's own flows as incarnate
+    registered them: such a run ends Crashed with the reason, and nothing of it runs on the host."""
+
+    async def run(self, flow_run, configuration, task_status=None):
+        deployment = await self.client.read_deployment(flow_run.deployment_id) if flow_run.deployment_id else None
+        reason = (
+            "it has no deployment"
+            if deployment is None
+            else run_refusal(
+                self.work_pool.base_job_template,
+                flow_run.job_variables or {},
+                deployment.job_variables or {},
+                deployment.entrypoint or "",
+                deployment.pull_steps or [],
+            )
+        )
+        if reason:
+            raise RefusedRun(f"worker of pool {self.work_pool.name} refuses flow run {flow_run.name}: {reason}.")
+        return await super().run(flow_run, configuration, task_status)
 
 
 def ensure_pool(name: str) -> None:
@@ -80,7 +125,7 @@ async def on_signals(stopping: anyio.Event, everything: anyio.CancelScope) -> No
 async def take_runs(pool: str, max_runs: int, stopping: anyio.Event) -> None:
     """Prefect's worker loops (ask for runs every POLL_SECONDS, heartbeat the pool) until `stopping`; leaving the
     worker's context then waits for the runs it started."""
-    async with ProcessWorker(work_pool_name=pool, limit=max_runs) as worker:
+    async with IncarnateWorker(work_pool_name=pool, limit=max_runs) as worker:
         async with anyio.create_task_group() as loops:
             for workload, interval in (
                 (worker.get_and_submit_flow_runs, POLL_SECONDS),

@@ -3,9 +3,11 @@ local one set-up starts), waits for a slow one, and stops with one sentence, bef
 none answers. On a temporary server a new stack's secrets and a new store's key would be written to a database
 that is deleted when the command ends."""
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -118,3 +120,44 @@ def test_a_command_waits_for_a_slow_server_and_its_run_is_in_the_history(custome
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
     assert [run.state.type.value for run in runs] == ["COMPLETED"]
+
+
+SQUATTER = """
+import http.server, json, sys
+class Answer(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        print(json.dumps({"path": self.path, "authorization": self.headers.get("Authorization")}), flush=True)
+        self.send_response(200); self.send_header("Content-Type", "application/json"); self.end_headers()
+        self.wfile.write(b"{}")
+    do_GET = do_POST = do_PATCH = answer
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Answer).serve_forever()
+"""
+
+
+def test_a_local_user_listening_on_the_server_s_port_never_receives_the_password(customer):
+    """While the real server is down, an unprivileged local user listens on a loopback port the client is pointed at
+    and answers like a server: the command refuses before it sends any request with the password."""
+    port = free_port()
+    squatter = subprocess.Popen(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", SQUATTER, str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/api/health"]).returncode == 0:
+            assert time.monotonic() < deadline and squatter.poll() is None
+            time.sleep(0.2)
+        env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+        done = subprocess.run([INCARNATE, "install", str(customer.repo)], env=env, capture_output=True, text=True)
+    finally:
+        squatter.kill()
+    seen = squatter.communicate()[0]
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"error: the Prefect server at http://127.0.0.1:{port}/api is not the one set-up started: ")
+    assert "held by uid 65534, not by root" in last and "the password was not sent" in last, last
+    requests = [json.loads(line) for line in seen.splitlines()]
+    assert requests and all(request["authorization"] is None for request in requests), requests
+    assert left_behind(customer) == []

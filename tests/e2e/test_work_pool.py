@@ -67,6 +67,16 @@ def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(custo
                         break
                     assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
                     time.sleep(1)
+            # Whoever holds the Prefect password asks the worker to run a command of theirs: refused, nothing runs.
+            marker = tmp_path / "ran-as-root"
+            with get_client(sync_client=True) as client:
+                verify = client.read_deployment_by_name(f"verify/{customer.stack}")
+                planted = client.create_flow_run_from_deployment(
+                    verify.id, job_variables={"command": f"touch {marker}"}
+                ).id
+            wait_for_state(planted, "Crashed", 60)
+            assert state_of(planted) == "Crashed" and not marker.exists()
+            assert "refuses flow run" in (tmp_path / "worker.log").read_text()
             in_progress = flow_run_id(customer.incarnate("trigger", f"backup/{customer.stack}").stdout)
             wait_for_state(in_progress, "Running")
         # Stopped (SIGTERM, as a service manager does) with a run in progress: it took no new run, let that one

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli import prefect_server
+from cli.prefect_server import listener_uids
 from tests.servers import issue_test_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +93,18 @@ def test_a_server_behind_tls_with_a_private_ca_is_found_with_prefect_s_own_tls_s
         monkeypatch.delenv("PREFECT_API_SSL_CERT_FILE")
         monkeypatch.setenv("PREFECT_API_TLS_INSECURE_SKIP_VERIFY", "true")
         prefect_server.wait_for_server(url, 0)
+
+
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1068 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7277605 1 0 100 0 0 10 0
+   1: 00000000:1068 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 7272301 1 0 100 0 0 10 0
+   2: 0100007F:1068 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000    33        0 7272302 1 0 100 0 0 10 0
+   3: 0100007F:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000    65534     0 7272303 1 0 100 0 0 10 0
+"""
+
+
+def test_the_owners_of_every_listener_on_a_port_are_read_from_the_kernel_s_table():
+    # port 4200 (0x1068): root on 127.0.0.1 and uid 1000 on every address; an established connection is not a listener
+    assert listener_uids(4200, [TCP]) == {0, 1000}
+    assert listener_uids(5000, [TCP, TCP.replace("0100007F:1388", "00000000000000000000000001000000:1388")]) == {65534}
+    assert listener_uids(4201, [TCP]) == set()
