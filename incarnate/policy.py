@@ -51,7 +51,8 @@ class Finding:
     detail: str
 
     def describe(self) -> str:
-        return f"service {self.service} {RULES[self.rule]} ({self.detail}; rule {self.rule})"
+        who = f"service {self.service}" if self.service else "the file"  # `include` is no service's: never allowed
+        return f"{who} {RULES[self.rule]} ({self.detail}; rule {self.rule})"
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -59,18 +60,41 @@ def _inside(path: str, folder: str) -> bool:
     return resolved == folder or resolved.startswith(folder.rstrip("/") + "/")
 
 
+def _paths(entries: object, key: str) -> list[str]:
+    """The file paths of a compose key that takes a path, a list of paths, or mappings holding them under `key`."""
+    listed = entries if isinstance(entries, list) else [entries] if entries else []
+    return [
+        str(path)
+        for entry in listed
+        for path in (entry.get(key) if isinstance(entry, dict) else entry,)
+        for path in (path if isinstance(path, list) else [path])
+        if path
+    ]
+
+
 def written_findings(written: dict, folder: str) -> list[Finding]:
-    """What compose.yaml as written makes Compose read from the host before anything else can be checked: env_file
-    outside the stack's folder (Compose reads it while it loads the file, and puts its content into containers)."""
-    findings = []
+    """What compose.yaml as written makes Compose read from the host before anything else can be checked: an env_file,
+    `include` or `extends` file outside the stack's folder (Compose reads them while it loads the file, puts an env
+    file's content into containers, and may quote a line of any of them in an error)."""
+    findings = [
+        Finding("", "host_mounts", f"include {path}")
+        for path in _paths(written.get("include"), "path")
+        if "$" in path or not _inside(path, folder)
+    ]
     for name, service in (written.get("services") or {}).items():
         if not isinstance(service, dict):
             continue
-        entries = service.get("env_file") or []
-        for entry in [entries] if isinstance(entries, (str, dict)) else entries:
-            path = entry.get("path", "") if isinstance(entry, dict) else str(entry)
-            if "$" in path or not _inside(path, folder):
-                findings.append(Finding(str(name), "env_file", f"env_file {path}"))
+        extends = service.get("extends") if isinstance(service.get("extends"), dict) else {}
+        findings += [
+            Finding(str(name), "host_mounts", f"extends file {path}")
+            for path in _paths(extends.get("file"), "file")
+            if "$" in path or not _inside(path, folder)
+        ]
+        findings += [
+            Finding(str(name), "env_file", f"env_file {path}")
+            for path in _paths(service.get("env_file"), "path")
+            if "$" in path or not _inside(path, folder)
+        ]
     return findings
 
 

@@ -47,6 +47,8 @@ CASES = {  # name: (rule, what app gets in compose.yaml, top-level keys, what th
     "host uts": ("host_namespaces", {"uts": "host"}, {}, "uts: host"),
     "env_file": ("env_file", {"env_file": [MISSING]}, {}, f"env_file {MISSING}"),
     "env_file out of the folder": ("env_file", {"env_file": "../secrets.env"}, {}, "env_file ../secrets.env"),
+    "include": ("host_mounts", {}, {"include": ["/etc/shadow"]}, "include /etc/shadow"),
+    "extends": ("host_mounts", {"extends": {"file": "/etc/passwd", "service": "x"}}, {}, "extends file /etc/passwd"),
     "build": ("build", {"build": "."}, {}, "build:"),
     "seccomp": ("security_opt", {"security_opt": ["seccomp:unconfined"]}, {}, "security_opt seccomp:unconfined"),
     "apparmor": ("security_opt", {"security_opt": ["apparmor=unconfined"]}, {}, "security_opt apparmor=unconfined"),
@@ -69,7 +71,8 @@ def test_a_compose_file_that_reaches_beyond_its_stack_is_refused_naming_service_
     with pytest.raises(ReleaseError) as refused:
         check_compose(demo_with(tmp_path, app, top), Host(), settings.registry())
     message = str(refused.value)
-    assert message.startswith(f"{tmp_path / 'compose.yaml'}: service app "), message
+    who = "the file" if case == "include" else "service app"
+    assert message.startswith(f"{tmp_path / 'compose.yaml'}: {who} "), message
     assert f"({named}" in message and f"; rule {rule})" in message, message
     assert message.endswith("Nothing was published.") and "\n" not in message
 
