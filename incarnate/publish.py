@@ -206,7 +206,11 @@ def check_policy(releases: ReleaseStore, descriptor: ReleaseDescriptor, registry
     """A published release, before it is deployed: held to the compose policy as it is now (it may have been
     published before a rule existed), on this machine, before anything changes."""
     product, release = descriptor.product, descriptor.release
-    folder = ReleaseFolder(Path(product) / release, descriptor, releases.files(product, release))
+    try:
+        files = releases.files(product, release)
+    except ReleaseError as error:
+        raise ReleaseError(f"{error} Nothing was changed.") from None
+    folder = ReleaseFolder(Path(product) / release, descriptor, files)
     policy_checked_model(
         folder,
         Host(),

@@ -51,7 +51,8 @@ def test_release_whose_images_the_registry_lacks_is_refused_before_anything_runn
     descriptor.update(release="1.0.1", images={"app": "demo/app:1.0.1", "db": "demo/db:1.0.1"})
     (releases / "demo/1.0.1/release.yaml").write_text(yaml.safe_dump(descriptor))
     publication = json.loads((releases / "demo/1.0.1/publication.json").read_text())  # as if it were published
-    publication.update(
+    publication.update(  # digests the registry never held under these tags
+        images={"demo/app:1.0.1": f"sha256:{'a' * 64}", "demo/db:1.0.1": f"sha256:{'b' * 64}"},
         release="1.0.1",
         files=file_digests({name: (releases / "demo/1.0.1" / name).read_bytes() for name in RELEASE_FILES}),
     )
@@ -60,7 +61,10 @@ def test_release_whose_images_the_registry_lacks_is_refused_before_anything_runn
 
     result = customer.install(env={"INCARNATE_RELEASES": str(releases)})
     assert result.returncode == 2
-    assert f"error: registry {settings.registry()} lacks demo/app:1.0.1, demo/db:1.0.1 for demo 1.0.1" in result.stderr
+    assert (
+        f"error: registry {settings.registry()} no longer holds demo/app:1.0.1 (sha256:{'a' * 64}), demo/db:1.0.1 "
+        f"(sha256:{'b' * 64}) as published for demo 1.0.1" in result.stderr
+    )
     assert "Nothing was changed." in result.stderr
     assert customer.containers() == running
     assert customer.request("GET", "/health").startswith(b'{"status": "ok", "release": "1.0.0"')
