@@ -214,3 +214,40 @@ def test_a_file_that_grows_as_it_is_read_is_kept_at_its_size_and_one_that_shrink
     ):
         read_changing(volume, "truncate -s 1000 /data/a")
     assert helpers_of(volume) == []
+
+
+def test_every_kind_of_entry_a_volume_can_hold_goes_through_backup_and_restore_as_it_was(volume):
+    """What Debian's packaging leaves in an app's folder (absolute symlinks into /usr/share) and what apps make
+    (relative symlinks, FIFOs, hard links) is backed up by the engine, and restored as it was: links as links."""
+    in_volume(
+        volume,
+        "cd /data && mkdir conf && echo page > page.txt && ln page.txt hard.txt && mkfifo queue"
+        " && ln -s /usr/share/dokuwiki/lib lib && ln -s ../page.txt conf/up && ln -s page.txt same",
+    )
+    with volume_archive(Host(), volume) as stream:
+        backed_up = stream.read()
+    fresh = f"{volume}-restored"
+    try:
+        extract(Host(), fresh, io.BytesIO(backed_up))
+        restored = in_volume(
+            fresh,
+            "cd /data && find . | sort && for link in lib conf/up same; do readlink $link; done"
+            " && stat -c '%h %F' hard.txt queue",
+        ).splitlines()
+    finally:
+        subprocess.run(["docker", "volume", "rm", "--force", fresh], capture_output=True)
+    assert restored == [
+        ".",
+        "./conf",
+        "./conf/up",
+        "./hard.txt",
+        "./lib",
+        "./page.txt",
+        "./queue",
+        "./same",
+        "/usr/share/dokuwiki/lib",
+        "../page.txt",
+        "page.txt",
+        "2 regular file",
+        "1 fifo",
+    ]

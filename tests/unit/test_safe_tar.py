@@ -43,11 +43,18 @@ def test_safe_archive_passes_through_unchanged_in_content():
     [
         (entry("/etc/passwd"), "has an absolute path"),
         (entry("./../../etc/cron.d/x"), "climbs out with '..'"),
-        (entry("./dev/sda", tarfile.BLKTYPE), "is a device or FIFO file"),
-        (entry("./tty", tarfile.CHRTYPE), "is a device or FIFO file"),
-        (entry("./escape", tarfile.SYMTYPE, "/etc"), "is a link to '/etc' outside the volume"),
-        (entry("./up", tarfile.SYMTYPE, "../../.."), "is a link to '../../..' outside the volume"),
-        (entry("./hard", tarfile.LNKTYPE, "../secret"), "is a link to '../secret' outside the volume"),
+        (entry("./dev/sda", tarfile.BLKTYPE), "is a device file"),
+        (entry("./tty", tarfile.CHRTYPE), "is a device file"),
+        (entry("./hard", tarfile.LNKTYPE, "../secret"), "is a hard link to '../secret' outside the volume"),
+        (entry("./hard", tarfile.LNKTYPE, "/etc/shadow"), "is a hard link to '/etc/shadow' outside the volume"),
+        (
+            entry("./up", tarfile.SYMTYPE, "../../.."),
+            "is a relative symlink to '../../..', which climbs out of the volume",
+        ),
+        (
+            entry("./a/b", tarfile.SYMTYPE, "../../x"),
+            "is a relative symlink to '../../x', which climbs out of the volume",
+        ),
     ],
 )
 def test_restore_refuses_archive_entry(bad, reason):
@@ -57,6 +64,55 @@ def test_restore_refuses_archive_entry(bad, reason):
         IntegrityError, match=rf"archive for volume files: entry '{bad.name}' {reason}; restore refused"
     ):
         b"".join(safe_entries(source, "files"))
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        entry("./share", tarfile.SYMTYPE, "/usr/share/dokuwiki/lib"),  # what Debian's packages put in app folders
+        entry("./conf/up", tarfile.SYMTYPE, "../fine.txt"),
+        entry("./conf/local.php", tarfile.SYMTYPE, "/etc/dokuwiki/local.php"),
+        entry("./queue", tarfile.FIFOTYPE),
+        entry("./same", tarfile.LNKTYPE, "./fine.txt"),
+        entry("./to-link", tarfile.LNKTYPE, "./share"),  # a hard link to the symlink itself, not through it
+    ],
+)
+def test_restore_keeps_every_entry_backup_takes_a_symlink_as_the_symlink_it_is(kept):
+    """Whatever a backup of a volume holds restores, links as links: a symlink's target is never followed."""
+    source = archive(
+        (entry("./fine.txt"), b"ok"),
+        (entry("./conf", tarfile.DIRTYPE), None),
+        (entry("./share", tarfile.SYMTYPE, "/usr/share/app"), None),
+        (kept, None),
+    )
+    with tarfile.open(fileobj=io.BytesIO(b"".join(safe_entries(source, "files")))) as result:
+        restored = result.getmember(kept.name)
+        assert (restored.type, restored.linkname) == (kept.type, kept.linkname)
+
+
+@pytest.mark.parametrize(
+    ("through", "reason"),
+    [
+        (entry("./share/evil.php"), "would be written through the symlink 'share'"),
+        (entry("./share/sub", tarfile.DIRTYPE), "would be written through the symlink 'share'"),
+        (entry("./share/x", tarfile.SYMTYPE, "/"), "would be written through the symlink 'share'"),
+        (entry("./hard", tarfile.LNKTYPE, "./share/passwd"), "is a hard link through the symlink to './share/passwd'"),
+    ],
+)
+def test_restore_never_writes_an_entry_through_a_symlink(through, reason):
+    source = archive((entry("./share", tarfile.SYMTYPE, "/etc"), None), (through, b"x" if through.isfile() else None))
+    with pytest.raises(IntegrityError, match=rf"entry '{through.name}' {reason}; restore refused"):
+        b"".join(safe_entries(source, "files"))
+
+
+def test_an_entry_of_the_same_name_replaces_a_symlink_and_may_then_hold_entries():
+    source = archive(
+        (entry("./data", tarfile.SYMTYPE, "/etc"), None),
+        (entry("./data", tarfile.DIRTYPE), None),
+        (entry("./data/file"), b"inside"),
+    )
+    with tarfile.open(fileobj=io.BytesIO(b"".join(safe_entries(source, "files")))) as result:
+        assert result.extractfile("./data/file").read() == b"inside"
 
 
 def test_safe_archive_is_what_tarfile_itself_writes_byte_for_byte():
