@@ -61,6 +61,9 @@ class DataSource(Protocol):
 
     def is_empty(self) -> bool: ...
 
+    def wait_until_serving(self, seconds: float) -> None:
+        """Until the target answers as the server that stays (a database); at once for a volume."""
+
     def dump(self) -> AbstractContextManager[BinaryIO]: ...
 
     def load(self, source: BinaryIO) -> None: ...

@@ -2,6 +2,7 @@
 
 import re
 import shlex
+import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from functools import cached_property
@@ -10,7 +11,7 @@ from typing import BinaryIO, ClassVar
 from incarnate.backup_format import artifact_name
 from incarnate.compose import ComposeProject
 from incarnate.datasources.engine_api import exec_out
-from incarnate.errors import HostError
+from incarnate.errors import HostError, StageError
 from incarnate.host import Host
 
 # mariadb-dump and pg_dump write to a pipe in 4 kB pieces, and each crosses the container's shim, the engine and the
@@ -114,6 +115,33 @@ class Database(ABC):
             shell, what = self.host.shell(), f"ending orphaned {self.program} of database {self.target}"
             shell.execute(shell.as_root(end_processes(pids)), what=what)
         return len(pids)
+
+    def wait_until_serving(self, seconds: float) -> None:
+        """Return once the engine answers a real query on the target database as the server that stays: an image's
+        health check may pass while its entrypoint's initialisation server runs (the official PostgreSQL and MariaDB
+        images do that), which stops again under a restore ("the database system is shutting down"). Asked with
+        growing pauses for at most `seconds`; StageError naming the last answer after that."""
+        deadline, pause = time.monotonic() + seconds, 0.2
+        while True:
+            try:
+                reason = self.not_serving()
+            except HostError as error:
+                reason = str(error)
+            if reason is None:
+                return
+            if time.monotonic() + pause > deadline:
+                raise StageError(
+                    f"database {self.target} of service {self.service} in stack {self.project.name} did not answer as "
+                    f"a running server within {seconds:.0f} s (INCARNATE_READY_SECONDS): {reason.rstrip('.')}; "
+                    f"nothing was loaded."
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    @abstractmethod
+    def not_serving(self) -> str | None:
+        """Why the engine is not yet the server that stays (an initialisation server, no target database), None
+        when it is; a failed query raises HostError."""
 
     @abstractmethod
     def is_empty(self) -> bool:

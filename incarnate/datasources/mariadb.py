@@ -79,6 +79,11 @@ class MariaDB(Database):
     def _sql(self, statement: str, what: str) -> str:
         return self.host.run(self._exec("mariadb", "--batch", "--skip-column-names", "-e", statement), what=what)
 
+    def not_serving(self) -> str | None:
+        # An initialisation server runs with networking off (the official image's entrypoint: --skip-networking).
+        skip = self._sql("SELECT @@skip_networking", f"asking database {self.target}").strip()
+        return None if skip == "0" else "its networking is off yet (the image's initialisation server)"
+
     def is_empty(self) -> bool:
         count = self._sql(
             f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{_literal(self.target)}'",

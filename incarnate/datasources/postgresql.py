@@ -61,6 +61,11 @@ class PostgreSQL(Database):
             what=what,
         )
 
+    def not_serving(self) -> str | None:
+        # An initialisation server listens on no TCP address (the official image's, this project's pgdemo's).
+        listening = self._query("SELECT current_setting('listen_addresses')", f"asking database {self.target}")
+        return None if listening.strip() else "it listens on no TCP address yet (the image's initialisation server)"
+
     def is_empty(self) -> bool:
         """Empty means: no tables in any schema of the database but the system ones."""
         count = self._query(f"SELECT count(*) {USER_TABLES}", f"counting tables of database {self.target}")

@@ -337,6 +337,9 @@ class Volume:
     def is_empty(self) -> bool:
         return is_empty(self.project.host, self._restoring_into)
 
+    def wait_until_serving(self, seconds: float) -> None:
+        return None  # a volume is there once it exists
+
     @contextmanager
     def dump(self) -> Iterator[BinaryIO]:
         with archive(self.project.host, self._existing()) as stream:

@@ -113,6 +113,8 @@ def run(
     ensure_helper(host)  # made here, once, before the loads that need it start at once
     project.up(release.data_services)
     sources = datasources.for_release(project, release)
+    for source in sources:  # healthy is not yet serving: an image's init server may pass its health check
+        source.wait_until_serving(settings.ready_seconds())
     artifacts = [artifact for artifact in snapshot.manifest.artifacts if artifact.name not in release.dormant_artifacts]
     pairs = list(datasources.for_artifacts(sources, artifacts, project, f"snapshot {snapshot.id}"))
     if not adopt_data:
