@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect.artifacts import create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 
 from incarnate.stages.backup import BackupResult
 
@@ -14,14 +16,39 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
+def name_run(flow: str, stack: str) -> None:
+    """The flow run as an operator looks for it in the Runs list: `STACK: FLOW (its random name)`, tagged
+    `stack:STACK` to filter by. Only a convenience: a server that refuses it leaves the run as it was."""
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    if run is None or run.name.startswith(f"{stack}: "):
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(run.id, name=f"{stack}: {flow} ({run.name})", tags=[*run.tags, f"stack:{stack}"])
+    except Exception as error:  # noqa: BLE001 - the run itself must not fail for its name
+        print(f"the run keeps its name {run.name} ({error})")
+
+
 class StageReport:
     """Times the stages of one flow run; publishes on success and on the failure that ends it."""
 
     def __init__(self, flow: str) -> None:
         self.flow = flow
-        self.stack: str | None = None
+        self._stack: str | None = None
         self.rows: list[dict[str, str]] = []
         self.started = time.monotonic()
+
+    @property
+    def stack(self) -> str | None:
+        return self._stack
+
+    @stack.setter
+    def stack(self, stack: str) -> None:
+        """Whose run this is, once the flow knows: the run is named and tagged after the stack from then on."""
+        if stack != self._stack:
+            self._stack = stack
+            name_run(self.flow, stack)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, str]]:

@@ -19,5 +19,7 @@ def test_a_command_s_run_ends_completed_with_its_last_log_line_in_the_history(cu
             for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200)
         ]
     assert run.state.type.value == "COMPLETED"
+    # In the Runs list an operator finds it by its stack: named after it, and tagged with it.
+    assert run.name.startswith(f"{customer.stack}: backup (") and f"stack:{customer.stack}" in run.tags, run
     assert any(message.startswith(f"stack {customer.stack}: snapshot ") for message in messages), messages[-5:]
     assert messages[-1] == "Finished in state Completed()"
