@@ -88,7 +88,7 @@ def test_a_tag_moved_after_publication_changes_nothing_a_customer_runs(customer,
     assert app in running_images(customer)
     status = customer.incarnate("status", str(customer.repo))
     assert status.returncode == 0, status.stderr
-    assert re.search(rf"^  app +running \w+ +{re.escape(app)}$", status.stdout, re.MULTILINE), status.stdout
+    assert re.search(rf"^  app +running healthy[^\n]* +{re.escape(app)}$", status.stdout, re.MULTILINE), status.stdout
 
 
 def test_an_image_whose_published_digest_is_gone_is_refused_naming_it(customer, tmp_path):
