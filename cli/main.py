@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -480,6 +481,24 @@ def main(argv: Sequence[str] | None = None) -> tuple[int, str]:
         return 130, "error: interrupted; run `incarnate status` to see where the stack is."
 
 
+DRAIN_PATIENCE = 4.0  # seconds of draining Prefect's workers at exit before "Still processing items" is worth saying
+QUEUE_SERVICES = ("EventsWorker", "APILogWorker")  # Prefect names these loggers after the services' classes
+
+
+class QuietUntilSlow(logging.Filter):
+    """Prefect's queue services warn "Still processing items: N items remaining..." the moment they are stopped with
+    anything queued (the first check after the stop always logs), so every command that loaded a block ended its
+    output with it. It passes once draining has taken DRAIN_PATIENCE seconds: then it says why the command waits."""
+
+    def __init__(self, since: float) -> None:
+        super().__init__()
+        self.since = since
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        early = time.monotonic() - self.since < DRAIN_PATIENCE
+        return not (early and record.getMessage().startswith("Still processing items"))
+
+
 def run() -> NoReturn:
     """The `incarnate` command: main(), then out without the interpreter's teardown. Once a flow ran, tearing down
     Prefect's modules, clients and loops took 0.6-0.7 s of every command, and nothing is left to do by then but
@@ -489,6 +508,9 @@ def run() -> NoReturn:
     An error is printed after them: they may print too (a slow server's "EventsWorker - Still processing items",
     "Stopping temporary server"), and the last line must be the sentence that says what failed and where."""
     code, last_words = main()
+    quiet = QuietUntilSlow(time.monotonic())
+    for name in QUEUE_SERVICES:
+        logging.getLogger(name).addFilter(quiet)
     threading._shutdown()  # type: ignore[attr-defined] # the interpreter's own first step of exiting
     atexit._run_exitfuncs()
     if last_words:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +47,17 @@ def test_the_error_is_the_last_line_after_whatever_prefect_prints_at_exit(tmp_pa
     lines = result.stderr.strip().splitlines()
     assert "Still processing items" in result.stderr and "Stopping temporary server" in result.stderr
     assert lines[-1].startswith(f"error: no Prefect server answers at {dead} "), lines
+
+
+def test_prefect_s_still_processing_warning_is_said_only_once_draining_is_slow():
+    from cli.main import DRAIN_PATIENCE, QuietUntilSlow
+
+    def record(message: str):
+        import logging
+
+        return logging.LogRecord("EventsWorker", logging.WARNING, __file__, 1, message, None, None)
+
+    now = time.monotonic()
+    assert not QuietUntilSlow(now).filter(record("Still processing items: 1 items remaining..."))
+    assert QuietUntilSlow(now - DRAIN_PATIENCE).filter(record("Still processing items: 1 items remaining..."))
+    assert QuietUntilSlow(now).filter(record("Service 'EventsWorker' failed to process item"))
