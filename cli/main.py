@@ -414,6 +414,18 @@ def parser() -> argparse.ArgumentParser:
     trigger.add_argument("--wait", action="store_true", help="wait for the run; exit 0 only if it completed")
     trigger.set_defaults(handler=cmd_trigger)
     add_release_commands(commands)
+    remove = command(
+        "remove",
+        flow_command("flows.remove:remove_stack", "repo", "confirm", "docker_host", "discard_data"),
+        "remove a stack from its host after a last backup (its backups and secrets stay; install brings it back)",
+        ref=False,
+    )
+    remove.add_argument("--confirm", default="", metavar="STACK", help="the stack's name: removing deletes its volumes")
+    remove.add_argument(
+        "--discard-data",
+        action="store_true",
+        help="remove without the last backup (a failed first install, or data nobody needs)",
+    )
     command("status", cmd_status, "what runs, which release, which backup it came from")
     command("backups", cmd_backups, "list a stack's snapshots")
     verify = command(

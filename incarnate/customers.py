@@ -84,11 +84,24 @@ def register(repo: str, host: str | None = None, pool: str | None = None) -> Cus
     known = registrations()
     if known.get(repo) != wanted:
         known[repo] = wanted
-        entries = [
-            {"repo": name, **{key: value for key, value in asdict(where).items() if value}}
-            if where != Registration()
-            else name
-            for name, where in known.items()
-        ]
-        write_private(registry_path(), yaml.safe_dump({"customers": entries}).encode())
+        _write(known)
     return customer
+
+
+def unregister(repo: str) -> bool:
+    """Drop a customer repo from the registrations (serve no longer deploys it); whether it was registered."""
+    known = registrations()
+    if known.pop(repo, None) is None:
+        return False
+    _write(known)
+    return True
+
+
+def _write(known: dict[str, Registration]) -> None:
+    entries = [
+        {"repo": name, **{key: value for key, value in asdict(where).items() if value}}
+        if where != Registration()
+        else name
+        for name, where in known.items()
+    ]
+    write_private(registry_path(), yaml.safe_dump({"customers": entries}).encode())

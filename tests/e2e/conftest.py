@@ -54,6 +54,23 @@ def real_components():
         pytest.fail(f"not running or not set up: {', '.join(problems)}; run `bash scripts/test.sh`", pytrace=False)
 
 
+def left_on_host(stack: str) -> list[str]:
+    """What of a stack is on this machine's engine (containers, volumes, networks) and in its stack folder."""
+    found = [
+        f"{kind} {name}"
+        for kind, args in (("container", ["ps", "-a"]), ("volume", ["volume", "ls"]), ("network", ["network", "ls"]))
+        for name in subprocess.run(
+            ["docker", *args, "-q", "--filter", f"label=com.docker.compose.project={stack}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    ]
+    return found + (
+        [f"stack folder {settings.stacks_dir() / stack}"] if (settings.stacks_dir() / stack).exists() else []
+    )
+
+
 def in_volume(volume: str, script: str, engine: str | None = None) -> str:
     """What `script` prints, run by sh in incarnate's helper image with the volume at /data (on `engine`)."""
     image = ensure_helper(Host(docker_host=engine))

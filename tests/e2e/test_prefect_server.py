@@ -16,8 +16,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from incarnate import settings
-from tests.e2e.conftest import INCARNATE, Customer, flow_run_id, free_port
+from tests.e2e.conftest import INCARNATE, Customer, flow_run_id, free_port, left_on_host
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPORARY = "temporary server"  # what Prefect prints when it starts one
@@ -37,19 +36,8 @@ def without_server(how: str) -> dict[str, str]:
 
 
 def left_behind(customer: Customer) -> list[str]:
-    """What a refused command must not have made: containers, volumes, the stack's folder, store objects."""
-    found = [
-        f"{kind} {name}"
-        for kind, args in (("container", ["ps", "-a"]), ("volume", ["volume", "ls"]))
-        for name in subprocess.run(
-            ["docker", *args, "-q", "--filter", f"label=com.docker.compose.project={customer.stack}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-    ]
-    if (settings.stacks_dir() / customer.stack).exists():
-        found.append(f"stack folder {settings.stacks_dir() / customer.stack}")
+    """What a refused command must not have made: containers, volumes, networks, the stack's folder, store objects."""
+    found = left_on_host(customer.stack)
     found += [f"store object {path}" for path in customer.store.rglob("*")]
     return found
 

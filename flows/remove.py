@@ -1,0 +1,64 @@
+"""Remove: a stack goes from its host (containers, volumes, networks, its files there) after a last backup; its
+backups and its secrets stay, so `incarnate install` brings it back, and it is no longer registered for serve."""
+
+from prefect import flow
+
+from flows.prologue import OnHost, stack_on_host
+from flows.report import StageReport
+from incarnate import stages
+from incarnate.config import StackConfig
+from incarnate.customers import unregister
+from incarnate.errors import ConfigError, kind_of
+from incarnate.repo import load_customer_config
+from tasks.backup import backup
+from tasks.chores import tear_down
+
+
+@flow(name="remove", log_prints=True)
+def remove_stack(repo: str, confirm: str = "", docker_host: str | None = None, discard_data: bool = False) -> dict:
+    """Remove the stack a customer repo describes from its host, after a last backup of what runs there.
+
+    Args:
+        repo: the customer repo (git URL or path).
+        confirm: the stack's name, typed again: removing deletes its containers and volumes on the host.
+        docker_host: the container host: empty for this machine, ssh://USER@HOST[:PORT], incarnate-ssh-host/NAME (a
+        saved SSH host block), or a Docker engine address.
+        discard_data: remove without the last backup (a failed first install, or data nobody needs).
+    """
+    report = StageReport("remove")
+    with report.stage(stages.load_config.NAME):
+        config = load_customer_config(repo).config
+    report.stack = config.stack
+    if confirm != config.stack:
+        raise ConfigError(
+            f"removing stack {config.stack} deletes its containers and volumes on its host; give --confirm "
+            f"{config.stack} (the stack's name) to go ahead. Nothing was changed."
+        )
+    with stack_on_host(report, config, docker_host, prepare=False) as held:
+        with report.stage("last backup") as row:
+            row["detail"] = last_backup(held, config, discard_data)
+        with report.stage("tear down") as row:
+            removed = tear_down(held.project)
+            row["detail"] = ", ".join(removed) or "nothing was there"
+    unregister(repo)
+    report.publish()
+    print(
+        f"stack {config.stack} removed from host {held.host.name} ({', '.join(removed) or 'nothing was there'}); its "
+        f"backups in {held.store.location} and its secrets stay: `incarnate install {repo}` brings it back."
+    )
+    return {"stack": config.stack, "removed": removed}
+
+
+def last_backup(held: OnHost, config: StackConfig, discard_data: bool) -> str:
+    """A backup of what runs, so that nothing written since the last one is lost; refused (nothing removed) when it
+    cannot be made, unless the data may go."""
+    if discard_data:
+        return "none: --discard-data"
+    try:
+        result = backup(held.project, held.store, config.backup)
+    except Exception as failure:
+        raise kind_of(failure)(
+            f"stack {config.stack} could not be backed up before its removal ({failure}); nothing was removed. Give "
+            f"--discard-data if what is left of it on host {held.host.name} may go."
+        ) from None
+    return f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes"
