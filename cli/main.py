@@ -176,6 +176,41 @@ def _stack_store(args: argparse.Namespace):
     return config, resolve.backup_store(config)
 
 
+def cmd_exec(args: argparse.Namespace) -> int:
+    """A command in a running service of the stack (`docker compose exec` with the stack's own files), its exit code."""
+    from blocks import resolve
+    from incarnate.repo import load_customer_config
+    from incarnate.stages import create_host
+
+    config = load_customer_config(args.repo).config
+    host = resolve.host(args.docker_host)
+    project = create_host.run(host, config.stack)
+    if not project.has_files():
+        raise ConfigError(f"stack {config.stack} is not deployed on host {host.name}; there is nothing to run in.")
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not command:
+        raise ConfigError(f"give the command to run in service {args.service}: incarnate exec REPO SERVICE -- COMMAND")
+    tty = [] if sys.stdin.isatty() and sys.stdout.isatty() else ["-T"]
+    return host.attached(project.command_line("exec", *tty, args.service, *command))
+
+
+def cmd_secret(args: argparse.Namespace) -> int:
+    """One stack secret's value on stdout, from the vault (the operator asked for it: it is printed nowhere else)."""
+    from blocks import resolve
+    from incarnate.repo import load_customer_config
+
+    stack = load_customer_config(args.repo).config.stack
+    vault = resolve.stack_secrets()
+    secrets = vault.load(stack) or {}
+    if args.name not in secrets:
+        raise ConfigError(
+            f"stack {stack} has no secret {args.name} in {vault.where(stack)} (it has: "
+            f"{', '.join(sorted(secrets)) or 'none'})."
+        )
+    print(secrets[args.name])
+    return 0
+
+
 def cmd_backups(args: argparse.Namespace) -> int:
     from incarnate import listings
 
@@ -428,6 +463,13 @@ def parser() -> argparse.ArgumentParser:
     )
     command("status", cmd_status, "what runs, which release, which backup it came from")
     command("backups", cmd_backups, "list a stack's snapshots")
+    execute = command("exec", cmd_exec, "run a command in a running service of the stack (an admin task)", ref=False)
+    execute.add_argument("service", help="the Compose service to run it in")
+    execute.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="-- and the command with arguments")
+    secret = commands.add_parser("secret", help="print one stack secret from the vault (e.g. an admin password)")
+    secret.add_argument("repo", help="customer repo: git URL or path")
+    secret.add_argument("name", help="the secret's name, as release.yaml's secrets list it")
+    secret.set_defaults(handler=cmd_secret)
     verify = command(
         "verify",
         flow_command("flows.verify:verify_stack", "repo", "snapshot", "every", "sample"),

@@ -190,6 +190,10 @@ class Host:
             raise error(f"{what} on host {self.name} failed: {tail(result.stderr or result.stdout)}.")
         return result.stdout.decode(errors="replace")
 
+    def attached(self, args: Sequence[str]) -> int:
+        """Run a command with this terminal's stdin, stdout and stderr (an operator's own command); its exit code."""
+        return subprocess.run(list(args), env=self.env()).returncode
+
     @contextmanager
     def stream_out(self, args: Sequence[str], *, what: str) -> Iterator[BinaryIO]:
         """A command's stdout as a stream; its exit status is checked when the block ends. A command that gives
