@@ -3,12 +3,13 @@ backups and its secrets stay, so `incarnate install` brings it back, and it is n
 
 from prefect import flow
 
-from flows.prologue import OnHost, stack_on_host
+from flows.prologue import OnHost, before_any_change, stack_on_host
 from flows.report import StageReport
 from incarnate import stages
 from incarnate.config import StackConfig
 from incarnate.customers import unregister
 from incarnate.errors import ConfigError, kind_of
+from incarnate.releases import customer_releases
 from incarnate.repo import load_customer_config
 from tasks.backup import backup
 from tasks.chores import tear_down
@@ -35,8 +36,16 @@ def remove_stack(repo: str, confirm: str = "", docker_host: str | None = None, d
             f"{config.stack} (the stack's name) to go ahead. Nothing was changed."
         )
     with stack_on_host(report, config, docker_host, prepare=False) as held:
-        with report.stage("last backup") as row:
-            row["detail"] = last_backup(held, config, discard_data)
+        with before_any_change(report, held.project, f"removal of stack {config.stack}", "it stays") as stop:
+            if held.running and not discard_data:  # nothing may write after the last backup
+                running = held.running
+                stop(
+                    customer_releases(held.store)
+                    .descriptor(running.product, running.release)
+                    .activated(running.services)
+                )
+            with report.stage("last backup") as row:
+                row["detail"] = last_backup(held, config, discard_data)
         with report.stage("tear down") as row:
             removed = tear_down(held.project)
             row["detail"] = ", ".join(removed) or "nothing was there"
@@ -50,15 +59,15 @@ def remove_stack(repo: str, confirm: str = "", docker_host: str | None = None, d
 
 
 def last_backup(held: OnHost, config: StackConfig, discard_data: bool) -> str:
-    """A backup of what runs, so that nothing written since the last one is lost; refused (nothing removed) when it
-    cannot be made, unless the data may go."""
+    """A backup of the stack as it ran, its app stopped: nothing written since the nightly one is lost. Refused when
+    it cannot be made, unless the data may go."""
     if discard_data:
         return "none: --discard-data"
     try:
         result = backup(held.project, held.store, config.backup)
     except Exception as failure:
         raise kind_of(failure)(
-            f"stack {config.stack} could not be backed up before its removal ({failure}); nothing was removed. Give "
-            f"--discard-data if what is left of it on host {held.host.name} may go."
+            f"no last backup could be made ({failure}); give --discard-data if what is left of it on host "
+            f"{held.host.name} may go"
         ) from None
     return f"{result.snapshot.id}: {result.stats.raw_bytes:,} bytes"

@@ -38,8 +38,8 @@ def test_what_a_failed_first_install_left_is_removed_only_when_its_data_may_go(c
     refused = customer.incarnate("remove", str(customer.repo), "--confirm", customer.stack)
     assert refused.returncode == 1
     last = refused.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: stack {customer.stack} could not be backed up before its removal (")
-    assert last.endswith("nothing was removed. Give --discard-data if what is left of it on host local may go.")
+    assert last.startswith(f"error: removal of stack {customer.stack} failed before it changed the stack (no last ")
+    assert "give --discard-data if what is left of it on host local may go); it stays as before and was not" in last
     assert left_on_host(customer.stack) != []
 
     removed = customer.incarnate("remove", str(customer.repo), "--confirm", customer.stack, "--discard-data")
