@@ -273,6 +273,28 @@ def cmd_release_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release_withdraw(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from blocks import resolve
+    from incarnate import __version__
+    from incarnate.releases import Withdrawal
+
+    try:
+        wanted = Withdrawal(
+            reason=args.reason, withdrawn_at=datetime.now(UTC).isoformat(timespec="seconds"), tool_version=__version__
+        )
+    except ValidationError:
+        raise ConfigError(f"--reason {args.reason!r}: say why in at least 10 characters.") from None
+    releases = resolve.release_store()
+    done = releases.withdraw(args.product, args.release, wanted)
+    said = "withdrawn" if done == wanted else f"was already withdrawn on {done.withdrawn_at}"
+    print(f"{args.product} {args.release} {said} in {releases.location} ({done.reason})")
+    return 0
+
+
 def add_release_commands(commands: argparse._SubParsersAction) -> None:
     """`incarnate release publish DIR` (for a vendor's CI) and `incarnate release list [PRODUCT]`."""
     release = commands.add_parser(
@@ -296,6 +318,15 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
         help="engine the scratch stack runs on (default: this machine); as for the other commands",
     )
     publish.set_defaults(handler=flow_command("flows.publish:publish_release", "folder", "docker_host"))
+    withdraw = actions.add_parser(
+        "withdraw",
+        help="take a published release back: no new stack starts on it and no stack is updated to it (stacks that "
+        "run it are still backed up and recovered)",
+    )
+    withdraw.add_argument("product")
+    withdraw.add_argument("release")
+    withdraw.add_argument("--reason", required=True, help="why, shown by release list and every refusal")
+    withdraw.set_defaults(handler=cmd_release_withdraw)
     listing = actions.add_parser("list", help="published releases with their schema versions and vanilla sizes")
     listing.add_argument("product", nargs="?", default=None, help="only this product")
     listing.set_defaults(handler=cmd_release_list)

@@ -134,4 +134,6 @@ def releases(store: ReleaseStore, product: str | None) -> list[str]:
         )
         allow = store.descriptor(record.product, record.release).allow
         lines += [f"    allowed {exception.describe()}" for exception in allow]
+        if withdrawal := store.withdrawal(record.product, record.release):
+            lines.append(f"    withdrawn {withdrawal.withdrawn_at}: {withdrawal.reason}")
     return lines

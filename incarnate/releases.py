@@ -3,7 +3,7 @@
 import hashlib
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -16,7 +16,9 @@ from incarnate.stores import Store
 
 RELEASE_FILES = ("release.yaml", "compose.yaml")
 PUBLICATION = "publication.json"
+WITHDRAWN = "withdrawn.json"  # written once beside publication.json: no new stack starts on the release
 SECRET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RecordT = TypeVar("RecordT", bound=Strict)
 IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -296,6 +298,15 @@ class Publication(Strict):
     tool_version: str
 
 
+class Withdrawal(Strict):
+    """withdrawn.json: the vendor took a release back. No new stack starts on it and no stack is updated to it;
+    stacks that run it are still backed up, re-deployed and recovered on it (their data was written by it)."""
+
+    reason: str = Field(min_length=10)
+    withdrawn_at: str
+    tool_version: str
+
+
 def published_digests(release: ReleaseDescriptor, publication: Publication) -> dict[str, str]:
     """repository:tag -> the digest the registry gave it at publication, for every image the release runs."""
     digests = {image: publication.images.get(image, "") for image in release.images.values()}
@@ -429,14 +440,17 @@ class ReleaseStore:
         return self._key(product, release, f"vanilla-{content[:16]}")
 
     def publication(self, product: str, release: str) -> Publication | None:
+        return self._record(product, release, PUBLICATION, Publication, "publication record")
+
+    def _record(self, product: str, release: str, name: str, model: type[RecordT], what: str) -> RecordT | None:
+        """A release's JSON record, None when there is none; ReleaseError when it is not one."""
         try:
-            return Publication.model_validate_json(self.store.get(self._key(product, release, PUBLICATION)))
+            return model.model_validate_json(self.store.get(self._key(product, release, name)))
         except ObjectMissing:
             return None
         except ValidationError:
             raise ReleaseError(
-                f"release store {self.location}: {product}/{release}/{PUBLICATION} is not a "
-                f"publication record; the store is damaged."
+                f"release store {self.location}: {product}/{release}/{name} is not a {what}; the store is damaged."
             ) from None
 
     def record(self, publication: Publication, lock_until: datetime | None = None, lock_mode: str = "locked") -> None:
@@ -447,6 +461,26 @@ class ReleaseStore:
             lock_until,
             lock_mode,
         )
+
+    def withdrawal(self, product: str, release: str) -> Withdrawal | None:
+        return self._record(product, release, WITHDRAWN, Withdrawal, "withdrawal record")
+
+    def withdraw(self, product: str, release: str, withdrawal: Withdrawal) -> Withdrawal:
+        """Record the withdrawal of a published release, once (create-only); the record that is there."""
+        self.published(product, release)
+        found = self.withdrawal(product, release)
+        if found is None:
+            self.add(product, release, {WITHDRAWN: withdrawal.model_dump_json(indent=1).encode()})
+        return found or withdrawal
+
+    def refuse_withdrawn(self, product: str, release: str, what: str) -> None:
+        """ReleaseError when the release was withdrawn: `what` (a new stack, an update) must not start on it."""
+        withdrawal = self.withdrawal(product, release)
+        if withdrawal:
+            raise ReleaseError(
+                f"{what}: release {product} {release} was withdrawn on {withdrawal.withdrawn_at} "
+                f"({withdrawal.reason}); pin another release. Nothing was changed."
+            )
 
     def publications(self, product: str | None = None) -> list[Publication]:
         """What is published, by product and release order."""

@@ -54,10 +54,12 @@ def record_release_copy(store: Store, product: str, release: str, releases: Call
 
 def run(pinned: PinnedStack, store: Store, releases: ReleaseStore, snapshot_id: str | None = None) -> Snapshot:
     config = pinned.customer.config
-    ensure_release_files(pinned, store, releases)
     snapshot = find_snapshot(store, config.stack, snapshot_id)
     if snapshot_id is None and config.backup.retention.keep_incarnations:
         refuse_vanished_backup(pinned, store, snapshot)
+    if snapshot is None:
+        releases.refuse_withdrawn(config.product, config.release, f"new stack {config.stack} (it has no backup yet)")
+    ensure_release_files(pinned, store, releases)
     if snapshot is None:
         vanilla = releases.vanilla(config.product, config.release)
         snapshot = copy_snapshot(releases.store, vanilla, store, config.stack)

@@ -287,3 +287,37 @@ def test_an_exception_to_the_compose_policy_is_published_shown_and_the_policy_is
     )
     assert updated.stderr.rstrip().endswith("Nothing was changed.")
     assert customer.containers() == before
+
+
+def test_a_withdrawn_release_starts_no_new_stack_and_no_update_but_its_stacks_keep_recovering(customer, tmp_path):
+    releases = tmp_path / "releases"
+    shutil.copytree(settings.releases(), releases)
+    env = {"INCARNATE_RELEASES": str(releases)}
+    assert customer.install(env=env).returncode == 0
+    reason = "corrupts uploads over 2 GB"
+    for release in ("1.1.0", "1.0.0"):
+        withdrawn = customer.incarnate("release", "withdraw", "demo", release, "--reason", reason, env=env)
+        assert withdrawn.returncode == 0, withdrawn.stderr
+        assert withdrawn.stdout.startswith(f"demo {release} withdrawn in {releases} ({reason})")
+    again = customer.incarnate("release", "withdraw", "demo", "1.0.0", "--reason", "another reason", env=env)
+    assert again.returncode == 0 and "was already withdrawn on " in again.stdout and reason in again.stdout
+    assert "    withdrawn 20" in release_list(str(releases), "demo")
+
+    before = customer.containers()
+    customer.write_stack_yaml(customer.stack_yaml(release="1.1.0"), "update to 1.1.0")
+    updated = customer.incarnate("update", str(customer.repo), env=env)
+    assert updated.returncode == 2, updated.stderr[-3000:]
+    last = updated.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: update of stack {customer.stack}: release demo 1.1.0 was withdrawn on "), last
+    assert last.endswith(f"({reason}); pin another release. Nothing was changed.")
+    assert customer.containers() == before
+
+    customer.write_stack_yaml(customer.stack_yaml(), "back to 1.0.0")
+    assert customer.install(env=env).returncode == 0  # its own backups, on the withdrawn release it runs
+
+    other = customer.stack_yaml().replace(f"stack: {customer.stack}", f"stack: {customer.stack}x")
+    customer.write_stack_yaml(other, "a new customer on 1.0.0")
+    new = customer.install(env=env)
+    shutil.rmtree(settings.stacks_dir() / f"{customer.stack}x", ignore_errors=True)
+    assert new.returncode == 2
+    assert f"error: new stack {customer.stack}x (it has no backup yet): release demo 1.0.0 was withdrawn" in new.stderr
