@@ -17,15 +17,16 @@ def artifact_key(*parts: str) -> str:
 
 
 def name_run(flow: str, stack: str) -> None:
-    """The flow run as an operator looks for it in the Runs list: `STACK: FLOW (its random name)`, tagged
-    `stack:STACK` to filter by. Only a convenience: a server that refuses it leaves the run as it was."""
+    """The flow run as an operator looks for it in the Runs list (beside its flow's name) and in alerts: `STACK (its
+    random name)`, tagged `stack:STACK` to filter by. Only a convenience: a server that refuses it leaves the run as
+    it was."""
     context = FlowRunContext.get()
     run = context.flow_run if context else None
-    if run is None or run.name.startswith(f"{stack}: "):
+    if run is None or run.name.startswith(f"{stack} ("):
         return
     try:
         with get_client(sync_client=True) as client:
-            client.update_flow_run(run.id, name=f"{stack}: {flow} ({run.name})", tags=[*run.tags, f"stack:{stack}"])
+            client.update_flow_run(run.id, name=f"{stack} ({run.name})", tags=[*run.tags, f"stack:{stack}"])
     except Exception as error:  # noqa: BLE001 - the run itself must not fail for its name
         print(f"the run keeps its name {run.name} ({error})")
 

@@ -20,6 +20,6 @@ def test_a_command_s_run_ends_completed_with_its_last_log_line_in_the_history(cu
         ]
     assert run.state.type.value == "COMPLETED"
     # In the Runs list an operator finds it by its stack: named after it, and tagged with it.
-    assert run.name.startswith(f"{customer.stack}: backup (") and f"stack:{customer.stack}" in run.tags, run
+    assert run.name.startswith(f"{customer.stack} (") and f"stack:{customer.stack}" in run.tags, run
     assert any(message.startswith(f"stack {customer.stack}: snapshot ") for message in messages), messages[-5:]
     assert messages[-1] == "Finished in state Completed()"
