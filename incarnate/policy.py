@@ -61,15 +61,13 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def _paths(entries: object, key: str) -> list[str]:
-    """The file paths of a compose key that takes a path, a list of paths, or mappings holding them under `key`."""
-    listed = entries if isinstance(entries, list) else [entries] if entries else []
-    return [
-        str(path)
-        for entry in listed
-        for path in (entry.get(key) if isinstance(entry, dict) else entry,)
-        for path in (path if isinstance(path, list) else [path])
-        if path
-    ]
+    """The file paths of a compose key that takes a path, a list of paths, or mappings holding them under `key`
+    (where the path may be a list again: `include: [{path: [a, b]}]`)."""
+    if isinstance(entries, dict):
+        return _paths(entries.get(key), key)
+    if isinstance(entries, list):
+        return [path for entry in entries for path in _paths(entry, key)]
+    return [str(entries)] if entries else []
 
 
 def written_findings(written: dict, folder: str) -> list[Finding]:
