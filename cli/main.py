@@ -195,19 +195,44 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_secret(args: argparse.Namespace) -> int:
-    """One stack secret's value on stdout, from the vault (the operator asked for it: it is printed nowhere else)."""
+    """One stack secret's value on stdout, from the vault (the operator asked for it: it is printed nowhere else);
+    with --set, a secret setting of the release read from stdin into the vault. Either is recorded as an event naming
+    who asked and which secret, never the value."""
+    import getpass
+
+    from prefect.events import emit_event
+
     from blocks import resolve
+    from incarnate.product_settings import secret_names
     from incarnate.repo import load_customer_config
 
-    stack = load_customer_config(args.repo).config.stack
-    vault = resolve.stack_secrets()
+    config = load_customer_config(args.repo).config
+    stack, vault = config.stack, resolve.stack_secrets()
     secrets = vault.load(stack) or {}
-    if args.name not in secrets:
+    if args.set:
+        settable = secret_names(resolve.release_store().descriptor(config.product, config.release).settings)
+        if args.name not in settable:
+            raise ConfigError(
+                f"{args.name} is not a secret setting of {config.product} {config.release} (its secret settings: "
+                f"{', '.join(settable) or 'none'}); generated secrets are never set by hand."
+            )
+        value = sys.stdin.read().strip("\r\n")
+        if not value:
+            raise ConfigError(f"no value for {args.name} on stdin; nothing was changed.")
+        vault.save(stack, {**secrets, args.name: value})
+        print(f"stack {stack}: {args.name} kept in {vault.where(stack)}; `incarnate update {args.repo}` deploys it")
+    elif args.name not in secrets:
         raise ConfigError(
             f"stack {stack} has no secret {args.name} in {vault.where(stack)} (it has: "
             f"{', '.join(sorted(secrets)) or 'none'})."
         )
-    print(secrets[args.name])
+    else:
+        print(secrets[args.name])
+    emit_event(
+        event="incarnate.secret.set" if args.set else "incarnate.secret.read",
+        resource={"prefect.resource.id": f"incarnate.stack.{stack}", "prefect.resource.name": stack},
+        payload={"secret": args.name, "user": getpass.getuser()},
+    )
     return 0
 
 
@@ -499,7 +524,10 @@ def parser() -> argparse.ArgumentParser:
     execute.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="-- and the command with arguments")
     secret = commands.add_parser("secret", help="print one stack secret from the vault (e.g. an admin password)")
     secret.add_argument("repo", help="customer repo: git URL or path")
-    secret.add_argument("name", help="the secret's name, as release.yaml's secrets list it")
+    secret.add_argument("name", help="the secret's name, as release.yaml's secrets or secret settings list it")
+    secret.add_argument(
+        "--set", action="store_true", help="keep a secret setting of the release, read from stdin, in the vault"
+    )
     secret.set_defaults(handler=cmd_secret)
     verify = command(
         "verify",

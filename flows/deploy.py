@@ -1,5 +1,6 @@
 """The sequence every deploying flow runs: restore, start, migrate; then the closing backup."""
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -10,18 +11,21 @@ from incarnate.compose import ComposeProject
 from incarnate.pinned import PinnedStack
 from incarnate.readiness import Readiness
 from incarnate.stages.backup import BackupResult
-from incarnate.stages.restore import describe_origin, kept_all, runs_snapshot_data
+from incarnate.stages.restore import LOADED, describe_origin, kept_all, runs_snapshot_data
 from incarnate.stores import Store
 from tasks.backup import backup
+from tasks.chores import check
 from tasks.migrate import migrate
 from tasks.restore import restore
-from tasks.start import start
+from tasks.start import hooks, start
 
 
 @dataclass(frozen=True)
 class BroughtUp:
     outcome: dict[str, str]  # per artifact: loaded, or kept (not empty)
     readiness: Readiness  # what the stack reported once it ran the release
+    hooked: list[str]  # the hook points that ran commands (which may have changed the data)
+    rows: dict[str, int]  # per table, as restored (counted before the app started), when asked to check them
 
     def origin(self, snapshot_id: str) -> str:
         return describe_origin(snapshot_id, self.outcome)
@@ -34,20 +38,42 @@ def bring_up(
     store: Store,
     snapshot: Snapshot,
     adopt_data: bool = False,
+    update: bool = False,
+    check_rows: bool = False,
+    restored: Callable[[], dict[str, str]] | None = None,
+    suffix: str = "",
 ) -> BroughtUp:
-    """Restore, start, migrate: the stages every deploying flow runs in this order, each reported (unless `report`
-    is None: an update's rollback reports them as one step of its own)."""
-    stage = report.stage if report else lambda name: nullcontext({})
+    """Restore, start (with the release's hooks), migrate: the stages every deploying flow runs in this order, each
+    reported (unless `report` is None: an update's rollback reports them as one step of its own). With `check_rows`
+    the restored rows are checked against the backup's counts before the app starts (a running app changes them).
+    `restored` loads the data instead of the customer's restore (publishing's proof of a vanilla backup); `suffix`
+    follows each stage's name in the report."""
+    stage = (lambda name: report.stage(f"{name}{suffix}")) if report else lambda name: nullcontext({})
     with stage(stages.restore.NAME) as row:
-        outcome = restore(project, pinned, store, snapshot, adopt_data)
+        outcome = restored() if restored else restore(project, pinned, store, snapshot, adopt_data)
         row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
+    rows = {}
+    if check_rows:
+        with stage("check") as row:
+            rows = check(project, pinned.release, snapshot)
+            row["detail"] = describe_rows(snapshot, rows)
     with stage(stages.start.NAME) as row:
         if removed := start(project):
             row["detail"] = f"{', '.join(removed)} no longer activated: container removed, volumes kept"
+    from_vanilla = snapshot.manifest.origin == "vanilla" and LOADED in outcome.values()
+    hooked = [point for point in stages.start.hook_points(from_vanilla, update) if pinned.release.hooks_at(point)]
+    for point in hooked:
+        with stage(f"{point} hooks") as row:
+            row["detail"] = hooks(project, pinned.release, point)
     with stage(stages.migrate.NAME) as row:
         readiness = migrate(project, pinned, snapshot, kept_all(outcome))
         row["detail"] = readiness.describe()
-    return BroughtUp(outcome, readiness)
+    return BroughtUp(outcome, readiness, hooked, rows)
+
+
+def describe_rows(snapshot: Snapshot, rows: dict[str, int]) -> str:
+    compared = "rows as backed up" if snapshot.manifest.rows() is not None else "rows (not counted by this backup)"
+    return f"{compared}: " + ", ".join(f"{table} {count}" for table, count in rows.items())
 
 
 @dataclass(frozen=True)
@@ -65,12 +91,14 @@ def closing_backup(
     brought: BroughtUp,
 ) -> Closing:
     """The backup a deployment ends with, unless the stack runs exactly the data it restored (every artifact loaded
-    from `source`, no migration): then `source` already is that backup, and re-reading it all would store nothing."""
+    from `source`, no migration, no hook): then `source` already is that backup, and re-reading it all would store
+    nothing."""
     with report.stage(stages.backup.NAME) as row:
-        if runs_snapshot_data(source, brought.outcome, pinned.release):
+        if runs_snapshot_data(source, brought.outcome, pinned.release) and not brought.hooked:
             row["detail"] = (
                 f"not needed: the stack runs the data of {source.id} unchanged (schema "
-                f"{source.manifest.schema_version}, nothing kept, no migration); recorded as this deployment's backup"
+                f"{source.manifest.schema_version}, nothing kept, no migration, no hook); recorded as this "
+                f"deployment's backup"
             )
             print(f"stack {pinned.stack}: closing backup {row['detail']}")
             return Closing(source.id, None)

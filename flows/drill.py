@@ -8,17 +8,18 @@ from blocks import resolve
 from flows.deploy import bring_up
 from flows.prologue import stack_on_host
 from flows.report import StageReport, artifact_key
-from incarnate import stages
+from incarnate import product_settings, stages
 from incarnate.backup_format import find_snapshot
 from incarnate.config import DRILL_SUFFIX
 from incarnate.errors import StoreError
 from incarnate.host import free_port
 from incarnate.pinned import PinnedStack
+from incarnate.product_settings import PUBLIC_URL
 from incarnate.publish import check_policy
 from incarnate.registry import check_pinned
 from incarnate.releases import customer_releases, published_digests
 from incarnate.repo import CustomerConfig, load_customer_config
-from tasks.chores import check, tear_down
+from tasks.chores import tear_down
 
 
 @flow(name="restore-drill", log_prints=True)
@@ -51,11 +52,13 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
         registry = resolve.registry(customer.config.registry)
         check_pinned(registry, digests, f"{release.product} {release.release}")  # a recovery would need them
         check_policy(copy, descriptor, registry.address)
-        pinned = PinnedStack(
+        given = {name: value for name, value in customer.config.settings.items() if name != PUBLIC_URL}
+        pinned = PinnedStack(  # the customer's settings, but its public URL is the scratch stack's own
             CustomerConfig(repo, customer.ref, customer.commit, scratch),
             release,
             registry.address,
             digests,
+            settings=product_settings.resolve(descriptor.settings, given, f"{repo}: stack.yaml", scratch.http_port),
             secrets_of=customer.config.stack,
             login=registry,
         )
@@ -68,11 +71,8 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
             if stale:
                 row["detail"] = f"removed the stale scratch stack {scratch.stack} ({', '.join(stale)})"
         try:
-            readiness = bring_up(report, held.project, pinned, store, chosen).readiness
-            with report.stage("check") as row:
-                counts = check(held.project, release, chosen)
-                compared = "rows as backed up" if manifest.rows() is not None else "rows (not counted by this backup)"
-                row["detail"] = f"{compared}: " + ", ".join(f"{table} {rows}" for table, rows in counts.items())
+            brought = bring_up(report, held.project, pinned, store, chosen, check_rows=True)
+            readiness, counts = brought.readiness, brought.rows
         finally:
             with report.stage("tear down"):
                 tear_down(held.project)

@@ -11,17 +11,19 @@ from pathlib import Path
 from prefect import flow
 
 from blocks import resolve
+from flows.deploy import bring_up
 from flows.report import StageReport, publish_backup
 from flows.stack_lock import stack_lock
 from incarnate import publish, stages
 from incarnate.datasources.helper import ensure_helper
+from incarnate.errors import IncarnateError, StageError
 from incarnate.host import Host, free_port
 from incarnate.registry import Registry
 from incarnate.releases import Publication, ReleaseStore, digest_overrides
 from tasks.chores import tear_down
 from tasks.create_host import create_host
-from tasks.publish import CheckedRelease, back_up_vanilla, check_release, wait_ready, write_release
-from tasks.start import start
+from tasks.publish import CheckedRelease, back_up_vanilla, check_release, restore_vanilla, wait_ready, write_release
+from tasks.start import hooks, start
 
 
 @flow(name="publish-release", log_prints=True)
@@ -80,11 +82,48 @@ def publish_checked(
     else:
         with closing(resolve.host(docker_host)) as host:
             vanilla_bytes = run_and_back_up(report, host, checked, releases, registry, prefix)
+    with closing(resolve.host(docker_host)) as host:
+        prove_vanilla(report, host, checked, releases, registry, prefix)
     with report.stage("write release") as row:
         record = publish.publication(checked.folder, checked.digests, prefix, vanilla_bytes)
         write_release(releases, record, checked.folder.files)
         row["detail"] = f"{', '.join(checked.folder.files)} and publication.json into {releases.location}"
     return record
+
+
+def prove_vanilla(
+    report: StageReport, host: Host, checked: CheckedRelease, releases: ReleaseStore, registry: Registry, prefix: str
+) -> None:
+    """The vanilla backup restored into a second scratch stack as a new customer's install restores it (fresh
+    secrets, the release's hooks), until the release is ready with the rows its backup counted; a vanilla backup that
+    does not restore is not published (StageError naming it and why), and its scratch stack goes either way."""
+    folder, port = checked.folder, free_port()
+    proof = publish.proof_stack(folder, registry.address, checked.digests, port)
+    snapshot = releases.snapshot_at(prefix)
+    with report.stage(f"{stages.create_host.NAME} (proof)"):
+        project = create_host(host, proof.stack)
+        tear_down(project)  # a killed publication's proof would keep its data as "not empty"
+    try:
+        registry.login(host)
+        bring_up(
+            report,
+            project,
+            proof,
+            releases.store,
+            snapshot,
+            check_rows=True,
+            restored=lambda: restore_vanilla(project, proof, folder.files["compose.yaml"], releases, snapshot),
+            suffix=" (proof)",
+        )
+    except IncarnateError as error:
+        raise StageError(
+            f"{folder.name}: its vanilla backup {prefix} in {releases.location} does not restore as a new customer's "
+            f"install would ({error}); the release is not published. Fix the release (or its hooks) and publish "
+            f"again."
+        ) from error
+    finally:
+        with report.stage("tear down (proof)"):
+            tear_down(project)
 
 
 def run_and_back_up(
@@ -109,6 +148,9 @@ def run_and_back_up(
             ensure_helper(host)
             start(project)
             row["detail"] = f"scratch stack {scratch} on host {host.name}, empty volumes"
+        if descriptor.hooks_at("first_install"):
+            with report.stage("first_install hooks") as row:
+                row["detail"] = hooks(project, descriptor, "first_install")
         with report.stage(stages.migrate.NAME) as row:
             row["detail"] = wait_ready(project, descriptor, port).describe()
         with report.stage(stages.backup.NAME) as row:

@@ -66,7 +66,7 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
                 source = fetch_backup(target, store, releases, before.snapshot.id)
                 row["detail"] = f"{source.id}; release {target.release.release} files in the customer store"
         try:
-            brought = bring_up(report, project, target, store, source)
+            brought = bring_up(report, project, target, store, source, update=True)
         except Exception as failure:
             with report.stage("rollback") as row:
                 try:

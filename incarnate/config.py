@@ -244,6 +244,11 @@ class StackConfig(Strict):
     )
     services: list[str] = Field(default=[], description="Optional services of the release this stack activates.")
     size: str | None = Field(default=None, description="One of the release's sizes (e.g. S, M, L); default its first.")
+    settings: dict[str, str | int | bool] = Field(
+        default={},
+        description="The customer's choices among the settings the release defines (public_url, a site title, an "
+        "admin e-mail, ...); a change is deployed with `incarnate update`.",
+    )
     backup: BackupSettings = Field(
         default=BackupSettings(), description="Where backups go, how long they are kept, when they run."
     )

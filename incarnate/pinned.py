@@ -19,6 +19,7 @@ class PinnedStack:
     registry: str
     digests: dict[str, str]  # repository:tag -> the digest it was published with: what the stack runs
     size: str | None = None  # one of the release's sizes; None when it defines none
+    settings: dict[str, str] | None = None  # the customer's settings as compose variables (secret ones not among them)
     login: Registry | None = None  # the registry's login, when it needs one
     secrets_of: str = (
         ""  # whose secrets the stack uses, when not its own (a drill's scratch stack: the drilled stack's)
@@ -40,6 +41,7 @@ class PinnedStack:
             "COMPOSE_PROFILES": ",".join(
                 self.customer.config.services
             ),  # Compose starts the activated optional services
+            **(self.settings or {}),
             **{name: value.get_secret_value() for name, value in (secrets or {}).items()},
         }
 

@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from pydantic import SecretStr
 
-from incarnate import __version__
+from incarnate import __version__, product_settings
 from incarnate.compose import ComposeProject
-from incarnate.config import PUBLISH_PREFIX
+from incarnate.config import PUBLISH_PREFIX, StackConfig
 from incarnate.errors import ReleaseError
 from incarnate.host import Host
+from incarnate.pinned import PinnedStack
 from incarnate.policy import Finding, model_findings, refuse_unallowed, unused_exceptions, written_findings
 from incarnate.registry import Registry, check_images
 from incarnate.releases import (
@@ -30,6 +32,7 @@ from incarnate.releases import (
     file_digests,
     parse_descriptor,
 )
+from incarnate.repo import CustomerConfig
 from incarnate.secrets import for_scratch
 
 # compose.yaml is checked with this in ${HTTP_PORT}, so the service that publishes it can be found.
@@ -279,6 +282,8 @@ def scratch_variables(descriptor: ReleaseDescriptor, registry: str, http_port: s
         "INCARNATE_REGISTRY": registry,
         "HTTP_PORT": http_port,
         "COMPOSE_PROFILES": ",".join(descriptor.optional_services),
+        **product_settings.for_publishing(descriptor.settings, int(http_port)),
+        **{product_settings.variable(name): "" for name in product_settings.secret_names(descriptor.settings)},
         **{name: value.get_secret_value() for name, value in for_scratch(descriptor.secrets).items()},
     }
 
@@ -286,6 +291,36 @@ def scratch_variables(descriptor: ReleaseDescriptor, registry: str, http_port: s
 def scratch_name(descriptor: ReleaseDescriptor) -> str:
     """The Compose project the release runs in while its vanilla backup is made."""
     return f"{PUBLISH_PREFIX}{descriptor.product}-{descriptor.release.replace('.', '-')}"
+
+
+def proof_name(descriptor: ReleaseDescriptor) -> str:
+    """The Compose project the vanilla backup is restored into before the release is published."""
+    return f"{scratch_name(descriptor)}-proof"
+
+
+def proof_stack(folder: ReleaseFolder, registry: str, digests: dict[str, str], http_port: int) -> PinnedStack:
+    """The stack a vanilla backup is proven on: a new customer's, as load config would make it, with the release's
+    example settings and no repo."""
+    descriptor = folder.descriptor
+    config = StackConfig(stack="proof", product=descriptor.product, release=descriptor.release).model_copy(
+        update={"stack": proof_name(descriptor), "http_port": http_port}  # a reserved name: no stack.yaml may use it
+    )
+    return PinnedStack(
+        customer=CustomerConfig(repo=str(folder.path), ref="", commit="", config=config),
+        release=descriptor,
+        registry=registry,
+        digests=digests,
+        size=descriptor.default_size,
+        settings=product_settings.for_publishing(descriptor.settings, http_port),
+    )
+
+
+def proof_secrets(descriptor: ReleaseDescriptor) -> dict[str, SecretStr]:
+    """A new customer's secrets: fresh, unlike the ones the vanilla backup was made with; secret settings empty."""
+    unset = {
+        product_settings.variable(name): SecretStr("") for name in product_settings.secret_names(descriptor.settings)
+    }
+    return for_scratch(descriptor.secrets) | unset
 
 
 def publication(folder: ReleaseFolder, digests: dict[str, str], vanilla: str, vanilla_bytes: int) -> Publication:

@@ -11,7 +11,10 @@ from incarnate.backup_format import MANIFEST, Snapshot, artifact_name, read_mani
 from incarnate.config import NAME_PATTERN, Strict, describe_validation_error, load_mapping, parse_version
 from incarnate.datasources import ENGINES
 from incarnate.errors import ConfigError, IntegrityError, ObjectMissing, ReleaseError
+from incarnate.hooks import Hook, Point
 from incarnate.policy import RULES
+from incarnate.product_settings import SettingSpec, check_names
+from incarnate.product_settings import variable as setting_variable
 from incarnate.stores import Store
 
 RELEASE_FILES = ("release.yaml", "compose.yaml")
@@ -159,7 +162,23 @@ class ReleaseDescriptor(Strict):
         description="Exceptions to incarnate's compose policy (privileged, host mounts, the Docker socket, ...), each "
         "for one service and rule with its reason; anything else the policy refuses.",
     )
+    settings: dict[str, SettingSpec] = Field(
+        default={},
+        description="What each customer may choose in stack.yaml's `settings:` (name -> type, default, ...); "
+        "compose.yaml reads each as ${NAME} in upper case. public_url is every stack's, declared or not.",
+    )
+    hooks: dict[Point, list[Hook]] = Field(
+        default={},
+        description="Commands run in a service at points of a stack's life: first_install, after_install, "
+        "after_restore, after_update, before_backup, after_backup (docs/product.md: Lifecycle hooks).",
+    )
     _dormant: frozenset[str] = PrivateAttr(default=frozenset())  # artifacts of services this view leaves out
+
+    @field_validator("settings")
+    @classmethod
+    def _setting_names(cls, settings: dict[str, SettingSpec]) -> dict[str, SettingSpec]:
+        check_names(settings)
+        return settings
 
     @field_validator("secrets")
     @classmethod
@@ -195,7 +214,11 @@ class ReleaseDescriptor(Strict):
             f"health.service {self.health.service}",
             *([f"schema_check.service {self.schema_check.service}"] if self.schema_check else []),
             *(f"allow {exception.rule}: service {exception.service}" for exception in self.allow),
+            *(f"hooks {point}: service {hook.service}" for point, hooks in self.hooks.items() for hook in hooks),
         ]
+        clash = sorted({setting_variable(name) for name in self.settings} & {name.upper() for name in self.secrets})
+        if clash:
+            raise ValueError(f"{', '.join(clash)}: both a secret and a setting; give them different names")
         unknown = [where for where in named if where.rsplit(" ", 1)[-1] not in self.images]
         if unknown:
             raise ValueError(f"{'; '.join(unknown)}: not a service under images ({', '.join(self.images)})")
@@ -210,6 +233,17 @@ class ReleaseDescriptor(Strict):
     def allowed(self) -> dict[tuple[str, str], str]:
         """(service, rule) -> reason, for every exception to the compose policy the release names."""
         return {(exception.service, exception.rule): exception.reason for exception in self.allow}
+
+    def hooks_at(self, point: str) -> list[Hook]:
+        """The hooks of `point` whose service this view of the release runs."""
+        return [hook for hook in self.hooks.get(point, []) if hook.service in self.images]
+
+    @property
+    def hidden_variables(self) -> list[str]:
+        """The compose variables whose values are secret: never shown in a hook's output."""
+        return [name.upper() for name in self.secrets] + [
+            setting_variable(name) for name, spec in self.settings.items() if spec.secret
+        ]
 
     @property
     def default_size(self) -> str | None:

@@ -10,6 +10,8 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from incarnate.errors import ConfigError, IncarnateError
+from incarnate.product_settings import SettingSpec, missing_secrets, secret_names
+from incarnate.product_settings import variable as setting_variable
 
 
 class Vault(Protocol):
@@ -67,6 +69,17 @@ def stack_secrets(
     if copy is not None:
         keep_copy(copy, stack, {**kept, **added})
     return {variable(name): SecretStr({**kept, **added}[name]) for name in names}
+
+
+def secret_settings(vault: Vault, stack: str, declared: dict[str, SettingSpec]) -> dict[str, SecretStr]:
+    """The release's secret settings as compose variables, from the stack's secrets, where an operator put them
+    (`incarnate secret REPO NAME --set`); never generated. A required one the vault lacks is refused."""
+    names = secret_names(declared)
+    if not names:
+        return {}
+    kept = vault.load(stack) or {}
+    missing_secrets(declared, kept, stack)
+    return {setting_variable(name): SecretStr(kept.get(name, "")) for name in names}
 
 
 def keep_copy(copy: Vault, stack: str, values: dict[str, str]) -> None:

@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta
 from prefect import task
 
 from incarnate import publish, settings, stages
+from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
 from incarnate.host import Host
+from incarnate.pinned import PinnedStack
 from incarnate.readiness import Readiness, wait_until_ready
 from incarnate.registry import Registry
 from incarnate.releases import Publication, ReleaseDescriptor, ReleaseStore
 from incarnate.stages import backup as backup_stage
+from incarnate.stages import restore as restore_stage
 from tasks import NETWORK_RETRIES, STAGE, shows_progress, transient
 
 
@@ -58,6 +61,16 @@ def back_up_vanilla(
         config_commit=None,
         origin="vanilla",
     )
+
+
+@task(name=stages.restore.NAME, **STAGE)
+@shows_progress
+def restore_vanilla(
+    project: ComposeProject, proof: PinnedStack, compose: bytes, releases: ReleaseStore, snapshot: Snapshot
+) -> dict[str, str]:
+    """The vanilla backup into the proof stack through the restore every customer's install runs, with a new
+    customer's secrets and the compose.yaml being published."""
+    return restore_stage.load(project, proof, compose, publish.proof_secrets(proof.release), releases.store, snapshot)
 
 
 @task(name="write release", retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)

@@ -1,6 +1,7 @@
 from prefect import task
 
 from incarnate.compose import ComposeProject
+from incarnate.releases import ReleaseDescriptor
 from incarnate.stages import start as stage
 from tasks import NETWORK_RETRIES, STAGE, transient
 
@@ -9,3 +10,9 @@ from tasks import NETWORK_RETRIES, STAGE, transient
 def start(project: ComposeProject) -> list[str]:
     """Pull the pinned images, compose up, wait until every service is healthy; deactivated services' containers go."""
     return stage.run(project)
+
+
+@task(name="hooks", task_run_name="{point} hooks", **STAGE)
+def hooks(project: ComposeProject, release: ReleaseDescriptor, point: str) -> str:
+    """The release's hooks of one point, in its services, in order; never retried (a hook need not be idempotent)."""
+    return stage.hooks(project, release, point)

@@ -22,10 +22,10 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent
 BASE_IMAGE = "incarnate/base:bookworm"
 # One root filesystem for every example image (they share its layers): the databases, the demo app's Python,
-# DokuWiki under Apache for the off-the-shelf example, tini as an init.
+# DokuWiki and MediaWiki under Apache for the off-the-shelf examples, tini as an init.
 BASE_PACKAGES = (
     "mariadb-server,mariadb-client,postgresql,python3,python3-pymysql,python3-psycopg2,tar,ca-certificates,"
-    "dokuwiki,apache2,libapache2-mod-php,tini"
+    "dokuwiki,mediawiki,php-mysql,apache2,libapache2-mod-php,tini"
 )
 # The migrations of the example products built from the demo app: the demo (MariaDB), pgdemo (PostgreSQL).
 MIGRATIONS = {"demo": HERE / "app" / "migrations", "pgdemo": EXAMPLES / "pgdemo" / "migrations"}
@@ -138,12 +138,26 @@ def app_context(scratch: Path, product: str, schema_version: int) -> Path:
     return context
 
 
+def mediawiki_context(scratch: Path) -> Path:
+    """MediaWiki's build context: its own files and the Apache entrypoint it shares with the DokuWiki example."""
+    context = scratch / "mediawiki-wiki"
+    if not context.is_dir():
+        shutil.copytree(EXAMPLES / "mediawiki" / "image", context)
+        shutil.copy(EXAMPLES / "wiki" / "image" / "entrypoint.sh", context / "entrypoint.sh")
+    return context
+
+
 def image_contexts(
     product: str, release: str, schema_version: int, scratch: Path
 ) -> dict[str, tuple[Path, dict[str, str]]]:
     """service -> (build context, build arguments) of one release of an example product."""
     if product == "wiki":
         return {"wiki": (EXAMPLES / "wiki" / "image", {"RELEASE": release})}
+    if product == "mediawiki":
+        return {
+            "db": (HERE / "db", {}),
+            "wiki": (mediawiki_context(scratch), {"RELEASE": release}),
+        }
     return {
         "db": (EXAMPLES / product / "db", {}),
         "app": (app_context(scratch, product, schema_version), {"RELEASE": release}),

@@ -19,6 +19,7 @@ from incarnate.backup_format import (
 from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource, at_once
 from incarnate.errors import IncarnateError, StageError
+from incarnate.hooks import run_hooks, running_only
 from incarnate.releases import ReleaseDescriptor, customer_releases
 from incarnate.state import read_state
 from incarnate.stores import Store, lock_description
@@ -94,7 +95,34 @@ def back_up(
     **manifest: object,
 ) -> BackupResult:
     """Every database and volume of `release` as `project` runs it, into a snapshot at `prefix` (a stack's backup,
-    or a release's vanilla backup when it is published); `manifest` names whose snapshot it is."""
+    or a release's vanilla backup when it is published), between the release's before_backup and after_backup hooks
+    (the latter runs whether or not the backup succeeded); `manifest` names whose snapshot it is."""
+    backup_hooks(project, release, "before_backup")
+    try:
+        result = write_snapshot(project, release, store, prefix, lock_days, lock_mode, **manifest)
+    except BaseException:
+        try:
+            backup_hooks(project, release, "after_backup")
+        except IncarnateError as error:  # the backup's own failure is the one to raise; this one is said
+            print(f"stack {project.name}: after the failed backup, {error}")
+        raise
+    backup_hooks(project, release, "after_backup")
+    return result
+
+
+def backup_hooks(project: ComposeProject, release: ReleaseDescriptor, point: str) -> None:
+    run_hooks(project, point, running_only(project, point, release.hooks_at(point)), release.hidden_variables)
+
+
+def write_snapshot(
+    project: ComposeProject,
+    release: ReleaseDescriptor,
+    store: Store,
+    prefix: str,
+    lock_days: int,
+    lock_mode: str,
+    **manifest: object,
+) -> BackupResult:
     began = time.monotonic()
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
     sources = datasources.for_release(project, release)

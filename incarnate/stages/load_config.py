@@ -3,6 +3,7 @@ it activates and its size), that release's images as published (by digest), chec
 
 from collections.abc import Callable
 
+from incarnate import product_settings
 from incarnate.pinned import PinnedStack
 from incarnate.publish import check_policy
 from incarnate.registry import Registry, check_pinned
@@ -24,7 +25,9 @@ def run(
     customer = loaded or load_customer_config(repo, ref)
     config = customer.config
     descriptor = releases.descriptor(config.product, config.release)
-    descriptor.refuse_unknown(config.services, config.size, f"{repo} at {customer.commit[:10]}: stack.yaml")
+    source = f"{repo} at {customer.commit[:10]}: stack.yaml"
+    descriptor.refuse_unknown(config.services, config.size, source)
+    settings = product_settings.resolve(descriptor.settings, config.settings, source, config.http_port)
     release = descriptor.activated(config.services)
     registry = registry_for(config.registry)
     check_policy(releases, descriptor, registry.address)
@@ -36,5 +39,6 @@ def run(
         registry=registry.address,
         digests=digests,
         size=config.size or descriptor.default_size,
+        settings=settings,
         login=registry,
     )

@@ -4,6 +4,8 @@ every target this restore loaded empty again."""
 
 import threading
 
+from pydantic import SecretStr
+
 from incarnate import datasources, settings
 from incarnate.backup_format import Artifact, Snapshot, restore_artifact
 from incarnate.compose import ComposeProject
@@ -12,7 +14,7 @@ from incarnate.datasources.helper import ensure_helper
 from incarnate.errors import UnrecordedData
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseDescriptor, customer_releases
-from incarnate.secrets import Vault, stack_secrets
+from incarnate.secrets import Vault, secret_settings, stack_secrets
 from incarnate.state import read_state
 from incarnate.stores import Store
 from incarnate.stores.locking import shared_lock
@@ -99,11 +101,26 @@ def run(
 ) -> dict[str, str]:
     """What became of each artifact: "loaded", or "kept (not empty)". Data no deployment recorded is kept only
     with `adopt_data`."""
-    config, release, host = pinned.customer.config, pinned.release, project.host
+    config, release = pinned.customer.config, pinned.release
     compose = customer_releases(store).checked_file(config.product, config.release, "compose.yaml")
     secrets = stack_secrets(
         vault, pinned.secrets_stack, release.secrets, existing_data(project, snapshot), StoreSecrets(store)
-    )
+    ) | secret_settings(vault, pinned.secrets_stack, release.settings)
+    return load(project, pinned, compose, secrets, store, snapshot, adopt_data)
+
+
+def load(
+    project: ComposeProject,
+    pinned: PinnedStack,
+    compose: bytes,
+    secrets: dict[str, SecretStr],
+    store: Store,
+    snapshot: Snapshot,
+    adopt_data: bool = False,
+) -> dict[str, str]:
+    """The stack's files written (`compose` with its variables), its data services started and serving, and the
+    snapshot loaded into them: what every restore does, whoever's secrets and release files it is given."""
+    release, host = pinned.release, project.host
     project.write_files(
         compose, pinned.compose_variables(secrets), release.size_overrides(pinned.size), pinned.image_overrides()
     )
