@@ -8,7 +8,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from blocks import resolve
 from flows.deploy import bring_up
@@ -47,6 +47,8 @@ def publish_release(folder: str, docker_host: str | None = None) -> dict:
                 f"{release_folder.name}: files agree; images in {registry.address}: {', '.join(checked.digests)}; "
                 f"exceptions to the compose policy: {'; '.join(checked.exceptions) or 'none'}"
             )
+            if warnings := warn(publish.shared_secret_warnings(release_folder)):
+                row["detail"] += f"; {warnings}"
         if checked.published:
             print(
                 f"{release_folder.name} is already published in {releases.location} with this content "
@@ -61,6 +63,13 @@ def publish_release(folder: str, docker_host: str | None = None) -> dict:
         f"{time.monotonic() - began:.1f} s; vanilla backup {record.vanilla_bytes:,} bytes"
     )
     return {"result": "published", **record.model_dump()}
+
+
+def warn(warnings: list[str]) -> str:
+    """Each of the linter's findings as a warning in the run log; all of them on one line, for the report."""
+    for warning in warnings:
+        get_run_logger().warning(f"warning: {warning}")
+    return "; ".join(f"warning: {warning}" for warning in warnings)
 
 
 def publish_checked(
@@ -158,6 +167,8 @@ def run_and_back_up(
             row["detail"] = (
                 f"vanilla backup {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new bytes stored"
             )
+        with report.stage("stop") as row:
+            row["detail"] = warn(publish.slow_stop_warnings(project, descriptor)) or "every service stopped on SIGTERM"
     finally:
         with report.stage("tear down"):
             tear_down(project)

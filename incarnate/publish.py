@@ -7,7 +7,9 @@ before anything is written.
 
 import hashlib
 import json
+import re
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +39,11 @@ from incarnate.secrets import for_scratch
 
 # compose.yaml is checked with this in ${HTTP_PORT}, so the service that publishes it can be found.
 PROBE_PORT = "18080"
+# A service that takes longer to stop on SIGTERM than this makes every update and backup stop wait for it.
+SLOW_STOP_SECONDS = 5.0
+SECRET_LOOKING = re.compile(
+    r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|_KEY|APIKEY)[A-Za-z0-9_]*):?-", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,33 @@ def check_policy(releases: ReleaseStore, descriptor: ReleaseDescriptor, registry
         f"release store {releases.location}: {product}/{release}/compose.yaml",
         "Nothing was changed.",
     )
+
+
+def shared_secret_warnings(folder: ReleaseFolder) -> list[str]:
+    """Variables that look like passwords but have a default in compose.yaml: every customer would share it."""
+    text = folder.files["compose.yaml"].decode(errors="replace")
+    return [
+        f"compose.yaml gives ${{{name}}} a default (`${{{name}:-...}}`): every customer would share that value; "
+        f"declare it under secrets: in release.yaml (generated per stack) and write ${{{name}:?...}}"
+        for name in sorted({match.group(1) for match in SECRET_LOOKING.finditer(text)})
+    ]
+
+
+def slow_stop_warnings(project: ComposeProject, descriptor: ReleaseDescriptor) -> list[str]:
+    """Each service stopped as an update stops it (SIGTERM, SIGKILL after 10 s), the app first, timed: a service that
+    does not end on SIGTERM soon makes every update and backup stop wait for it."""
+    warnings = []
+    for service in [*descriptor.app_services, *descriptor.data_services]:
+        began = time.monotonic()
+        project.compose("stop", "--timeout", "10", service, what=f"stopping service {service} of {project.name}")
+        seconds = time.monotonic() - began
+        if seconds > SLOW_STOP_SECONDS:
+            warnings.append(
+                f"service {service} took {seconds:.0f} s to stop on SIGTERM (more than {SLOW_STOP_SECONDS:.0f} s): "
+                f"every update pays it; run it under an init that forwards the signal (tini, or `init: true`) or "
+                f"make it exit on SIGTERM"
+            )
+    return warnings
 
 
 def image_digests(folder: ReleaseFolder, registry: Registry) -> dict[str, str]:

@@ -79,3 +79,27 @@ def test_each_hook_point_runs_where_the_product_contract_says_and_a_secret_setti
     assert log == ["first_install", "before_backup", "after_install", "after_restore", "before_backup", "after_backup"]
     assert "closing backup not needed" not in output
     assert customer.compose("exec", "-T", "app", "printenv", "LICENCE_KEY").strip() == "LIC-4711"
+
+
+def test_publishing_warns_of_a_shared_default_password_and_of_a_service_slow_to_stop(tmp_path):
+    releases = str(tmp_path / "releases")
+    folder, product = demo_with_hooks(tmp_path / "release", {})
+    compose = yaml.safe_load((folder / "compose.yaml").read_text())
+    compose["services"]["app"]["environment"]["API_TOKEN"] = "${API_TOKEN:-letmein}"
+    compose["services"]["idle"] = {  # ignores SIGTERM, as a shell as PID 1 without an init does
+        "image": compose["services"]["app"]["image"],
+        "entrypoint": ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+        "healthcheck": {"disable": True},
+    }
+    (folder / "compose.yaml").write_text(yaml.safe_dump(compose))
+    descriptor = yaml.safe_load((folder / "release.yaml").read_text())
+    descriptor["images"]["idle"] = descriptor["images"]["app"]
+    (folder / "release.yaml").write_text(yaml.safe_dump(descriptor))
+
+    published = publish(folder, releases)
+    output = published.stdout + published.stderr
+    assert published.returncode == 0, output[-3000:]  # warnings, not refusals
+    assert "warning: compose.yaml gives ${API_TOKEN} a default (`${API_TOKEN:-...}`): every customer" in output
+    assert re.search(r"warning: service idle took 1\d s to stop on SIGTERM \(more than 5 s\)", output)
+    assert "service app took" not in output and "service db took" not in output
+    assert product in release_list(releases)
