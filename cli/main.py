@@ -357,6 +357,12 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=cmd_release_list)
 
 
+def customer_repo(value: str) -> str:
+    """A repo path as an absolute path (a run's parameters and the registration must name it wherever they are read);
+    a git URL as given."""
+    return os.path.abspath(value) if "://" not in value and Path(value).exists() else value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="incarnate", description="Deploy, back up and recover Compose stacks: every deployment is a restore."
@@ -367,7 +373,7 @@ def parser() -> argparse.ArgumentParser:
         name: str, handler: Callable[[argparse.Namespace], int], help: str, ref: bool = True
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("repo", help="customer repo: git URL or path")
+        sub.add_argument("repo", type=customer_repo, help="customer repo: git URL or path")
         if ref:
             sub.add_argument("--ref", default="HEAD", help="branch, tag or commit of the customer repo (default HEAD)")
         sub.add_argument(
@@ -523,7 +529,7 @@ def parser() -> argparse.ArgumentParser:
     execute.add_argument("service", help="the Compose service to run it in")
     execute.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="-- and the command with arguments")
     secret = commands.add_parser("secret", help="print one stack secret from the vault (e.g. an admin password)")
-    secret.add_argument("repo", help="customer repo: git URL or path")
+    secret.add_argument("repo", type=customer_repo, help="customer repo: git URL or path")
     secret.add_argument("name", help="the secret's name, as release.yaml's secrets or secret settings list it")
     secret.add_argument(
         "--set", action="store_true", help="keep a secret setting of the release, read from stdin, in the vault"
@@ -565,7 +571,7 @@ def parser() -> argparse.ArgumentParser:
         ),
     ):
         sub = actions.add_parser(action, help=text, description=text)
-        sub.add_argument("repo", help="customer repo: git URL or path")
+        sub.add_argument("repo", type=customer_repo, help="customer repo: git URL or path")
         sub.add_argument("--ref", default="HEAD", help="branch, tag or commit of the customer repo (default HEAD)")
         sub.set_defaults(handler=handler)
         if action == "export":

@@ -65,7 +65,7 @@ def deployment_on_host(
     newer schema than its release is refused here, before anything changes."""
     with report.stage(stages.load_config.NAME):
         pinned = load_config(repo, ref, releases)
-    report.stack = pinned.stack
+    report.about(pinned.stack, pinned.release.product, pinned.release.release)
     with stack_on_host(report, pinned.customer.config, docker_host) as held:
         if held.running:
             pinned.refuse_downgrade(held.running.schema_version, f"the running stack (release {held.running.release})")

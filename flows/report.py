@@ -16,17 +16,25 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
-def name_run(flow: str, stack: str) -> None:
-    """The flow run as an operator looks for it in the Runs list (beside its flow's name) and in alerts: `STACK (its
-    random name)`, tagged `stack:STACK` to filter by. Only a convenience: a server that refuses it leaves the run as
-    it was."""
+RENAMED = re.compile(r"^.* \((?P<generated>[^()]+)\)$")
+
+
+def name_run(stack: str, release: str = "", product: str = "") -> None:
+    """The flow run as an operator looks for it in the Runs list (beside its flow's name) and in alerts: `STACK
+    [RELEASE] (its generated name)`, e.g. `acme 1.0.0→1.1.0 (fabulous-parrot)`, tagged `stack:`, `product:` and
+    `release:` to filter by. Only a convenience: a server that refuses it leaves the run as it was."""
     context = FlowRunContext.get()
     run = context.flow_run if context else None
-    if run is None or run.name.startswith(f"{stack} ("):
+    if run is None:
         return
+    renamed = RENAMED.fullmatch(run.name)  # a run retried after it was named keeps its generated name
+    generated = renamed["generated"] if renamed else run.name
+    name = " ".join(part for part in (stack, release) if part) + f" ({generated})"
+    last = release.rsplit("→", 1)[-1]
+    tags = {f"stack:{stack}", *([f"product:{product}"] if product else []), *([f"release:{last}"] if last else [])}
     try:
         with get_client(sync_client=True) as client:
-            client.update_flow_run(run.id, name=f"{stack} ({run.name})", tags=[*run.tags, f"stack:{stack}"])
+            client.update_flow_run(run.id, name=name, tags=sorted({*run.tags, *tags}))
     except Exception as error:  # noqa: BLE001 - the run itself must not fail for its name
         print(f"the run keeps its name {run.name} ({error})")
 
@@ -49,7 +57,12 @@ class StageReport:
         """Whose run this is, once the flow knows: the run is named and tagged after the stack from then on."""
         if stack != self._stack:
             self._stack = stack
-            name_run(self.flow, stack)
+            name_run(stack)
+
+    def about(self, stack: str, product: str, release: str) -> None:
+        """Whose run this is and which release it deploys (`1.0.0`, or `1.0.0→1.1.0` for an update)."""
+        self._stack = stack
+        name_run(stack, release, product)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, str]]:

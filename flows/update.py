@@ -42,6 +42,8 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
                 f"stack {target.stack} is not deployed on host {host.name}; install it first (`incarnate install`)."
             )
         previous = load_config(running.repo, running.config_commit, customer_releases(store))
+        moving = f"{previous.release.release}→{target.release.release}"
+        report.about(target.stack, target.release.product, moving)
         if target.release.release != previous.release.release:
             releases.refuse_withdrawn(target.release.product, target.release.release, f"update of stack {target.stack}")
         with before_any_change(

@@ -78,7 +78,7 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
     ok_run = ok.stdout.split("flow run ")[1].split()[0]
     assert subjects == sorted(
         [
-            f"incarnate: install run {customer.stack} ({killed_name}) Crashed",  # named after its stack by then
+            f"incarnate: install run {customer.stack} 1.0.0 ({killed_name}) Crashed",  # named after its stack by then
             f"incarnate: restore-drill run {failing_run} Failed",
             f"incarnate: no backup of stack {customer.stack} for {STALE_AFTER / 3600:g} h",
         ]

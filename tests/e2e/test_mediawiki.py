@@ -5,14 +5,16 @@ the customer's settings. No shell in its compose.yaml."""
 
 import http.cookiejar
 import json
+import os
 import re
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import yaml
+from prefect.client.orchestration import get_client
 
-from tests.e2e.conftest import left_on_host
+from tests.e2e.conftest import flow_run_id, left_on_host
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mediawiki" / "releases"
 
@@ -87,9 +89,14 @@ def test_mediawiki_installs_updates_and_recovers_with_hooks_and_settings_alone(c
     customer.write_stack_yaml(
         stack_yaml(customer, "1.1.0", site_name="Acme Handbook", language="de", admin_email="it@acme.example")
     )
-    updated = customer.incarnate("update", str(customer.repo))
+    updated = customer.incarnate("update", os.path.relpath(customer.repo))
     output = updated.stdout + updated.stderr
     assert updated.returncode == 0, output[-3000:]
+    with get_client(sync_client=True) as client:  # the Runs list says whose update, from what to what
+        run = client.read_flow_run(flow_run_id(output))
+    assert run.name.startswith(f"{customer.stack} 1.0.0→1.1.0 ("), run.name
+    assert {f"stack:{customer.stack}", "product:mediawiki", "release:1.1.0"} <= set(run.tags)
+    assert run.parameters["repo"] == str(customer.repo)  # given relative, stored absolute
     assert "after_update hooks ok" in output
     assert "after_update hook in wiki: Purging caches...done." in output  # update.php's own words, in the run log
     assert password not in output
