@@ -23,6 +23,11 @@ def bench(script: str, *args: str) -> str:
         ("ssh_transport.py", ("--mb", "5"), "ratio ssh/direct"),
         ("publish_release.py", ("--rounds", "1"), "publish / baseline ="),
         (
+            "lying_health.py",
+            ("--restores", "1", "--baseline", "1", "--init-pause", "2"),
+            "lying health: 1 of 1 restored",
+        ),
+        (
             "encryption.py",
             ("--rows", "2000", "--nights", "2", "--mb", "4", "--rounds", "1"),
             "throughput encrypted / plain =",
