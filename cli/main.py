@@ -209,6 +209,11 @@ def cmd_secret(args: argparse.Namespace) -> int:
     config = load_customer_config(args.repo).config
     stack, vault = config.stack, resolve.stack_secrets()
     secrets = vault.load(stack) or {}
+    if args.name is None:
+        if args.set:
+            raise ConfigError("give the name of the secret setting to --set: incarnate secret REPO NAME --set")
+        print("\n".join(sorted(secrets)) or f"stack {stack} has no secrets in {vault.where(stack)}")
+        return 0
     if args.set:
         settable = secret_names(resolve.release_store().descriptor(config.product, config.release).settings)
         if args.name not in settable:
@@ -530,7 +535,12 @@ def parser() -> argparse.ArgumentParser:
     execute.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="-- and the command with arguments")
     secret = commands.add_parser("secret", help="print one stack secret from the vault (e.g. an admin password)")
     secret.add_argument("repo", type=customer_repo, help="customer repo: git URL or path")
-    secret.add_argument("name", help="the secret's name, as release.yaml's secrets or secret settings list it")
+    secret.add_argument(
+        "name",
+        nargs="?",
+        help="the secret's name, as release.yaml's secrets or secret settings list it; none: list "
+        "the names the vault holds (no value)",
+    )
     secret.add_argument(
         "--set", action="store_true", help="keep a secret setting of the release, read from stdin, in the vault"
     )

@@ -1,7 +1,12 @@
 """Remove: a stack goes from its host (containers, volumes, networks, its files there) after a last backup; its
 backups and its secrets stay, so `incarnate install` brings it back, and it is no longer registered for serve."""
 
+from contextlib import suppress
+
 from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+from prefect.exceptions import ObjectNotFound
 
 from flows.prologue import OnHost, before_any_change, stack_on_host
 from flows.report import StageReport
@@ -50,12 +55,31 @@ def remove_stack(repo: str, confirm: str = "", docker_host: str | None = None, d
             removed = tear_down(held.project)
             row["detail"] = ", ".join(removed) or "nothing was there"
     unregister(repo)
+    with report.stage("forget deployments") as row:  # after the stack's lock is let go: its limit goes too
+        row["detail"] = ", ".join(forget_on_server(config.stack)) or "none"
     report.publish()
     print(
         f"stack {config.stack} removed from host {held.host.name} ({', '.join(removed) or 'nothing was there'}); its "
         f"backups in {held.store.location} and its secrets stay: `incarnate install {repo}` brings it back."
     )
     return {"stack": config.stack, "removed": removed}
+
+
+def forget_on_server(stack: str) -> list[str]:
+    """The stack's deployments (what `serve` made of its registration: nightly backup, drill, buttons) and its
+    concurrency limits go from the Prefect server; what went."""
+    gone = []
+    with get_client(sync_client=True) as client:
+        for deployment in client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[f"stack:{stack}"]))
+        ):
+            client.delete_deployment(deployment.id)
+            gone.append(f"deployment {deployment.name}")
+        for name in (f"stack-{stack}", f"stack-{stack}-drill"):
+            with suppress(ObjectNotFound):
+                client.delete_global_concurrency_limit_by_name(name)
+                gone.append(f"concurrency limit {name}")
+    return gone
 
 
 def last_backup(held: OnHost, config: StackConfig, discard_data: bool) -> str:

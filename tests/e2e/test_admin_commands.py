@@ -23,3 +23,5 @@ def test_a_stack_secret_is_read_from_the_vault_without_the_env_file(customer):
     assert unknown.returncode == 2
     assert f"error: stack {customer.stack} has no secret admin_password in " in unknown.stderr
     assert "(it has: db_password)." in unknown.stderr
+    listed = customer.incarnate("secret", str(customer.repo))
+    assert (listed.returncode, listed.stdout) == (0, "db_password\n"), listed.stderr  # names, never a value

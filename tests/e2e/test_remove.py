@@ -3,8 +3,31 @@ it on the host; its backups and secrets stay, so install brings it back as it wa
 
 import json
 
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+
 from incarnate import settings
 from tests.e2e.conftest import left_on_host
+
+
+def on_prefect_server(stack: str) -> list[str]:
+    """The stack's deployments (by their tag) and concurrency limits the Prefect server has."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+
+    with get_client(sync_client=True) as client:
+        found = [
+            f"deployment {deployment.name}"
+            for deployment in client.read_deployments(
+                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[f"stack:{stack}"]))
+            )
+        ]
+        for name in (f"stack-{stack}", f"stack-{stack}-drill"):
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+                found.append(f"limit {name}")
+            except ObjectNotFound:
+                pass
+    return found
 
 
 def test_a_stack_is_removed_after_a_last_backup_and_install_brings_it_back_as_it_was(customer):
@@ -20,10 +43,16 @@ def test_a_stack_is_removed_after_a_last_backup_and_install_brings_it_back_as_it
     )
     assert customer.records() == written
 
+    from flows.backup import backup_stack
+
+    # what `incarnate serve` makes of a registered stack: its deployments, tagged with it (here one, made by hand)
+    backup_stack.to_deployment(name=customer.stack, tags=[f"stack:{customer.stack}"]).apply()
+    assert on_prefect_server(customer.stack) == [f"deployment {customer.stack}", f"limit stack-{customer.stack}"]
     removed = customer.incarnate("remove", str(customer.repo), "--confirm", customer.stack)
     assert removed.returncode == 0, removed.stderr[-3000:]
     assert f"stack {customer.stack} removed from host local (" in removed.stdout + removed.stderr
     assert left_on_host(customer.stack) == []
+    assert on_prefect_server(customer.stack) == []  # no nightly backup of a stack that is gone
 
     back = customer.install()
     assert back.returncode == 0, back.stderr[-3000:]
