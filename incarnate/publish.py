@@ -336,7 +336,9 @@ def proof_stack(folder: ReleaseFolder, registry: str, digests: dict[str, str], h
     """The stack a vanilla backup is proven on: a new customer's, as load config would make it, with the release's
     example settings and no repo."""
     descriptor = folder.descriptor
-    config = StackConfig(stack="proof", product=descriptor.product, release=descriptor.release).model_copy(
+    config = StackConfig(  # every optional service activated, as in the scratch stack the vanilla was made in
+        stack="proof", product=descriptor.product, release=descriptor.release, services=descriptor.optional_services
+    ).model_copy(
         update={"stack": proof_name(descriptor), "http_port": http_port}  # a reserved name: no stack.yaml may use it
     )
     return PinnedStack(
