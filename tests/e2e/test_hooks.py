@@ -51,9 +51,12 @@ def test_each_hook_point_runs_where_the_product_contract_says_and_a_secret_setti
     customer, tmp_path
 ):
     releases = str(tmp_path / "releases")
+    hooks = {point: [{"service": "app", "command": LOG_POINT}] for point in POINTS}
+    # as Debian's packages do in an app's content folder: a link out of the volume, into the image
+    hooks["first_install"].append({"service": "app", "command": ["ln", "-s", "/usr/share/doc", "/data/files/doc"]})
     folder, product = demo_with_hooks(
         tmp_path / "release",
-        {point: [{"service": "app", "command": LOG_POINT}] for point in POINTS},
+        hooks,
         {"licence_key": {"description": "the customer's licence", "secret": True, "required": True}},
     )
     published = publish(folder, releases)
@@ -79,6 +82,8 @@ def test_each_hook_point_runs_where_the_product_contract_says_and_a_secret_setti
     assert log == ["first_install", "before_backup", "after_install", "after_restore", "before_backup", "after_backup"]
     assert "closing backup not needed" not in output
     assert customer.compose("exec", "-T", "app", "printenv", "LICENCE_KEY").strip() == "LIC-4711"
+    # the vanilla backup held an outward symlink: published (its proof restored it) and installed as a link
+    assert customer.compose("exec", "-T", "app", "readlink", "/data/files/doc").strip() == "/usr/share/doc"
 
 
 def test_publishing_warns_of_a_shared_default_password_and_of_a_service_slow_to_stop(tmp_path):
