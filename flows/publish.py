@@ -82,16 +82,15 @@ def publish_checked(
         descriptor.product, descriptor.release, publish.content_digest(checked.folder, checked.digests)
     )
     interrupted = releases.snapshot_at(prefix)
-    if interrupted:
-        vanilla_bytes = interrupted.manifest.size()
-        print(
-            f"{checked.folder.name}: the vanilla backup of an interrupted publication of this content is there; using "
-            f"it"
-        )
-    else:
-        with closing(resolve.host(docker_host)) as host:
-            vanilla_bytes = run_and_back_up(report, host, checked, releases, registry, prefix)
     with closing(resolve.host(docker_host)) as host:
+        if interrupted:
+            vanilla_bytes = interrupted.manifest.size()
+            print(
+                f"{checked.folder.name}: the vanilla backup of an interrupted publication of this content is there; "
+                f"using it"
+            )
+        else:
+            vanilla_bytes = run_and_back_up(report, host, checked, releases, registry, prefix)
         prove_vanilla(report, host, checked, releases, registry, prefix)
     with report.stage("write release") as row:
         record = publish.publication(checked.folder, checked.digests, prefix, vanilla_bytes)
