@@ -18,14 +18,6 @@ from incarnate.errors import StageError
 # after_install only when a stack's data came from its release's vanilla backup (a new customer).
 POINTS = ("first_install", "after_install", "after_restore", "after_update", "before_backup", "after_backup")
 Point = Literal[POINTS]
-WHEN = {
-    "first_install": "once, when the release is published: on empty data, before its vanilla backup is taken",
-    "after_install": "after a stack's data came from the vanilla backup (a new customer), before readiness",
-    "after_restore": "after every deployment's restore and start (install, update, recover, drill, rollback)",
-    "after_update": "after an update's restore and start, after after_restore",
-    "before_backup": "before every backup, while the service runs",
-    "after_backup": "after every backup, whether or not it succeeded, while the service runs",
-}
 
 
 class Hook(Strict):
@@ -36,7 +28,13 @@ class Hook(Strict):
         min_length=1,
         description='Argument list run with `docker compose exec`; no shell (use [sh, -c, "..."] if you need one).',
     )
-    timeout: int = Field(default=300, ge=1, le=3600, description="Seconds before it is ended and counts as failed.")
+    timeout: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="Seconds after which it counts as failed (its stage fails; a command still running in the "
+        "container is not killed: give it its own time limit if it must not outlive the hook).",
+    )
 
 
 def masked(text: str, hidden: list[str]) -> str:
