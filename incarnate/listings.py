@@ -3,11 +3,13 @@ and return the lines, so the command line only resolves the things, prints, and 
 
 from collections.abc import Callable
 
+from incarnate import product_settings
 from incarnate.backup_format import list_snapshots, scan_snapshots
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
 from incarnate.errors import StoreError
 from incarnate.health import HealthWait
+from incarnate.hooks import POINTS
 from incarnate.host import Host
 from incarnate.incarnations import Incarnation, history
 from incarnate.readiness import observe
@@ -121,7 +123,8 @@ def pruned(stack: str, result: PruneResult, dry_run: bool) -> list[str]:
 
 
 def releases(store: ReleaseStore, product: str | None) -> list[str]:
-    """Every published release, each with the exceptions to the compose policy its release.yaml names."""
+    """Every published release, each with the exceptions to the compose policy its release.yaml names, the settings
+    a stack.yaml may give it, and the points it has hooks at."""
     published = store.publications(product)
     lines = [
         f"release store {store.location}: {len(published)} published release{'s' if len(published) != 1 else ''}"
@@ -132,8 +135,11 @@ def releases(store: ReleaseStore, product: str | None) -> list[str]:
             f"  {record.product:<12} {record.release:<9} schema {record.schema_version:<4} vanilla "
             f"{record.vanilla_bytes:>13,} bytes  published {record.published_at}"
         )
-        allow = store.descriptor(record.product, record.release).allow
-        lines += [f"    allowed {exception.describe()}" for exception in allow]
+        descriptor = store.descriptor(record.product, record.release)
+        lines += [f"    allowed {exception.describe()}" for exception in descriptor.allow]
+        lines += [f"    setting   {setting}" for setting in product_settings.describe_all(descriptor.settings)]
+        if hooked := [point for point in POINTS if descriptor.hooks.get(point)]:
+            lines.append(f"    hooks     {', '.join(hooked)}")
         if withdrawal := store.withdrawal(record.product, record.release):
             lines.append(f"    withdrawn {withdrawal.withdrawn_at}: {withdrawal.reason}")
     return lines

@@ -76,6 +76,28 @@ class SettingSpec(Strict):
         return None
 
 
+STANDARD = {PUBLIC_URL: SettingSpec(type="url", description="where the stack's users reach it")}
+
+
+def describe(name: str, spec: SettingSpec) -> str:
+    """One setting as an operator writing stack.yaml needs it: `language (string, default en, one of en, de): ...`."""
+    default = "http://127.0.0.1:<http_port>" if name == PUBLIC_URL and spec.default is None else spec.default
+    facts = [
+        spec.type,
+        *(["secret: incarnate secret REPO NAME --set"] if spec.secret else []),
+        *(["required"] if spec.required else []),
+        *([f"default {render(default)}"] if default is not None else []),
+        *([f"e.g. {render(spec.example)}"] if spec.example is not None else []),
+        *([f"one of {', '.join(map(render, spec.choices))}"] if spec.choices else []),
+    ]
+    return f"{name} ({', '.join(facts)}): {spec.description}"
+
+
+def describe_all(declared: dict[str, SettingSpec]) -> list[str]:
+    """Every setting a stack of the release may set, public_url first."""
+    return [describe(name, spec) for name, spec in {**STANDARD, **declared}.items()]
+
+
 def variable(name: str) -> str:
     """The variable compose.yaml reads a setting from: `site_title` -> `${SITE_TITLE}`."""
     return name.upper()
@@ -103,7 +125,7 @@ def check_names(declared: dict[str, SettingSpec]) -> None:
 def resolve(declared: dict[str, SettingSpec], given: dict[str, Value], source: str, http_port: int) -> dict[str, str]:
     """The stack's settings as compose variables, secret ones left out (they come from the vault); ConfigError
     naming the first bad one and what is allowed."""
-    specs = {PUBLIC_URL: SettingSpec(type="url", description="where the stack's users reach it"), **declared}
+    specs = {**STANDARD, **declared}
     for name, value in given.items():
         spec = specs.get(name)
         if spec is None:

@@ -67,6 +67,20 @@ def test_the_example_has_no_shell_in_its_compose_file():
         assert not any("command" in service or "entrypoint" in service for service in services.values()), compose
 
 
+def test_release_list_shows_what_a_stack_yaml_may_set_and_which_hooks_run():
+    from incarnate import settings
+    from tests.e2e.test_publish import release_list
+
+    listed = release_list(settings.releases(), "mediawiki")
+    for line in (
+        "admin_email (email, required, e.g. admin@example.invalid): who users write to about the wiki",
+        "language (string, default en, one of en, de, fr): the wiki's language",
+        "public_url (url, default http://127.0.0.1:<http_port>): where the stack's users reach it",
+    ):
+        assert f"    setting   {line}\n" in listed, listed
+    assert "    hooks     first_install, after_install, after_update\n" in listed
+
+
 def test_mediawiki_installs_updates_and_recovers_with_hooks_and_settings_alone(customer):
     customer.product = "mediawiki"
     customer.write_stack_yaml(stack_yaml(customer, "1.0.0", site_name="Acme Knowledge", language="xx"))
