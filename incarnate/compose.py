@@ -142,6 +142,12 @@ class ComposeProject:
     def has_files(self) -> bool:
         return (self.workdir / COMPOSE_FILE).is_file()
 
+    def variables(self, names: list[str]) -> dict[str, str]:
+        """The values the stack's env file gives the variables `names` (those it has)."""
+        path, wanted = self.workdir / ENV_FILE, set(names)
+        lines = path.read_text().splitlines() if path.is_file() else []
+        return {key: value for key, _, value in (line.partition("=") for line in lines) if key in wanted}
+
     def pull(self, services: list[str] | None = None) -> None:
         # A registry that does not answer is worth retrying; a failing service is not (StageError).
         self.compose(

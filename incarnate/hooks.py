@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from incarnate.compose import ENV_FILE, ComposeProject
+from incarnate.compose import ComposeProject
 from incarnate.config import Strict
 from incarnate.errors import StageError
 
@@ -44,11 +44,8 @@ def masked(text: str, hidden: list[str]) -> str:
 
 
 def secret_values(project: ComposeProject, names: list[str]) -> list[str]:
-    """The values of the stack's secrets (variables `names`) as its env file holds them: what a hook never shows."""
-    path = project.workdir / ENV_FILE
-    wanted = set(names)
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return [value for key, _, value in (line.partition("=") for line in lines) if key in wanted and len(value) >= 4]
+    """The values of the stack's secrets (variables `names`): what a hook never shows."""
+    return [value for value in project.variables(names).values() if len(value) >= 4]
 
 
 def run_hook(project: ComposeProject, point: str, hook: Hook, hidden: list[str]) -> str:

@@ -44,6 +44,13 @@ def status(
     ]
     release = customer_releases(store()).descriptor(state.product, state.release).activated(state.services)
     lines += [f"  allowed   {exception.describe()}" for exception in release.allow]
+    shown = [product_settings.PUBLIC_URL, *(name for name, spec in release.settings.items() if not spec.secret)]
+    values = project.variables([product_settings.variable(name) for name in shown])
+    lines += [
+        f"  setting   {name}: {values[product_settings.variable(name)]}"
+        for name in shown
+        if product_settings.variable(name) in values
+    ]
     readiness, seen = observe(project, release, state.http_port)
     lines.append(f"  answers   {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
     checked_now = healthy_now(host, project.name)

@@ -117,6 +117,9 @@ def test_mediawiki_installs_updates_and_recovers_with_hooks_and_settings_alone(c
     wiki = Wiki(customer.url)
     assert wiki.title().endswith("Acme Handbook")
     assert wiki.page("Runbook") == "Restart the frobnicator at 02:00."
+    status = customer.incarnate("status", str(customer.repo)).stdout
+    assert "  setting   site_name: Acme Handbook\n" in status and "  setting   language: de\n" in status
+    assert password not in status
 
     customer.remove_stack()  # total loss
     recovered = customer.incarnate("recover", str(customer.repo))
