@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from blocks import resolve
 from flows.report import StageReport
 from flows.stack_lock import stack_lock
-from incarnate import stages
+from incarnate import product_settings, stages
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
 from incarnate.errors import kind_of
@@ -65,6 +65,9 @@ def deployment_on_host(
     newer schema than its release is refused here, before anything changes."""
     with report.stage(stages.load_config.NAME):
         pinned = load_config(repo, ref, releases)
+        if product_settings.secret_names(pinned.release.settings):  # a required one missing: refused here
+            kept = resolve.stack_secrets().load(pinned.secrets_stack) or {}
+            product_settings.missing_secrets(pinned.release.settings, kept, pinned.stack)
     report.about(pinned.stack, pinned.release.product, pinned.release.release)
     with stack_on_host(report, pinned.customer.config, docker_host) as held:
         if held.running:

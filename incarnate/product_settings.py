@@ -170,5 +170,5 @@ def missing_secrets(declared: dict[str, SettingSpec], kept: dict[str, str], stac
         raise ConfigError(
             f"stack {stack}: the release requires the secret setting {missing[0]} "
             f"({declared[missing[0]].description}), which its secrets do not hold; set it with `incarnate secret REPO "
-            f"{missing[0]} --set` (the value on stdin) and run again."
+            f"{missing[0]} --set` (the value on stdin) and run again. Nothing was changed."
         )

@@ -68,7 +68,7 @@ def test_each_hook_point_runs_where_the_product_contract_says_and_a_secret_setti
     assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
     assert "requires the secret setting licence_key (the customer's licence)" in refused.stderr
     assert "incarnate secret REPO licence_key --set" in refused.stderr
-    customer.remove_stack()
+    assert left_on_host(customer.stack) == []  # refused in load config, before anything changed
     kept = customer.incarnate("secret", str(customer.repo), "licence_key", "--set", env=env, input="LIC-4711\n")
     assert kept.returncode == 0, kept.stderr[-2000:]
     assert "LIC-4711" not in kept.stdout + kept.stderr
