@@ -8,7 +8,7 @@ from tests.e2e.test_publish import publish, release_list
 
 def test_a_restore_waits_for_the_database_server_that_stays_not_the_one_the_image_initialises_with(customer, tmp_path):
     releases = str(tmp_path / "releases")
-    folder, product = official_like_release(tmp_path / "release")
+    folder, product = official_like_release(tmp_path / "release", init_pause=4)  # 3 inits: publish, proof, install
     published = publish(folder, releases)
     assert published.returncode == 0, published.stdout[-3000:] + published.stderr[-3000:]
     assert product in release_list(releases, product)
