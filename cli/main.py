@@ -148,6 +148,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return worker(check_pool(args.pool), settings.max_runs(args.max_runs), AlertSettings.from_environment())
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    """Ship what the stack's databases wrote since the last round into its store: once, or every
+    INCARNATE_ARCHIVE_SECONDS with --follow (what `incarnate serve` does for the stacks it serves)."""
+    import threading
+
+    from deployments.archiver import archive_once, run_rounds
+
+    if not args.follow:
+        result = archive_once(args.repo, args.docker_host)
+        print(result.describe())
+        return 0 if result.shipped else 1
+    stop = threading.Event()
+    try:
+        run_rounds(lambda: [(args.repo, args.docker_host)], stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
     from deployments.trigger import parse_params, trigger
 
@@ -419,10 +438,11 @@ def parser() -> argparse.ArgumentParser:
     )
     install = command(
         "install",
-        flow_command("flows.install:install", "repo", "ref", "docker_host", "snapshot", "adopt_data"),
+        flow_command("flows.install:install", "repo", "ref", "docker_host", "snapshot", "adopt_data", "at"),
         "install or re-deploy a stack from its newest backup",
     )
     install.add_argument("--snapshot", default=None, help="restore this snapshot id instead of the newest")
+    add_at(install)
     install.add_argument(
         "--adopt-data",
         action="store_true",
@@ -434,23 +454,27 @@ def parser() -> argparse.ArgumentParser:
         flow_command("flows.update:update", "repo", "ref", "docker_host"),
         "update a running stack to the release its repo pins; rolls back on failure",
     )
-    command(
+    recover = command(
         "recover",
-        flow_command("flows.install:disaster_recovery", "repo", "docker_host", "snapshot", "ref"),
-        "disaster recovery: bring the stack up on --docker-host from its newest backup",
-    ).add_argument("--snapshot", default=None, help="restore this snapshot id instead of the newest")
+        flow_command("flows.install:disaster_recovery", "repo", "docker_host", "snapshot", "ref", "at"),
+        "disaster recovery: bring the stack up on --docker-host from its newest backup and archived logs",
+    )
+    recover.add_argument("--snapshot", default=None, help="restore this snapshot id instead of the newest")
+    add_at(recover)
     command(
         "rollback",
         flow_command("flows.rollback:rollback", "repo", "incarnation", "docker_host"),
         "deploy an earlier incarnation with its own backup",
         ref=False,
     ).add_argument("incarnation", help="incarnation as `incarnate history` lists it")
-    command(
+    drill = command(
         "drill",
-        flow_command("flows.drill:restore_drill", "repo", "docker_host", "snapshot"),
-        "restore the newest backup into a scratch stack, check it, remove it",
+        flow_command("flows.drill:restore_drill", "repo", "docker_host", "snapshot", "at"),
+        "restore the newest backup (and archived logs) into a scratch stack, check it, remove it",
         ref=False,
-    ).add_argument("--snapshot", default=None, help="drill this snapshot id instead of the newest")
+    )
+    drill.add_argument("--snapshot", default=None, help="drill this snapshot id instead of the newest")
+    add_at(drill)
     imports = command("import", cmd_import, "seed an empty store from an old installation, then install")
     imports.add_argument(
         "--dump", action="append", default=[], metavar="DATABASE=FILE", help="plain SQL dump of a database"
@@ -530,6 +554,15 @@ def parser() -> argparse.ArgumentParser:
     )
     command("status", cmd_status, "what runs, which release, which backup it came from")
     command("backups", cmd_backups, "list a stack's snapshots")
+    archive = command(
+        "archive",
+        cmd_archive,
+        "ship what the stack's databases wrote since the last round into its store (serve does it every few seconds)",
+        ref=False,
+    )
+    archive.add_argument(
+        "--follow", action="store_true", help="go on, a round every INCARNATE_ARCHIVE_SECONDS (default 10), until ^C"
+    )
     execute = command("exec", cmd_exec, "run a command in a running service of the stack (an admin task)", ref=False)
     execute.add_argument("service", help="the Compose service to run it in")
     execute.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="-- and the command with arguments")
@@ -590,6 +623,16 @@ def parser() -> argparse.ArgumentParser:
         "prune", cmd_prune, "apply stack.yaml's retention: forget old snapshots, delete unreferenced chunks"
     ).add_argument("--dry-run", action="store_true", help="show what would go, change nothing")
     return root
+
+
+def add_at(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--at",
+        default=None,
+        metavar="TIME",
+        help="recover to this time (ISO 8601 with a zone, e.g. 2026-12-03T14:05:00Z): the newest backup taken at or "
+        "before it, its databases' archived logs replayed up to that second; default `latest`: everything archived",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> tuple[int, str]:

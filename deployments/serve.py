@@ -24,7 +24,7 @@ from prefect import serve
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 
-from deployments import alerts
+from deployments import alerts, archiver
 from deployments.worker import POLL_SECONDS, ensure_pool
 from flows.backup import backup_stack
 from flows.drill import restore_drill
@@ -149,4 +149,8 @@ def main(settings: alerts.AlertSettings, max_runs: int) -> None:
     # serve's own limit, not a global concurrency limit taken inside the flow: a run waiting for a global slot has
     # already started its process, so a hundred runs due at once would still cost a hundred processes here.
     print(f"runs at once: at most {max_runs} (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order")
+    local = [(customer.repo, where.host) for customer, where in customers if not where.pool]
+    archiver.in_background(local)
+    if local:
+        print(f"archiving the database logs of {len(local)} stack(s) every {archiver.archive_seconds():g} s")
     serve(*served, release_deployment(), limit=max_runs, query_seconds=POLL_SECONDS)

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flows.report import StageReport, publish_backup
 from incarnate import stages
@@ -11,13 +11,15 @@ from incarnate.compose import ComposeProject
 from incarnate.pinned import PinnedStack
 from incarnate.readiness import Readiness
 from incarnate.stages.backup import BackupResult
-from incarnate.stages.restore import LOADED, describe_origin, kept_all, runs_snapshot_data
+from incarnate.stages.restore import LOADED, Recovery, Replayed, describe_origin, kept_all, runs_snapshot_data
 from incarnate.stores import Store
 from tasks.backup import backup
 from tasks.chores import check
 from tasks.migrate import migrate
-from tasks.restore import restore
+from tasks.restore import replay, restore
 from tasks.start import hooks, start
+
+AS_SNAPSHOT = Recovery(apply_logs=False)  # a rollback's, an update's: no log replayed onto the snapshot
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,14 @@ class BroughtUp:
     readiness: Readiness  # what the stack reported once it ran the release
     hooked: list[str]  # the hook points that ran commands (which may have changed the data)
     rows: dict[str, int]  # per table, as restored (counted before the app started), when asked to check them
+    replayed: Replayed | None  # what the replay of archived logs reached (None: nothing was loaded to replay onto)
 
     def origin(self, snapshot_id: str) -> str:
         return describe_origin(snapshot_id, self.outcome)
+
+    def recovery_point(self) -> str | None:
+        """The newest write the stack's data holds by its backup and archived logs (None: nothing was loaded)."""
+        return self.replayed.recovery_point().isoformat(timespec="seconds") if self.replayed else None
 
 
 def bring_up(
@@ -42,12 +49,14 @@ def bring_up(
     check_rows: bool = False,
     restored: Callable[[], dict[str, str]] | None = None,
     suffix: str = "",
+    recovery: Recovery = AS_SNAPSHOT,
 ) -> BroughtUp:
     """Restore, start (with the release's hooks), migrate: the stages every deploying flow runs in this order, each
     reported (unless `report` is None: an update's rollback reports them as one step of its own). With `check_rows`
     the restored rows are checked against the backup's counts before the app starts (a running app changes them).
     `restored` loads the data instead of the customer's restore (publishing's proof of a vanilla backup); `suffix`
-    follows each stage's name in the report."""
+    follows each stage's name in the report. Once their rows are checked, the databases loaded are brought forward
+    by their archived logs as `recovery` says (a rollback or an update restores its snapshot as it was)."""
     stage = (lambda name: report.stage(f"{name}{suffix}")) if report else lambda name: nullcontext({})
     with stage(stages.restore.NAME) as row:
         outcome = restored() if restored else restore(project, pinned, store, snapshot, adopt_data)
@@ -57,6 +66,13 @@ def bring_up(
         with stage("check") as row:
             rows = check(project, pinned.release, snapshot)
             row["detail"] = describe_rows(snapshot, rows)
+    replayed = None
+    if LOADED in outcome.values():
+        with stage(stages.restore.REPLAY) as row:
+            backup = pinned.customer.config.backup
+            locked = replace(recovery, lock_days=backup.lock_days, lock_mode=backup.lock_mode)
+            replayed = replay(project, pinned.release, store, snapshot, outcome, locked)
+            row["detail"] = replayed.describe()
     with stage(stages.start.NAME) as row:
         if removed := start(project):
             row["detail"] = f"{', '.join(removed)} no longer activated: container removed, volumes kept"
@@ -68,7 +84,7 @@ def bring_up(
     with stage(stages.migrate.NAME) as row:
         readiness = migrate(project, pinned, snapshot, kept_all(outcome))
         row["detail"] = readiness.describe()
-    return BroughtUp(outcome, readiness, hooked, rows)
+    return BroughtUp(outcome, readiness, hooked, rows, replayed)
 
 
 def describe_rows(snapshot: Snapshot, rows: dict[str, int]) -> str:
@@ -91,10 +107,11 @@ def closing_backup(
     brought: BroughtUp,
 ) -> Closing:
     """The backup a deployment ends with, unless the stack runs exactly the data it restored (every artifact loaded
-    from `source`, no migration, no hook): then `source` already is that backup, and re-reading it all would store
-    nothing."""
+    from `source`, no log replayed, no migration, no hook): then `source` already is that backup, and re-reading it
+    all would store nothing."""
     with report.stage(stages.backup.NAME) as row:
-        if runs_snapshot_data(source, brought.outcome, pinned.release) and not brought.hooked:
+        replayed = brought.replayed is not None and brought.replayed.applied
+        if runs_snapshot_data(source, brought.outcome, pinned.release) and not brought.hooked and not replayed:
             row["detail"] = (
                 f"not needed: the stack runs the data of {source.id} unchanged (schema "
                 f"{source.manifest.schema_version}, nothing kept, no migration, no hook); recorded as this "

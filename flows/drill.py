@@ -11,19 +11,24 @@ from flows.report import StageReport, artifact_key
 from incarnate import product_settings, stages
 from incarnate.backup_format import find_snapshot
 from incarnate.config import DRILL_SUFFIX
-from incarnate.errors import StoreError
+from incarnate.errors import ConfigError, StoreError
 from incarnate.host import free_port
+from incarnate.log_archive import recovery_time
 from incarnate.pinned import PinnedStack
 from incarnate.product_settings import PUBLIC_URL
 from incarnate.publish import check_policy
 from incarnate.registry import check_pinned
 from incarnate.releases import customer_releases, published_digests
 from incarnate.repo import CustomerConfig, load_customer_config
+from incarnate.stages.fetch_backup import recovery_base, snapshot_at
+from incarnate.stages.restore import Recovery
 from tasks.chores import tear_down
 
 
 @flow(name="restore-drill", log_prints=True)
-def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | None = None, http_port: int = 0) -> dict:
+def restore_drill(
+    repo: str, docker_host: str | None = None, snapshot: str | None = None, http_port: int = 0, at: str | None = None
+) -> dict:
     """Restore the newest (or a chosen) snapshot into a scratch stack `<stack>-drill`, check health, schema
     version and row counts, then remove the scratch stack.
 
@@ -33,12 +38,26 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
         saved SSH host block), or a Docker engine address.
         snapshot: id of the snapshot to drill; empty for the newest.
         http_port: host port for the scratch stack's app; 0 picks a free one.
+        at: drill a recovery to this time (ISO 8601 with a zone): the newest backup taken at or before it, its
+        databases' archived logs replayed up to it; empty or `latest` replays everything archived.
     """
+    target = recovery_time(at)
+    if target and snapshot:
+        raise ConfigError("choose either a snapshot or a recovery time (--at), not both; nothing was changed.")
     report = StageReport("restore-drill")
     with report.stage(stages.load_config.NAME) as row:
         customer = load_customer_config(repo)
         store = resolve.backup_store(customer.config)
-        chosen = find_snapshot(store, customer.config.stack, snapshot)
+        chosen = (
+            find_snapshot(store, customer.config.stack, snapshot)
+            if snapshot
+            else recovery_base(store, customer.config.stack, target)
+            or (
+                snapshot_at(store, customer.config.stack, target)
+                if target
+                else find_snapshot(store, customer.config.stack)
+            )
+        )
         if chosen is None:
             raise StoreError(f"stack {customer.config.stack} has no snapshot in {store.location} to drill.")
         manifest = chosen.manifest
@@ -71,7 +90,8 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
             if stale:
                 row["detail"] = f"removed the stale scratch stack {scratch.stack} ({', '.join(stale)})"
         try:
-            brought = bring_up(report, held.project, pinned, store, chosen, check_rows=True)
+            recovery = Recovery(at=target, apply_logs=not snapshot, record=False)
+            brought = bring_up(report, held.project, pinned, store, chosen, check_rows=True, recovery=recovery)
             readiness, counts = brought.readiness, brought.rows
         finally:
             with report.stage("tear down"):
@@ -84,12 +104,14 @@ def restore_drill(repo: str, docker_host: str | None = None, snapshot: str | Non
     )
     print(
         f"restore drill of stack {customer.config.stack}: snapshot {chosen.id} restored and healthy "
-        f"({readiness.describe()}); rows: " + ", ".join(f"{table} {rows}" for table, rows in counts.items())
+        f"({readiness.describe()}); recovery point {brought.recovery_point() or chosen.manifest.created_at}; rows "
+        "as backed up: " + ", ".join(f"{table} {rows}" for table, rows in counts.items())
     )
     return {
         "stack": customer.config.stack,
         "snapshot": chosen.id,
         "health": readiness.as_dict(),
         "rows": counts,
+        "recovery_point": brought.recovery_point(),
         "seconds": report.durations(),
     }

@@ -59,6 +59,7 @@ def incarnation(
     backup: str | None = None,
     error: BaseException | None = None,
     kept_data: bool = False,
+    recovery_point: str | None = None,
 ) -> Incarnation:
     customer = pinned.customer
     return Incarnation(
@@ -69,6 +70,7 @@ def incarnation(
         release=pinned.release.release,
         restored_from=restored_from,
         kept_data=kept_data,
+        recovery_point=recovery_point,
         backup=backup,
         host=host.name,
         triggered_by=triggered_by(),

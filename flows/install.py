@@ -15,7 +15,8 @@ from incarnate import stages
 from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
 from incarnate.errors import ReleaseError, kind_of
-from incarnate.stages.restore import kept_all
+from incarnate.log_archive import recovery_time
+from incarnate.stages.restore import Recovery, kept_all
 from incarnate.state import runs_as_deployed
 from tasks.chores import tear_down
 from tasks.fetch_backup import fetch_backup
@@ -29,9 +30,11 @@ def install_from_backup(
     snapshot: str | None,
     unless_current: bool = False,
     adopt_data: bool = False,
+    at: str | None = None,
 ) -> dict:
     """The body of the install, disaster-recovery and import flows; `name` is the flow reported."""
     report, started, releases = StageReport(name), now(), resolve.release_store()
+    target = recovery_time(at)
     with deployment_on_host(report, repo, ref, docker_host, releases) as (pinned, held):
         host, project, running = held.host, held.project, held.running
         if running and running.release != pinned.release.release:
@@ -41,7 +44,8 @@ def install_from_backup(
                 f"{repo} now pins {pinned.release.release}: run `incarnate update` (verified "
                 f"pre-update backup, automatic rollback); the stack was not touched."
             )
-        if unless_current and snapshot is None and running and runs_as_deployed(project, pinned, running):
+        chosen = snapshot is not None or target is not None
+        if unless_current and not chosen and running and runs_as_deployed(project, pinned, running):
             url = host.app_address(pinned.customer.config.http_port)
             print(
                 f"stack {pinned.stack} already runs release {pinned.release.release} of config commit "
@@ -57,9 +61,10 @@ def install_from_backup(
         source = None
         try:
             with report.stage(stages.fetch_backup.NAME) as row:
-                source = fetch_backup(pinned, held.store, releases, snapshot)
+                source = fetch_backup(pinned, held.store, releases, snapshot, target)
                 row["detail"] = f"{source.id} ({source.manifest.origin}, release {source.manifest.release})"
-            brought = bring_up(report, project, pinned, held.store, source, adopt_data)
+            recovery = Recovery(at=target, apply_logs=snapshot is None)
+            brought = bring_up(report, project, pinned, held.store, source, adopt_data, recovery=recovery)
             closing = closing_backup(report, project, pinned, held.store, source, brought)
         except Exception as error:
             record_incarnation(
@@ -71,7 +76,19 @@ def install_from_backup(
         report.publish()
         kept = kept_all(brought.outcome)
         record = record_incarnation(
-            report, incarnation(name, pinned, host, started, "ok", source.id, closing.snapshot_id, kept_data=kept), repo
+            report,
+            incarnation(
+                name,
+                pinned,
+                host,
+                started,
+                "ok",
+                source.id,
+                closing.snapshot_id,
+                kept_data=kept,
+                recovery_point=brought.recovery_point(),
+            ),
+            repo,
         )
     url = host.app_address(pinned.customer.config.http_port)
     print(
@@ -87,6 +104,7 @@ def install_from_backup(
         "restored_from": None if kept else source.id,
         "kept_data": kept,
         "backup": closing.snapshot_id,
+        "recovery_point": brought.recovery_point(),
         "incarnation": record.tag,
         "seconds": report.durations(),
         "unchanged": False,
@@ -120,6 +138,7 @@ def install(
     snapshot: str | None = None,
     unless_current: bool = False,
     adopt_data: bool = False,
+    at: str | None = None,
 ) -> dict:
     """Deploy a customer repo's stack: restore its newest backup (or `snapshot`), start, migrate, back up.
 
@@ -132,13 +151,15 @@ def install(
         unless_current: change nothing when the stack already runs this release and config commit, healthy.
         adopt_data: keep the stack's data found on the host although no deployment recorded it (the stack's folder
         was lost): the release migrates it as it is; without it, such data is refused.
+        at: recover to this time (ISO 8601 with a zone, e.g. 2026-12-03T14:05:00Z): the newest backup taken at or
+        before it, its databases' archived logs replayed up to it; empty or `latest` replays everything archived.
     """
-    return install_from_backup("install", repo, ref, docker_host, snapshot, unless_current, adopt_data)
+    return install_from_backup("install", repo, ref, docker_host, snapshot, unless_current, adopt_data, at)
 
 
 @flow(name="disaster-recovery", log_prints=True)
 def disaster_recovery(
-    repo: str, docker_host: str | None = None, snapshot: str | None = None, ref: str = "HEAD"
+    repo: str, docker_host: str | None = None, snapshot: str | None = None, ref: str = "HEAD", at: str | None = None
 ) -> dict:
     """Bring a stack up on another host from its newest (or a chosen) backup; reports the time of each stage (RTO).
 
@@ -148,5 +169,7 @@ def disaster_recovery(
         incarnate-ssh-host/NAME (a saved SSH host block), or a Docker engine address.
         snapshot: id of the snapshot to restore; empty for the newest.
         ref: branch, tag or commit of the customer repo.
+        at: recover to this time (ISO 8601 with a zone, e.g. 2026-12-03T14:05:00Z): the newest backup taken at or
+        before it, its databases' archived logs replayed up to it; empty or `latest` replays everything archived.
     """
-    return install_from_backup("disaster-recovery", repo, ref, docker_host, snapshot)
+    return install_from_backup("disaster-recovery", repo, ref, docker_host, snapshot, at=at)

@@ -20,6 +20,7 @@ from incarnate.errors import IncarnateError, StageError
 from incarnate.host import Host, free_port
 from incarnate.registry import Registry
 from incarnate.releases import Publication, ReleaseStore, digest_overrides
+from incarnate.stages.restore import Recovery
 from tasks.chores import tear_down
 from tasks.create_host import create_host
 from tasks.publish import CheckedRelease, back_up_vanilla, check_release, restore_vanilla, wait_ready, write_release
@@ -122,6 +123,7 @@ def prove_vanilla(
             check_rows=True,
             restored=lambda: restore_vanilla(project, proof, folder.files["compose.yaml"], releases, snapshot),
             suffix=" (proof)",
+            recovery=Recovery(apply_logs=False, record=False),
         )
     except IncarnateError as error:
         raise StageError(

@@ -47,13 +47,15 @@ from incarnate.stores.locking import shared_lock
 from incarnate.stores.sealed import SealedStore
 
 MANIFEST = "manifest.json"
-FORMAT = 3  # 3: artifacts record the rows per table their dump held
+FORMAT = 4  # 3: artifacts record the rows per table their dump held; 4: and where the database's log stood
 AVERAGE_CHUNK = 1 << 20
 PARALLEL = 8  # chunk uploads and downloads in flight; memory stays below PARALLEL * 2 * 4 MiB
 
 
 class RowSink(Protocol):
     """What counts a database dump's rows as it streams past (a data source's engine knows how)."""
+
+    log_start: tuple[str, int] | None  # where the database's log stood when the dump was consistent
 
     def feed(self, data: bytes) -> None: ...
 
@@ -71,6 +73,8 @@ class Artifact(BaseModel):
     sha256: str  # of the whole raw stream
     chunks: list[tuple[str, int]]  # (chunk id, raw length), in stream order
     rows: dict[str, int] | None = None  # rows per table in a database dump, as it streamed past; None: not counted
+    # where the database's log stood when the dump was consistent (file, byte): replay of archived logs starts there
+    log_start: tuple[str, int] | None = None
 
 
 class Manifest(BaseModel):
@@ -352,6 +356,7 @@ class SnapshotWriter:
             sha256=stream_digest.hexdigest(),
             chunks=chunks,
             rows=rows.result() if rows else None,
+            log_start=rows.log_start if rows else None,
         )
         with self._adding:
             self.artifacts.append(artifact)
@@ -376,17 +381,19 @@ class SnapshotWriter:
         manifest = Manifest(
             artifacts=self.artifacts, created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields
         )
-        self._lock.check_held(f"snapshot {self.prefix}", map(chunk_key, manifest.chunk_ids()))
-        if not self.store.put(f"{self.prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode()):
-            raise StoreError(f"store {self.store.location}: {self.prefix} exists already.")
-        if self.lock_until is not None:
-            for key in [
-                f"{self.prefix}/{MANIFEST}",
-                *(self.store.key_objects() if isinstance(self.store, SealedStore) else []),
-            ]:
-                self.store.lock(key, self.lock_until, self.lock_mode)
+        self.record(f"{self.prefix}/{MANIFEST}", manifest.model_dump_json(indent=1).encode(), manifest.chunk_ids())
         self.close()
         return Snapshot(prefix=self.prefix, manifest=manifest)
+
+    def record(self, key: str, body: bytes, chunk_ids: set[str]) -> None:
+        """Write the object that makes chunks stored by `add` count (a manifest, an archived log piece), create-only,
+        once it is sure no clean-up took any of `chunk_ids` meanwhile; locked like the chunks."""
+        self._lock.check_held(key, map(chunk_key, chunk_ids))
+        if not self.store.put(key, body):
+            raise StoreError(f"store {self.store.location}: {key} exists already.")
+        if self.lock_until is not None:
+            for locked in [key, *(self.store.key_objects() if isinstance(self.store, SealedStore) else [])]:
+                self.store.lock(locked, self.lock_until, self.lock_mode)
 
 
 def fetch_chunk(store: Store, chunk_id: str, where: str) -> tuple[bytes, bytes]:
@@ -409,17 +416,16 @@ def fetch_chunk(store: Store, chunk_id: str, where: str) -> tuple[bytes, bytes]:
     return stored, data
 
 
-def _chunk_stream(
+def chunk_stream(
     store: Store,
-    snapshot: Snapshot,
+    where: str,
     artifact: Artifact,
-    parallel: int,
-    meter: Meter | None,
+    parallel: int = PARALLEL,
+    meter: Meter | None = None,
     stop: threading.Event | None = None,
 ) -> Iterator[bytes]:
-    """The artifact's raw bytes chunk by chunk, fetched ahead in parallel, each verified; ends with StageError once
-    `stop` is set (another artifact of the same restore failed)."""
-    where = f"snapshot {snapshot.id}, artifact {artifact.name}"
+    """The artifact's raw bytes chunk by chunk, fetched ahead in parallel, each verified (a failure names `where`);
+    ends with StageError once `stop` is set (another artifact of the same restore failed)."""
     chunk_ids = [chunk_id for chunk_id, _ in artifact.chunks]
     digest = hashlib.sha256()
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="chunk-download") as pool:
@@ -474,8 +480,9 @@ def open_artifact(
 ) -> BinaryIO:
     """A stream of the artifact's raw bytes; reading raises IntegrityError at the first bad chunk, StageError
     once `stop` is set."""
+    where = f"snapshot {snapshot.id}, artifact {artifact.name}"
     return io.BufferedReader(
-        _IterReader(_chunk_stream(store, snapshot, artifact, parallel, meter, stop)), buffer_size=1 << 20
+        _IterReader(chunk_stream(store, where, artifact, parallel, meter, stop)), buffer_size=1 << 20
     )
 
 

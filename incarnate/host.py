@@ -248,6 +248,29 @@ class Host:
                     f"{tail(errors.read())}."
                 )
 
+    def pipe(self, first: Sequence[str], second: Sequence[str], data: bytes, *, what: str) -> None:
+        """`data` into `first`, whose output goes straight into `second` (as a shell's `|`, without a shell); raise
+        naming the one that failed."""
+        with tempfile.TemporaryFile() as first_errors, tempfile.TemporaryFile() as second_errors:
+            producer = subprocess.Popen(
+                list(first), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=first_errors, env=self.env()
+            )
+            consumer = subprocess.Popen(
+                list(second), stdin=producer.stdout, stdout=subprocess.DEVNULL, stderr=second_errors, env=self.env()
+            )
+            producer.stdout.close()  # the consumer holds the pipe's reading end now
+            try:
+                producer.stdin.write(data)
+            except BrokenPipeError:
+                pass  # the producer ended early: its exit status says why
+            finally:
+                producer.stdin.close()
+            codes = producer.wait(), consumer.wait()
+            for code, errors, side in zip(codes, (first_errors, second_errors), ("reading", "applying"), strict=True):
+                if code != 0:
+                    errors.seek(0)
+                    raise HostError(f"{what} on host {self.name} failed ({side}): {tail(errors.read())}.")
+
 
 def stalled(what: str, host: str, seconds: float) -> StageError:
     return StageError(

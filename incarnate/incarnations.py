@@ -25,6 +25,7 @@ class Incarnation(BaseModel):
     release: str
     restored_from: str | None  # the snapshot the deployment restored (or rolled back to)
     kept_data: bool = False  # its targets held data, which was kept: restored_from was not loaded
+    recovery_point: str | None = None  # the newest write its restored data holds (backup and replayed logs)
     backup: str | None  # the snapshot taken right after it: what a later rollback restores
     host: str
     triggered_by: str

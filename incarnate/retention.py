@@ -24,6 +24,7 @@ from incarnate import settings
 from incarnate.backup_format import MANIFEST, Snapshot, list_snapshots, scan_snapshots
 from incarnate.config import Retention
 from incarnate.incarnations import rollback_targets
+from incarnate.log_archive import log_chunk_ids, prune_logs
 from incarnate.stores import Store
 from incarnate.stores.locking import DONE, STARTED, SWEEPS, StoreBusy, exclusive_lock, sweep_marks
 
@@ -67,6 +68,7 @@ class PruneResult:
     locked_snapshots: list[str] = field(default_factory=list)
     chunks_deleted: int = 0
     chunks_locked: int = 0
+    log_pieces_deleted: int = 0  # archived log no kept snapshot needs
     clean_up_skipped: str | None = None  # why no chunk was deleted this time
     swept_by: str | None = None  # the sweep of another prune that deleted what this one forgot
 
@@ -79,6 +81,8 @@ class PruneResult:
         )
         if self.chunks_locked:
             text += f", {self.chunks_locked} unreferenced chunks still locked"
+        if self.log_pieces_deleted:
+            text += f"; {'would delete' if self.dry_run else 'deleted'} {self.log_pieces_deleted} archived log pieces"
         if self.swept_by:
             text += f" (the store was swept after this prune forgot its snapshots, by {self.swept_by})"
         if self.clean_up_skipped:
@@ -122,7 +126,11 @@ def sweep(store: Store, forgotten: set[str], result: PruneResult, now: datetime)
             f"({len(unreadable)} such); repair or remove it"
         )
         return
-    referenced = set().union(
+    logged, unreadable_piece = log_chunk_ids(store)
+    if unreadable_piece:
+        result.clean_up_skipped = f"archived log piece {unreadable_piece} cannot be read and may reference any chunk"
+        return
+    referenced = logged.union(
         *(snapshot.manifest.chunk_ids() for snapshot in snapshots if snapshot.prefix not in forgotten)
     )
     for key in store.list("chunks"):
@@ -174,6 +182,9 @@ def prune(
     now = now or datetime.now(UTC)
     result = PruneResult(dry_run=dry_run)
     forgotten = forget(store, stack, policy, result, now, protected)
+    kept = [snapshot for snapshot in list_snapshots(store, stack) if snapshot.prefix not in forgotten]
+    logs = prune_logs(store, stack, kept, lambda key: _locked(store, key, now), dry_run)
+    result.log_pieces_deleted = logs.pieces_deleted
     if dry_run:
         sweep(store, forgotten, result, now)  # only reads: needs no lock
         return result

@@ -1,7 +1,6 @@
 from prefect import task
 
 from blocks import resolve
-from incarnate.backup_format import Snapshot
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseStore
 from incarnate.stages import fetch_backup as stage
@@ -22,7 +21,6 @@ def record_release_copy(store: Store, product: str, release: str) -> None:
     stage.record_release_copy(store, product, release, resolve.release_store)
 
 
-@task(name=stage.NAME, retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)
-def fetch_backup(pinned: PinnedStack, store: Store, releases: ReleaseStore, snapshot_id: str | None = None) -> Snapshot:
-    """Newest (or chosen) complete snapshot; on a first install, the release's vanilla backup."""
-    return stage.run(pinned, store, releases, snapshot_id)
+# The stage itself, as a task: newest (or chosen, or the newest taken at or before a recovery time) complete
+# snapshot; on a first install, the release's vanilla backup.
+fetch_backup = task(name=stage.NAME, retry_condition_fn=transient, **NETWORK_RETRIES, **STAGE)(stage.run)

@@ -17,3 +17,8 @@ def restore(
     """The stack's files and secrets (from its Prefect Secret block); data services up; each artifact loaded into
     its database or volume if that is empty (data no deployment recorded is refused, or kept with `adopt_data`)."""
     return stage.run(project, pinned, store, snapshot, resolve.stack_secrets(), adopt_data)
+
+
+# The stage itself, as a task, never retried: a failure empties the databases it replayed into again, and the
+# deployment is run again whole.
+replay = task(name=stage.REPLAY, **STAGE)(stage.replay)

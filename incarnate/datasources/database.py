@@ -138,6 +138,14 @@ class Database(ABC):
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
 
+    def archiving(self) -> str | None:
+        """Why the engine's log cannot be archived and replayed onto a dump; None when it can."""
+        return f"incarnate does not archive the log of {self.engine} yet"
+
+    def log_files(self) -> list | None:
+        """The log files the server keeps (incarnate.log_archive.LogSource); None: archiving is not possible."""
+        return None
+
     @abstractmethod
     def not_serving(self) -> str | None:
         """Why the engine is not yet the server that stays (an initialisation server, no target database), None
@@ -177,6 +185,7 @@ class RowCounter(ABC):
 
     def __init__(self) -> None:
         self.rows: dict[str, int] = {}
+        self.log_start: tuple[str, int] | None = None  # where the database's log stood, when the dump says so
         self.table: str | None = None  # whose rows the lines being read are
         self._partial = b""
 

@@ -1,10 +1,16 @@
 """MariaDB (and MySQL): consistent dumps with --single-transaction, run inside the database container."""
 
 import re
+from functools import cached_property
+from pathlib import PurePosixPath
 from typing import BinaryIO
 
+from incarnate import binlog
 from incarnate.datasources.database import Database, RowCounter
+from incarnate.datasources.engine_api import exec_out
+from incarnate.errors import IntegrityError
 from incarnate.host import copy_from
+from incarnate.log_archive import LogFile
 
 
 def _quoted(name: str) -> str:
@@ -15,10 +21,14 @@ def _literal(text: str) -> str:
     return text.replace("'", "''")
 
 
-# A statement whose rows are counted: a table's definition, or the start of an extended INSERT into it.
+# A statement whose rows are counted: a table's definition, or the start of an extended INSERT into it; and where the
+# binlog stood when the dump's transaction began (--master-data=2 writes it as a comment).
 STATEMENT = re.compile(
-    rb"^(?:CREATE TABLE `(?P<table>(?:[^`]|``)+)`|INSERT INTO `(?P<into>(?:[^`]|``)+)` VALUES ?)", re.MULTILINE
+    rb"^(?:CREATE TABLE `(?P<table>(?:[^`]|``)+)`|INSERT INTO `(?P<into>(?:[^`]|``)+)` VALUES ?"
+    rb"|-- CHANGE MASTER TO MASTER_LOG_FILE='(?P<log_file>[^']+)', MASTER_LOG_POS=(?P<log_pos>\d+);)",
+    re.MULTILINE,
 )
+LOG_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.\d+$")
 # A quoted string of mariadb-dump: quotes and backslashes inside are escaped with a backslash (a newline too).
 QUOTED = re.compile(rb"'[^'\\]*(?:\\.[^'\\]*)*'")
 
@@ -53,6 +63,9 @@ class DumpRows(RowCounter):
         self.one_row_a_line = False
 
     def begin(self, statement: re.Match[bytes], text: bytes, stop: int) -> int:
+        if statement["log_file"] is not None:
+            self.log_start = (statement["log_file"].decode(), int(statement["log_pos"]))
+            return statement.end()
         name = (statement["table"] or statement["into"]).replace(b"``", b"`").decode()
         self.rows.setdefault(name, 0)
         position = statement.end()
@@ -91,9 +104,71 @@ class MariaDB(Database):
         )
         return int(count.strip() or 0) == 0
 
+    @cached_property
+    def binlog_base(self) -> PurePosixPath | None:
+        """The path of the server's binlog files without their number, when it writes a binlog that can be
+        replayed onto a dump (row format); None when it does not (then its recovery point is the last backup)."""
+        found = self._sql("SELECT @@log_bin, @@binlog_format, @@log_bin_basename", f"asking database {self.target}")
+        enabled, form, base = (found.strip().split("\t") + ["", "", ""])[:3]
+        return PurePosixPath(base) if enabled == "1" and form == "ROW" and base.startswith("/") else None
+
+    def archiving(self) -> str | None:
+        return None if self.binlog_base else "the server writes no binlog in row format (log_bin, binlog_format=ROW)"
+
+    def log_files(self) -> list[LogFile] | None:
+        if self.binlog_base is None:
+            return None
+        listed = self._sql("SHOW BINARY LOGS", f"listing the binlog of {self.target}")
+        return [LogFile(name, int(size)) for name, size, *_ in map(str.split, listed.strip().splitlines())]
+
+    def _log_path(self, name: str) -> str:
+        if not LOG_NAME.match(name):
+            raise IntegrityError(f"database {self.target}: {name!r} is not a binlog file name.")
+        return str(self.binlog_base.parent / name)
+
+    def read_log(self, name: str, offset: int, limit: int) -> bytes:
+        command = ["dd", f"if={self._log_path(name)}", "iflag=skip_bytes,count_bytes", f"skip={offset}"]
+        with exec_out(
+            self.host,
+            self.container,
+            [*command, f"count={limit}", "bs=1M", "status=none"],
+            user=self.exec_user,
+            what=f"reading binlog {name} of {self.target}",
+        ) as out:
+            return out.read()
+
+    def whole_events(self, data: bytes, offset: int) -> tuple[int, int | None, int | None]:
+        return binlog.whole(data, offset)
+
+    def cut_before(self, data: bytes, offset: int, second: int) -> tuple[int, int | None]:
+        return binlog.cut_before(data, offset, second)
+
+    def purge_logs_before(self, name: str) -> None:
+        self._log_path(name)  # a checked name
+        self._sql(f"PURGE BINARY LOGS TO '{_literal(name)}'", f"purging the archived binlog of {self.target}")
+
+    def rotate_log(self) -> None:
+        self._sql("FLUSH BINARY LOGS", f"closing the binlog file of {self.target}")
+
+    def begin_history(self, number: int) -> None:
+        """Start the server's binlog anew at file `number` (what it held before belongs to the restore)."""
+        self._sql(f"RESET MASTER TO {int(number)}", f"starting a new binlog numbering of {self.target}")
+
+    def replay(self, data: bytes, start: int, what: str) -> None:
+        """Apply a binlog file's events from byte `start` (mariadb-binlog reads it from stdin, mariadb runs them)."""
+        self.host.pipe(
+            self._exec(
+                "mariadb-binlog", f"--start-position={max(int(start), len(binlog.MAGIC))}", "-", interactive=True
+            ),
+            self._exec("mariadb", interactive=True),
+            data,
+            what=what,
+        )
+
     def dump_command(self) -> tuple[str, ...]:
         return (
             self.program,
+            *(("--master-data=2",) if self.binlog_base else ()),
             "--single-transaction",
             "--routines",
             "--triggers",

@@ -21,7 +21,7 @@ from incarnate.datasources import DataSource, at_once
 from incarnate.errors import IncarnateError, StageError
 from incarnate.hooks import run_hooks, running_only
 from incarnate.releases import ReleaseDescriptor, customer_releases
-from incarnate.state import read_state
+from incarnate.state import StackState, read_state
 from incarnate.stores import Store, lock_description
 from incarnate.stores.sealed import encryption_of
 
@@ -42,20 +42,8 @@ class BackupResult:
 
 
 def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> BackupResult:
-    """The stack as it runs now (its state says which release), into `store`. The stack it is filed under is the
-    project's, named by the customer repo the flow loaded; the host's own state must agree, never decide."""
-    state = read_state(project)
-    if state is None:
-        raise StageError(
-            f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to back up."
-        )
-    if state.stack != project.name:
-        raise StageError(
-            f"host {project.host.name}: the state of stack {project.name} ({project.workdir}/state.json) names "
-            f"stack {state.stack}; refusing to file a backup under another stack's name. Nothing was written; "
-            f"re-deploy stack {project.name} to write its state anew."
-        )
-    release = customer_releases(store).descriptor(state.product, state.release).activated(state.services)
+    """The stack as it runs now (its state says which release), into `store`."""
+    state, release = deployed_release(project, store, "back up")
     return back_up(
         project,
         release,
@@ -68,6 +56,24 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
         config_commit=state.config_commit,
         origin="backup",
     )
+
+
+def deployed_release(project: ComposeProject, store: Store, doing: str) -> tuple[StackState, ReleaseDescriptor]:
+    """The host's state of the stack and the release it runs, as the store's copy of the release describes it. The
+    stack is the project's, named by the customer repo the caller loaded; the host's own state must agree, never
+    decide."""
+    state = read_state(project)
+    if state is None:
+        raise StageError(
+            f"stack {project.name} is not deployed on host {project.host.name}; there is nothing to {doing}."
+        )
+    if state.stack != project.name:
+        raise StageError(
+            f"host {project.host.name}: the state of stack {project.name} ({project.workdir}/state.json) names "
+            f"stack {state.stack}; refusing to {doing} under another stack's name. Nothing was written; "
+            f"re-deploy stack {project.name} to write its state anew."
+        )
+    return state, customer_releases(store).descriptor(state.product, state.release).activated(state.services)
 
 
 def last_sizes(store: Store, stack: str) -> dict[str, int]:

@@ -4,9 +4,10 @@ store with the release's vanilla backup. The release's files are copied into the
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from incarnate.backup_format import MANIFEST, Snapshot, copy_snapshot, find_snapshot, stack_prefix
-from incarnate.errors import UnreadableSnapshots
+from incarnate.backup_format import MANIFEST, Snapshot, copy_snapshot, find_snapshot, list_snapshots, stack_prefix
+from incarnate.errors import ConfigError, IntegrityError, UnreadableSnapshots
 from incarnate.incarnations import history
+from incarnate.log_archive import live_history
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseStore, customer_releases, keep_checked_copy
 from incarnate.stores import Store
@@ -52,10 +53,67 @@ def record_release_copy(store: Store, product: str, release: str, releases: Call
         keep_checked_copy(releases(), copy, product, release)
 
 
-def run(pinned: PinnedStack, store: Store, releases: ReleaseStore, snapshot_id: str | None = None) -> Snapshot:
+def snapshot_at(store: Store, stack: str, at: datetime) -> Snapshot:
+    """The newest backup of the stack taken at or before `at`: the base a recovery to `at` replays logs onto."""
+    if at > datetime.now(UTC):
+        raise ConfigError(f"stack {stack}: recovery time {at.isoformat()} is in the future; nothing was changed.")
+    snapshots = [snapshot for snapshot in list_snapshots(store, stack) if snapshot.manifest.origin == "backup"]
+    before = [snapshot for snapshot in snapshots if snapshot.manifest.created() <= at]
+    if not before:
+        oldest = min((snapshot.manifest.created() for snapshot in snapshots), default=None)
+        raise ConfigError(
+            f"stack {stack}: no backup in store {store.location} was taken at or before {at.isoformat()} "
+            + (f"(the oldest kept was taken {oldest.isoformat()})" if oldest else "(it holds none)")
+            + "; a recovery cannot go back before its oldest base, and nothing was changed. Choose a later --at."
+        )
+    return max(before, key=lambda snapshot: (snapshot.manifest.created(), snapshot.id))
+
+
+def recovery_base(store: Store, stack: str, at: datetime | None) -> Snapshot | None:
+    """The snapshot a recovery to `at` (None: now, everything archived) restores once the stack's databases have
+    begun histories of their logs: the newest backup taken in the history live at that moment, else the snapshot
+    that history began from (its start says which log to replay onto it). None when no history applies."""
+    moment = at or datetime.now(UTC)
+    live = live_history(store, stack, moment)
+    if live is None:
+        return None
+    snapshots = list_snapshots(store, stack)
+    own = [
+        snapshot
+        for snapshot in snapshots
+        if snapshot.manifest.origin == "backup"
+        and snapshot.manifest.created() <= moment
+        and any(live.holds(artifact.name, artifact.log_start) for artifact in snapshot.manifest.artifacts)
+    ]
+    if own:
+        return max(own, key=lambda snapshot: (snapshot.manifest.created(), snapshot.id))
+    began_from = next((snapshot for snapshot in snapshots if snapshot.id == live.snapshot), None)
+    if began_from is None:
+        raise IntegrityError(
+            f"stack {stack}: its databases' history live at {moment.isoformat(timespec='seconds')} began from "
+            f"snapshot {live.snapshot} (restored {live.began_at}), which store {store.location} no longer lists, and "
+            f"no backup was taken in it; nothing was changed. Restore a snapshot the store lists with --snapshot."
+        )
+    return began_from
+
+
+def run(
+    pinned: PinnedStack,
+    store: Store,
+    releases: ReleaseStore,
+    snapshot_id: str | None = None,
+    at: datetime | None = None,
+) -> Snapshot:
     config = pinned.customer.config
-    snapshot = find_snapshot(store, config.stack, snapshot_id)
-    if snapshot_id is None and config.backup.retention.keep_incarnations:
+    if at is not None and snapshot_id is not None:
+        raise ConfigError("choose either a snapshot or a recovery time (--at), not both; nothing was changed.")
+    if snapshot_id is not None:
+        snapshot = find_snapshot(store, config.stack, snapshot_id)
+    else:
+        snapshot = recovery_base(store, config.stack, at) or (
+            snapshot_at(store, config.stack, at) if at else find_snapshot(store, config.stack)
+        )
+    if snapshot_id is None and at is None and config.backup.retention.keep_incarnations:
         refuse_vanished_backup(pinned, store, snapshot)
     if snapshot is None:
         releases.refuse_withdrawn(config.product, config.release, f"new stack {config.stack} (it has no backup yet)")

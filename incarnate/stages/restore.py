@@ -3,15 +3,17 @@ database or volume if that is empty, verified chunk by chunk on the way; a faile
 every target this restore loaded empty again."""
 
 import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
-from incarnate import datasources, settings
+from incarnate import datasources, log_archive, settings
 from incarnate.backup_format import Artifact, Snapshot, restore_artifact
 from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource
 from incarnate.datasources.helper import ensure_helper
-from incarnate.errors import UnrecordedData
+from incarnate.errors import IntegrityError, UnrecordedData
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseDescriptor, customer_releases
 from incarnate.secrets import Vault, secret_settings, stack_secrets
@@ -160,3 +162,163 @@ def load_all(pairs: list[tuple[Artifact, DataSource]], store: Store, snapshot: S
                 target.reset()
         raise failures[0]
     return {artifact.name: loaded[artifact.name] for artifact, _ in pairs}
+
+
+REPLAY = "replay logs"
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay of archived logs reached."""
+
+    point: datetime | None  # the newest write replayed; None when there was nothing to replay
+    base: datetime  # when the snapshot the replay starts from was taken
+    notes: list[str]  # per database: what was replayed, or why nothing was
+    gaps: list[str]  # where an archive ended at a gap rather than at its newest write
+    applied: bool  # writes were replayed: the data is no longer exactly the snapshot's
+
+    def recovery_point(self) -> datetime:
+        return self.point or self.base
+
+    def describe(self) -> str:
+        point = self.recovery_point().isoformat(timespec="seconds")
+        return f"recovery point {point}; " + "; ".join(self.notes + [f"warning: {gap}" for gap in self.gaps])
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What a deployment does with the archived logs of the databases it loads."""
+
+    at: datetime | None = None  # replay the writes made before this second; None: everything archived
+    apply_logs: bool = True  # a recovery; False: a rollback or an update, which restores its snapshot as it was
+    record: bool = True  # the stack's own deployment writes the history it begins (a scratch stack ships no log)
+    lock_days: int = 0  # the history start is locked as the stack's backups are
+    lock_mode: str = "locked"
+
+    def lock_until(self) -> datetime | None:
+        return datetime.now(UTC) + timedelta(days=self.lock_days) if self.lock_days else None
+
+
+def replay(
+    project: ComposeProject,
+    release: ReleaseDescriptor,
+    store: Store,
+    snapshot: Snapshot,
+    outcome: dict[str, str],
+    recovery: Recovery,
+) -> Replayed:
+    """Each database the restore loaded is brought forward by its archived log (unless the deployment restores its
+    snapshot as it was): the segments the history it recovers into was begun with, then that history, to its end or
+    to the last write before `recovery.at`. Then its server begins a new history of its log (a numbering of its own,
+    so the lost server's archive is never continued by another), written into the store for the stack's own
+    deployments. Any failure empties the loaded databases again: a half-replayed database must never be kept as if
+    restored."""
+    stack = snapshot.manifest.stack  # whose archive: a drill's scratch stack replays the stack's own
+    at, apply_logs = recovery.at, recovery.apply_logs
+    until = log_archive.at_second(at) if at else None
+    live = log_archive.live_history(store, stack, at or datetime.now(UTC)) if apply_logs else None
+    chain = live if live is not None and live.snapshot == snapshot.id else None
+    notes, gaps, reached, starts = [], [], [], {}
+    databases = [
+        (artifact, source)
+        for artifact, source in datasources.for_artifacts(
+            datasources.for_release(project, release), snapshot.manifest.artifacts, project, f"snapshot {snapshot.id}"
+        )
+        if artifact.kind == "database" and outcome.get(artifact.name) == LOADED
+    ]
+    try:
+        for artifact, source in databases:
+            if source.log_files() is None:
+                notes.append(f"{artifact.name}: {source.archiving()}")
+                continue
+            segments = []
+            for start, stop in _route(artifact, snapshot, chain) if apply_logs else []:
+                end, last, gap = _replay_segment(source, store, stack, artifact.name, start, stop, until)
+                if end is not None and end != start:
+                    segments.append(log_archive.Segment(start=start, end=end))
+                reached += [last] if last else []
+                if gap and stop is None:
+                    gaps.append(f"{artifact.name}: the archive has a gap ({gap}); replayed up to it")
+            notes.append(_replay_note(artifact.name, snapshot, segments, apply_logs))
+            source.begin_history(log_archive.next_history(store, stack, artifact.name, artifact.log_start))
+            starts[artifact.name] = log_archive.DatabaseStart(first=source.log_files()[0].name, replayed=segments)
+        if at is not None and gaps:
+            raise IntegrityError(
+                f"stack {stack}: recovery to {at.isoformat()} cannot be reached: {'; '.join(gaps)}; the databases "
+                f"were emptied again. Choose an earlier --at, or recover without one to the newest write before it."
+            )
+        if recovery.record and starts:
+            began = log_archive.HistoryStart(
+                stack=stack,
+                began_at=datetime.now(UTC).isoformat(),
+                snapshot=snapshot.id,
+                at=at.isoformat() if at else None,
+                databases=starts,
+            )
+            log_archive.record_history(store, began, recovery.lock_until(), recovery.lock_mode)
+    except BaseException:
+        for _, source in databases:
+            source.reset()
+        raise
+    for gap in gaps:
+        print(f"warning: stack {stack}: {gap}")
+    point = datetime.fromtimestamp(max(reached), UTC) if reached else None
+    applied = any(start.replayed for start in starts.values())
+    return Replayed(point, snapshot.manifest.created(), notes, gaps, applied)
+
+
+def _route(
+    artifact: Artifact, snapshot: Snapshot, chain: log_archive.HistoryStart | None
+) -> list[tuple[log_archive.Position, log_archive.Position | None]]:
+    """What to replay onto the snapshot's dump of `artifact`, in order: (from, to), to None: the archive's end."""
+    begun = chain.databases.get(artifact.name) if chain else None
+    if begun is not None:  # the history recovered into began from this very snapshot: as it began, then onwards
+        return [(segment.start, segment.end) for segment in begun.replayed] + [((begun.first, 0), None)]
+    if snapshot.manifest.origin == "backup" and artifact.log_start:
+        return [(tuple(artifact.log_start), None)]
+    return []
+
+
+def _replay_segment(
+    source: log_archive.LogSource,
+    store: Store,
+    stack: str,
+    database: str,
+    start: log_archive.Position,
+    stop: log_archive.Position | None,
+    until: int | None,
+) -> tuple[log_archive.Position | None, int | None, str | None]:
+    """Replay the archived log from `start` to `stop` (None: its end), never a write at or after `until`; where it
+    ended, the time of the last write replayed, and the gap the archive ended at."""
+    plan = log_archive.plan_replay(store, stack, database, start)
+    end, last = None, None
+    for file in plan.files:
+        data = log_archive.log_bytes(store, file)
+        cut = len(data)
+        if stop is not None and file.name == stop[0]:
+            cut = min(cut, stop[1])
+        if until is not None:
+            cut = min(cut, source.cut_before(data, 0, until)[0])
+        if cut > file.start:
+            source.replay(data[:cut], file.start, f"replaying archived log {file.name} of {database}")
+            last = source.whole_events(data[:cut], 0)[2] or last
+        end = (file.name, max(cut, file.start))
+        if cut < len(data) or (stop is not None and file.name == stop[0]):
+            return end, last, None
+    if stop is not None:
+        raise IntegrityError(
+            f"stack {stack}: the archived log of {database} no longer reaches {stop[0]} byte {stop[1]:,}, which the "
+            f"history being recovered into was begun with ({plan.gap or 'it ends before'}); nothing was kept."
+        )
+    return end, last, plan.gap
+
+
+def _replay_note(database: str, snapshot: Snapshot, segments: list, apply_logs: bool) -> str:
+    if not apply_logs:
+        return f"{database}: as snapshot {snapshot.id} holds it (no log replayed)"
+    if not segments:
+        return f"{database}: no archived log after snapshot {snapshot.id}"
+    files = ", ".join(
+        f"{segment.start[0]}:{segment.start[1]}..{segment.end[0]}:{segment.end[1]}" for segment in segments
+    )
+    return f"{database}: replayed {files}"

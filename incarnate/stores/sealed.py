@@ -45,10 +45,10 @@ FORMAT = 1
 
 
 def sealed_object(key: str) -> bool:
-    """Chunks, manifests and copies of stack secrets hold customer data (or say what it is), and the publication
-    record of a release copy vouches for its files; everything else coordinates runs."""
+    """Chunks, manifests, archived log pieces and copies of stack secrets hold customer data (or say what it is), and
+    the publication record of a release copy vouches for its files; everything else coordinates runs."""
     return (
-        key.startswith(("chunks/", "secrets/"))
+        key.startswith(("chunks/", "secrets/", "logs/"))
         or (key.startswith("backups/") and key.endswith("/manifest.json"))
         or (key.startswith("releases/") and key.endswith("/publication.json"))
     )

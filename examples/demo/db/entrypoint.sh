@@ -1,6 +1,6 @@
 #!/bin/bash
 # MariaDB for the demo: initialise an empty data directory once, create the app's
-# database and user from the environment, then run the server in the foreground.
+# database and user from the environment, then run the server in the foreground, writing a binlog.
 set -euo pipefail
 datadir=/var/lib/mysql
 mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
@@ -18,4 +18,7 @@ SQL
   mariadb-admin --socket=/run/mysqld/init.sock shutdown
   wait "$pid" || true
 fi
-exec mariadbd --user=mysql --datadir="$datadir" --bind-address=0.0.0.0 --socket=/run/mysqld/mysqld.sock
+# The binlog in row format lets incarnate archive every write as it happens (recovery to the second); files
+# nobody archived are dropped after 7 days, so a stopped archiver cannot fill the disk.
+exec mariadbd --user=mysql --datadir="$datadir" --bind-address=0.0.0.0 --socket=/run/mysqld/mysqld.sock \
+  --log-bin=mariadb-bin --binlog-format=ROW --server-id=1 --binlog-expire-logs-seconds=604800

@@ -1,0 +1,47 @@
+"""The archiver: a deployed stack's database logs shipped into its store, round after round (incarnate.log_archive
+says how one database's log is shipped)."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from incarnate import datasources
+from incarnate.compose import ComposeProject
+from incarnate.datasources.database import Database
+from incarnate.log_archive import Shipped, ship
+from incarnate.stages.backup import deployed_release
+from incarnate.stores import Store
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of a stack's archiving."""
+
+    stack: str
+    shipped: list[Shipped]  # per database that writes a log
+    not_archived: list[str]  # databases whose recovery point stays the last backup, and why
+
+    def newest_event(self) -> datetime | None:
+        newest = max((result.newest_event or 0 for result in self.shipped), default=0)
+        return datetime.fromtimestamp(newest, UTC) if newest else None
+
+    def describe(self) -> str:
+        return f"stack {self.stack}: " + "; ".join(
+            [result.describe() for result in self.shipped]
+            + [f"{reason} (recovery point: last backup)" for reason in self.not_archived]
+        )
+
+
+def ship_stack(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> Round:
+    """Ship what the store lacks of the log of every database of the stack as it runs now."""
+    _, release = deployed_release(project, store, "archive")
+    lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
+    shipped, not_archived = [], []
+    for source in datasources.for_release(project, release):
+        if not isinstance(source, Database):
+            continue
+        result = ship(store, project.name, source, lock_until, lock_mode)
+        if result is None:
+            not_archived.append(f"{source.artifact}: {source.archiving()}")
+        else:
+            shipped.append(result)
+    return Round(project.name, shipped, not_archived)
