@@ -5,6 +5,9 @@
 - `incarnate: no backup of <stack>`: per served stack, a proactive trigger: after a completed backup
   (the event `incarnate.backup.completed`, which every backup emits, whoever ran it) the next one must follow
   within the window (26 h), or the block is told: the schedule fired and nothing succeeded, or nothing served it.
+- `incarnate: log archive of <stack> behind`: per served stack whose databases archive their logs, a proactive
+  trigger: after an `incarnate.log.archived` event (deployments/archiver.py) the next must follow within
+  INCARNATE_ARCHIVE_GAP (15m), or the block is told: archiving stopped, so the recovery point grows.
 - `incarnate: unresponsive run crashed`: Prefect's documented zombie detection: a run of an incarnate deployment
   whose heartbeats stop (kill -9 of the serving process, a host reboot) is marked Crashed, which alerts as above.
 
@@ -19,12 +22,14 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from deployments.archiver import LOG_ARCHIVED
 from incarnate.errors import ConfigError
 from tasks.backup import BACKUP_COMPLETED, stack_resource
 
 TAG = "incarnate"  # on every deployment `serve` makes; their runs carry it, so the triggers match only ours
 PREFIX = "incarnate: "
 STALE_PREFIX = f"{PREFIX}no backup of "
+ARCHIVE_PREFIX = f"{PREFIX}log archive of "
 FINAL_EVENTS = {
     "prefect.flow-run.Completed",
     "prefect.flow-run.Failed",
@@ -49,6 +54,7 @@ class AlertSettings:
     stale_after: timedelta  # INCARNATE_STALE_AFTER, default 26h
     heartbeat_seconds: int  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY the served runs get (Prefect's minimum is 30)
     heartbeat_grace: timedelta  # INCARNATE_HEARTBEAT_GRACE: silence after which a run is crashed, default 3 beats
+    archive_gap: timedelta = timedelta(minutes=15)  # INCARNATE_ARCHIVE_GAP: silence of a stack's log archiving
 
     @classmethod
     def from_environment(cls, block: str | None = None, stale_after: str | None = None) -> "AlertSettings":
@@ -70,6 +76,7 @@ class AlertSettings:
             parse_duration(stale_after or os.environ.get("INCARNATE_STALE_AFTER", "26h"), "stale-after"),
             int(beat),
             grace,
+            parse_duration(os.environ.get("INCARNATE_ARCHIVE_GAP", "15m"), "INCARNATE_ARCHIVE_GAP"),
         )
 
 
@@ -181,7 +188,40 @@ def desired(stacks: list[str], settings: AlertSettings) -> list:
                 ],
             )
         )
+        made.append(archive_alert(stack, settings, block_id))
     return made
+
+
+def archive_alert(stack: str, settings: AlertSettings, block_id: object):
+    from prefect.automations import Automation
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    minutes = settings.archive_gap.total_seconds() / 60
+    return Automation(
+        name=f"{ARCHIVE_PREFIX}{stack} behind",
+        description=f"The logs of stack {stack} were not archived for {minutes:g} min: tell {settings.block}.",
+        trigger=EventTrigger(
+            after={LOG_ARCHIVED},
+            expect={LOG_ARCHIVED},
+            match={"prefect.resource.id": stack_resource(stack)},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=settings.archive_gap,
+        ),
+        actions=[
+            SendNotification(
+                block_document_id=block_id,
+                subject=f"incarnate: log archive of stack {stack} behind for {minutes:g} min",
+                body=(
+                    f"incarnate: the database logs of stack {stack} have not been archived for {minutes:g} min, so a "
+                    f"recovery would lose the writes since: is `incarnate serve` (or the pool's worker) running, and "
+                    f"does its output say why a round failed? `incarnate status` shows how far behind it is."
+                ),
+            )
+        ],
+    )
 
 
 def _canonical(value: object) -> object:

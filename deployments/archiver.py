@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from prefect.events import emit_event
 
 from blocks import resolve
+from incarnate import settings
 from incarnate.archiver import Round, ship_stack
+from incarnate.compose import STATE_FILE
 from incarnate.config import StackConfig
 from incarnate.errors import ConfigError, IncarnateError
 from incarnate.repo import load_customer_config
 from incarnate.stages import create_host
+from incarnate.state import StackState
 from tasks.backup import stack_resource
 
 LOG_ARCHIVED = "incarnate.log.archived"  # what the archive alert (deployments/alerts.py) waits for
@@ -90,12 +93,21 @@ def run_rounds(
         stop.wait(max(0.0, every - (time.monotonic() - began)))
 
 
-def in_background(stacks: list[tuple[str, str | None]]) -> threading.Event:
+def deployed_here() -> list[tuple[str, str | None]]:
+    """The stacks deployed on this machine's engine, by the customer repo their state names (a worker's host)."""
+    found = []
+    for path in sorted(settings.stacks_dir().glob(f"*/{STATE_FILE}")):
+        try:
+            found.append((StackState.model_validate_json(path.read_text()).repo, None))
+        except (OSError, ValueError) as error:
+            print(f"archiving: {path} cannot be read ({error}); that stack is not archived from here")
+    return found
+
+
+def in_background(stacks: Callable[[], list[tuple[str, str | None]]]) -> threading.Event:
     """Archive these stacks in a daemon thread of this process (serve, worker); set the event to stop it."""
     stop = threading.Event()
-    if stacks:
-        thread = threading.Thread(
-            target=run_rounds, args=(lambda: stacks, stop), kwargs={"quiet": True}, name="archiver", daemon=True
-        )
-        thread.start()
+    thread = threading.Thread(target=run_rounds, args=(stacks, stop), kwargs={"quiet": True}, name="archiver")
+    thread.daemon = True
+    thread.start()
     return stop

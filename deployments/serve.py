@@ -150,7 +150,7 @@ def main(settings: alerts.AlertSettings, max_runs: int) -> None:
     # already started its process, so a hundred runs due at once would still cost a hundred processes here.
     print(f"runs at once: at most {max_runs} (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order")
     local = [(customer.repo, where.host) for customer, where in customers if not where.pool]
-    archiver.in_background(local)
     if local:
+        archiver.in_background(lambda: local)
         print(f"archiving the database logs of {len(local)} stack(s) every {archiver.archive_seconds():g} s")
     serve(*served, release_deployment(), limit=max_runs, query_seconds=POLL_SECONDS)

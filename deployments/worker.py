@@ -19,6 +19,7 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.utilities.services import critical_service_loop
 from prefect.workers.process import ProcessWorker
 
+from deployments import archiver
 from deployments.alerts import AlertSettings
 
 # How often serve and a worker ask for runs to start: a UI button or a CI trigger waits for the next ask, and
@@ -93,6 +94,9 @@ def main(pool: str, max_runs: int, settings: AlertSettings) -> int:
         f"worker of pool {pool}: runs its flows on this host (engine {os.environ.get('DOCKER_HOST') or 'local'}), "
         f"at most {max_runs} at once (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order"
     )
+    # The stacks this host runs archive their logs from here, where their databases are (found each round).
+    archiver.in_background(archiver.deployed_here)
+    print(f"archiving the database logs of the stacks deployed on this host every {archiver.archive_seconds():g} s")
     anyio.run(serve_pool, pool, max_runs)
     return 0
 

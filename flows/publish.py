@@ -166,7 +166,8 @@ def run_and_back_up(
         with report.stage(stages.backup.NAME) as row:
             result = back_up_vanilla(project, descriptor, releases, prefix)
             row["detail"] = (
-                f"vanilla backup {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new bytes stored"
+                f"vanilla backup {result.stats.raw_bytes:,} bytes, {result.stats.new_bytes:,} new bytes stored; "
+                f"{publish.recovery_point(project, descriptor)}"
             )
         with report.stage("stop") as row:
             row["detail"] = warn(publish.slow_stop_warnings(project, descriptor)) or "every service stopped on SIGTERM"

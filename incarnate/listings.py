@@ -2,18 +2,20 @@
 and return the lines, so the command line only resolves the things, prints, and exits."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from incarnate import product_settings
+from incarnate import datasources, log_archive, product_settings
 from incarnate.backup_format import list_snapshots, scan_snapshots
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
-from incarnate.errors import StoreError
+from incarnate.datasources.database import Database
+from incarnate.errors import HostError, StoreError
 from incarnate.health import HealthWait
 from incarnate.hooks import POINTS
 from incarnate.host import Host
 from incarnate.incarnations import Incarnation, history
 from incarnate.readiness import observe
-from incarnate.releases import ReleaseStore, customer_releases
+from incarnate.releases import ReleaseDescriptor, ReleaseStore, customer_releases
 from incarnate.retention import PruneResult
 from incarnate.state import read_state
 from incarnate.stores import Store, lock_description
@@ -51,6 +53,7 @@ def status(
         for name in shown
         if product_settings.variable(name) in values
     ]
+    lines += recovery_points(project, release, store())
     readiness, seen = observe(project, release, state.http_port)
     lines.append(f"  answers   {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
     checked_now = healthy_now(host, project.name)
@@ -61,6 +64,33 @@ def status(
         condition = f"{service.get('State', '?')} {health}".rstrip()
         lines.append(f"  {service.get('Service', '?'):<9} {condition:<17} {service.get('Image', '?')}")
     return 0, lines
+
+
+def recovery_points(project: ComposeProject, release: ReleaseDescriptor, store: Store) -> list[str]:
+    """Per database, what a recovery would bring back now: every write, when the archive holds all the server's
+    log, else how far behind it is; or the last backup, when the database writes no log incarnate can archive."""
+    lines = []
+    for source in datasources.for_release(project, release):
+        if not isinstance(source, Database):
+            continue
+        try:
+            files = source.log_files()
+        except HostError as error:
+            lines.append(f"  recovery  {source.artifact}: unknown, the database does not answer ({error})")
+            continue
+        if files is None:
+            lines.append(f"  recovery  {source.artifact}: last backup ({source.archiving()})")
+            continue
+        archived = log_archive.listing(store, project.name, source.artifact)
+        behind = sum(max(0, log.size - archived.archived_to(log.name)) for log in files)
+        newest = log_archive.newest_event(store, project.name, source.artifact)
+        written = datetime.fromtimestamp(newest, UTC).isoformat(timespec="seconds") if newest else "none yet"
+        lines.append(
+            f"  recovery  {source.artifact}: "
+            + ("every write archived" if not behind else f"{behind:,} bytes of its binlog not archived yet")
+            + f" (newest archived write {written}; serve archives every few seconds, or `incarnate archive`)"
+        )
+    return lines
 
 
 def healthy_now(host: Host, project: str) -> set[str]:

@@ -121,9 +121,9 @@ class Listing:
         """Up to which byte the file is archived without a gap from its start."""
         end = 0
         for offset, piece_end, _, _ in self.pieces.get(name, []):
-            if offset != end:
+            if offset > end:
                 break
-            end = piece_end
+            end = max(end, piece_end)  # two archivers may ship overlapping pieces: the same bytes of one file
         return end
 
     def closed(self, name: str) -> bool:
@@ -321,7 +321,9 @@ def plan_replay(store: Store, stack: str, database: str, base: tuple[str, int]) 
     while number in names:
         name, pieces, end = names[number], [], 0
         for offset, piece_end, _, key in found.pieces[name]:
-            if offset != end:
+            if piece_end <= end and pieces:
+                continue  # within what the pieces taken hold already (shipped twice)
+            if offset > end:
                 gap = f"log file {name} is archived to byte {end:,}, then only from byte {offset:,}"
                 break
             pieces.append(_checked_piece(store, key, name, offset, piece_end))
@@ -333,7 +335,7 @@ def plan_replay(store: Store, stack: str, database: str, base: tuple[str, int]) 
         if gap:
             break
         position, number = 0, number + 1
-        if not (pieces and pieces[-1].final) and any(other >= number for other in names):
+        if not found.closed(name) and any(other >= number for other in names):
             gap = f"log file {name} was not archived to its end (byte {end:,}) before later ones were"
         elif number not in names and any(other > number for other in names):
             gap = f"log file number {number} is not archived, later ones are"
@@ -352,8 +354,10 @@ def log_bytes(store: Store, plan: LogFilePlan) -> bytes:
     """A log file's archived bytes from its start, every chunk verified."""
     data = bytearray()
     for piece in plan.pieces:
+        held = bytearray()
         for chunk in chunk_stream(store, f"archived log {plan.name} at byte {piece.offset}", piece.data):
-            data += chunk
+            held += chunk
+        data += held[len(data) - piece.offset :]  # an overlapping piece holds the same bytes where it overlaps
     return bytes(data)
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import yaml
 from pydantic import SecretStr
 
-from incarnate import __version__, product_settings
+from incarnate import __version__, datasources, product_settings
 from incarnate.compose import ComposeProject
 from incarnate.config import PUBLISH_PREFIX, StackConfig
+from incarnate.datasources.database import Database
 from incarnate.errors import ReleaseError
 from incarnate.host import Host
 from incarnate.pinned import PinnedStack
@@ -372,3 +373,15 @@ def publication(folder: ReleaseFolder, digests: dict[str, str], vanilla: str, va
         published_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_version=__version__,
     )
+
+
+def recovery_point(project: ComposeProject, release: ReleaseDescriptor) -> str:
+    """What a customer's recovery of this release brings back, as its databases allow: every write (their logs are
+    archived continuously), or only the last backup (and why)."""
+    databases = [source for source in datasources.for_release(project, release) if isinstance(source, Database)]
+    why_not = [f"{source.artifact}: {reason}" for source in databases if (reason := source.archiving())]
+    if not databases:
+        return "recovery point: last backup (no database; files are backed up nightly)"
+    if why_not:
+        return f"recovery point: last backup ({'; '.join(why_not)})"
+    return "recovery point: seconds before a loss (every database's log is archived as it is written)"

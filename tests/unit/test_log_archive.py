@@ -2,10 +2,12 @@
 The real MariaDB does this end to end in tests/e2e/test_log_archive.py; here a server's files are bytes."""
 
 import struct
+from datetime import UTC, datetime
 
 import pytest
 
 from incarnate import binlog, log_archive
+from incarnate.backup_format import SnapshotWriter
 from incarnate.errors import IntegrityError
 from incarnate.log_archive import LogFile, listing, plan_replay, ship
 from incarnate.stores.local import LocalStore
@@ -122,3 +124,20 @@ def test_a_recovery_time_needs_a_zone():
         log_archive.recovery_time("2026-12-03T14:05:00")
     with pytest.raises(Exception, match="is not an ISO 8601 time"):
         log_archive.recovery_time("yesterday")
+
+
+def test_two_archivers_shipping_one_file_at_once_leave_no_gap(tmp_path):
+    store, server = LocalStore(tmp_path), Server()
+    server.files["mariadb-bin.100001"] = binlog.MAGIC + event(100)
+    ship(store, "acme", server)
+    server.files["mariadb-bin.100001"] += event(101) + event(102)
+    whole = server.files["mariadb-bin.100001"]
+    # A second archiver listed the store before the first piece was written: it ships the file from its start.
+    with SnapshotWriter(store, "logs/acme/database-demo") as writer:
+        log_archive._write_piece(writer, "acme", server, "mariadb-bin.100001", 0, whole, False, datetime.now(UTC))
+    ship(store, "acme", server)  # and the first one ships the rest, from where it had got to
+    archived = listing(store, "acme", "database-demo")
+    assert archived.archived_to("mariadb-bin.100001") == len(whole)
+    assert len(archived.pieces["mariadb-bin.100001"]) == 2  # overlapping: 0..33 and 0..91
+    plan = plan_replay(store, "acme", "database-demo", ("mariadb-bin.100001", 4))
+    assert plan.gap is None and log_archive.log_bytes(store, plan.files[0]) == whole
