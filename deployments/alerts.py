@@ -161,58 +161,32 @@ def desired(stacks: list[str], settings: AlertSettings) -> list:
         )
     )
     hours = settings.stale_after.total_seconds() / 3600
+    minutes = settings.archive_gap.total_seconds() / 60
     for stack in stacks:
         made.append(
-            Automation(
+            silence_alert(
+                stack,
+                BACKUP_COMPLETED,
+                settings.stale_after,
+                block_id,
                 name=f"{STALE_PREFIX}{stack}",
                 description=f"No completed backup of stack {stack} for {hours:g} h: tell {settings.block}.",
-                trigger=EventTrigger(
-                    after={BACKUP_COMPLETED},
-                    expect={BACKUP_COMPLETED},
-                    match={"prefect.resource.id": stack_resource(stack)},
-                    for_each={"prefect.resource.id"},
-                    posture=Posture.Proactive,
-                    threshold=1,
-                    within=settings.stale_after,
+                subject=f"incarnate: no backup of stack {stack} for {hours:g} h",
+                body=(
+                    f"incarnate: stack {stack} has had no completed backup for {hours:g} h: its nightly backup "
+                    f"failed or did not run (is `incarnate serve` running?). Run `incarnate backup` for it, "
+                    f"and see the backup deployment's runs in the Prefect UI."
                 ),
-                actions=[
-                    SendNotification(
-                        block_document_id=block_id,
-                        subject=f"incarnate: no backup of stack {stack} for {hours:g} h",
-                        body=(
-                            f"incarnate: stack {stack} has had no completed backup for {hours:g} h: its nightly backup "
-                            f"failed or did not run (is `incarnate serve` running?). Run `incarnate backup` for it, "
-                            f"and see the backup deployment's runs in the Prefect UI."
-                        ),
-                    )
-                ],
             )
         )
-        made.append(archive_alert(stack, settings, block_id))
-    return made
-
-
-def archive_alert(stack: str, settings: AlertSettings, block_id: object):
-    from prefect.automations import Automation
-    from prefect.events.actions import SendNotification
-    from prefect.events.schemas.automations import EventTrigger, Posture
-
-    minutes = settings.archive_gap.total_seconds() / 60
-    return Automation(
-        name=f"{ARCHIVE_PREFIX}{stack} behind",
-        description=f"The logs of stack {stack} were not archived for {minutes:g} min: tell {settings.block}.",
-        trigger=EventTrigger(
-            after={LOG_ARCHIVED},
-            expect={LOG_ARCHIVED},
-            match={"prefect.resource.id": stack_resource(stack)},
-            for_each={"prefect.resource.id"},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=settings.archive_gap,
-        ),
-        actions=[
-            SendNotification(
-                block_document_id=block_id,
+        made.append(
+            silence_alert(
+                stack,
+                LOG_ARCHIVED,
+                settings.archive_gap,
+                block_id,
+                name=f"{ARCHIVE_PREFIX}{stack} behind",
+                description=f"The logs of stack {stack} were not archived for {minutes:g} min: tell {settings.block}.",
                 subject=f"incarnate: log archive of stack {stack} behind for {minutes:g} min",
                 body=(
                     f"incarnate: the database logs of stack {stack} have not been archived for {minutes:g} min, so a "
@@ -220,7 +194,30 @@ def archive_alert(stack: str, settings: AlertSettings, block_id: object):
                     f"does its output say why a round failed? `incarnate status` shows how far behind it is."
                 ),
             )
-        ],
+        )
+    return made
+
+
+def silence_alert(stack: str, event: str, within: timedelta, block_id: object, **words: str):
+    """Tell the block when `event` of the stack, once seen, is not seen again within `within` (name, description,
+    subject and body in `words`)."""
+    from prefect.automations import Automation
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    return Automation(
+        name=words["name"],
+        description=words["description"],
+        trigger=EventTrigger(
+            after={event},
+            expect={event},
+            match={"prefect.resource.id": stack_resource(stack)},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=within,
+        ),
+        actions=[SendNotification(block_document_id=block_id, subject=words["subject"], body=words["body"])],
     )
 
 
