@@ -82,7 +82,7 @@ def stack_deployments(customer: CustomerConfig, where: Registration = LOCAL) -> 
     made.append(
         deployment(
             restore_drill,
-            on_host,
+            {**on_host, "at": "random"},  # a random second since the oldest backup: logs replayed, older bases tried
             f"restore drill of stack {stack}: newest backup into a scratch stack, checked, removed ({drill}, {zone})",
             more_tags=("weekly",),
             schedules=[Cron(drill, timezone=zone)],

@@ -9,9 +9,8 @@ from flows.deploy import bring_up
 from flows.prologue import stack_on_host
 from flows.report import StageReport, artifact_key
 from incarnate import product_settings, stages
-from incarnate.backup_format import find_snapshot
 from incarnate.config import DRILL_SUFFIX
-from incarnate.errors import ConfigError, StoreError
+from incarnate.errors import StoreError
 from incarnate.host import free_port
 from incarnate.log_archive import recovery_time
 from incarnate.pinned import PinnedStack
@@ -20,7 +19,7 @@ from incarnate.publish import check_policy
 from incarnate.registry import check_pinned
 from incarnate.releases import customer_releases, published_digests
 from incarnate.repo import CustomerConfig, load_customer_config
-from incarnate.stages.fetch_backup import recovery_base, snapshot_at
+from incarnate.stages.fetch_backup import choose, random_moment
 from incarnate.stages.restore import Recovery
 from tasks.chores import tear_down
 
@@ -39,25 +38,17 @@ def restore_drill(
         snapshot: id of the snapshot to drill; empty for the newest.
         http_port: host port for the scratch stack's app; 0 picks a free one.
         at: drill a recovery to this time (ISO 8601 with a zone): the newest backup taken at or before it, its
-        databases' archived logs replayed up to it; empty or `latest` replays everything archived.
+        databases' archived logs replayed up to it; empty or `latest` replays everything archived; `random`: a
+        random second since the oldest backup (the weekly drill's: older bases and the logs get tried too).
     """
-    target = recovery_time(at)
-    if target and snapshot:
-        raise ConfigError("choose either a snapshot or a recovery time (--at), not both; nothing was changed.")
+    target = None if at == "random" else recovery_time(at)
     report = StageReport("restore-drill")
     with report.stage(stages.load_config.NAME) as row:
         customer = load_customer_config(repo)
         store = resolve.backup_store(customer.config)
-        chosen = (
-            find_snapshot(store, customer.config.stack, snapshot)
-            if snapshot
-            else recovery_base(store, customer.config.stack, target)
-            or (
-                snapshot_at(store, customer.config.stack, target)
-                if target
-                else find_snapshot(store, customer.config.stack)
-            )
-        )
+        if at == "random" and not snapshot:
+            target = random_moment(store, customer.config.stack)
+        chosen = choose(store, customer.config.stack, snapshot, target)
         if chosen is None:
             raise StoreError(f"stack {customer.config.stack} has no snapshot in {store.location} to drill.")
         manifest = chosen.manifest
@@ -81,7 +72,9 @@ def restore_drill(
             secrets_of=customer.config.stack,
             login=registry,
         )
-        row["detail"] = f"snapshot {chosen.id}, release {manifest.release}"
+        row["detail"] = f"snapshot {chosen.id}, release {manifest.release}" + (
+            f", recovery to {target.isoformat(timespec='seconds')}" if target else ""
+        )
     report.stack = customer.config.stack
     # The scratch stack is held like any stack: two drills of one stack would otherwise tear down each other's.
     with stack_on_host(report, scratch, docker_host, prepare=False, store=store) as held:

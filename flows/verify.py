@@ -6,7 +6,7 @@ from prefect.artifacts import create_table_artifact
 
 from blocks import resolve
 from flows.report import StageReport, artifact_key
-from incarnate import stages
+from incarnate import log_archive, stages
 from incarnate.backup_format import Sample, find_snapshot, scan_snapshots
 from incarnate.errors import IntegrityError, StoreError
 from incarnate.repo import load_customer_config
@@ -35,15 +35,18 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
         else:  # every manifest of the stack that cannot be read is a problem, whichever snapshots are re-read
             readable, unreadable = scan_snapshots(store, config.stack)
             chosen = readable if everything else readable[-1:]
+        pieces, bad_pieces = log_archive.pieces_of(store, config.stack) if not snapshot else ([], [])
         if not chosen and not unreadable:
             raise StoreError(f"stack {config.stack} has no snapshot in {store.location} to verify.")
         row["detail"] = (
-            f"{len(chosen)} snapshot{'s' if len(chosen) > 1 else ''}, {sample or 'every chunk'}; {store.describe()}"
+            f"{len(chosen)} snapshot{'s' if len(chosen) > 1 else ''} and {len(pieces)} archived log pieces, "
+            f"{sample or 'every chunk'}; {store.describe()}"
         )
     report.stack = config.stack
     with report.stage("verify") as row:
-        result = verify(store, chosen, share)
+        result = verify(store, chosen, share, pieces)
         problems = [f"snapshot {bad.id}: its manifest cannot be read ({bad.reason})" for bad in unreadable]
+        problems += bad_pieces
         problems += result.problems
         row["detail"] = f"{result.chunks_read} of {result.chunks_total} chunks, {result.bytes_read:,} bytes: " + (
             "all good" if not problems else f"{len(problems)} bad"
@@ -65,10 +68,11 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
             f"stack {config.stack}: {len(unreadable)} snapshot manifest{'s' if len(unreadable) > 1 else ''} in "
             f"{store.location} cannot be read ({', '.join(bad.id for bad in unreadable)}); first: {problems[0]}"
         )
-    if result.problems:
+    if result.problems or bad_pieces:
         raise IntegrityError(
             f"stack {config.stack}: {len(result.problems)} of {result.chunks_read} chunks read in "
-            f"{store.location} are missing or corrupt, first: {result.problems[0]}"
+            f"{store.location} are missing or corrupt, {len(bad_pieces)} archived log pieces cannot be read; first: "
+            f"{(bad_pieces + result.problems)[0]}"
         )
     print(
         f"stack {config.stack}: {len(chosen)} snapshot{'s' if len(chosen) > 1 else ''} verified in {store.location}, "

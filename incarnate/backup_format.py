@@ -562,16 +562,25 @@ class Verified:
 
 
 def verify_chunks(
-    store: Store, snapshots: list[Snapshot], sample: Sample | None = None, parallel: int = PARALLEL
+    store: Store,
+    snapshots: list[Snapshot],
+    sample: Sample | None = None,
+    parallel: int = PARALLEL,
+    more: list[tuple[str, Artifact]] = (),
 ) -> Verified:
-    """Re-read the chunks of these snapshots (all, or a sample), in parallel, each proven by its id."""
+    """Re-read the chunks of these snapshots and of `more` (where each is, what it holds: archived log pieces),
+    all or a sample, in parallel, each proven by its id."""
     where: dict[str, str] = {}
     sizes: dict[str, int] = {}
-    for snapshot in snapshots:
-        for artifact in snapshot.manifest.artifacts:
-            for chunk_id, length in artifact.chunks:
-                where.setdefault(chunk_id, f"snapshot {snapshot.id}, artifact {artifact.name}")
-                sizes[chunk_id] = length
+    held = [
+        (f"snapshot {snapshot.id}, artifact {item.name}", item)
+        for snapshot in snapshots
+        for item in snapshot.manifest.artifacts
+    ]
+    for place, artifact in [*held, *more]:
+        for chunk_id, length in artifact.chunks:
+            where.setdefault(chunk_id, place)
+            sizes[chunk_id] = length
     chosen = sample.choose(sizes) if sample else list(sizes)
 
     def check(chunk_id: str) -> str | None:

@@ -382,6 +382,19 @@ def at_second(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+def pieces_of(store: Store, stack: str) -> tuple[list[tuple[str, Artifact]], list[str]]:
+    """The stack's archived log pieces (where each is, what it holds), and one line per piece that cannot be read."""
+    found, problems = [], []
+    for key in store.list(f"{LOGS}/{stack}"):
+        if not key.endswith(".json") or f"/{HISTORIES}/" in key:
+            continue
+        try:
+            found.append((f"archived log piece {key}", read_piece(store, key).data))
+        except IntegrityError as error:
+            problems.append(str(error))
+    return found, problems
+
+
 def log_chunk_ids(store: Store) -> tuple[set[str], str | None]:
     """Every chunk an archived log piece references, and the first piece that cannot be read (then any chunk may
     be referenced)."""

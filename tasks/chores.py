@@ -6,7 +6,7 @@ None retries: each either acts on the running stack (a retry would hide why it f
 from prefect import task
 
 from incarnate import datasources, retention
-from incarnate.backup_format import Sample, Snapshot, Verified, verify_chunks
+from incarnate.backup_format import Artifact, Sample, Snapshot, Verified, verify_chunks
 from incarnate.compose import ComposeProject
 from incarnate.config import Retention
 from incarnate.errors import StageError
@@ -63,9 +63,12 @@ def check(project: ComposeProject, release: ReleaseDescriptor, snapshot: Snapsho
 
 
 @task(name="verify", **STAGE)
-def verify(store: Store, snapshots: list[Snapshot], sample: Sample | None = None) -> Verified:
-    """Re-read the chunks of these snapshots (all, or a sample); one line per missing or corrupt chunk."""
-    return verify_chunks(store, snapshots, sample)
+def verify(
+    store: Store, snapshots: list[Snapshot], sample: Sample | None = None, more: list[tuple[str, Artifact]] = ()
+) -> Verified:
+    """Re-read the chunks of these snapshots and of `more` (archived log pieces), all or a sample; one line per
+    missing or corrupt chunk."""
+    return verify_chunks(store, snapshots, sample, more=more)
 
 
 @task(name="prune", **STAGE)

@@ -1,6 +1,7 @@
 """Fetch backup: the newest (or chosen) complete snapshot in the customer store; a first install seeds the
 store with the release's vanilla backup. The release's files are copied into the customer store too."""
 
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -69,6 +70,18 @@ def snapshot_at(store: Store, stack: str, at: datetime) -> Snapshot:
     return max(before, key=lambda snapshot: (snapshot.manifest.created(), snapshot.id))
 
 
+def random_moment(store: Store, stack: str) -> datetime | None:
+    """A random whole second between the stack's oldest backup and now (None without a backup): what the weekly
+    drill recovers to, so every base and the log after it get tried over the weeks."""
+    taken = [
+        snapshot.manifest.created() for snapshot in list_snapshots(store, stack) if snapshot.manifest.origin == "backup"
+    ]
+    if not taken:
+        return None
+    oldest, now = min(taken), datetime.now(UTC)
+    return (oldest + (now - oldest) * random.SystemRandom().random()).replace(microsecond=0)
+
+
 def recovery_base(store: Store, stack: str, at: datetime | None) -> Snapshot | None:
     """The snapshot a recovery to `at` (None: now, everything archived) restores once the stack's databases have
     begun histories of their logs: the newest backup taken in the history live at that moment, else the snapshot
@@ -97,6 +110,16 @@ def recovery_base(store: Store, stack: str, at: datetime | None) -> Snapshot | N
     return began_from
 
 
+def choose(store: Store, stack: str, snapshot_id: str | None, at: datetime | None) -> Snapshot | None:
+    """The snapshot a deployment restores: the one named, or the base of a recovery to `at` (None: to the newest
+    write), which the histories of the stack's databases decide once they exist; None when the stack has none."""
+    if at is not None and snapshot_id is not None:
+        raise ConfigError("choose either a snapshot or a recovery time (--at), not both; nothing was changed.")
+    if snapshot_id is not None:
+        return find_snapshot(store, stack, snapshot_id)
+    return recovery_base(store, stack, at) or (snapshot_at(store, stack, at) if at else find_snapshot(store, stack))
+
+
 def run(
     pinned: PinnedStack,
     store: Store,
@@ -105,14 +128,7 @@ def run(
     at: datetime | None = None,
 ) -> Snapshot:
     config = pinned.customer.config
-    if at is not None and snapshot_id is not None:
-        raise ConfigError("choose either a snapshot or a recovery time (--at), not both; nothing was changed.")
-    if snapshot_id is not None:
-        snapshot = find_snapshot(store, config.stack, snapshot_id)
-    else:
-        snapshot = recovery_base(store, config.stack, at) or (
-            snapshot_at(store, config.stack, at) if at else find_snapshot(store, config.stack)
-        )
+    snapshot = choose(store, config.stack, snapshot_id, at)
     if snapshot_id is None and at is None and config.backup.retention.keep_incarnations:
         refuse_vanished_backup(pinned, store, snapshot)
     if snapshot is None:
