@@ -35,7 +35,8 @@ class BroughtUp:
 
     def recovery_point(self) -> str | None:
         """The newest write the stack's data holds by its backup and archived logs (None: nothing was loaded)."""
-        return self.replayed.recovery_point().isoformat(timespec="seconds") if self.replayed else None
+        point = self.replayed.recovery_point() if self.replayed else None
+        return point.isoformat(timespec="seconds") if point else None
 
 
 def bring_up(
@@ -67,7 +68,7 @@ def bring_up(
             rows = check(project, pinned.release, snapshot)
             row["detail"] = describe_rows(snapshot, rows)
     replayed = None
-    if LOADED in outcome.values():
+    if LOADED in outcome.values() or recovery.at is not None:
         with stage(stages.restore.REPLAY) as row:
             backup = pinned.customer.config.backup
             locked = replace(recovery, lock_days=backup.lock_days, lock_mode=backup.lock_mode)

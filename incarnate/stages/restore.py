@@ -13,7 +13,7 @@ from incarnate.backup_format import Artifact, Snapshot, restore_artifact
 from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource
 from incarnate.datasources.helper import ensure_helper
-from incarnate.errors import IntegrityError, UnrecordedData
+from incarnate.errors import ConfigError, IntegrityError, UnrecordedData
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseDescriptor, customer_releases
 from incarnate.secrets import Vault, secret_settings, stack_secrets
@@ -176,13 +176,16 @@ class Replayed:
     notes: list[str]  # per database: what was replayed, or why nothing was
     gaps: list[str]  # where an archive ended at a gap rather than at its newest write
     applied: bool  # writes were replayed: the data is no longer exactly the snapshot's
+    loaded: bool  # a database was loaded (else the recovery point says nothing of the stack's data)
 
-    def recovery_point(self) -> datetime:
-        return self.point or self.base
+    def recovery_point(self) -> datetime | None:
+        return self.point or (self.base if self.loaded else None)
 
     def describe(self) -> str:
-        point = self.recovery_point().isoformat(timespec="seconds")
-        return f"recovery point {point}; " + "; ".join(self.notes + [f"warning: {gap}" for gap in self.gaps])
+        point = self.recovery_point()
+        said = [*self.notes, *(f"warning: {gap}" for gap in self.gaps)]
+        head = [f"recovery point {point.isoformat(timespec='seconds')}"] if point else []
+        return "; ".join(head + said) or "nothing loaded"
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,16 @@ def replay(
         )
         if artifact.kind == "database" and outcome.get(artifact.name) == LOADED
     ]
+    kept = [name for name, result in outcome.items() if result == KEPT and name.startswith("database-")]
+    if at is not None and kept:
+        for _, source in databases:
+            source.reset()
+        raise ConfigError(
+            f"stack {stack} on host {project.host.name}: {', '.join(kept)} holds data, which a deployment keeps, so "
+            f"a recovery to {at.isoformat()} cannot be made into it; the databases this run loaded were emptied "
+            f"again. Recover onto another host, or remove the stack's data first (`docker compose -p "
+            f"{project.name} down --volumes` on the host) and recover --at again."
+        )
     try:
         for artifact, source in databases:
             if source.log_files() is None:
@@ -264,7 +277,7 @@ def replay(
         print(f"warning: stack {stack}: {gap}")
     point = datetime.fromtimestamp(max(reached), UTC) if reached else None
     applied = any(start.replayed for start in starts.values())
-    return Replayed(point, snapshot.manifest.created(), notes, gaps, applied)
+    return Replayed(point, snapshot.manifest.created(), notes, gaps, applied, bool(databases))
 
 
 def _route(

@@ -62,3 +62,10 @@ def test_recovery_speed_benchmark_runs_at_a_tiny_size(customer):
         "peak memory of incarnate backup storing the new data" in printed
         and "peak memory of incarnate recover:" in printed
     )
+
+
+def test_point_in_time_benchmark_runs_briefly(customer):
+    assert customer.install().returncode == 0
+    printed = bench("point_in_time.py", str(customer.repo), "--seconds", "8", "--interval", "2")
+    assert "recovery point: " in printed and "acknowledged at or after it present" in printed
+    assert "archiving / baseline median =" in printed

@@ -116,6 +116,10 @@ def test_archiving_survives_a_killed_archiver_and_a_store_outage_and_a_gap_is_ne
     assert recovered.returncode == 0, recovered.stderr[-3000:]
     assert titles(customer) == everything  # no gap: nothing the killed archiver or the outage held back was lost
     assert "warning" not in recovered.stdout
+    into_data = customer.incarnate("recover", str(customer.repo), "--at", datetime.now(UTC).isoformat())
+    assert into_data.returncode == 2, into_data.stderr[-2000:]
+    assert "database-demo holds data, which a deployment keeps" in into_data.stderr
+    assert titles(customer) == everything  # the running stack's data was kept, not claimed recovered
 
     # A piece deleted from the middle of the archive (a gap): a time past it is refused, nothing loaded is kept;
     # without --at the writes before it are recovered, with a warning that names the gap.
