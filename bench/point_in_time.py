@@ -1,16 +1,17 @@
 """Benchmark: the recovery point of continuous log archiving, measured with a writer that never stops.
 
-    .venv/bin/python bench/point_in_time.py [REPO] [--seconds 120] [--interval 10]
+    .venv/bin/python bench/point_in_time.py [REPO] [--seconds 60] [--interval 10] [--losses 5]
 
 REPO is a demo customer repo whose stack is installed (default: the demo customer set-up made). A writer acknowledges
 a record every 100 ms through the app's API. First without archiving (the baseline write latency), then with
-`incarnate archive --follow` running every --interval seconds (its CPU read from /proc), for --seconds; at a random
-moment of the last half the stack is lost whole (containers and volumes). Then `incarnate recover`: the records
-acknowledged before the loss that did not come back (the recovery point, in rows and seconds); and `incarnate
-recover --at` a random second of the window: the records acknowledged before it that are missing, and those
-acknowledged at or after it that are present (both should be 0: binlog times are whole seconds, a record whose
-commit and acknowledgement straddle the second may land on either side). Prints the write latency with archiving
-against the baseline (the ratio), the archiver's CPU, the log bytes it stored, and the time until healthy.
+`incarnate archive --follow` running every --interval seconds (its CPU read from /proc); at a random moment between
+half of --seconds and --seconds the stack is lost whole (containers and volumes), then `incarnate recover`: the
+records acknowledged before the loss that did not come back (the recovery point, in rows and seconds); --losses
+times. Then `incarnate recover --at` a random second of the last window: the records acknowledged before it that
+are missing, and those acknowledged at or after it that are present (both should be 0: binlog times are whole
+seconds, a record whose commit and acknowledgement straddle the second may land on either side). Prints the write
+latency with archiving against the baseline (the ratio), the archiver's CPU, the log bytes it stored, and how long
+the recoveries took.
 """
 
 import argparse
@@ -130,24 +131,26 @@ def log_bytes(store, stack: str) -> int:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("repo", nargs="?", default=str(settings.home() / "customers" / "demo"))
-    parser.add_argument("--seconds", type=float, default=120.0, help="writing with archiving, before the loss")
-    parser.add_argument("--interval", type=float, default=10.0, help="INCARNATE_ARCHIVE_SECONDS of the archiver")
-    args = parser.parse_args()
-    config = load_customer_config(args.repo).config
-    state = read_state_of(config.stack)
-    url = f"http://127.0.0.1:{state.http_port}"
-    store = backup_store(config)
+@dataclass
+class Loss:
+    """One window of writing with archiving, ended by a total loss, and the recovery after it."""
 
-    baseline = write_for(url, max(5.0, args.seconds / 4), "baseline")
-    backup_seconds, _ = incarnate("backup", args.repo)
+    acked: list[tuple[float, str]]  # acknowledged before the loss
+    lost: list[tuple[float, str]]  # of those, not back after the recovery
+    point: float  # seconds between the newest record that came back and the loss
+    began: float
+    lost_at: float
+    latencies: list[float]
+    cpu_share: float  # of one core, by the archiver once started
+    recover_seconds: float
+
+
+def one_loss(repo: str, stack: str, url: str, seconds: float, interval: float) -> Loss:
     archiver = subprocess.Popen(
-        [INCARNATE, "archive", args.repo, "--follow"],
+        [INCARNATE, "archive", repo, "--follow"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "INCARNATE_ARCHIVE_SECONDS": f"{args.interval:g}"},
+        env={**os.environ, "INCARNATE_ARCHIVE_SECONDS": f"{interval:g}"},
         start_new_session=True,
     )
     writer = Writer(url)
@@ -155,58 +158,89 @@ def main() -> int:
     thread = threading.Thread(target=writer.run, args=(f"archived {run}",), daemon=True)
     began = time.time()
     thread.start()
-    loss_after = args.seconds * random.uniform(0.5, 1.0)
+    loss_after = seconds * random.uniform(0.5, 1.0)
     settled = min(5.0, loss_after / 2)  # the archiver's start (Python, its imports) is not archiving's cost
     time.sleep(settled)
     cpu_from = cpu_seconds(archiver.pid)
     time.sleep(loss_after - settled)
     cpu = cpu_seconds(archiver.pid) - cpu_from
     lost_at = time.time()
-    lose_stack(config.stack)
+    lose_stack(stack)
     time.sleep(0.5)
     writer.stop.set()
     thread.join()
     os.killpg(archiver.pid, signal.SIGKILL)
     archiver.wait()
     acked = [(moment, title) for moment, title in writer.acked if moment < lost_at]
-
-    recover_seconds, _ = incarnate("recover", args.repo)
+    recover_seconds, _ = incarnate("recover", repo)
     present = titles(url)
     lost = [(moment, title) for moment, title in acked if title not in present]
     kept = [moment for moment, title in acked if title in present]
     point = lost_at - max(kept) if kept else float("nan")
+    return Loss(acked, lost, point, began, lost_at, writer.latencies, cpu / (loss_after - settled), recover_seconds)
 
-    chosen = datetime.fromtimestamp(random.uniform(began + 1, lost_at - 1), UTC).replace(microsecond=0)
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("repo", nargs="?", default=str(settings.home() / "customers" / "demo"))
+    parser.add_argument("--seconds", type=float, default=60.0, help="at most this long writing before each loss")
+    parser.add_argument("--interval", type=float, default=10.0, help="INCARNATE_ARCHIVE_SECONDS of the archiver")
+    parser.add_argument("--losses", type=int, default=5, help="total losses, each recovered (default 5)")
+    args = parser.parse_args()
+    config = load_customer_config(args.repo).config
+    url = f"http://127.0.0.1:{read_state_of(config.stack).http_port}"
+    store = backup_store(config)
+
+    baseline = write_for(url, max(5.0, args.seconds / 4), "baseline")
+    backup_seconds, _ = incarnate("backup", args.repo)
+    losses = []
+    for number in range(1, args.losses + 1):
+        losses.append(one_loss(args.repo, config.stack, url, args.seconds, args.interval))
+        print(
+            f"  loss {number}/{args.losses}: {len(losses[-1].lost)} of {len(losses[-1].acked)} records lost, "
+            f"newest recovered {losses[-1].point:.1f} s before the loss",
+            flush=True,
+        )
+    last = losses[-1]
+    chosen = datetime.fromtimestamp(random.uniform(last.began + 1, last.lost_at - 1), UTC).replace(microsecond=0)
     lose_stack(config.stack)
     at_seconds, _ = incarnate("recover", args.repo, "--at", chosen.isoformat())
     at_present = titles(url)
     cut = chosen.timestamp()
-    missing_before = sum(1 for moment, title in acked if moment < cut and title not in at_present)
-    present_after = sum(1 for moment, title in acked if moment >= cut and title in at_present)
+    missing_before = sum(1 for moment, title in last.acked if moment < cut and title not in at_present)
+    present_after = sum(1 for moment, title in last.acked if moment >= cut and title in at_present)
     lose_stack(config.stack)
     incarnate("recover", args.repo)  # the stack ends as it was: every write archived is back
 
-    ratio = statistics.median(writer.latencies) / statistics.median(baseline.latencies)
-    print(f"writes: {len(acked)} acknowledged in {lost_at - began:.0f} s with archiving every {args.interval:g} s")
-    print(f"recovery point: {len(lost)} acknowledged records lost, the newest recovered {point:.1f} s before the loss")
+    latencies = [latency for loss in losses for latency in loss.latencies]
+    ratio = statistics.median(latencies) / statistics.median(baseline.latencies)
+    points = [loss.point for loss in losses]
+    print(
+        f"writes: {sum(len(loss.acked) for loss in losses)} acknowledged in {len(losses)} windows, archiving every "
+        f"{args.interval:g} s"
+    )
+    print(
+        f"recovery point: {sum(len(loss.lost) for loss in losses)} acknowledged records lost in {len(losses)} losses; "
+        f"the newest recovered record was {statistics.median(points):.1f} s (median), {max(points):.1f} s (worst) "
+        f"before the loss"
+    )
     print(
         f"recover --at {chosen.isoformat()}: {missing_before} records acknowledged before it missing, "
         f"{present_after} acknowledged at or after it present"
     )
     print(
-        f"write latency p50/p99: {1000 * statistics.median(writer.latencies):.1f}/"
-        f"{1000 * percentile(writer.latencies, 0.99):.1f} ms archiving, "
-        f"{1000 * statistics.median(baseline.latencies):.1f}/{1000 * percentile(baseline.latencies, 0.99):.1f} ms "
-        f"baseline; archiving / baseline median = {ratio:.2f}"
+        f"write latency p50/p99: {1000 * statistics.median(latencies):.1f}/{1000 * percentile(latencies, 0.99):.1f} "
+        f"ms archiving, {1000 * statistics.median(baseline.latencies):.1f}/"
+        f"{1000 * percentile(baseline.latencies, 0.99):.1f} ms baseline; archiving / baseline median = {ratio:.2f}"
     )
     print(
-        f"archiver CPU: {cpu:.1f} s in {loss_after - settled:.0f} s once started "
-        f"({100 * cpu / (loss_after - settled):.1f}% of one core); "
+        f"archiver CPU: {100 * statistics.median(loss.cpu_share for loss in losses):.1f}% of one core (median); "
         f"{log_bytes(store, config.stack):,} bytes of binlog archived in all"
     )
     print(
-        f"recover {recover_seconds:.1f} s, recover --at {at_seconds:.1f} s (whole runs, each with its closing "
-        f"backup); the backup before the window {backup_seconds:.1f} s"
+        f"recover {statistics.median(loss.recover_seconds for loss in losses):.1f} s (median), recover --at "
+        f"{at_seconds:.1f} s (whole runs, each with its closing backup); the backup before the windows "
+        f"{backup_seconds:.1f} s"
     )
     return 0
 

@@ -9,7 +9,6 @@ host does not answer) says why in this process's output and announces nothing, a
 server kept meanwhile (it purges only what is archived).
 """
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,27 +19,18 @@ from prefect.events import emit_event
 from blocks import resolve
 from incarnate import settings
 from incarnate.archiver import Round, ship_stack
-from incarnate.compose import STATE_FILE
+from incarnate.compose import STATE_FILE, ComposeProject
 from incarnate.config import StackConfig
-from incarnate.errors import ConfigError, IncarnateError
+from incarnate.errors import IncarnateError
 from incarnate.repo import load_customer_config
 from incarnate.stages import create_host
 from incarnate.state import StackState
+from incarnate.stores import Store
 from tasks.backup import stack_resource
 
 LOG_ARCHIVED = "incarnate.log.archived"  # what the archive alert (deployments/alerts.py) waits for
 NEW_WRITES_EVERY, IDLE_EVERY = 60.0, 300.0  # seconds between two announcements of one stack
-
-
-def archive_seconds() -> float:
-    text = os.environ.get("INCARNATE_ARCHIVE_SECONDS", "10")
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0
-    if not 1 <= seconds <= 3600:
-        raise ConfigError(f"INCARNATE_ARCHIVE_SECONDS {text!r}: expected seconds between 1 and 3600.")
-    return seconds
+REOPEN_SECONDS = 300.0  # a stack's config and store are read again this often (a changed stack.yaml is seen)
 
 
 @dataclass
@@ -53,7 +43,8 @@ class Announcer:
         shipped = any(database.pieces for database in result.shipped)
         last = self.said_at.get(result.stack)
         wait = NEW_WRITES_EVERY if shipped else IDLE_EVERY
-        if not result.shipped or (last is not None and time.monotonic() - last < wait):
+        archiving = [database for database in result.shipped if not database.unbegun]
+        if not archiving or (last is not None and time.monotonic() - last < wait):
             return
         newest = result.newest_event()
         emit_event(
@@ -64,11 +55,56 @@ class Announcer:
         self.said_at[result.stack] = time.monotonic()
 
 
-def archive_once(repo: str, docker_host: str | None) -> Round:
-    """One round for the stack of a customer repo, on its host."""
-    config: StackConfig = load_customer_config(repo).config
-    project = create_host.run(resolve.host(docker_host), config.stack)
-    return ship_stack(project, resolve.backup_store(config), config.backup.lock_days, config.backup.lock_mode)
+@dataclass
+class Opened:
+    """A stack as a round needs it: its config, its project on its host, its store."""
+
+    config: StackConfig
+    project: ComposeProject
+    store: Store
+    at: float = field(default_factory=time.monotonic)
+
+
+def open_stack(repo: str, docker_host: str | None) -> Opened:
+    config = load_customer_config(repo).config
+    return Opened(config, create_host.run(resolve.host(docker_host), config.stack), resolve.backup_store(config))
+
+
+def archive_once(repo: str, docker_host: str | None, opened: Opened | None = None) -> Round:
+    """One round for the stack of a customer repo, on its host (as `opened` holds it, else opened now, and then the
+    newest write archived is looked up when this round shipped none: an operator asked)."""
+    held = opened or open_stack(repo, docker_host)
+    backup = held.config.backup
+    return ship_stack(held.project, held.store, backup.lock_days, backup.lock_mode, look_up=opened is None)
+
+
+@dataclass
+class Rounds:
+    """What rounds keep between them: each stack opened (the repo cloned, the store's key read) once every
+    REOPEN_SECONDS, not every round, and kept when reopening fails (archiving must not stop because the git server
+    is away); what was last said of each, so a failure that lasts is said again only every IDLE_EVERY seconds."""
+
+    opened: dict[tuple[str, str | None], Opened] = field(default_factory=dict)
+    said: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def stack(self, repo: str, host: str | None, say: Callable[[str], None]) -> Opened:
+        known = self.opened.get((repo, host))
+        if known is not None and time.monotonic() - known.at < REOPEN_SECONDS:
+            return known
+        try:
+            self.opened[(repo, host)] = open_stack(repo, host)
+        except IncarnateError as error:
+            if known is None:
+                raise
+            self.say_once(repo, f"archiving of {repo}: {error}; archiving goes on with the config read before", say)
+            known.at = time.monotonic()
+        return self.opened[(repo, host)]
+
+    def say_once(self, repo: str, text: str, say: Callable[[str], None]) -> None:
+        last = self.said.get(repo)
+        if last is None or last[0] != text or time.monotonic() - last[1] > IDLE_EVERY:
+            say(text)
+            self.said[repo] = (text, time.monotonic())
 
 
 def run_rounds(
@@ -77,15 +113,16 @@ def run_rounds(
     say: Callable[[str], None] = print,
     quiet: bool = False,
 ) -> None:
-    """Round after round over `stacks` (repo, host) until `stop` is set; a failing stack is said and skipped."""
-    every, announcer = archive_seconds(), Announcer()
+    """Round after round over `stacks` (repo, host) until `stop` is set; a failing stack is said and skipped (a
+    failure that lasts, once every few minutes), and the others go on."""
+    every, announcer, rounds = settings.archive_seconds(), Announcer(), Rounds()
     while not stop.is_set():
         began = time.monotonic()
         for repo, host in stacks():
             try:
-                result = archive_once(repo, host)
-            except IncarnateError as error:
-                say(f"archiving of {repo}: {error}")
+                result = archive_once(repo, host, rounds.stack(repo, host, say))
+            except Exception as error:  # noqa: BLE001 - one stack's failure, whatever it is, must not stop the others
+                rounds.say_once(repo, f"archiving of {repo}: {error}", say)
                 continue
             if not (quiet and not any(database.pieces for database in result.shipped)):
                 say(result.describe())

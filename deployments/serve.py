@@ -33,6 +33,7 @@ from flows.publish import publish_release
 from flows.rollback import rollback
 from flows.update import update
 from flows.verify import verify_stack
+from incarnate import settings as machine
 from incarnate.config import spread
 from incarnate.customers import Registration, registrations
 from incarnate.repo import CustomerConfig, load_customer_config
@@ -152,5 +153,5 @@ def main(settings: alerts.AlertSettings, max_runs: int) -> None:
     local = [(customer.repo, where.host) for customer, where in customers if not where.pool]
     if local:
         archiver.in_background(lambda: local)
-        print(f"archiving the database logs of {len(local)} stack(s) every {archiver.archive_seconds():g} s")
+        print(f"archiving the database logs of {len(local)} stack(s) every {machine.archive_seconds():g} s")
     serve(*served, release_deployment(), limit=max_runs, query_seconds=POLL_SECONDS)

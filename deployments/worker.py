@@ -21,6 +21,7 @@ from prefect.workers.process import ProcessWorker
 
 from deployments import archiver
 from deployments.alerts import AlertSettings
+from incarnate import settings as machine
 
 # How often serve and a worker ask for runs to start: a UI button or a CI trigger waits for the next ask, and
 # Prefect's default (10 s) would be most of a short run's wait. One request each time, whatever the number of stacks.
@@ -96,7 +97,7 @@ def main(pool: str, max_runs: int, settings: AlertSettings) -> int:
     )
     # The stacks this host runs archive their logs from here, where their databases are (found each round).
     archiver.in_background(archiver.deployed_here)
-    print(f"archiving the database logs of the stacks deployed on this host every {archiver.archive_seconds():g} s")
+    print(f"archiving the database logs of the stacks deployed on this host every {machine.archive_seconds():g} s")
     anyio.run(serve_pool, pool, max_runs)
     return 0
 

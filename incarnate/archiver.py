@@ -4,7 +4,7 @@ says how one database's log is shipped)."""
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from incarnate import datasources
+from incarnate import datasources, log_archive
 from incarnate.compose import ComposeProject
 from incarnate.datasources.database import Database
 from incarnate.log_archive import Shipped, ship
@@ -31,8 +31,11 @@ class Round:
         )
 
 
-def ship_stack(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> Round:
-    """Ship what the store lacks of the log of every database of the stack as it runs now."""
+def ship_stack(
+    project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked", look_up: bool = False
+) -> Round:
+    """Ship what the store lacks of the log of every database of the stack as it runs now; with `look_up`, the
+    newest write archived before this round is read from the store when this round shipped none."""
     _, release = deployed_release(project, store, "archive")
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
     shipped, not_archived = [], []
@@ -42,6 +45,8 @@ def ship_stack(project: ComposeProject, store: Store, lock_days: int = 0, lock_m
         result = ship(store, project.name, source, lock_until, lock_mode)
         if result is None:
             not_archived.append(f"{source.artifact}: {source.archiving()}")
-        else:
-            shipped.append(result)
+            continue
+        if look_up and result.newest_event is None:
+            result.newest_event = log_archive.newest_event(store, project.name, source.artifact)
+        shipped.append(result)
     return Round(project.name, shipped, not_archived)

@@ -81,8 +81,13 @@ def recovery_points(project: ComposeProject, release: ReleaseDescriptor, store: 
         if files is None:
             lines.append(f"  recovery  {source.artifact}: last backup ({source.archiving()})")
             continue
+        if not any(log_archive.history_of(log.name) for log in files):
+            lines.append(f"  recovery  {source.artifact}: last backup ({log_archive.UNBEGUN})")
+            continue
         archived = log_archive.listing(store, project.name, source.artifact)
-        behind = sum(max(0, log.size - archived.archived_to(log.name)) for log in files)
+        behind = sum(
+            max(0, log.size - archived.archived_to(log.name)) for log in files if log_archive.history_of(log.name)
+        )
         newest = log_archive.newest_event(store, project.name, source.artifact)
         written = datetime.fromtimestamp(newest, UTC).isoformat(timespec="seconds") if newest else "none yet"
         lines.append(

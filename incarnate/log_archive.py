@@ -31,6 +31,10 @@ FORMAT = 1
 RANGE = 100_000  # log file numbers of one history of a database: 100,000 files of up to ROTATE_BYTES each
 READ_LIMIT = 64 << 20  # read of a log file per piece: memory stays bounded whatever the shipper fell behind
 ROTATE_BYTES = 16 << 20  # a log file longer is closed (the next written): a replay holds one file in memory
+UNBEGUN = (
+    "not archived: the server's binlog has not begun a history of incarnate's (a restore is under way, or the stack "
+    "was deployed before archiving existed: its next deployment begins one)"
+)
 PIECE = re.compile(r"^(?P<file>[^/]+)/(?P<offset>\d{16})-(?P<end>\d{16})(?P<final>\.final)?\.json$")
 
 
@@ -177,18 +181,19 @@ class Shipped:
     database: str
     pieces: int = 0
     bytes: int = 0
-    newest_event: int | None = None  # the newest event archived by now (this round or before), seconds since epoch
+    newest_event: int | None = None  # the newest event archived (this round, or looked up), seconds since epoch
     purged_before: str | None = None
     rotated: bool = False
+    unbegun: bool = False  # the server's log has no history of incarnate's yet: nothing of it is archived
 
     def describe(self) -> str:
-        newest = (
-            datetime.fromtimestamp(self.newest_event, UTC).isoformat(timespec="seconds")
-            if self.newest_event
-            else "none"
-        )
-        return f"{self.database}: {self.pieces} new piece(s), {self.bytes:,} bytes; newest archived write {newest}" + (
-            f"; server's files before {self.purged_before} purged" if self.purged_before else ""
+        if self.unbegun:
+            return f"{self.database}: {UNBEGUN}"
+        newest = datetime.fromtimestamp(self.newest_event, UTC) if self.newest_event else None
+        return (
+            f"{self.database}: {self.pieces} new piece(s), {self.bytes:,} bytes"
+            + (f"; newest archived write {newest.isoformat(timespec='seconds')}" if newest else "")
+            + (f"; server's files before {self.purged_before} purged" if self.purged_before else "")
         )
 
 
@@ -205,8 +210,12 @@ def ship(
     files = source.log_files()
     if files is None:
         return None
-    archived = listing(store, stack, source.artifact)
     result = Shipped(source.artifact)
+    # History 0 is a server no deployment of incarnate began a history on: one being restored right now (its log
+    # holds the load, which a new history then drops), or one deployed before archiving existed.
+    files = [log for log in files if history_of(log.name) > 0]
+    result.unbegun = not files
+    archived = listing(store, stack, source.artifact)
     writer = None
     try:
         for index, log in enumerate(files):
@@ -246,8 +255,6 @@ def ship(
     finally:
         if writer is not None:
             writer.close()
-    if result.newest_event is None:
-        result.newest_event = newest_event(store, stack, source.artifact)
     return result
 
 

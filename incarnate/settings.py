@@ -127,6 +127,15 @@ def ready_seconds() -> float:
     return seconds("INCARNATE_READY_SECONDS", 300)
 
 
+def archive_seconds() -> float:
+    """How often the archiver ships what each stack's databases wrote (INCARNATE_ARCHIVE_SECONDS, 1 to 3600): the
+    recovery point of a total loss."""
+    value = seconds("INCARNATE_ARCHIVE_SECONDS", 10)
+    if not 1 <= value <= 3600:
+        raise ConfigError(f"INCARNATE_ARCHIVE_SECONDS={value:g}: expected seconds between 1 and 3600.")
+    return value
+
+
 def stacks_dir() -> Path:
     """Where each stack's working files (compose file, env, state) live on a local host."""
     return home() / "stacks"
@@ -160,5 +169,6 @@ def check() -> None:
         progress_after,
         ready_seconds,
         prefect_wait_seconds,
+        archive_seconds,
     ):
         read()

@@ -66,6 +66,6 @@ def test_recovery_speed_benchmark_runs_at_a_tiny_size(customer):
 
 def test_point_in_time_benchmark_runs_briefly(customer):
     assert customer.install().returncode == 0
-    printed = bench("point_in_time.py", str(customer.repo), "--seconds", "8", "--interval", "2")
+    printed = bench("point_in_time.py", str(customer.repo), "--seconds", "8", "--interval", "2", "--losses", "1")
     assert "recovery point: " in printed and "acknowledged at or after it present" in printed
     assert "archiving / baseline median =" in printed

@@ -141,3 +141,12 @@ def test_two_archivers_shipping_one_file_at_once_leave_no_gap(tmp_path):
     assert len(archived.pieces["mariadb-bin.100001"]) == 2  # overlapping: 0..33 and 0..91
     plan = plan_replay(store, "acme", "database-demo", ("mariadb-bin.100001", 4))
     assert plan.gap is None and log_archive.log_bytes(store, plan.files[0]) == whole
+
+
+def test_a_server_whose_binlog_began_no_history_is_not_archived(tmp_path):
+    """A server being restored logs its load in history 0, which the restore then drops: never shipped."""
+    store, server = LocalStore(tmp_path), Server()
+    server.files["mariadb-bin.000001"] = binlog.MAGIC + event(100)
+    shipped = ship(store, "acme", server)
+    assert shipped.unbegun and shipped.pieces == 0 and "has not begun a history" in shipped.describe()
+    assert store.list("logs") == [] and server.purged_before == []
