@@ -19,18 +19,18 @@ from prefect.events import emit_event
 from blocks import resolve
 from incarnate import settings
 from incarnate.archiver import Round, ship_stack
-from incarnate.compose import STATE_FILE, ComposeProject
+from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
 from incarnate.errors import IncarnateError
 from incarnate.repo import load_customer_config
 from incarnate.stages import create_host
-from incarnate.state import StackState
 from incarnate.stores import Store
 from tasks.backup import stack_resource
 
 LOG_ARCHIVED = "incarnate.log.archived"  # what the archive alert (deployments/alerts.py) waits for
 NEW_WRITES_EVERY, IDLE_EVERY = 60.0, 300.0  # seconds between two announcements of one stack
 REOPEN_SECONDS = 300.0  # a stack's config and store are read again this often (a changed stack.yaml is seen)
+POOL_SECONDS = 60.0  # a worker asks which stacks its pool runs this often
 
 
 @dataclass
@@ -130,15 +130,36 @@ def run_rounds(
         stop.wait(max(0.0, every - (time.monotonic() - began)))
 
 
-def deployed_here() -> list[tuple[str, str | None]]:
-    """The stacks deployed on this machine's engine, by the customer repo their state names (a worker's host)."""
-    found = []
-    for path in sorted(settings.stacks_dir().glob(f"*/{STATE_FILE}")):
-        try:
-            found.append((StackState.model_validate_json(path.read_text()).repo, None))
-        except (OSError, ValueError) as error:
-            print(f"archiving: {path} cannot be read ({error}); that stack is not archived from here")
-    return found
+def pool_stacks(pool: str) -> Callable[[], list[tuple[str, str | None]]]:
+    """The stacks whose flows the workers of `pool` run (their nightly backups' repos), on the worker's own engine;
+    asked of the Prefect server again every minute, the last answer kept while it does not answer."""
+    known: dict[str, object] = {"at": -POOL_SECONDS, "stacks": []}
+
+    def stacks() -> list[tuple[str, str | None]]:
+        if time.monotonic() - known["at"] >= POOL_SECONDS:
+            from prefect.client.orchestration import get_client
+            from prefect.client.schemas.filters import (
+                DeploymentFilter,
+                DeploymentFilterTags,
+                WorkPoolFilter,
+                WorkPoolFilterName,
+            )
+
+            try:
+                with get_client(sync_client=True) as client:
+                    found = client.read_deployments(
+                        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+                        deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["nightly"])),
+                    )
+                known["stacks"] = sorted(
+                    {(made.parameters["repo"], None) for made in found if made.parameters.get("repo")}
+                )
+                known["at"] = time.monotonic()
+            except Exception as error:  # noqa: BLE001 - the stacks known before go on being archived
+                print(f"archiving: the stacks of pool {pool} could not be read from the Prefect server ({error})")
+        return known["stacks"]
+
+    return stacks
 
 
 def in_background(stacks: Callable[[], list[tuple[str, str | None]]]) -> threading.Event:

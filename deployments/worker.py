@@ -95,9 +95,9 @@ def main(pool: str, max_runs: int, settings: AlertSettings) -> int:
         f"worker of pool {pool}: runs its flows on this host (engine {os.environ.get('DOCKER_HOST') or 'local'}), "
         f"at most {max_runs} at once (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order"
     )
-    # The stacks this host runs archive their logs from here, where their databases are (found each round).
-    archiver.in_background(archiver.deployed_here)
-    print(f"archiving the database logs of the stacks deployed on this host every {machine.archive_seconds():g} s")
+    # The pool's stacks run on this host: their logs are archived from here, where their databases are.
+    archiver.in_background(archiver.pool_stacks(pool))
+    print(f"archiving the database logs of pool {pool}'s stacks every {machine.archive_seconds():g} s")
     anyio.run(serve_pool, pool, max_runs)
     return 0
 

@@ -1,7 +1,7 @@
 """The sequence every deploying flow runs: restore, start, migrate; then the closing backup."""
 
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
 from flows.report import StageReport, publish_backup
@@ -10,6 +10,7 @@ from incarnate.backup_format import Snapshot
 from incarnate.compose import ComposeProject
 from incarnate.pinned import PinnedStack
 from incarnate.readiness import Readiness
+from incarnate.releases import ReleaseDescriptor
 from incarnate.stages.backup import BackupResult
 from incarnate.stages.restore import LOADED, Recovery, Replayed, describe_origin, kept_all, runs_snapshot_data
 from incarnate.stores import Store
@@ -78,14 +79,25 @@ def bring_up(
         if removed := start(project):
             row["detail"] = f"{', '.join(removed)} no longer activated: container removed, volumes kept"
     from_vanilla = snapshot.manifest.origin == "vanilla" and LOADED in outcome.values()
-    hooked = [point for point in stages.start.hook_points(from_vanilla, update) if pinned.release.hooks_at(point)]
-    for point in hooked:
-        with stage(f"{point} hooks") as row:
-            row["detail"] = hooks(project, pinned.release, point)
+    hooked = run_hook_points(stage, project, pinned.release, stages.start.hook_points(from_vanilla, update))
     with stage(stages.migrate.NAME) as row:
         readiness = migrate(project, pinned, snapshot, kept_all(outcome))
         row["detail"] = readiness.describe()
     return BroughtUp(outcome, readiness, hooked, rows, replayed)
+
+
+def run_hook_points(
+    stage: Callable[[str], AbstractContextManager[dict]],
+    project: ComposeProject,
+    release: ReleaseDescriptor,
+    points: list[str],
+) -> list[str]:
+    """The release's hooks at each of `points` that has any, each point a reported stage; the points that ran."""
+    ran = [point for point in points if release.hooks_at(point)]
+    for point in ran:
+        with stage(f"{point} hooks") as row:
+            row["detail"] = hooks(project, release, point)
+    return ran
 
 
 def describe_rows(snapshot: Snapshot, rows: dict[str, int]) -> str:

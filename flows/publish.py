@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from blocks import resolve
-from flows.deploy import bring_up
+from flows.deploy import bring_up, run_hook_points
 from flows.report import StageReport, publish_backup
 from flows.stack_lock import stack_lock
 from incarnate import publish, stages
@@ -24,7 +24,7 @@ from incarnate.stages.restore import Recovery
 from tasks.chores import tear_down
 from tasks.create_host import create_host
 from tasks.publish import CheckedRelease, back_up_vanilla, check_release, restore_vanilla, wait_ready, write_release
-from tasks.start import hooks, start
+from tasks.start import start
 
 
 @flow(name="publish-release", log_prints=True)
@@ -158,9 +158,7 @@ def run_and_back_up(
             ensure_helper(host)
             start(project)
             row["detail"] = f"scratch stack {scratch} on host {host.name}, empty volumes"
-        if descriptor.hooks_at("first_install"):
-            with report.stage("first_install hooks") as row:
-                row["detail"] = hooks(project, descriptor, "first_install")
+        run_hook_points(report.stage, project, descriptor, ["first_install"])
         with report.stage(stages.migrate.NAME) as row:
             row["detail"] = wait_ready(project, descriptor, port).describe()
         with report.stage(stages.backup.NAME) as row:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from incarnate import datasources, log_archive, product_settings
-from incarnate.backup_format import list_snapshots, scan_snapshots
+from incarnate.backup_format import Snapshot, list_snapshots, scan_snapshots
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
 from incarnate.datasources.database import Database
@@ -153,7 +153,34 @@ def snapshots(config: StackConfig, store: SealedStore) -> tuple[list[str], bool]
             f"{manifest.created_at}"
         )
     lines += [f"  {bad.id}  unreadable: {bad.reason}" for bad in unreadable]
-    return lines, not unreadable
+    return lines + archived_logs(store, config.stack, readable), not unreadable
+
+
+def archived_logs(store: Store, stack: str, readable: list[Snapshot]) -> list[str]:
+    """Per database whose log is archived: how much, the newest write, and the times a recovery can go to."""
+    lines = []
+    databases = sorted(
+        {
+            artifact.name
+            for snapshot in readable
+            for artifact in snapshot.manifest.artifacts
+            if artifact.kind == "database"
+        }
+    )
+    bases = [snapshot.manifest.created() for snapshot in readable if snapshot.manifest.origin == "backup"]
+    for database in databases:
+        found = log_archive.listing(store, stack, database)
+        if not found.pieces:
+            continue
+        newest = log_archive.newest_event(store, stack, database)
+        pieces = sum(len(ranges) for ranges in found.pieces.values())
+        size = sum(end - offset for ranges in found.pieces.values() for offset, end, _, _ in ranges)
+        written = datetime.fromtimestamp(newest, UTC).isoformat(timespec="seconds") if newest else "none yet"
+        lines.append(
+            f"  archived log of {database}: {pieces} pieces, {size:,} bytes, newest write {written}"
+            + (f"; `recover --at` any second from {min(bases).isoformat()} on" if bases else "")
+        )
+    return lines
 
 
 def pruned(stack: str, result: PruneResult, dry_run: bool) -> list[str]:

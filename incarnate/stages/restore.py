@@ -273,6 +273,11 @@ def replay(
         for _, source in databases:
             source.reset()
         raise
+    volumes = [name for name, result in outcome.items() if result == LOADED and name.startswith("volume-")]
+    if volumes and apply_logs:  # files have no log: their recovery point is the snapshot's
+        notes.append(
+            f"{', '.join(volumes)}: as snapshot {snapshot.id} holds them (taken {snapshot.manifest.created_at})"
+        )
     for gap in gaps:
         print(f"warning: stack {stack}: {gap}")
     point = datetime.fromtimestamp(max(reached), UTC) if reached else None

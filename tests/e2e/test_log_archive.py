@@ -50,6 +50,8 @@ def test_total_loss_recovers_every_archived_write_then_a_chosen_second(customer)
     status = customer.incarnate("status", str(customer.repo))
     assert "  recovery  database-demo: 330 bytes of its binlog not archived yet" in status.stdout  # the new history's
     archive(customer)
+    listed = customer.incarnate("backups", str(customer.repo))
+    assert "  archived log of database-demo: " in listed.stdout and "`recover --at` any second from 20" in listed.stdout
     status = customer.incarnate("status", str(customer.repo))
     assert "  recovery  database-demo: every write archived (newest archived write 20" in status.stdout, status.stdout
     drill = customer.incarnate("drill", str(customer.repo), "--at", chosen.isoformat())
