@@ -97,8 +97,9 @@ def restore_drill(
     )
     print(
         f"restore drill of stack {customer.config.stack}: snapshot {chosen.id} restored and healthy "
-        f"({readiness.describe()}); recovery point {brought.recovery_point() or chosen.manifest.created_at}; rows "
-        "as backed up: " + ", ".join(f"{table} {rows}" for table, rows in counts.items())
+        f"({readiness.describe()}); rows: "
+        + ", ".join(f"{table} {rows}" for table, rows in counts.items())
+        + f"; recovery point {brought.recovery_point() or chosen.manifest.created_at}"
     )
     return {
         "stack": customer.config.stack,

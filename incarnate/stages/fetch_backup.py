@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from incarnate.backup_format import MANIFEST, Snapshot, copy_snapshot, find_snapshot, list_snapshots, stack_prefix
 from incarnate.errors import ConfigError, IntegrityError, UnreadableSnapshots
 from incarnate.incarnations import history
-from incarnate.log_archive import live_history
+from incarnate.log_archive import HistoryStart, live_history
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseStore, customer_releases, keep_checked_copy
 from incarnate.stores import Store
@@ -82,6 +82,16 @@ def random_moment(store: Store, stack: str) -> datetime | None:
     return (oldest + (now - oldest) * random.SystemRandom().random()).replace(microsecond=0)
 
 
+def taken_in(snapshot: Snapshot, live: HistoryStart) -> bool:
+    """Whether a snapshot holds data of the history `live`: where its dumps say the log stood, or, when they say
+    nothing (a database without a binlog, an import), whether it was taken after the history began."""
+    databases = [artifact for artifact in snapshot.manifest.artifacts if artifact.kind == "database"]
+    positions = [(artifact.name, artifact.log_start) for artifact in databases if artifact.log_start]
+    if positions:
+        return all(live.holds(name, position) for name, position in positions)
+    return snapshot.manifest.created() >= live.began().replace(microsecond=0)
+
+
 def recovery_base(store: Store, stack: str, at: datetime | None) -> Snapshot | None:
     """The snapshot a recovery to `at` (None: now, everything archived) restores once the stack's databases have
     begun histories of their logs: the newest backup taken in the history live at that moment, else the snapshot
@@ -91,13 +101,7 @@ def recovery_base(store: Store, stack: str, at: datetime | None) -> Snapshot | N
     if live is None:
         return None
     snapshots = list_snapshots(store, stack)
-    own = [
-        snapshot
-        for snapshot in snapshots
-        if snapshot.manifest.origin == "backup"
-        and snapshot.manifest.created() <= moment
-        and any(live.holds(artifact.name, artifact.log_start) for artifact in snapshot.manifest.artifacts)
-    ]
+    own = [snapshot for snapshot in snapshots if snapshot.manifest.created() <= moment and taken_in(snapshot, live)]
     if own:
         return max(own, key=lambda snapshot: (snapshot.manifest.created(), snapshot.id))
     began_from = next((snapshot for snapshot in snapshots if snapshot.id == live.snapshot), None)
@@ -128,9 +132,11 @@ def run(
     at: datetime | None = None,
 ) -> Snapshot:
     config = pinned.customer.config
+    if snapshot_id is None and at is None:  # refusals that name what is wrong with the store, before the choice
+        newest = find_snapshot(store, config.stack)
+        if config.backup.retention.keep_incarnations:
+            refuse_vanished_backup(pinned, store, newest)
     snapshot = choose(store, config.stack, snapshot_id, at)
-    if snapshot_id is None and at is None and config.backup.retention.keep_incarnations:
-        refuse_vanished_backup(pinned, store, snapshot)
     if snapshot is None:
         releases.refuse_withdrawn(config.product, config.release, f"new stack {config.stack} (it has no backup yet)")
     ensure_release_files(pinned, store, releases)

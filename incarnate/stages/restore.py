@@ -222,13 +222,13 @@ def replay(
     live = log_archive.live_history(store, stack, at or datetime.now(UTC)) if apply_logs else None
     chain = live if live is not None and live.snapshot == snapshot.id else None
     notes, gaps, reached, starts = [], [], [], {}
-    databases = [
-        (artifact, source)
-        for artifact, source in datasources.for_artifacts(
-            datasources.for_release(project, release), snapshot.manifest.artifacts, project, f"snapshot {snapshot.id}"
-        )
+    loaded = [
+        artifact
+        for artifact in snapshot.manifest.artifacts
         if artifact.kind == "database" and outcome.get(artifact.name) == LOADED
     ]
+    sources = datasources.for_release(project, release)
+    databases = list(datasources.for_artifacts(sources, loaded, project, f"snapshot {snapshot.id}"))
     kept = [name for name, result in outcome.items() if result == KEPT and name.startswith("database-")]
     if at is not None and kept:
         for _, source in databases:
