@@ -119,11 +119,10 @@ def incarnations(repo: str, config: StackConfig, store: Store) -> tuple[list[str
         present, warning = None, f"(whose backups are still there is unknown: {error})"
 
     def origin(entry: Incarnation) -> str:
-        return (
-            f"kept data (snapshot {entry.restored_from} not loaded)"
-            if entry.kept_data
-            else f"from {entry.restored_from or '-'}"
-        )
+        if entry.kept_data:
+            return f"kept data (snapshot {entry.restored_from} not loaded)"
+        point = f" to {entry.recovery_point}" if entry.recovery_point else ""
+        return f"from {entry.restored_from or '-'}{point}"
 
     def backup(entry: Incarnation) -> str:
         gone = entry.backup and present is not None and entry.backup not in present

@@ -64,6 +64,7 @@ def test_total_loss_recovers_every_archived_write_then_a_chosen_second(customer)
     assert titles(customer) == everything[:-1]
     point = re.search(r"replay logs ok \([\d.]+ s\): recovery point (\S+);", at.stdout + at.stderr)
     assert point and datetime.fromisoformat(point[1]) < chosen, at.stdout[-3000:]
+    assert f" to {point[1]}  backup " in customer.incarnate("history", str(customer.repo)).stdout.splitlines()[-1]
 
     # The history begun by that recovery is the live one: a later write is archived in it and recovered from it,
     # never from the abandoned branch that held "after the chosen second".
