@@ -31,7 +31,8 @@ try {
     await page.getByText('Quick run', { exact: true }).click();
     const dialog = page.getByRole('dialog');
     await dialog.getByRole('button', { name: 'Run', exact: true }).click();
-    await dialog.waitFor({ state: 'detached' });
+    // The dialog closes once the server has created the run: on a loaded 2-core machine that took over 60 s twice.
+    await dialog.waitFor({ state: 'detached', ...FIRST_RENDER });
     await page.screenshot({ path: screenshot });
     console.log(`pressed Run on ${flow}/${stack}`);
   } else if (mode === 'artifact') {
