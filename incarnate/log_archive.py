@@ -310,10 +310,6 @@ class ReplayPlan:
     files: list[LogFilePlan]
     gap: str | None  # why the archive ends where it does, when it ends at a gap rather than at its newest piece
 
-    @property
-    def newest_event(self) -> int | None:
-        return max((piece.last_event or 0 for plan in self.files for piece in plan.pieces), default=None) or None
-
 
 def plan_replay(store: Store, stack: str, database: str, base: tuple[str, int]) -> ReplayPlan:
     """The archived log a replay from `base` (file, byte) reads: that file and the next ones of the same history,

@@ -81,7 +81,7 @@ def test_a_replay_plan_starts_at_the_base_and_stops_at_a_gap(tmp_path):
     ship(store, "acme", server)
     plan = plan_replay(store, "acme", "database-demo", ("mariadb-bin.100001", 4 + len(event(100))))
     assert [(file.name, file.start) for file in plan.files] == [("mariadb-bin.100001", 33), ("mariadb-bin.100002", 0)]
-    assert plan.gap is None and plan.newest_event == 102
+    assert plan.gap is None and [piece.last_event for piece in plan.files[1].pieces] == [102]
     assert log_archive.log_bytes(store, plan.files[1]) == server.files["mariadb-bin.100002"]
 
     for key in store.list("logs/acme/database-demo/mariadb-bin.100001"):
