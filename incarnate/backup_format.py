@@ -47,7 +47,9 @@ from incarnate.stores.locking import shared_lock
 from incarnate.stores.sealed import SealedStore
 
 MANIFEST = "manifest.json"
-FORMAT = 4  # 3: artifacts record the rows per table their dump held; 4: and where the database's log stood
+# 3: artifacts record the rows per table their dump held; 4: and where the database's log stood; 5: whether a database
+# artifact is a dump or the server's files, and of which server version
+FORMAT = 5
 AVERAGE_CHUNK = 1 << 20
 PARALLEL = 8  # chunk uploads and downloads in flight; memory stays below PARALLEL * 2 * 4 MiB
 
@@ -56,10 +58,12 @@ class RowSink(Protocol):
     """What counts a database dump's rows as it streams past (a data source's engine knows how)."""
 
     log_start: tuple[str, int] | None  # where the database's log stood when the dump was consistent
+    base: str  # "logical" (a dump) or "physical" (the server's files)
+    engine_version: str | None  # the server's major version, which a physical base can only be loaded into
 
     def feed(self, data: bytes) -> None: ...
 
-    def result(self) -> dict[str, int]: ...
+    def result(self) -> dict[str, int] | None: ...
 
 
 class Artifact(BaseModel):
@@ -75,6 +79,8 @@ class Artifact(BaseModel):
     rows: dict[str, int] | None = None  # rows per table in a database dump, as it streamed past; None: not counted
     # where the database's log stood when the dump was consistent (file, byte): replay of archived logs starts there
     log_start: tuple[str, int] | None = None
+    base: Literal["logical", "physical"] = "logical"  # a dump, or the server's files (a tar of its data directory)
+    engine_version: str | None = None  # the major version of the server a physical base was taken of
 
 
 class Manifest(BaseModel):
@@ -357,6 +363,8 @@ class SnapshotWriter:
             chunks=chunks,
             rows=rows.result() if rows else None,
             log_start=rows.log_start if rows else None,
+            base=rows.base if rows else "logical",
+            engine_version=rows.engine_version if rows else None,
         )
         with self._adding:
             self.artifacts.append(artifact)

@@ -19,7 +19,7 @@ def stack_resource(stack: str) -> str:
 def backup(project: ComposeProject, store: Store, settings: BackupSettings) -> stage.BackupResult:
     """Database dumps and volume archives, chunked into the store; the manifest last. A committed snapshot is
     announced as an event, whoever ran the backup (the nightly deployment, a deployment's closing backup, the CLI)."""
-    result = stage.run(project, store, settings.lock_days, settings.lock_mode)
+    result = stage.run(project, store, settings.lock_days, settings.lock_mode, settings.base)
     emit_event(
         event=BACKUP_COMPLETED,
         resource={"prefect.resource.id": stack_resource(project.name), "prefect.resource.name": project.name},

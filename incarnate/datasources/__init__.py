@@ -77,10 +77,11 @@ class DataSource(Protocol):
         """End what a killed run left dumping this source; how many were ended."""
 
 
-def for_release(project: ComposeProject, release: DeclaredData) -> list[DataSource]:
-    """The stack's data as its release declares it: every database, then every volume."""
+def for_release(project: ComposeProject, release: DeclaredData, base: str = "logical") -> list[DataSource]:
+    """The stack's data as its release declares it: every database, then every volume; `base` says how databases
+    are backed up (logical dumps, or physical bases where the engine has them)."""
     return [
-        *(ENGINES[spec.engine](project, spec.name, spec.service) for spec in release.databases),
+        *(ENGINES[spec.engine](project, spec.name, spec.service, base) for spec in release.databases),
         *(Volume(project, spec.name) for spec in release.volumes),
     ]
 

@@ -8,10 +8,10 @@ from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import BinaryIO, ClassVar
 
-from incarnate.backup_format import artifact_name
+from incarnate.backup_format import Artifact, artifact_name
 from incarnate.compose import ComposeProject
 from incarnate.datasources.engine_api import exec_out
-from incarnate.errors import HostError, StageError
+from incarnate.errors import HostError, IntegrityError, StageError
 from incarnate.host import Host
 
 # mariadb-dump and pg_dump write to a pipe in 4 kB pieces, and each crosses the container's shim, the engine and the
@@ -41,9 +41,13 @@ class Database(ABC):
     engine: ClassVar[str]
     program: ClassVar[str]  # the dump command, as it shows in the container's process list
     exec_user: ClassVar[str | None] = None  # who the engine's tools run as in the container (the image's default)
+    physical_program: ClassVar[str | None] = None  # what takes a physical base; None: incarnate takes none
 
-    def __init__(self, project: ComposeProject, name: str, service: str) -> None:
+    def __init__(self, project: ComposeProject, name: str, service: str, base: str = "logical") -> None:
         self.project, self.target, self.service = project, name, service
+        self.physical = base == "physical" and self.physical_program is not None
+        if self.physical:
+            self.program = self.physical_program
 
     @property
     def artifact(self) -> str:
@@ -138,6 +142,13 @@ class Database(ABC):
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
 
+    def load_base(self, artifact: Artifact, source: BinaryIO) -> None:
+        """Load a physical base (the server's files) this engine took."""
+        raise IntegrityError(
+            f"artifact {artifact.name} is a physical base of {artifact.engine}, which incarnate cannot load into "
+            f"database {self.target} ({self.engine}); nothing was loaded."
+        )
+
     def archiving(self) -> str | None:
         """Why the engine's log cannot be archived and replayed onto a dump; None when it can."""
         return f"incarnate does not archive the log of {self.engine} yet"
@@ -173,7 +184,8 @@ class Database(ABC):
 
     @abstractmethod
     def row_counter(self) -> "RowCounter":
-        """Counts the rows of each table in this engine's dump as it streams past (recorded in the manifest)."""
+        """Counts the rows of each table in this engine's dump as it streams past (recorded in the manifest); reads
+        what a physical base says of itself as it streams past."""
 
 
 class RowCounter(ABC):
@@ -182,6 +194,8 @@ class RowCounter(ABC):
     in Python (that cost seconds of the GIL per gigabyte, on the path of the slowest stream of a backup)."""
 
     statement: ClassVar[re.Pattern[bytes]]  # a table's definition (it has rows, maybe none) or the start of its rows
+    base: ClassVar[str] = "logical"
+    engine_version: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         self.rows: dict[str, int] = {}

@@ -18,6 +18,7 @@ from incarnate.backup_format import (
 )
 from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource, at_once
+from incarnate.datasources.database import Database
 from incarnate.errors import IncarnateError, StageError
 from incarnate.hooks import run_hooks, running_only
 from incarnate.releases import ReleaseDescriptor, customer_releases
@@ -41,8 +42,11 @@ class BackupResult:
         return f"{self.encryption}; {self.lock}"
 
 
-def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> BackupResult:
-    """The stack as it runs now (its state says which release), into `store`."""
+def run(
+    project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked", base: str = "logical"
+) -> BackupResult:
+    """The stack as it runs now (its state says which release), into `store`; its databases as `base` says
+    (logical dumps, or physical bases where the engine has them)."""
     state, release = deployed_release(project, store, "back up")
     return back_up(
         project,
@@ -51,6 +55,7 @@ def run(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: st
         new_snapshot_prefix(project.name),
         lock_days,
         lock_mode,
+        base=base,
         stack=project.name,
         schema_version=state.schema_version,
         config_commit=state.config_commit,
@@ -98,6 +103,7 @@ def back_up(
     prefix: str,
     lock_days: int = 0,
     lock_mode: str = "locked",
+    base: str = "logical",
     **manifest: object,
 ) -> BackupResult:
     """Every database and volume of `release` as `project` runs it, into a snapshot at `prefix` (a stack's backup,
@@ -105,7 +111,7 @@ def back_up(
     (the latter runs whether or not the backup succeeded); `manifest` names whose snapshot it is."""
     backup_hooks(project, release, "before_backup")
     try:
-        result = write_snapshot(project, release, store, prefix, lock_days, lock_mode, **manifest)
+        result = write_snapshot(project, release, store, prefix, lock_days, lock_mode, base, **manifest)
     except BaseException:
         try:
             backup_hooks(project, release, "after_backup")
@@ -127,11 +133,15 @@ def write_snapshot(
     prefix: str,
     lock_days: int,
     lock_mode: str,
+    base: str = "logical",
     **manifest: object,
 ) -> BackupResult:
     began = time.monotonic()
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
-    sources = datasources.for_release(project, release)
+    sources = datasources.for_release(project, release, base)
+    for source in sources:
+        if base == "physical" and isinstance(source, Database) and not source.physical:
+            print(f"stack {project.name}: {source.artifact} dumped (no physical base of {source.engine} in incarnate)")
     for source in sources:
         if ended := source.end_orphans():
             print(

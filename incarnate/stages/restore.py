@@ -5,6 +5,7 @@ every target this restore loaded empty again."""
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from pydantic import SecretStr
 
@@ -12,6 +13,7 @@ from incarnate import datasources, log_archive, settings
 from incarnate.backup_format import Artifact, Snapshot, restore_artifact
 from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource
+from incarnate.datasources.database import Database
 from incarnate.datasources.helper import ensure_helper
 from incarnate.errors import ConfigError, IntegrityError, UnrecordedData
 from incarnate.pinned import PinnedStack
@@ -34,7 +36,12 @@ def load_if_empty(
     if not target.is_empty():
         return KEPT
     try:
-        restore_artifact(store, snapshot, artifact, target.load, stop)
+        loader = target.load
+        if artifact.base == "physical":
+            if not isinstance(target, Database):
+                raise IntegrityError(f"artifact {artifact.name} says it is a physical base, but is a {artifact.kind}.")
+            loader = partial(target.load_base, artifact)
+        restore_artifact(store, snapshot, artifact, loader, stop)
     except BaseException:
         target.reset()
         raise
