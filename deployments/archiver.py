@@ -75,7 +75,7 @@ def archive_once(repo: str, docker_host: str | None, opened: Opened | None = Non
     newest write archived is looked up when this round shipped none: an operator asked)."""
     held = opened or open_stack(repo, docker_host)
     backup = held.config.backup
-    return ship_stack(held.project, held.store, backup.lock_days, backup.lock_mode, look_up=opened is None)
+    return ship_stack(held.project, held.store, backup, look_up=opened is None)
 
 
 @dataclass

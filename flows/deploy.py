@@ -72,7 +72,7 @@ def bring_up(
     if LOADED in outcome.values() or recovery.at is not None:
         with stage(stages.restore.REPLAY) as row:
             backup = pinned.customer.config.backup
-            locked = replace(recovery, lock_days=backup.lock_days, lock_mode=backup.lock_mode)
+            locked = replace(recovery, lock_days=backup.lock_days, lock_mode=backup.lock_mode, base=backup.base)
             replayed = replay(project, pinned.release, store, snapshot, outcome, locked)
             row["detail"] = replayed.describe()
     with stage(stages.start.NAME) as row:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from incarnate import datasources, log_archive
 from incarnate.compose import ComposeProject
+from incarnate.config import BackupSettings
 from incarnate.datasources.database import Database
 from incarnate.log_archive import Shipped, ship
 from incarnate.stages.backup import deployed_release
@@ -31,18 +32,16 @@ class Round:
         )
 
 
-def ship_stack(
-    project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked", look_up: bool = False
-) -> Round:
+def ship_stack(project: ComposeProject, store: Store, backup: BackupSettings, look_up: bool = False) -> Round:
     """Ship what the store lacks of the log of every database of the stack as it runs now; with `look_up`, the
     newest write archived before this round is read from the store when this round shipped none."""
     _, release = deployed_release(project, store, "archive")
-    lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
+    lock_until = datetime.now(UTC) + timedelta(days=backup.lock_days) if backup.lock_days else None
     shipped, not_archived = [], []
-    for source in datasources.for_release(project, release):
+    for source in datasources.for_release(project, release, backup.base):
         if not isinstance(source, Database):
             continue
-        result = ship(store, project.name, source, lock_until, lock_mode)
+        result = ship(store, project.name, source, lock_until, backup.lock_mode)
         if result is None:
             not_archived.append(f"{source.artifact}: {source.archiving()}")
             continue

@@ -53,7 +53,7 @@ def status(
         for name in shown
         if product_settings.variable(name) in values
     ]
-    lines += recovery_points(project, release, store())
+    lines += recovery_points(project, release, store(), config.backup.base)
     readiness, seen = observe(project, release, state.http_port)
     lines.append(f"  answers   {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
     checked_now = healthy_now(host, project.name)
@@ -66,11 +66,11 @@ def status(
     return 0, lines
 
 
-def recovery_points(project: ComposeProject, release: ReleaseDescriptor, store: Store) -> list[str]:
+def recovery_points(project: ComposeProject, release: ReleaseDescriptor, store: Store, base: str) -> list[str]:
     """Per database, what a recovery would bring back now: every write, when the archive holds all the server's
     log, else how far behind it is; or the last backup, when the database writes no log incarnate can archive."""
     lines = []
-    for source in datasources.for_release(project, release):
+    for source in datasources.for_release(project, release, base):
         if not isinstance(source, Database):
             continue
         try:
@@ -92,7 +92,7 @@ def recovery_points(project: ComposeProject, release: ReleaseDescriptor, store: 
         written = datetime.fromtimestamp(newest, UTC).isoformat(timespec="seconds") if newest else "none yet"
         lines.append(
             f"  recovery  {source.artifact}: "
-            + ("every write archived" if not behind else f"{behind:,} bytes of its binlog not archived yet")
+            + ("every write archived" if not behind else f"{behind:,} bytes of its log not archived yet")
             + f" (newest archived write {written}; serve archives every few seconds, or `incarnate archive`)"
         )
     return lines

@@ -8,9 +8,10 @@ names its byte range, so the store's listing alone says how far each file is arc
 database artifact) records where the log stood when its dump was consistent (`log_start`); a recovery loads that
 dump and replays the archived log from there, to its end or up to a chosen second.
 
-Each history of a database gets a range of log file numbers of its own (RANGE): a restore that loads a database
-starts a new history there (MariaDB: RESET MASTER TO the next range), so the pieces of the server that was lost and
-of the one that replaced it never share a file name, and a replay never runs from one history into another.
+Each history of a database gets a number of its own, which its log files' names say: a restore that loads a
+database starts a new history (MariaDB: RESET MASTER TO the next range of RANGE file numbers; PostgreSQL: the next
+timeline, incarnate.wal), so the pieces of the server that was lost and of the one that replaced it never share a
+file name, and a replay never runs from one history into another.
 """
 
 import io
@@ -22,6 +23,7 @@ from typing import NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from incarnate import wal
 from incarnate.backup_format import Artifact, Snapshot, SnapshotWriter, chunk_stream
 from incarnate.errors import ConfigError, IntegrityError, ObjectMissing
 from incarnate.stores import Store
@@ -32,8 +34,8 @@ RANGE = 100_000  # log file numbers of one history of a database: 100,000 files 
 READ_LIMIT = 64 << 20  # read of a log file per piece: memory stays bounded whatever the shipper fell behind
 ROTATE_BYTES = 16 << 20  # a log file longer is closed (the next written): a replay holds one file in memory
 UNBEGUN = (
-    "not archived: the server's binlog has not begun a history of incarnate's (a restore is under way, or the stack "
-    "was deployed before archiving existed: its next deployment begins one)"
+    "not archived: the server's log has not begun a history of incarnate's (a restore is under way, or the stack "
+    "was deployed before archiving existed or with logical bases of PostgreSQL: its next deployment begins one)"
 )
 PIECE = re.compile(r"^(?P<file>[^/]+)/(?P<offset>\d{16})-(?P<end>\d{16})(?P<final>\.final)?\.json$")
 
@@ -55,8 +57,9 @@ class LogSource(Protocol):
     def read_log(self, name: str, offset: int, limit: int) -> bytes:
         """At most `limit` bytes of log file `name` from `offset`."""
 
-    def whole_events(self, data: bytes, offset: int) -> tuple[int, int | None, int | None]:
-        """How many bytes of `data` (a file's from `offset`) are whole events; their first and last timestamps."""
+    def whole_events(self, name: str, data: bytes, offset: int) -> tuple[int, int | None, int | None]:
+        """How many bytes of `data` (file `name`'s from `offset`) may be shipped (whole events); the first and last
+        time a transaction ended in them."""
 
     def cut_before(self, data: bytes, offset: int, second: int) -> tuple[int, int | None]:
         """Where to cut `data` (a file's from `offset`) so it holds only what was written before `second`; the
@@ -68,8 +71,8 @@ class LogSource(Protocol):
     def rotate_log(self) -> None:
         """Close the log file being written and begin the next."""
 
-    def begin_history(self, number: int) -> None:
-        """Start the server's log anew at file `number` (a restored server: its log so far belongs to the restore)."""
+    def begin_history(self, history: int) -> None:
+        """Start the server's log anew as history `history` (a restored server: its log so far is the restore's)."""
 
     def replay(self, data: bytes, start: int, what: str) -> None:
         """Apply a log file's events from byte `start` onto the database."""
@@ -103,7 +106,9 @@ def piece_key(stack: str, database: str, file: str, offset: int, end: int, final
 
 
 def file_number(name: str) -> int:
-    """A log file's number (mariadb-bin.100042: 100042)."""
+    """A log file's number in its history (mariadb-bin.100042: 100042; a WAL file: its segment)."""
+    if wal.is_wal(name):
+        return wal.segment(name)
     suffix = name.rsplit(".", 1)[-1]
     if not suffix.isdigit():
         raise IntegrityError(f"log file {name!r} has no number at the end of its name.")
@@ -111,7 +116,16 @@ def file_number(name: str) -> int:
 
 
 def history_of(name: str) -> int:
-    return file_number(name) // RANGE
+    return wal.history(name) if wal.is_wal(name) else file_number(name) // RANGE
+
+
+def first_number(history: int) -> int:
+    """The number of the first binlog file of a history (history 2: mariadb-bin.200001)."""
+    return history * RANGE + 1
+
+
+def newest_first(name: str) -> tuple[int, int]:
+    return history_of(name), file_number(name)
 
 
 @dataclass
@@ -135,8 +149,8 @@ class Listing:
         ranges, end = self.pieces.get(name, []), self.archived_to(name)
         return any(final and piece_end == end for _, piece_end, final, _ in ranges)
 
-    def newest_number(self) -> int | None:
-        return max(map(file_number, self.pieces), default=None)
+    def histories(self) -> set[int]:
+        return {history_of(name) for name in self.pieces}
 
 
 def listing(store: Store, stack: str, database: str) -> Listing:
@@ -163,15 +177,15 @@ def read_piece(store: Store, key: str) -> LogPiece:
 
 
 def next_history(store: Store, stack: str, database: str, base: tuple[str, int] | None) -> int:
-    """The first log file number of a new history of the database: past every file archived, every history begun
-    (its server may have written nothing archived yet) and the base's."""
-    numbers = [number for number in (listing(store, stack, database).newest_number(),) if number is not None]
-    numbers += [
-        file_number(start.databases[database].first) for start in histories(store, stack) if database in start.databases
-    ]
+    """The number of a new history of the database: past every history archived, every one begun (its server may
+    have written nothing archived yet) and the base's."""
+    numbers = listing(store, stack, database).histories()
+    numbers |= {
+        history_of(start.databases[database].first) for start in histories(store, stack) if database in start.databases
+    }
     if base is not None:
-        numbers.append(file_number(base[0]))
-    return (max(numbers, default=0) // RANGE + 1) * RANGE + 1
+        numbers.add(history_of(base[0]))
+    return max(numbers, default=0) + 1
 
 
 @dataclass
@@ -228,8 +242,9 @@ def ship(
                     f"nothing was shipped from it (a restore starts a new numbering; was the server's log reset?)."
                 )
             while not ended and (done < log.size or closed):
-                data = source.read_log(log.name, done, READ_LIMIT) if done < log.size else b""
-                length, _, last = source.whole_events(data, done) if data else (0, None, None)
+                # No further than the listing said: a WAL file is written in place, past its end lies old content.
+                data = source.read_log(log.name, done, min(READ_LIMIT, log.size - done)) if done < log.size else b""
+                length, _, last = source.whole_events(log.name, data, done) if data else (0, None, None)
                 if length == 0 and done < log.size:
                     if not closed:
                         break  # only part of an event is written yet: the next round takes it
@@ -268,7 +283,7 @@ def _write_piece(
     final: bool,
     now: datetime,
 ) -> LogPiece:
-    _, first, last = source.whole_events(data, offset) if data else (0, None, None)
+    _, first, last = source.whole_events(name, data, offset) if data else (0, None, None)
     stored = writer.add(source.artifact, "database", source.target, None, io.BytesIO(data))
     piece = LogPiece(
         stack=stack,
@@ -289,7 +304,7 @@ def _write_piece(
 def newest_event(store: Store, stack: str, database: str) -> int | None:
     """The time of the newest write archived for the database (its newest piece's last event)."""
     found = listing(store, stack, database)
-    for name in sorted(found.pieces, key=file_number, reverse=True):
+    for name in sorted(found.pieces, key=newest_first, reverse=True):
         for _, _, _, key in reversed(found.pieces[name]):
             piece = read_piece(store, key)
             if piece.last_event is not None:
@@ -492,28 +507,32 @@ def record_history(store: Store, start: HistoryStart, lock_until: datetime | Non
         store.lock(key, lock_until, lock_mode)
 
 
-def _history_end(number: int) -> int:
-    return (number // RANGE + 1) * RANGE - 1
+Needed = tuple[int, int, float]  # a history, and the first and last log file number of it
 
 
-def needed_numbers(snapshots: list[Snapshot], starts: list[HistoryStart]) -> dict[str, list[tuple[int, int]]]:
-    """Per database, the ranges of log file numbers a recovery from these snapshots may replay: from each dump's
-    position to the end of its history, and for each history begun from one of them, the segments it began with
-    and all of itself."""
-    needed: dict[str, list[tuple[int, int]]] = {}
+def _onwards(name: str) -> Needed:
+    """From log file `name` to the end of its history."""
+    return history_of(name), file_number(name), float("inf")
+
+
+def needed_numbers(snapshots: list[Snapshot], starts: list[HistoryStart]) -> dict[str, list[Needed]]:
+    """Per database, the log files a recovery from these snapshots may replay: from each base's position to the end
+    of its history, and for each history begun from one of them, the segments it began with and all of itself."""
+    needed: dict[str, list[Needed]] = {}
     for snapshot in snapshots:
         for artifact in snapshot.manifest.artifacts:
             if artifact.log_start:
-                number = file_number(artifact.log_start[0])
-                needed.setdefault(artifact.name, []).append((number, _history_end(number)))
+                needed.setdefault(artifact.name, []).append(_onwards(artifact.log_start[0]))
     ids = {snapshot.id for snapshot in snapshots}
     for start in starts:
         if start.snapshot not in ids:
             continue
         for database, begun in start.databases.items():
             ranges = needed.setdefault(database, [])
-            ranges += [(file_number(seg.start[0]), file_number(seg.end[0])) for seg in begun.replayed]
-            ranges.append((file_number(begun.first), _history_end(file_number(begun.first))))
+            ranges += [
+                (history_of(seg.start[0]), file_number(seg.start[0]), file_number(seg.end[0])) for seg in begun.replayed
+            ]
+            ranges.append(_onwards(begun.first))
     return needed
 
 
@@ -538,8 +557,8 @@ def prune_logs(
         match = PIECE.match(rest)
         if database == HISTORIES or match is None:
             continue
-        number = file_number(match["file"])
-        if any(low <= number <= high for low, high in needed.get(database, [])):
+        history, number = history_of(match["file"]), file_number(match["file"])
+        if any(history == of and low <= number <= high for of, low, high in needed.get(database, [])):
             continue
         if locked(key):
             result.pieces_locked += 1

@@ -38,6 +38,7 @@ class Database(ABC):
     """A database inside a running service's container; an engine module subclasses it with its own commands."""
 
     kind: ClassVar[str] = "database"
+    replays_at_start: ClassVar[bool] = False  # its server replays archived log itself as it starts (PostgreSQL)
     engine: ClassVar[str]
     program: ClassVar[str]  # the dump command, as it shows in the container's process list
     exec_user: ClassVar[str | None] = None  # who the engine's tools run as in the container (the image's default)
@@ -148,6 +149,14 @@ class Database(ABC):
             f"artifact {artifact.name} is a physical base of {artifact.engine}, which incarnate cannot load into "
             f"database {self.target} ({self.engine}); nothing was loaded."
         )
+
+    def _read_bytes(self, path: str, offset: int, limit: int, what: str) -> bytes:
+        """At most `limit` bytes of a file in the container from `offset` (its log: dd as the engine's user)."""
+        command = ["dd", f"if={path}", "iflag=skip_bytes,count_bytes", f"skip={int(offset)}", f"count={int(limit)}"]
+        with exec_out(
+            self.host, self.container, [*command, "bs=1M", "status=none"], user=self.exec_user, what=what
+        ) as out:
+            return out.read()
 
     def archiving(self) -> str | None:
         """Why the engine's log cannot be archived and replayed onto a dump; None when it can."""

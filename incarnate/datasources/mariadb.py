@@ -5,9 +5,8 @@ from functools import cached_property
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from incarnate import binlog
+from incarnate import binlog, log_archive
 from incarnate.datasources.database import Database, RowCounter
-from incarnate.datasources.engine_api import exec_out
 from incarnate.errors import IntegrityError
 from incarnate.host import copy_from
 from incarnate.log_archive import LogFile
@@ -127,17 +126,9 @@ class MariaDB(Database):
         return str(self.binlog_base.parent / name)
 
     def read_log(self, name: str, offset: int, limit: int) -> bytes:
-        command = ["dd", f"if={self._log_path(name)}", "iflag=skip_bytes,count_bytes", f"skip={offset}"]
-        with exec_out(
-            self.host,
-            self.container,
-            [*command, f"count={limit}", "bs=1M", "status=none"],
-            user=self.exec_user,
-            what=f"reading binlog {name} of {self.target}",
-        ) as out:
-            return out.read()
+        return self._read_bytes(self._log_path(name), offset, limit, f"reading binlog {name} of {self.target}")
 
-    def whole_events(self, data: bytes, offset: int) -> tuple[int, int | None, int | None]:
+    def whole_events(self, name: str, data: bytes, offset: int) -> tuple[int, int | None, int | None]:
         return binlog.whole(data, offset)
 
     def cut_before(self, data: bytes, offset: int, second: int) -> tuple[int, int | None]:
@@ -150,8 +141,9 @@ class MariaDB(Database):
     def rotate_log(self) -> None:
         self._sql("FLUSH BINARY LOGS", f"closing the binlog file of {self.target}")
 
-    def begin_history(self, number: int) -> None:
-        """Start the server's binlog anew at file `number` (what it held before belongs to the restore)."""
+    def begin_history(self, history: int) -> None:
+        """Start the server's binlog anew as history `history` (what it held before belongs to the restore)."""
+        number = log_archive.first_number(history)
         self._sql(f"RESET MASTER TO {int(number)}", f"starting a new binlog numbering of {self.target}")
 
     def replay(self, data: bytes, start: int, what: str) -> None:

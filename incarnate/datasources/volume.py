@@ -284,6 +284,52 @@ def _extract_helper(api: docker.APIClient, image: str, volume: str) -> str:
     return create()
 
 
+def owner(host: Host, volume: str) -> tuple[int, int]:
+    """Who owns the volume's root (numeric user and group)."""
+    found = host.run(
+        _helper(ensure_helper(host), volume, "ro", "stat", "-c", "%u %g", "/data"), what=f"reading volume {volume}"
+    ).split()
+    return int(found[0]), int(found[1])
+
+
+def read_file(host: Host, volume: str, path: str) -> str:
+    """A text file of the volume (`path` relative to its root, incarnate's own)."""
+    return host.run(
+        _helper(ensure_helper(host), volume, "ro", "cat", f"/data/{path}"), what=f"reading {path} of {volume}"
+    )
+
+
+def _tar_of(files: Iterable[tuple[str, bytes]], uid: int, gid: int) -> Iterator[bytes]:
+    """A tar stream of the files (paths incarnate made, relative), each 0600, folders 0700, owned by uid:gid."""
+    folders: set[str] = set()
+    for path, content in files:
+        for folder in reversed(PurePosixPath(path).parents[:-1]):
+            if str(folder) not in folders:
+                folders.add(str(folder))
+                entry = tarfile.TarInfo(str(folder))
+                entry.type, entry.mode, entry.uid, entry.gid = tarfile.DIRTYPE, 0o700, uid, gid
+                yield entry.tobuf(tarfile.PAX_FORMAT)
+        entry = tarfile.TarInfo(path)
+        entry.size, entry.mode, entry.uid, entry.gid = len(content), 0o600, uid, gid
+        yield entry.tobuf(tarfile.PAX_FORMAT) + content + bytes(-len(content) % tarfile.BLOCKSIZE)
+    yield bytes(tarfile.RECORDSIZE)
+
+
+def put_files(host: Host, volume: str, files: Iterable[tuple[str, bytes]]) -> None:
+    """Files written into the volume (created or replaced), owned as its root is, by the engine (as extract)."""
+    uid, gid = owner(host, volume)
+    client = host.client()
+    try:
+        with engine_refusals(f"writing into volume {volume} on host {host.name}"):
+            helper = _extract_helper(client.api, ensure_helper(host, client), volume)
+            try:
+                client.api.put_archive(helper, "/data", coalesced(_tar_of(files, uid, gid)))
+            finally:
+                client.api.remove_container(helper, force=True)
+    finally:
+        client.close()
+
+
 def reset(host: Host, volume: str) -> None:
     host.run(
         _helper(

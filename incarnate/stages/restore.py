@@ -9,12 +9,13 @@ from functools import partial
 
 from pydantic import SecretStr
 
-from incarnate import datasources, log_archive, settings
+from incarnate import datasources, log_archive, settings, wal
 from incarnate.backup_format import Artifact, Snapshot, restore_artifact
 from incarnate.compose import ComposeProject
 from incarnate.datasources import DataSource
 from incarnate.datasources.database import Database
 from incarnate.datasources.helper import ensure_helper
+from incarnate.datasources.postgresql import Promoted
 from incarnate.errors import ConfigError, IntegrityError, UnrecordedData
 from incarnate.pinned import PinnedStack
 from incarnate.releases import ReleaseDescriptor, customer_releases
@@ -204,6 +205,7 @@ class Recovery:
     record: bool = True  # the stack's own deployment writes the history it begins (a scratch stack ships no log)
     lock_days: int = 0  # the history start is locked as the stack's backups are
     lock_mode: str = "locked"
+    base: str = "logical"  # how the stack backs its databases up (PostgreSQL's WAL replays onto physical bases only)
 
     def lock_until(self) -> datetime | None:
         return datetime.now(UTC) + timedelta(days=self.lock_days) if self.lock_days else None
@@ -234,7 +236,7 @@ def replay(
         for artifact in snapshot.manifest.artifacts
         if artifact.kind == "database" and outcome.get(artifact.name) == LOADED
     ]
-    sources = datasources.for_release(project, release)
+    sources = datasources.for_release(project, release, recovery.base)
     databases = list(datasources.for_artifacts(sources, loaded, project, f"snapshot {snapshot.id}"))
     kept = [name for name, result in outcome.items() if result == KEPT and name.startswith("database-")]
     if at is not None and kept:
@@ -246,8 +248,20 @@ def replay(
             f"again. Recover onto another host, or remove the stack's data first (`docker compose -p "
             f"{project.name} down --volumes` on the host) and recover --at again."
         )
+    applied = False
     try:
         for artifact, source in databases:
+            if source.replays_at_start:
+                recovered = _recover_at_start(source, store, stack, artifact, snapshot, chain, recovery)
+                if recovered is None:
+                    notes.append(f"{artifact.name}: {source.archiving()}")
+                    continue
+                notes.append(recovered.note)
+                gaps += [f"{artifact.name}: {gap}" for gap in recovered.gaps]
+                reached += [recovered.reached] if recovered.applied else []
+                applied = applied or recovered.applied
+                starts[artifact.name] = recovered.start
+                continue
             if source.log_files() is None:
                 notes.append(f"{artifact.name}: {source.archiving()}")
                 continue
@@ -288,8 +302,124 @@ def replay(
     for gap in gaps:
         print(f"warning: stack {stack}: {gap}")
     point = datetime.fromtimestamp(max(reached), UTC) if reached else None
-    applied = any(start.replayed for start in starts.values())
+    applied = applied or any(
+        start.replayed for name, start in starts.items() if not _recovered_at_start(name, databases)
+    )
     return Replayed(point, snapshot.manifest.created(), notes, gaps, applied, bool(databases))
+
+
+def _recovered_at_start(name: str, databases: list[tuple[Artifact, DataSource]]) -> bool:
+    return any(artifact.name == name and source.replays_at_start for artifact, source in databases)
+
+
+@dataclass(frozen=True)
+class RecoveredAtStart:
+    """What a server that replays its archived log itself as it starts (PostgreSQL) reached."""
+
+    start: log_archive.DatabaseStart  # the history it began
+    reached: int | None  # the last transaction it replayed, seconds since the epoch
+    applied: bool  # it replayed writes made after the snapshot was taken
+    gaps: list[str]
+    note: str
+
+
+@dataclass(frozen=True)
+class WalRoute:
+    """The archived WAL a server replays as it starts: the files, the timelines it leaves on the way (where), the
+    newest transaction they hold, and where the archive ends at a gap."""
+
+    files: list[log_archive.LogFilePlan]
+    switches: list[tuple[int, int]]
+    newest: int | None
+    gaps: list[str]
+
+
+def _wal_route(
+    store: Store, stack: str, database: str, route: list[tuple[log_archive.Position, log_archive.Position | None]]
+) -> WalRoute:
+    files, switches, gaps, events = [], [], [], []
+    for start, stop in route:
+        plan = log_archive.plan_replay(store, stack, database, start)
+        taken = plan.files
+        if stop is not None:
+            last = log_archive.file_number(stop[0])
+            taken = [file for file in plan.files if log_archive.file_number(file.name) <= last]
+            if not taken or taken[-1].name != stop[0]:
+                raise IntegrityError(
+                    f"stack {stack}: the archived WAL of {database} no longer reaches {stop[0]}, which the history "
+                    f"being recovered into was begun with ({plan.gap or 'it ends before'}); nothing was kept."
+                )
+            switches.append((wal.timeline(stop[0]), wal.lsn(*stop)))
+        elif plan.gap:
+            gaps.append(f"the archive has a gap ({plan.gap}); replayed up to it")
+        files += taken
+        events += [piece.last_event for file in taken for piece in file.pieces if piece.last_event is not None]
+    return WalRoute(files, switches, max(events, default=None), gaps)
+
+
+def _recover_at_start(
+    source: Database,
+    store: Store,
+    stack: str,
+    artifact: Artifact,
+    snapshot: Snapshot,
+    chain: log_archive.HistoryStart | None,
+    recovery: Recovery,
+) -> RecoveredAtStart | None:
+    """A physical base is brought forward by the archived WAL of its history (or the chain its history began with)
+    and promoted to a new history; a dump is only promoted to one, when the stack archives (WAL cannot be replayed
+    onto a dump). None: the stack does not archive this database and it was loaded from a dump."""
+    physical = artifact.base == "physical"
+    if not physical and source.log_files() is None:
+        return None
+    route = _route(artifact, snapshot, chain) if recovery.apply_logs else []
+    refused = (
+        [] if physical or not route else [f"its history began from a dump ({snapshot.id}), which WAL cannot follow"]
+    )
+    planned = _wal_route(store, stack, artifact.name, route if physical else [])
+    gaps = refused + planned.gaps
+    until = recovery.at
+    if until is not None and (planned.newest is None or log_archive.at_second(until) > planned.newest):
+        if gaps:
+            raise IntegrityError(
+                f"stack {stack}: recovery to {until.isoformat()} cannot be reached: {artifact.name}: "
+                f"{'; '.join(gaps)}; the databases were emptied again. Choose an earlier --at, or recover without one "
+                f"to the newest write before it."
+            )
+        until = None  # every write archived was made before it
+    target = wal.timeline(route[-1][0][0]) if route and physical else None
+    promoted = source.recover(
+        log_archive.next_history(store, stack, artifact.name, artifact.log_start),
+        ((file.name, log_archive.log_bytes(store, file)) for file in planned.files),
+        {target: wal.history_file(planned.switches)} if planned.switches else {},
+        target,
+        until,
+    )
+    return _recovered(artifact, snapshot, route if physical else [], promoted, gaps, recovery.apply_logs)
+
+
+def _recovered(
+    artifact: Artifact,
+    snapshot: Snapshot,
+    route: list[tuple[log_archive.Position, log_archive.Position | None]],
+    promoted: Promoted,
+    gaps: list[str],
+    apply_logs: bool,
+) -> RecoveredAtStart:
+    replayed = [log_archive.Segment(start=start, end=stop) for start, stop in route if stop is not None]
+    if artifact.base == "physical":  # how to come back to this history: the WAL up to where it began
+        first = route[-1][0] if route else tuple(artifact.log_start)
+        replayed.append(log_archive.Segment(start=first, end=promoted.switch))
+    applied = promoted.reached is not None and promoted.reached > snapshot.manifest.created().timestamp()
+    if applied:
+        moment = datetime.fromtimestamp(promoted.reached, UTC).isoformat(timespec="seconds")
+        note = f"{artifact.name}: replayed archived WAL to the transaction of {moment}"
+    elif apply_logs and artifact.base == "physical":
+        note = f"{artifact.name}: no archived WAL after snapshot {snapshot.id}"
+    else:
+        note = f"{artifact.name}: as snapshot {snapshot.id} holds it (no log replayed)"
+    start = log_archive.DatabaseStart(first=promoted.first, replayed=replayed)
+    return RecoveredAtStart(start, promoted.reached, applied, gaps, note)
 
 
 def _route(
@@ -326,7 +456,7 @@ def _replay_segment(
             cut = min(cut, source.cut_before(data, 0, until)[0])
         if cut > file.start:
             source.replay(data[:cut], file.start, f"replaying archived log {file.name} of {database}")
-            last = source.whole_events(data[:cut], 0)[2] or last
+            last = source.whole_events(file.name, data[:cut], 0)[2] or last
         end = (file.name, max(cut, file.start))
         if cut < len(data) or (stop is not None and file.name == stop[0]):
             return end, last, None

@@ -26,20 +26,26 @@ def archive(customer) -> str:
     return shipped.stdout
 
 
-def test_total_loss_recovers_every_archived_write_then_a_chosen_second(customer):
-    assert customer.install().returncode == 0
-    add(customer, "before the backup")
-    assert customer.incarnate("backup", str(customer.repo)).returncode == 0
+def archived_around_a_chosen_second(customer, database: str) -> tuple[datetime, list[str]]:
+    """After a backup: a write archived, a second chosen, a write after it archived; that second and every title."""
     add(customer, "after the backup")
     first = archive(customer)
-    assert "database-demo: " in first and "new piece(s)" in first, first
-    time.sleep(1.1)  # the binlog's clock has whole seconds: the chosen second lies between the two writes
+    assert f"{database}: " in first and "new piece(s)" in first, first
+    time.sleep(1.1)  # a binlog's clock has whole seconds: the chosen second lies between the two writes
     chosen = datetime.now(UTC).replace(microsecond=0)
     time.sleep(1.1)
     add(customer, "after the chosen second")
     archive(customer)
     everything = titles(customer)
     assert everything[-3:] == ["before the backup", "after the backup", "after the chosen second"]
+    return chosen, everything
+
+
+def test_total_loss_recovers_every_archived_write_then_a_chosen_second(customer):
+    assert customer.install().returncode == 0
+    add(customer, "before the backup")
+    assert customer.incarnate("backup", str(customer.repo)).returncode == 0
+    chosen, everything = archived_around_a_chosen_second(customer, "database-demo")
 
     customer.remove_stack()
     recovered = customer.incarnate("recover", str(customer.repo))
@@ -48,7 +54,7 @@ def test_total_loss_recovers_every_archived_write_then_a_chosen_second(customer)
     assert "replay logs ok" in recovered.stdout + recovered.stderr
 
     status = customer.incarnate("status", str(customer.repo))
-    assert "  recovery  database-demo: 330 bytes of its binlog not archived yet" in status.stdout  # the new history's
+    assert "  recovery  database-demo: 330 bytes of its log not archived yet" in status.stdout  # the new history's
     archive(customer)
     listed = customer.incarnate("backups", str(customer.repo))
     assert "  archived log of database-demo: " in listed.stdout and "`recover --at` any second from 20" in listed.stdout

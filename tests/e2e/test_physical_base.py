@@ -1,11 +1,14 @@
-"""Physical base backups (backup.base: physical): a PostgreSQL stack backed up as its server's files with
-pg_basebackup, recovered by putting them back while the server is stopped; a damaged base leaves the server
-initialised anew and empty, never half-restored."""
+"""Physical base backups and archived WAL (backup.base: physical): a PostgreSQL stack backed up as its server's files
+with pg_basebackup, its WAL archived as it grows, recovered to its newest write or a chosen second by its own server
+replaying the archive; a damaged base leaves the server initialised anew and empty, never half-restored."""
 
-import json
+import re
 import subprocess
+from datetime import datetime
 
 from incarnate.backup_format import chunk_key, find_snapshot
+from incarnate.log_archive import histories
+from tests.e2e.test_log_archive import add, archive, archived_around_a_chosen_second, titles
 
 
 def user_tables(customer) -> int:
@@ -21,26 +24,45 @@ def user_tables(customer) -> int:
     )
 
 
-def test_a_postgresql_stack_backed_up_as_its_server_files_is_recovered_from_them(customer):
+def recover(customer, *args: str) -> str:
+    customer.remove_stack()
+    recovered = customer.incarnate("recover", str(customer.repo), *args)
+    assert recovered.returncode == 0, recovered.stdout[-3000:] + recovered.stderr[-3000:]
+    return recovered.stdout + recovered.stderr
+
+
+def test_a_postgresql_stack_is_recovered_from_its_server_files_and_archived_wal(customer):
     customer.use("pgdemo")
     customer.write_stack_yaml(customer.stack_yaml() + "  base: physical\n", "physical bases")
     installed = customer.install()
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
-    for number in range(3):
-        customer.request("POST", "/records", json.dumps({"title": f"record {number}"}).encode())
-    records = customer.records()
-    backed_up = customer.incarnate("backup", str(customer.repo))
-    assert backed_up.returncode == 0, backed_up.stderr[-3000:]
+    add(customer, "before the backup")
+    assert customer.incarnate("backup", str(customer.repo)).returncode == 0
     snapshot = find_snapshot(customer.backups(), customer.stack)
     base = snapshot.manifest.artifact("database-pgdemo")
     assert (base.base, base.engine_version, base.rows) == ("physical", "15", None)
-    assert base.log_start and len(base.log_start[0]) == 24  # the WAL file its backup_label names
+    assert base.log_start and base.log_start[0].startswith("00000002")  # the install began timeline 2 (history 1)
+    chosen, everything = archived_around_a_chosen_second(customer, "database-pgdemo")
 
-    customer.remove_stack()
-    recovered = customer.incarnate("recover", str(customer.repo))
-    assert recovered.returncode == 0, recovered.stdout[-3000:] + recovered.stderr[-3000:]
-    assert "database-pgdemo: loaded" in recovered.stdout + recovered.stderr
-    assert customer.records() == records
+    said = recover(customer)
+    assert titles(customer) == everything  # the last backup's recovery point would have lost two writes
+    assert "database-pgdemo: replayed archived WAL to the transaction of 20" in said
+    archive(customer)
+    status = customer.incarnate("status", str(customer.repo))
+    assert "  recovery  database-pgdemo: every write archived (newest archived write 20" in status.stdout, status.stdout
+
+    said = recover(customer, "--at", chosen.isoformat())
+    assert titles(customer) == everything[:-1]
+    point = re.search(r"replay logs ok \([\d.]+ s\): recovery point (\S+);", said)
+    assert point and datetime.fromisoformat(point[1]) < chosen, said[-3000:]
+
+    # The timeline that recovery began is the live one: a later write is recovered from it (the server replays the
+    # base's timeline up to where the history left it, then the new one), never from the abandoned branch.
+    add(customer, "in the new history")
+    archive(customer)
+    recover(customer)
+    assert titles(customer) == [*everything[:-1], "in the new history"]
+    assert len(histories(customer.backups(), customer.stack)) == 4  # the install's and the three recoveries'
 
     # A base damaged in its last chunk: part of it is extracted before the damage is read; the server's files are
     # removed again and it starts empty, as its image initialises it.
@@ -49,7 +71,7 @@ def test_a_postgresql_stack_backed_up_as_its_server_files_is_recovered_from_them
     data[len(data) // 2] ^= 0x55
     chunk.write_bytes(bytes(data))
     customer.remove_stack()
-    failed = customer.incarnate("recover", str(customer.repo))
+    failed = customer.incarnate("recover", str(customer.repo), "--snapshot", snapshot.id)
     assert failed.returncode == 1
     assert f"snapshot {snapshot.id}, artifact database-pgdemo, chunk" in failed.stderr.strip().splitlines()[-1]
     assert user_tables(customer) == 0
