@@ -42,27 +42,30 @@ def incarnate(*args: str, releases: str) -> subprocess.CompletedProcess:
     )
 
 
-def customer_repo(scratch: Path, product: str) -> Path:
-    """A new customer of `product`: its repo and an unencrypted store of its own (no key block is left behind)."""
+def customer_repo(scratch: Path, product: str, stack: str = STACK, backup: str = "") -> Path:
+    """A new customer of `product`: its repo and an unencrypted store of its own (no key block is left behind);
+    `backup` more lines of its backup settings."""
     repo, store = scratch / "repo", scratch / "store"
     repo.mkdir()
     store.mkdir()
     (repo / "stack.yaml").write_text(
-        f"stack: {STACK}\nproduct: {product}\nrelease: 1.0.0\nhttp_port: {free_port()}\n"
-        f"backup:\n  encrypt: false\n  store:\n    kind: local\n    path: {store}\n"
+        f"stack: {stack}\nproduct: {product}\nrelease: 1.0.0\nhttp_port: {free_port()}\n"
+        f"backup:\n  encrypt: false\n  store:\n    kind: local\n    path: {store}\n{backup}"
     )
     for args in (["init", "-q", "-b", "main"], ["add", "stack.yaml"], ["commit", "-qm", "new customer"]):
         subprocess.run(["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args])
     return repo
 
 
-def remove_stack() -> None:
-    """The stack's containers, volumes and files, so the next install restores into empty volumes again."""
+def remove_stack(stack: str = STACK, files: bool = True) -> None:
+    """The stack's containers and volumes (a total loss), and with `files` its folder, so the next install restores
+    into empty volumes again."""
     Host().run(
-        [*Host().compose_command(), "--project-name", STACK, "down", "--volumes", "--timeout", "1"],
-        what=f"removing {STACK}",
+        [*Host().compose_command(), "--project-name", stack, "down", "--volumes", "--timeout", "1"],
+        what=f"removing {stack}",
     )
-    shutil.rmtree(settings.stacks_dir() / STACK, ignore_errors=True)
+    if files:
+        shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
 
 
 def restore(product: str, releases: str) -> tuple[bool, float, str]:
@@ -78,13 +81,13 @@ def restore(product: str, releases: str) -> tuple[bool, float, str]:
     return ok, seconds, "" if ok else output.strip().splitlines()[-1][-300:]
 
 
-def forget_secrets() -> None:
+def forget_secrets(stack: str = STACK) -> None:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
     with get_client(sync_client=True) as client:
         try:
-            client.delete_block_document(client.read_block_document_by_name(f"incarnate-stack-{STACK}", "secret").id)
+            client.delete_block_document(client.read_block_document_by_name(f"incarnate-stack-{stack}", "secret").id)
         except ObjectNotFound:
             pass
 

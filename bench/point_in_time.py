@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/point_in_time.py [REPO] [--seconds 60] [--interval 10] [--losses 5]
 
-REPO is a demo customer repo whose stack is installed (default: the demo customer set-up made). A writer acknowledges
+REPO is a customer repo of the demo or pgdemo (with backup.base: physical) whose stack is installed (default: the demo
+customer set-up made). A writer acknowledges
 a record every 100 ms through the app's API. First without archiving (the baseline write latency), then with
 `incarnate archive --follow` running every --interval seconds (its CPU read from /proc); at a random moment between
 half of --seconds and --seconds the stack is lost whole (containers and volumes), then `incarnate recover`: the
@@ -123,10 +124,12 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def log_bytes(store, stack: str) -> int:
-    """Raw binlog bytes archived for the stack (every piece's range)."""
+    """Raw log bytes archived for the stack's databases (every piece's range)."""
+    databases = {key.split("/")[2] for key in store.list(f"logs/{stack}")} - {"histories"}
     return sum(
         end - offset
-        for ranges in listing(store, stack, "database-demo").pieces.values()
+        for database in databases
+        for ranges in listing(store, stack, database).pieces.values()
         for offset, end, _, _ in ranges
     )
 
@@ -235,7 +238,7 @@ def main() -> int:
     )
     print(
         f"archiver CPU: {100 * statistics.median(loss.cpu_share for loss in losses):.1f}% of one core (median); "
-        f"{log_bytes(store, config.stack):,} bytes of binlog archived in all"
+        f"{log_bytes(store, config.stack):,} bytes of log archived in all"
     )
     print(
         f"recover {statistics.median(loss.recover_seconds for loss in losses):.1f} s (median), recover --at "

@@ -120,10 +120,11 @@ def closing_backup(
     brought: BroughtUp,
 ) -> Closing:
     """The backup a deployment ends with, unless the stack runs exactly the data it restored (every artifact loaded
-    from `source`, no log replayed, no migration, no hook): then `source` already is that backup, and re-reading it
-    all would store nothing."""
+    from `source`, no log replayed, no migration, no hook) and its databases' logs can be replayed onto `source`
+    (PostgreSQL's only onto a physical base): then `source` already is that backup, and re-reading it all would store
+    nothing."""
     with report.stage(stages.backup.NAME) as row:
-        replayed = brought.replayed is not None and brought.replayed.applied
+        replayed = brought.replayed is not None and (brought.replayed.applied or brought.replayed.needs_base)
         if runs_snapshot_data(source, brought.outcome, pinned.release) and not brought.hooked and not replayed:
             row["detail"] = (
                 f"not needed: the stack runs the data of {source.id} unchanged (schema "

@@ -185,6 +185,9 @@ class Replayed:
     gaps: list[str]  # where an archive ended at a gap rather than at its newest write
     applied: bool  # writes were replayed: the data is no longer exactly the snapshot's
     loaded: bool  # a database was loaded (else the recovery point says nothing of the stack's data)
+    # a history began that no snapshot can be brought into yet (PostgreSQL loaded from a dump: its WAL replays onto a
+    # physical base only): the deployment's closing backup takes that base
+    needs_base: bool = False
 
     def recovery_point(self) -> datetime | None:
         return self.point or (self.base if self.loaded else None)
@@ -248,7 +251,7 @@ def replay(
             f"again. Recover onto another host, or remove the stack's data first (`docker compose -p "
             f"{project.name} down --volumes` on the host) and recover --at again."
         )
-    applied = False
+    applied = needs_base = False
     try:
         for artifact, source in databases:
             if source.replays_at_start:
@@ -260,6 +263,7 @@ def replay(
                 gaps += [f"{artifact.name}: {gap}" for gap in recovered.gaps]
                 reached += [recovered.reached] if recovered.applied else []
                 applied = applied or recovered.applied
+                needs_base = needs_base or artifact.base != "physical"
                 starts[artifact.name] = recovered.start
                 continue
             if source.log_files() is None:
@@ -305,7 +309,7 @@ def replay(
     applied = applied or any(
         start.replayed for name, start in starts.items() if not _recovered_at_start(name, databases)
     )
-    return Replayed(point, snapshot.manifest.created(), notes, gaps, applied, bool(databases))
+    return Replayed(point, snapshot.manifest.created(), notes, gaps, applied, bool(databases), needs_base)
 
 
 def _recovered_at_start(name: str, databases: list[tuple[Artifact, DataSource]]) -> bool:
