@@ -59,7 +59,9 @@ def update(repo: str, ref: str = "HEAD", docker_host: str | None = None) -> dict
             if woken := start_data_services(project, previous.release):
                 print(f"stack {target.stack}: {', '.join(woken)} did not run; started for the pre-update backup")
             with report.stage(f"{stages.backup.NAME} (pre-update)") as row:
-                before = backup(project, store, backup_settings)
+                before = backup(
+                    project, store, stages.backup.for_update(backup_settings, previous.release, target.release)
+                )
                 problems = verify(store, [before.snapshot]).problems
                 if problems:
                     raise IntegrityError(f"pre-update backup {before.snapshot.id} does not verify ({problems[0]}).")

@@ -135,11 +135,13 @@ class BackupSettings(Strict):
         description="What the weekly verify re-reads: a percentage of the chunks or a byte budget (500M).",
     )
     retention: Retention = Field(default=Retention(), description="Applied after each backup and by `incarnate prune`.")
-    base: Literal["logical", "physical"] = Field(
-        default="logical",
+    base: Literal["auto", "logical", "physical"] = Field(
+        default="auto",
         description="How databases are backed up. logical: dumps, portable across engine versions; physical: the "
-        "server's files (PostgreSQL: pg_basebackup), restored at disk speed into the same major version. An engine "
-        "incarnate takes no physical base of (MariaDB) is dumped either way, and the backup says so.",
+        "server's files (PostgreSQL: pg_basebackup), restored at disk speed into the same major version, onto which "
+        "its archived WAL is replayed; auto: physical for PostgreSQL whose data directory is a volume's root, logical "
+        "otherwise. An engine incarnate takes no physical base of (MariaDB) is dumped either way. An update whose "
+        "release changes a database's image backs up with dumps.",
     )
 
 

@@ -9,7 +9,7 @@ from incarnate.backup_format import Snapshot, list_snapshots, scan_snapshots
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
 from incarnate.datasources.database import Database
-from incarnate.errors import HostError, StoreError
+from incarnate.errors import HostError, StageError, StoreError
 from incarnate.health import HealthWait
 from incarnate.hooks import POINTS
 from incarnate.host import Host
@@ -75,7 +75,7 @@ def recovery_points(project: ComposeProject, release: ReleaseDescriptor, store: 
             continue
         try:
             files = source.log_files()
-        except HostError as error:
+        except (HostError, StageError) as error:
             lines.append(f"  recovery  {source.artifact}: unknown, the database does not answer ({error})")
             continue
         if files is None:

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from incarnate import __version__, datasources, product_settings
 from incarnate.compose import ComposeProject
-from incarnate.config import PUBLISH_PREFIX, StackConfig
+from incarnate.config import PUBLISH_PREFIX, BackupSettings, StackConfig
 from incarnate.datasources.database import Database
 from incarnate.errors import ReleaseError
 from incarnate.host import Host
@@ -377,8 +377,9 @@ def publication(folder: ReleaseFolder, digests: dict[str, str], vanilla: str, va
 
 def recovery_point(project: ComposeProject, release: ReleaseDescriptor) -> str:
     """What a customer's recovery of this release brings back, as its databases allow: every write (their logs are
-    archived continuously), or only the last backup (and why)."""
-    databases = [source for source in datasources.for_release(project, release) if isinstance(source, Database)]
+    archived continuously), or only the last backup (and why); for a stack with the default backup settings."""
+    sources = datasources.for_release(project, release, BackupSettings().base)
+    databases = [source for source in sources if isinstance(source, Database)]
     why_not = [f"{source.artifact}: {reason}" for source in databases if (reason := source.archiving())]
     if not databases:
         return "recovery point: last backup (no database; files are backed up nightly)"

@@ -45,10 +45,12 @@ class Database(ABC):
     physical_program: ClassVar[str | None] = None  # what takes a physical base; None: incarnate takes none
 
     def __init__(self, project: ComposeProject, name: str, service: str, base: str = "logical") -> None:
-        self.project, self.target, self.service = project, name, service
-        self.physical = base == "physical" and self.physical_program is not None
-        if self.physical:
-            self.program = self.physical_program
+        self.project, self.target, self.service, self.base = project, name, service, base
+
+    @property
+    def physical(self) -> bool:
+        """Whether its backups are physical bases (the engine's own kind decides with `auto`)."""
+        return False
 
     @property
     def artifact(self) -> str:

@@ -80,6 +80,10 @@ class BaseLabel:
         return None
 
 
+class NoDataVolume(StageError):
+    """The server's data directory is not a volume's root: a physical base could not be restored into it."""
+
+
 SLOT = "incarnate"  # the physical replication slot that keeps the server's WAL until incarnate archived it
 STAGING = "incarnate-wal"  # in the data directory: the archived WAL a recovery replays (removed once it ran)
 RECOVERY_KEYS = (
@@ -107,12 +111,27 @@ class Promoted:
 
 class PostgreSQL(Database):
     engine = "postgresql"
-    program = "pg_dump"
     physical_program = "pg_basebackup"
     exec_user = "postgres"
     replays_at_start = True
-    _replaced = False
-    _event_times: dict[tuple[str, int, int], tuple[int | None, int | None]] = {}  # noqa: RUF012 - replaced, never changed  # a physical base was (maybe in part) extracted: a reset removes the server's files
+    _replaced = False  # a physical base was (maybe in part) extracted: a reset removes the server's files
+    # the commit times of the last range pg_waldump read (a round asks twice for the piece it ships)
+    _event_times: dict[tuple[str, int, int], tuple[int | None, int | None]] = {}  # noqa: RUF012 - replaced whole
+
+    @cached_property
+    def physical(self) -> bool:
+        """Physical bases when the stack asks for them, and with `auto` when the server's files can be restored
+        (its data directory is a volume's root): its WAL replays onto nothing else."""
+        if self.base != "auto":
+            return self.base == "physical"
+        try:
+            return bool(self._data_volume)
+        except NoDataVolume:
+            return False
+
+    @property
+    def program(self) -> str:  # noqa: D102 - as the process list shows the backup's command
+        return self.physical_program if self.physical else "pg_dump"
 
     def _psql(self, *args: str) -> list[str]:
         return [
@@ -179,7 +198,7 @@ class PostgreSQL(Database):
         for mount in mounts or []:
             if mount.get("Destination") == directory and mount.get("Type") == "volume":
                 return mount["Name"]
-        raise StageError(
+        raise NoDataVolume(
             f"stack {self.project.name}: the data directory {directory} of service {self.service} is not the root of "
             f"a volume of its own, which a physical base of database {self.target} is restored into; nothing was "
             f"loaded. Mount a volume there, or back the stack up with backup.base: logical."
@@ -365,7 +384,7 @@ class PostgreSQL(Database):
 
     def archiving(self) -> str | None:
         if not self.physical:
-            return "PostgreSQL's WAL replays only onto a physical base (backup.base: physical)"
+            return "PostgreSQL's WAL replays only onto a physical base (backup.base: auto or physical)"
         level, size = self._wal_settings
         if level == "minimal":
             return "the server's wal_level is minimal (replica, the default, keeps what a recovery needs)"

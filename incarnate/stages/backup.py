@@ -17,6 +17,7 @@ from incarnate.backup_format import (
     stack_prefix,
 )
 from incarnate.compose import ComposeProject
+from incarnate.config import BackupSettings
 from incarnate.datasources import DataSource, at_once
 from incarnate.datasources.database import Database
 from incarnate.errors import IncarnateError, StageError
@@ -122,6 +123,13 @@ def back_up(
     return result
 
 
+def for_update(settings: BackupSettings, old: ReleaseDescriptor, new: ReleaseDescriptor) -> BackupSettings:
+    """The pre-update backup's settings: dumps when the new release runs a database in another image (a physical
+    base loads only into the server version it was taken of; a dump into any)."""
+    moved = [spec.service for spec in old.databases if old.images.get(spec.service) != new.images.get(spec.service)]
+    return settings.model_copy(update={"base": "logical"}) if moved else settings
+
+
 def backup_hooks(project: ComposeProject, release: ReleaseDescriptor, point: str) -> None:
     run_hooks(project, point, running_only(project, point, release.hooks_at(point)), release.hidden_variables)
 
@@ -140,7 +148,9 @@ def write_snapshot(
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
     sources = datasources.for_release(project, release, base)
     for source in sources:
-        if base == "physical" and isinstance(source, Database) and not source.physical:
+        if base != "logical" and isinstance(source, Database) and source.physical_program and not source.physical:
+            print(f"stack {project.name}: {source.artifact} dumped (its data directory is not a volume's root)")
+        elif base == "physical" and isinstance(source, Database) and not source.physical:
             print(f"stack {project.name}: {source.artifact} dumped (no physical base of {source.engine} in incarnate)")
     for source in sources:
         if ended := source.end_orphans():

@@ -32,8 +32,7 @@ def recover(customer, *args: str) -> str:
 
 
 def test_a_postgresql_stack_is_recovered_from_its_server_files_and_archived_wal(customer):
-    customer.use("pgdemo")
-    customer.write_stack_yaml(customer.stack_yaml() + "  base: physical\n", "physical bases")
+    customer.use("pgdemo")  # backup.base: auto, the default: physical for PostgreSQL
     installed = customer.install()
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     add(customer, "before the backup")
@@ -49,7 +48,9 @@ def test_a_postgresql_stack_is_recovered_from_its_server_files_and_archived_wal(
     assert "database-pgdemo: replayed archived WAL to the transaction of 20" in said
     archive(customer)
     status = customer.incarnate("status", str(customer.repo))
-    assert "  recovery  database-pgdemo: every write archived (newest archived write 20" in status.stdout, status.stdout
+    # PostgreSQL writes WAL of its own too (a standby snapshot every 15 s): how much is not archived yet may be a few
+    # bytes, but a write made before this round is archived.
+    assert re.search(r"  recovery  database-pgdemo: .*\(newest archived write 20", status.stdout), status.stdout
 
     said = recover(customer, "--at", chosen.isoformat())
     assert titles(customer) == everything[:-1]
