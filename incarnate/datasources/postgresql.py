@@ -212,8 +212,8 @@ class PostgreSQL(Database):
         return [name for name in listed if name != self.target]
 
     def load_base(self, artifact: Artifact, source: BinaryIO) -> None:
-        """The server's files replaced by the base's while it is stopped; it starts on them (recovering to the end
-        of the base's WAL, as after a crash) and must answer as the server that stays."""
+        """The server's files replaced by the base's while it is stopped; it starts on them in archive recovery and
+        waits, read-only, where the base is consistent (the replay of archived logs then says how far it goes)."""
         if artifact.engine_version != self.major_version:
             raise IntegrityError(
                 f"artifact {artifact.name} is a physical base of PostgreSQL {artifact.engine_version}, and service "
@@ -384,7 +384,8 @@ class PostgreSQL(Database):
 
     def archiving(self) -> str | None:
         if not self.physical:
-            return "PostgreSQL's WAL replays only onto a physical base (backup.base: auto or physical)"
+            reason = "its data directory is not a volume's root, so it is dumped" if self.base == "auto" else ""
+            return f"PostgreSQL's WAL replays only onto a physical base ({reason or 'backup.base: logical'})"
         level, size = self._wal_settings
         if level == "minimal":
             return "the server's wal_level is minimal (replica, the default, keeps what a recovery needs)"

@@ -376,6 +376,13 @@ def _recover_at_start(
     physical = artifact.base == "physical"
     if not physical and source.log_files() is None:
         return None
+    if not physical and recovery.at is not None and recovery.at > snapshot.manifest.created():
+        raise ConfigError(
+            f"stack {stack}: snapshot {snapshot.id} holds a dump of {artifact.name} (taken "
+            f"{snapshot.manifest.created_at}), onto which PostgreSQL's WAL cannot be replayed, so a recovery to "
+            f"{recovery.at.isoformat()} cannot be made from it; the databases were emptied again. Choose an --at at "
+            f"which a physical base of it existed, or restore the snapshot as it is (--snapshot {snapshot.id})."
+        )
     route = _route(artifact, snapshot, chain) if recovery.apply_logs else []
     refused = (
         [] if physical or not route else [f"its history began from a dump ({snapshot.id}), which WAL cannot follow"]
