@@ -122,8 +122,10 @@ class PostgreSQL(Database):
     def physical(self) -> bool:
         """Physical bases when the stack asks for them, and with `auto` when the server's files can be restored
         (its data directory is a volume's root): its WAL replays onto nothing else."""
-        if self.base != "auto":
-            return self.base == "physical"
+        if self.base == "physical":
+            return bool(self._data_volume)  # refused at the backup already: no restore could put such a base back
+        if self.base == "logical":
+            return False
         try:
             return bool(self._data_volume)
         except NoDataVolume:
@@ -200,8 +202,8 @@ class PostgreSQL(Database):
                 return mount["Name"]
         raise NoDataVolume(
             f"stack {self.project.name}: the data directory {directory} of service {self.service} is not the root of "
-            f"a volume of its own, which a physical base of database {self.target} is restored into; nothing was "
-            f"loaded. Mount a volume there, or back the stack up with backup.base: logical."
+            f"a volume of its own, the only place a physical base of database {self.target} is restored into; "
+            f"nothing was changed. Mount a volume there, or set backup.base: logical (auto does so by itself)."
         )
 
     def _other_databases(self) -> list[str]:

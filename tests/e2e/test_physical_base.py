@@ -2,12 +2,19 @@
 with pg_basebackup, its WAL archived as it grows, recovered to its newest write or a chosen second by its own server
 replaying the archive; a damaged base leaves the server initialised anew and empty, never half-restored."""
 
+import os
 import re
 import subprocess
+import time
 from datetime import datetime
 
+import pytest
+
+from incarnate import settings
 from incarnate.backup_format import chunk_key, find_snapshot
+from incarnate.host import Host
 from incarnate.log_archive import histories
+from tests.e2e.conftest import COMPOSE
 from tests.e2e.test_log_archive import add, archive, archived_around_a_chosen_second, titles
 
 
@@ -77,3 +84,33 @@ def test_a_postgresql_stack_is_recovered_from_its_server_files_and_archived_wal(
     assert f"snapshot {snapshot.id}, artifact database-pgdemo, chunk" in failed.stderr.strip().splitlines()[-1]
     assert user_tables(customer) == 0
     assert "app" not in " ".join(customer.containers())
+
+
+def test_physical_bases_asked_of_a_server_whose_data_directory_is_not_a_volume_root_are_refused(tmp_path):
+    """`backup.base: physical` is refused at the backup, naming the setting, rather than taking a base that no
+    restore could put back (`auto` dumps such a server instead)."""
+    from incarnate.compose import ComposeProject
+    from incarnate.datasources.postgresql import NoDataVolume, PostgreSQL
+
+    name = f"nodatavolume{os.getpid()}"
+    (tmp_path / "compose.yaml").write_text(
+        f"services:\n  db:\n    image: {settings.registry()}/pgdemo/db:1.0.0\n"
+        "    environment: {POSTGRES_DB: pgdemo, POSTGRES_USER: pgdemo, POSTGRES_PASSWORD: unused}\n"
+        "    volumes: ['./data:/var/lib/postgresql/data']\n"  # a directory of the host's, as some products do
+    )
+    compose = [COMPOSE, "-p", name, "--project-directory", str(tmp_path)]
+    subprocess.run([*compose, "up", "--detach"], check=True, capture_output=True)
+    try:
+        ready = ["docker", "exec", "--user", "postgres", f"{name}-db-1", "pg_isready", "--quiet"]
+        for _ in range(120):  # sooner than its health check says so
+            if subprocess.run(ready, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.5)
+        project = ComposeProject(Host(), name, tmp_path)
+        assert not PostgreSQL(project, "pgdemo", "db", base="auto").physical
+        with pytest.raises(
+            NoDataVolume, match=r"not the root of a volume .* nothing was changed.* backup\.base: logical"
+        ):
+            PostgreSQL(project, "pgdemo", "db", base="physical").dump_command()
+    finally:
+        subprocess.run([*compose, "down", "--volumes"], capture_output=True)
