@@ -1,14 +1,14 @@
-"""Benchmark: a PostgreSQL stack's time until healthy after a total loss, recovered from a physical base against a
-logical dump of the same data, in one run.
+"""Benchmark: a stack's time until healthy after a total loss, recovered from a physical base against a logical dump
+of the same data, in one run, for PostgreSQL (pgdemo) or MariaDB (demo).
 
-    .venv/bin/python bench/physical_base.py [--gb 1.0]
+    .venv/bin/python bench/physical_base.py [--gb 1.0] [--product pgdemo|demo]
 
-Makes a pgdemo customer of its own (a repo and an unencrypted store in a temporary folder), installs it and fills its
-database with a table of about GB as pg_dump writes it (an id with its primary key and 256 characters a row,
-generate_series in the server). Then for logical and for physical (backup.base in stack.yaml, a commit each):
-`incarnate backup`, the stack lost whole (containers and volumes), `incarnate recover`, timed from the command's
-start until the app's health URL first answers 200 (polled every 0.1 s), the rows checked. Prints the backups'
-seconds and sizes, both times until healthy and physical / logical. The stack is removed at the end.
+Makes a customer of the product of its own (a repo and an unencrypted store in a temporary folder), installs it and
+fills its database with a table of about GB as the dump writes it (an id with its primary key and 256 characters a
+row, made in the server: generate_series, MariaDB's sequence engine). Then for logical and for physical (backup.base
+in stack.yaml, a commit each): `incarnate backup`, the stack lost whole (containers and volumes), `incarnate recover`,
+timed from the command's start until the app's health URL first answers 200 (polled every 0.1 s), the rows checked.
+Prints the backups' seconds, both times until healthy and physical / logical. The stack is removed at the end.
 """
 
 import argparse
@@ -31,8 +31,21 @@ from bench.recovery_speed import until_healthy  # noqa: E402
 
 INCARNATE = str(Path(sys.executable).with_name("incarnate"))
 STACK = "bench-physical-base"
-ROW_BYTES = 265  # of pg_dump's COPY text per row filled below
+ROW_BYTES = 265  # of the dump's text per row filled below
 STAGE = re.compile(r"(restore|replay logs|start|migrate) ok \(([\d.]+ s)\)")
+# Per product: the query command in its database container, the fill, the database's size on disk.
+QUERY = {
+    "pgdemo": ["--user", "postgres", f"{STACK}-db-1", "psql", "-d", "pgdemo", "-tAc"],
+    "demo": [f"{STACK}-db-1", "mariadb", "demo", "--batch", "--skip-column-names", "-e"],
+}
+FILL = {
+    "pgdemo": ["INSERT INTO bulk SELECT i, repeat(md5(i::text), 8) FROM generate_series(1, {rows}) i"],
+    "demo": ["INSERT INTO bulk SELECT seq, repeat(md5(seq), 8) FROM seq_1_to_{rows}", "ANALYZE TABLE bulk"],
+}
+SIZE = {
+    "pgdemo": "SELECT pg_database_size('pgdemo')",
+    "demo": "SELECT SUM(data_length + index_length) FROM information_schema.tables WHERE table_schema = 'demo'",
+}
 
 
 def incarnate(*args: str) -> str:
@@ -42,21 +55,17 @@ def incarnate(*args: str) -> str:
     return result.stdout + result.stderr
 
 
-def psql(query: str) -> str:
+def query(product: str, sql: str) -> str:
     return subprocess.run(
-        ["docker", "exec", "--user", "postgres", f"{STACK}-db-1", "psql", "-d", "pgdemo", "-tAc", query],
-        capture_output=True,
-        text=True,
-        check=True,
+        ["docker", "exec", *QUERY[product], sql], capture_output=True, text=True, check=True
     ).stdout.strip()
 
 
-def fill(gigabytes: float) -> int:
+def fill(product: str, gigabytes: float) -> int:
     rows = max(1000, int(gigabytes * 1e9 / ROW_BYTES))
-    psql(
-        "CREATE TABLE bulk (id bigint PRIMARY KEY, payload text); "
-        f"INSERT INTO bulk SELECT i, repeat(md5(i::text), 8) FROM generate_series(1, {rows}) i"
-    )
+    query(product, "CREATE TABLE bulk (id bigint PRIMARY KEY, payload text)")
+    for statement in FILL[product]:
+        query(product, statement.format(rows=rows))
     return rows
 
 
@@ -70,7 +79,7 @@ def use_base(repo: Path, base: str) -> None:
     )
 
 
-def one_base(repo: Path, url: str, base: str, rows: int) -> tuple[float, float]:
+def one_base(product: str, repo: Path, url: str, base: str, rows: int) -> tuple[float, float]:
     """(backup seconds, seconds until healthy after the loss)."""
     use_base(repo, base)
     began = time.perf_counter()
@@ -79,7 +88,7 @@ def one_base(repo: Path, url: str, base: str, rows: int) -> tuple[float, float]:
     remove_stack(STACK, files=False)
     with until_healthy(url) as seen:
         said = incarnate("recover", str(repo))
-    restored = int(psql("SELECT count(*) FROM bulk"))
+    restored = int(query(product, "SELECT count(*) FROM bulk"))
     if restored != rows:
         raise SystemExit(f"{base}: {restored} rows recovered, {rows} backed up")
     stages = ", ".join(f"{name} {seconds}" for name, seconds in STAGE.findall(said))
@@ -90,19 +99,21 @@ def one_base(repo: Path, url: str, base: str, rows: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=1.0, help="size of the table as pg_dump writes it (default 1.0)")
+    parser.add_argument("--product", choices=sorted(QUERY), default="pgdemo", help="pgdemo (PostgreSQL) or demo")
     args = parser.parse_args()
+    product = args.product
     with tempfile.TemporaryDirectory(prefix="bench-physical-") as scratch:
-        repo = customer_repo(Path(scratch), "pgdemo", STACK)
+        repo = customer_repo(Path(scratch), product, STACK)
         try:
             incarnate("install", str(repo))
             port = next(line for line in (repo / "stack.yaml").read_text().splitlines() if line.startswith("http_port"))
             url = f"http://127.0.0.1:{port.split(':')[1].strip()}/health"
             began = time.perf_counter()
-            rows = fill(args.gb)
-            size = int(psql("SELECT pg_database_size('pgdemo')"))
+            rows = fill(product, args.gb)
+            size = int(query(product, SIZE[product]))
             print(f"filled {rows:,} rows in {time.perf_counter() - began:.1f} s; the database holds {size:,} bytes")
-            logical = one_base(repo, url, "logical", rows)
-            physical = one_base(repo, url, "physical", rows)
+            logical = one_base(product, repo, url, "logical", rows)
+            physical = one_base(product, repo, url, "physical", rows)
         finally:
             remove_stack(STACK)
             forget_secrets(STACK)

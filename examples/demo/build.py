@@ -24,7 +24,7 @@ BASE_IMAGE = "incarnate/base:bookworm"
 # One root filesystem for every example image (they share its layers): the databases, the demo app's Python,
 # DokuWiki and MediaWiki under Apache for the off-the-shelf examples, tini as an init.
 BASE_PACKAGES = (
-    "mariadb-server,mariadb-client,postgresql,python3,python3-pymysql,python3-psycopg2,tar,ca-certificates,"
+    "mariadb-server,mariadb-client,mariadb-backup,postgresql,python3,python3-pymysql,python3-psycopg2,tar,ca-certificates,"
     "dokuwiki,mediawiki,php-mysql,apache2,libapache2-mod-php,tini"
 )
 # The migrations of the example products built from the demo app: the demo (MariaDB), pgdemo (PostgreSQL).

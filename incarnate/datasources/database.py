@@ -1,15 +1,19 @@
 """What every database engine shares: the database, the Compose service that runs it, its container."""
 
+import json
 import re
 import shlex
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from functools import cached_property
+from functools import cached_property, partial
 from typing import BinaryIO, ClassVar
 
+from incarnate import settings
 from incarnate.backup_format import Artifact, artifact_name
 from incarnate.compose import ComposeProject
+from incarnate.datasources import volume
 from incarnate.datasources.engine_api import exec_out
 from incarnate.errors import HostError, IntegrityError, StageError
 from incarnate.host import Host
@@ -34,6 +38,10 @@ def end_processes(pids: list[int]) -> str:
     return f"kill -TERM {ids} 2>/dev/null; sleep 2; kill -KILL {ids} 2>/dev/null; true"  # ids: quoted above
 
 
+class NoDataVolume(StageError):
+    """The server's data directory is not a volume's root: a physical base could not be restored into it."""
+
+
 class Database(ABC):
     """A database inside a running service's container; an engine module subclasses it with its own commands."""
 
@@ -43,14 +51,66 @@ class Database(ABC):
     program: ClassVar[str]  # the dump command, as it shows in the container's process list
     exec_user: ClassVar[str | None] = None  # who the engine's tools run as in the container (the image's default)
     physical_program: ClassVar[str | None] = None  # what takes a physical base; None: incarnate takes none
+    auto_dumps: ClassVar[str | None] = None  # why `auto` dumps it when it does (None: auto always dumps it, silently)
+    _replaced = False  # a physical base was (maybe in part) put into its files: a reset removes them
 
     def __init__(self, project: ComposeProject, name: str, service: str, base: str = "logical") -> None:
         self.project, self.target, self.service, self.base = project, name, service, base
 
-    @property
+    @cached_property
     def physical(self) -> bool:
-        """Whether its backups are physical bases (the engine's own kind decides with `auto`)."""
+        """Whether its backups are physical bases: when the stack asks for them (refused at once where no restore
+        could put one back), and with `auto` where the engine's own rule says so."""
+        if self.physical_program is None or self.base == "logical":
+            return False
+        if self.base == "physical":
+            return bool(self.data_volume)
+        return self.physical_by_default()
+
+    def physical_by_default(self) -> bool:
+        """Whether `backup.base: auto` takes physical bases of it."""
         return False
+
+    def dumped_instead(self) -> str | None:
+        """Why backup.base did not take a physical base of it, where that is worth saying."""
+        if self.base == "logical" or self.physical:
+            return None
+        if self.physical_program is None:
+            return f"no physical base of {self.engine} in incarnate" if self.base == "physical" else None
+        return self.auto_dumps
+
+    @property
+    def data_directory(self) -> str:
+        """Where the server keeps its files, in its container (engines with physical bases say)."""
+        raise NotImplementedError
+
+    @property
+    def engine_version(self) -> str | None:
+        """The version a physical base of it starts only on (engines with physical bases say)."""
+        return None
+
+    def other_databases(self) -> list[str]:
+        """The server's databases beside the target, but for its system ones (a physical base replaces them all)."""
+        raise NotImplementedError
+
+    @cached_property
+    def data_volume(self) -> str:
+        """The volume that holds the server's data directory, as its root (a physical base replaces what it holds)."""
+        directory = self.data_directory
+        mounts = json.loads(
+            self.host.run(
+                ["docker", "inspect", "--format", "{{json .Mounts}}", self.container],
+                what=f"listing the volumes of service {self.service}",
+            )
+        )
+        for mount in mounts or []:
+            if mount.get("Destination") == directory and mount.get("Type") == "volume":
+                return mount["Name"]
+        raise NoDataVolume(
+            f"stack {self.project.name}: the data directory {directory} of service {self.service} is not the root of "
+            f"a volume of its own, the only place a physical base of database {self.target} is restored into; "
+            f"nothing was changed. Mount a volume there, or set backup.base: logical (auto does so by itself)."
+        )
 
     @property
     def artifact(self) -> str:
@@ -104,6 +164,11 @@ class Database(ABC):
             what=f"dumping database {self.target}",
         )
 
+    @property
+    def _orphan_mark(self) -> str:
+        """The argument that tells this database's backup among the container's processes."""
+        return self.target
+
     def end_orphans(self) -> int:
         """End this database's dumps still running in its container (their run was killed, or gave up on them):
         they hold a transaction and would stream to nobody. How many were ended."""
@@ -116,7 +181,7 @@ class Database(ABC):
             if len(fields) > 1
             and fields[0].isdigit()
             and fields[1].rsplit("/", 1)[-1] == self.program
-            and self.target in fields[2:]
+            and self._orphan_mark in fields[2:]
         ]
         if pids:
             shell, what = self.host.shell(), f"ending orphaned {self.program} of database {self.target}"
@@ -146,11 +211,53 @@ class Database(ABC):
             pause = min(pause * 2, 2.0)
 
     def load_base(self, artifact: Artifact, source: BinaryIO) -> None:
-        """Load a physical base (the server's files) this engine took."""
-        raise IntegrityError(
-            f"artifact {artifact.name} is a physical base of {artifact.engine}, which incarnate cannot load into "
-            f"database {self.target} ({self.engine}); nothing was loaded."
-        )
+        """Load a physical base (the server's files) this engine took: refused before anything is stopped when the
+        server's version differs or it holds other databases; else the container is stopped, its data volume
+        emptied, the base put there (`_put_base`) and the container started on it. A failure leaves the volume to
+        `reset`, which empties it again."""
+        if self.physical_program is None or artifact.engine != self.engine:
+            raise IntegrityError(
+                f"artifact {artifact.name} is a physical base of {artifact.engine}, which incarnate cannot load into "
+                f"database {self.target} ({self.engine}); nothing was loaded."
+            )
+        if artifact.engine_version != self.engine_version:
+            raise IntegrityError(
+                f"artifact {artifact.name} is a physical base of {self.engine} {artifact.engine_version}, and service "
+                f"{self.service} runs {self.engine} {self.engine_version}, which cannot start on those files; nothing "
+                f"was loaded. Restore a logical backup across versions (backup.base: logical)."
+            )
+        if others := self.other_databases():
+            raise IntegrityError(
+                f"service {self.service} holds database(s) {', '.join(others)} beside {self.target}, and a physical "
+                f"base replaces the whole server; nothing was loaded. Declare them in the release, or back the stack "
+                f"up with backup.base: logical."
+            )
+        self.data_volume  # noqa: B018 - refused (NoDataVolume) before the server is stopped
+        self._replaced = True
+        self._restart(partial(self._put_base, source))
+
+    def _put_base(self, source: BinaryIO) -> None:
+        """The base's files put into the emptied data volume while the server is stopped."""
+        raise NotImplementedError
+
+    def _restart(self, while_stopped: Callable[[], None], keep: bool = False) -> None:
+        """The container stopped, its data volume emptied (unless `keep`), `while_stopped` done to it, the container
+        started and (unless `keep`: a recovery may end in a stop) serving."""
+        host, what = self.host, f"service {self.service} of stack {self.project.name}"
+        host.run(["docker", "stop", self.container], what=f"stopping {what}")
+        if not keep:
+            volume.reset(host, self.data_volume)
+        while_stopped()
+        host.run(["docker", "start", self.container], what=f"starting {what}")
+        if not keep:
+            self.wait_until_serving(settings.ready_seconds())
+
+    def _reset_replaced(self) -> bool:
+        """After a physical base was put (maybe in part) into the server's files, they are removed and the container
+        started again: its image initialises them anew. Whether it was so."""
+        if self._replaced:
+            self._restart(lambda: None)
+        return self._replaced
 
     def _read_bytes(self, path: str, offset: int, limit: int, what: str) -> bytes:
         """At most `limit` bytes of a file in the container from `offset` (its log: dd as the engine's user)."""

@@ -1,13 +1,16 @@
 """MariaDB (and MySQL): consistent dumps with --single-transaction, run inside the database container."""
 
 import re
+import struct
+import zlib
 from functools import cached_property
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from incarnate import binlog, log_archive
+from incarnate.datasources import volume
 from incarnate.datasources.database import Database, RowCounter
-from incarnate.errors import IntegrityError
+from incarnate.errors import HostError, IntegrityError
 from incarnate.host import copy_from
 from incarnate.log_archive import LogFile
 
@@ -84,9 +87,99 @@ class DumpRows(RowCounter):
         return until
 
 
+# mariadb-backup's xbstream: chunks of files, each a header (magic, flags, type, path length, path; a payload chunk
+# then its length, offset in the file and CRC-32) and its bytes; an end chunk closes a file.
+XBSTREAM = struct.Struct("<8sBcI")
+XBSTREAM_PAYLOAD = struct.Struct("<QQI")
+XBSTREAM_MAGIC = b"XBSTCK01"
+BINLOG_INFO = b"xtrabackup_binlog_info"  # "file<TAB>position<TAB>GTID": where the binlog stood at the base
+MAX_PATH, MAX_INFO = 4096, 4096
+SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
+# Run in a container of the server's own image, its data volume there and the server stopped: the base's files
+# unpacked, then made consistent by the same mariadb-backup that took them (a fixed script: nothing of the stack's).
+BASE_DIRECTORY = "/incarnate-base"
+PUT_BASE = f"mbstream -x -C {BASE_DIRECTORY} && exec mariadb-backup --prepare --target-dir={BASE_DIRECTORY}"
+
+
+class BaseInfo:
+    """Walks mariadb-backup's xbstream as it streams past, chunk by chunk (a file's bytes are never read as a
+    header: a row cannot pass for one), and reads where the server's binlog stood at the base."""
+
+    base = "physical"
+
+    def __init__(self, engine_version: str) -> None:
+        self.engine_version = engine_version
+        self.log_start: tuple[str, int] | None = None
+        self._pending = bytearray()  # the header (and binlog position) being read
+        self._skip = 0  # bytes of a file's payload still to pass by
+        self._info = b""
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while True:
+            if self._skip:
+                taken = min(self._skip, len(view))
+                self._skip, view = self._skip - taken, view[taken:]
+                if self._skip:
+                    return
+            if missing := self._missing():
+                if not view:
+                    return
+                taken = min(missing, len(view))
+                self._pending += view[:taken]
+                view = view[taken:]
+                continue
+            self._chunk()
+
+    def _missing(self) -> int:
+        """Bytes still needed before the pending chunk can be read (0: it can)."""
+        pending = self._pending
+        if len(pending) < XBSTREAM.size:
+            return XBSTREAM.size - len(pending)
+        magic, _, kind, path_length = XBSTREAM.unpack_from(pending)
+        if magic != XBSTREAM_MAGIC or kind not in (b"P", b"E") or path_length > MAX_PATH:
+            raise IntegrityError("the physical base is not an xbstream of mariadb-backup; not committed.")
+        head = XBSTREAM.size + path_length + (XBSTREAM_PAYLOAD.size if kind == b"P" else 0)
+        if len(pending) < head:
+            return head - len(pending)
+        if kind == b"P" and pending[XBSTREAM.size : XBSTREAM.size + path_length] == BINLOG_INFO:
+            length = XBSTREAM_PAYLOAD.unpack_from(pending, head - XBSTREAM_PAYLOAD.size)[0]
+            if length > MAX_INFO:
+                raise IntegrityError(f"the physical base's {BINLOG_INFO.decode()} is {length} bytes; not committed.")
+            return head + length - len(pending)
+        return 0
+
+    def _chunk(self) -> None:
+        pending, self._pending = self._pending, bytearray()
+        _, _, kind, path_length = XBSTREAM.unpack_from(pending)
+        if kind == b"E":
+            return
+        start = XBSTREAM.size + path_length
+        length, _, checksum = XBSTREAM_PAYLOAD.unpack_from(pending, start)
+        if pending[XBSTREAM.size : start] != BINLOG_INFO:
+            self._skip = length
+            return
+        payload = bytes(pending[start + XBSTREAM_PAYLOAD.size :])
+        if zlib.crc32(payload) != checksum:
+            raise IntegrityError(f"the physical base's {BINLOG_INFO.decode()} fails its checksum; not committed.")
+        self._info += payload
+
+    def result(self) -> None:
+        if self._pending or self._skip:
+            raise IntegrityError("the physical base ends inside a chunk of its xbstream; not committed.")
+        if self._info:
+            fields = self._info.decode(errors="replace").split("\t")
+            if len(fields) < 2 or not LOG_NAME.match(fields[0]) or not fields[1].strip().isdigit():
+                raise IntegrityError(
+                    f"the physical base's {BINLOG_INFO.decode()} is not a binlog position; not committed."
+                )
+            self.log_start = (fields[0], int(fields[1]))
+        return None
+
+
 class MariaDB(Database):
     engine = "mariadb"
-    program = "mariadb-dump"
+    physical_program = "mariadb-backup"
 
     def _sql(self, statement: str, what: str) -> str:
         return self.host.run(self._exec("mariadb", "--batch", "--skip-column-names", "-e", statement), what=what)
@@ -157,7 +250,52 @@ class MariaDB(Database):
             what=what,
         )
 
+    @property
+    def program(self) -> str:  # noqa: D102 - as the process list shows the backup's command
+        return self.physical_program if self.physical else "mariadb-dump"
+
+    @cached_property
+    def engine_version(self) -> str:
+        """Its major.minor: mariadb-backup prepares, and a server starts on, the files of the same one."""
+        found = self._sql("SELECT VERSION()", f"asking database {self.target} its version").strip()
+        return ".".join(found.split("-")[0].split(".")[:2])
+
+    @cached_property
+    def data_directory(self) -> str:
+        return self._sql("SELECT @@datadir", f"asking database {self.target} its data directory").strip().rstrip("/")
+
+    def other_databases(self) -> list[str]:
+        listed = self._sql("SHOW DATABASES", f"listing the databases of service {self.service}").split()
+        return [name for name in listed if name not in (self.target, *SYSTEM_DATABASES)]
+
+    @cached_property
+    def _orphan_mark(self) -> str:
+        return f"--target-dir=/tmp/incarnate-base-{self.target}" if self.physical else self.target
+
+    def _put_base(self, source: BinaryIO) -> None:
+        """The xbstream unpacked into the emptied data volume and prepared, in a container of the server's image (the
+        server is stopped), as the volume's owner: the server starts on consistent files."""
+        host, data = self.host, self.data_volume
+        image = host.run(["docker", "inspect", "--format", "{{.Image}}", self.container], what="finding its image")
+        uid, gid = volume.owner(host, data)
+        name = f"incarnate-base-{data}"
+        host.run(["docker", "rm", "--force", name], what=f"removing what a killed restore left of {name}")
+        command = [
+            "docker", "run", "--rm", "--interactive", "--name", name, "--network", "none", "--user", f"{uid}:{gid}",
+            "--volume", f"{data}:{BASE_DIRECTORY}", "--entrypoint", "sh", image.strip(), "-c", PUT_BASE,
+        ]  # fmt: skip
+        try:
+            host.stream_in(command, copy_from(source), what=f"unpacking a physical base of {self.target}")
+        except BaseException:
+            try:  # a killed `docker run` leaves its container running: it must not write on under the reset
+                host.run(["docker", "rm", "--force", name], what=f"removing {name}")
+            except HostError:
+                pass
+            raise
+
     def dump_command(self) -> tuple[str, ...]:
+        if self.physical:  # the whole server's files, with the redo log that makes them consistent when prepared
+            return (self.program, "--backup", "--stream=xbstream", self._orphan_mark)
         return (
             self.program,
             *(("--master-data=2",) if self.binlog_base else ()),
@@ -175,11 +313,13 @@ class MariaDB(Database):
         self.host.stream_in(self._exec("mariadb", interactive=True), copy_from(source), what="loading a database dump")
 
     def reset(self) -> None:
+        if self._reset_replaced():
+            return
         name = _quoted(self.target)
         self._sql(f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}", f"emptying database {self.target}")
 
-    def row_counter(self) -> RowCounter:
-        return DumpRows()
+    def row_counter(self) -> RowCounter | BaseInfo:
+        return BaseInfo(self.engine_version) if self.physical else DumpRows()
 
     def row_counts(self) -> dict[str, int]:
         """Exact row count of every table (information_schema's are estimates for InnoDB)."""

@@ -1,20 +1,18 @@
 """PostgreSQL: pg_dump (a consistent snapshot by itself) and psql, run inside the database container
 as the postgres superuser over the local socket."""
 
-import json
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import BinaryIO
 
 from incarnate import settings, wal
-from incarnate.backup_format import Artifact
 from incarnate.datasources import volume
-from incarnate.datasources.database import Database, RowCounter
+from incarnate.datasources.database import Database, NoDataVolume, RowCounter
 from incarnate.datasources.engine_api import engine_refusals
 from incarnate.errors import HostError, IntegrityError, StageError
 from incarnate.host import copy_from
@@ -80,10 +78,6 @@ class BaseLabel:
         return None
 
 
-class NoDataVolume(StageError):
-    """The server's data directory is not a volume's root: a physical base could not be restored into it."""
-
-
 SLOT = "incarnate"  # the physical replication slot that keeps the server's WAL until incarnate archived it
 STAGING = "incarnate-wal"  # in the data directory: the archived WAL a recovery replays (removed once it ran)
 RECOVERY_KEYS = (
@@ -114,20 +108,15 @@ class PostgreSQL(Database):
     physical_program = "pg_basebackup"
     exec_user = "postgres"
     replays_at_start = True
-    _replaced = False  # a physical base was (maybe in part) extracted: a reset removes the server's files
+    auto_dumps = "its data directory is not a volume's root"
     # the commit times of the last range pg_waldump read (a round asks twice for the piece it ships)
     _event_times: dict[tuple[str, int, int], tuple[int | None, int | None]] = {}  # noqa: RUF012 - replaced whole
 
-    @cached_property
-    def physical(self) -> bool:
-        """Physical bases when the stack asks for them, and with `auto` when the server's files can be restored
-        (its data directory is a volume's root): its WAL replays onto nothing else."""
-        if self.base == "physical":
-            return bool(self._data_volume)  # refused at the backup already: no restore could put such a base back
-        if self.base == "logical":
-            return False
+    def physical_by_default(self) -> bool:
+        """Where its files can be restored (the data directory is a volume's root): its WAL replays onto nothing
+        else, so `auto` archives it out of the box."""
         try:
-            return bool(self._data_volume)
+            return bool(self.data_volume)
         except NoDataVolume:
             return False
 
@@ -179,83 +168,35 @@ class PostgreSQL(Database):
         return (self.program, "--username=postgres", self.target)
 
     @cached_property
-    def major_version(self) -> str:
+    def engine_version(self) -> str:
+        """Its major version: a physical base starts only on the same one."""
         number = self._query("SHOW server_version_num", f"asking database {self.target} its version").strip()
         return str(int(number) // 10000)
 
     @cached_property
-    def _data_directory(self) -> str:
+    def data_directory(self) -> str:
         return self._query("SHOW data_directory", f"asking database {self.target} its data directory").strip()
 
-    @cached_property
-    def _data_volume(self) -> str:
-        """The volume that holds the server's data directory, as its root (a physical base replaces what it holds)."""
-        directory = self._data_directory
-        mounts = json.loads(
-            self.host.run(
-                ["docker", "inspect", "--format", "{{json .Mounts}}", self.container],
-                what=f"listing the volumes of service {self.service}",
-            )
-        )
-        for mount in mounts or []:
-            if mount.get("Destination") == directory and mount.get("Type") == "volume":
-                return mount["Name"]
-        raise NoDataVolume(
-            f"stack {self.project.name}: the data directory {directory} of service {self.service} is not the root of "
-            f"a volume of its own, the only place a physical base of database {self.target} is restored into; "
-            f"nothing was changed. Mount a volume there, or set backup.base: logical (auto does so by itself)."
-        )
-
-    def _other_databases(self) -> list[str]:
+    def other_databases(self) -> list[str]:
         listed = self._query(
             "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY 1",
             f"listing the databases of service {self.service}",
         ).split()
         return [name for name in listed if name != self.target]
 
-    def load_base(self, artifact: Artifact, source: BinaryIO) -> None:
-        """The server's files replaced by the base's while it is stopped; it starts on them in archive recovery and
-        waits, read-only, where the base is consistent (the replay of archived logs then says how far it goes)."""
-        if artifact.engine_version != self.major_version:
-            raise IntegrityError(
-                f"artifact {artifact.name} is a physical base of PostgreSQL {artifact.engine_version}, and service "
-                f"{self.service} runs PostgreSQL {self.major_version}, which cannot start on those files; nothing was "
-                f"loaded. Restore a logical backup across versions (backup.base: logical)."
-            )
-        if others := self._other_databases():
-            raise IntegrityError(
-                f"service {self.service} holds database(s) {', '.join(others)} beside {self.target}, and a physical "
-                f"base replaces the whole server; nothing was loaded. Declare them in the release, or back the stack "
-                f"up with backup.base: logical."
-            )
-        data, directory = self._data_volume, self._data_directory
-        self._replaced = True
-
-        def extracted() -> None:
-            volume.extract(self.host, data, source)
-            # It starts recovering, and stops where the base is consistent, read-only: the replay of archived logs
-            # says how far it goes on (a server that ran on as a primary would have left the archive's history).
-            paused = {"recovery_target": "immediate", "recovery_target_action": "pause"}
-            volume.put_files(self.host, data, [("recovery.signal", b""), *self._recovery_settings(directory, paused)])
-
-        self._restart(extracted)
-
-    def _restart(self, while_stopped: Callable[[], None], keep: bool = False) -> None:
-        """The container stopped, its data volume emptied (unless `keep`), `while_stopped` done to it, the container
-        started and (unless `keep`: a recovery may end in a stop) serving."""
-        host, what = self.host, f"service {self.service} of stack {self.project.name}"
-        host.run(["docker", "stop", self.container], what=f"stopping {what}")
-        if not keep:
-            volume.reset(host, self._data_volume)
-        while_stopped()
-        host.run(["docker", "start", self.container], what=f"starting {what}")
-        if not keep:
-            self.wait_until_serving(settings.ready_seconds())
+    def _put_base(self, source: BinaryIO) -> None:
+        """The base's tar extracted into the emptied data volume; the server starts on it in archive recovery and
+        waits, read-only, where the base is consistent (the replay of archived logs then says how far it goes: a
+        server that ran on as a primary would have left the archive's history)."""
+        volume.extract(self.host, self.data_volume, source)
+        paused = {"recovery_target": "immediate", "recovery_target_action": "pause"}
+        settings_file = self._recovery_settings(self.data_directory, paused)
+        volume.put_files(self.host, self.data_volume, [("recovery.signal", b""), *settings_file])
 
     def _recovery_settings(self, directory: str, chosen: dict[str, str]) -> list[tuple[str, bytes]]:
         """postgresql.auto.conf as it is, but for any recovery setting, with `chosen` ones (restore_command always:
         archive recovery needs one, which reads what a replay staged)."""
-        current = volume.read_file(self.host, self._data_volume, "postgresql.auto.conf")
+        current = volume.read_file(self.host, self.data_volume, "postgresql.auto.conf")
         kept = [line for line in current.splitlines() if line.split("=", 1)[0].strip() not in RECOVERY_KEYS]
         staged = shlex.quote(f"{directory}/{STAGING}")
         chosen = {"restore_command": f"cp {staged}/%f %p", **chosen}
@@ -274,7 +215,7 @@ class PostgreSQL(Database):
         file among `timeline_histories`; None: its own), to the last transaction before `until` or the end of what
         is staged and its own pg_wal holds, then promoted to the timeline of `history`, which
         no other server of the stack ever had. Its recovery settings and the staged files are removed again."""
-        directory, new_timeline = self._data_directory, wal.timeline_of(history)
+        directory, new_timeline = self.data_directory, wal.timeline_of(history)
         current = self._timeline()
         chosen = {"recovery_target_action": "promote", "recovery_target_timeline": str(target_timeline or current)}
         if until is not None:
@@ -296,7 +237,7 @@ class PostgreSQL(Database):
 
         self._replaced = True
         restarts = self._container_state()[1]
-        self._restart(lambda: volume.put_files(self.host, self._data_volume, staging()), keep=True)
+        self._restart(lambda: volume.put_files(self.host, self.data_volume, staging()), keep=True)
         self._wait_until_promoted(restarts)
         promoted = self._promoted()
         if promoted.first[:8] != f"{new_timeline:08X}":
@@ -420,7 +361,7 @@ class PostgreSQL(Database):
     def _wal_path(self, name: str) -> str:
         if not wal.is_wal(name):
             raise IntegrityError(f"database {self.target}: {name!r} is not a WAL file name.")
-        return f"{self._data_directory}/pg_wal/{name}"
+        return f"{self.data_directory}/pg_wal/{name}"
 
     def read_log(self, name: str, offset: int, limit: int) -> bytes:
         return self._read_bytes(self._wal_path(name), offset, limit, f"reading WAL file {name} of {self.target}")
@@ -447,7 +388,7 @@ class PostgreSQL(Database):
         start = wal.lsn(name, offset)
         command = [
             self._waldump,
-            f"--path={self._data_directory}/pg_wal",
+            f"--path={self.data_directory}/pg_wal",
             f"--timeline={wal.timeline(name)}",
             f"--start={wal.lsn_text(start)}",
             f"--end={wal.lsn_text(start + length)}",
@@ -482,8 +423,7 @@ class PostgreSQL(Database):
     def reset(self) -> None:
         """Drop every schema that is_empty looks at (not only public), then give the database its empty public. After
         a physical base was loaded (maybe in part), the server's files are removed: its image initialises it anew."""
-        if self._replaced:
-            self._restart(lambda: None)
+        if self._reset_replaced():
             return
         statements = (
             "DO $$ DECLARE name text; BEGIN FOR name IN SELECT nspname FROM pg_namespace WHERE nspname NOT IN "
@@ -495,7 +435,7 @@ class PostgreSQL(Database):
         self.host.run(self._exec(*self._psql("--command", statements)), what=f"emptying database {self.target}")
 
     def row_counter(self) -> RowCounter | BaseLabel:
-        return BaseLabel(self.major_version) if self.physical else DumpRows()
+        return BaseLabel(self.engine_version) if self.physical else DumpRows()
 
     def row_counts(self) -> dict[str, int]:
         """Exact row count of every table outside the system schemas."""

@@ -148,10 +148,8 @@ def write_snapshot(
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
     sources = datasources.for_release(project, release, base)
     for source in sources:
-        if base != "logical" and isinstance(source, Database) and source.physical_program and not source.physical:
-            print(f"stack {project.name}: {source.artifact} dumped (its data directory is not a volume's root)")
-        elif base == "physical" and isinstance(source, Database) and not source.physical:
-            print(f"stack {project.name}: {source.artifact} dumped (no physical base of {source.engine} in incarnate)")
+        if isinstance(source, Database) and (reason := source.dumped_instead()):
+            print(f"stack {project.name}: {source.artifact} dumped ({reason})")
     for source in sources:
         if ended := source.end_orphans():
             print(

@@ -90,7 +90,8 @@ def test_physical_bases_asked_of_a_server_whose_data_directory_is_not_a_volume_r
     """`backup.base: physical` is refused at the backup, naming the setting, rather than taking a base that no
     restore could put back (`auto` dumps such a server instead)."""
     from incarnate.compose import ComposeProject
-    from incarnate.datasources.postgresql import NoDataVolume, PostgreSQL
+    from incarnate.datasources.database import NoDataVolume
+    from incarnate.datasources.postgresql import PostgreSQL
 
     name = f"nodatavolume{os.getpid()}"
     (tmp_path / "compose.yaml").write_text(
