@@ -278,6 +278,7 @@ def replay(
                 if gap and stop is None:
                     gaps.append(f"{artifact.name}: the archive has a gap ({gap}); replayed up to it")
             notes.append(_replay_note(artifact.name, snapshot, segments, apply_logs))
+            applied = applied or bool(segments)
             source.begin_history(log_archive.next_history(store, stack, artifact.name, artifact.log_start))
             starts[artifact.name] = log_archive.DatabaseStart(first=source.log_files()[0].name, replayed=segments)
         if at is not None and gaps:
@@ -306,14 +307,7 @@ def replay(
     for gap in gaps:
         print(f"warning: stack {stack}: {gap}")
     point = datetime.fromtimestamp(max(reached), UTC) if reached else None
-    applied = applied or any(
-        start.replayed for name, start in starts.items() if not _recovered_at_start(name, databases)
-    )
     return Replayed(point, snapshot.manifest.created(), notes, gaps, applied, bool(databases), needs_base)
-
-
-def _recovered_at_start(name: str, databases: list[tuple[Artifact, DataSource]]) -> bool:
-    return any(artifact.name == name and source.replays_at_start for artifact, source in databases)
 
 
 @dataclass(frozen=True)
