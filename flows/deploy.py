@@ -61,7 +61,10 @@ def bring_up(
     by their archived logs as `recovery` says (a rollback or an update restores its snapshot as it was)."""
     stage = (lambda name: report.stage(f"{name}{suffix}")) if report else lambda name: nullcontext({})
     with stage(stages.restore.NAME) as row:
-        outcome = restored() if restored else restore(project, pinned, store, snapshot, adopt_data)
+        if recovery.apply_logs and not restored:  # files from the newest snapshot of volumes the recovery may use
+            newer = stages.fetch_backup.volumes_for(store, snapshot.manifest.stack, snapshot, recovery.at)
+            recovery = replace(recovery, volumes=newer)
+        outcome = restored() if restored else restore(project, pinned, store, snapshot, adopt_data, recovery.volumes)
         row["detail"] = ", ".join(f"{artifact}: {result}" for artifact, result in outcome.items())
     rows = {}
     if check_rows:

@@ -7,7 +7,7 @@ from prefect.artifacts import create_table_artifact
 from blocks import resolve
 from flows.report import StageReport, artifact_key
 from incarnate import log_archive, stages
-from incarnate.backup_format import Sample, find_snapshot, scan_snapshots
+from incarnate.backup_format import VOLUMES, Sample, find_snapshot, scan_snapshots
 from incarnate.errors import IntegrityError, StoreError
 from incarnate.repo import load_customer_config
 from tasks.chores import verify
@@ -36,12 +36,19 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
             readable, unreadable = scan_snapshots(store, config.stack)
             chosen = readable if everything else readable[-1:]
         pieces, bad_pieces = log_archive.pieces_of(store, config.stack) if not snapshot else ([], [])
+        volumes, bad_volumes = scan_snapshots(store, config.stack, VOLUMES) if not snapshot else ([], [])
+        unreadable += bad_volumes
         if not chosen and not unreadable:
             raise StoreError(f"stack {config.stack} has no snapshot in {store.location} to verify.")
         row["detail"] = (
-            f"{len(chosen)} snapshot{'s' if len(chosen) > 1 else ''} and {len(pieces)} archived log pieces, "
-            f"{sample or 'every chunk'}; {store.describe()}"
+            f"{len(chosen)} snapshot{'s' if len(chosen) > 1 else ''}, {len(volumes)} snapshots of volumes and "
+            f"{len(pieces)} archived log pieces, {sample or 'every chunk'}; {store.describe()}"
         )
+        pieces += [
+            (f"snapshot of volumes {found.id}, artifact {artifact.name}", artifact)
+            for found in volumes
+            for artifact in found.manifest.artifacts
+        ]
     report.stack = config.stack
     with report.stage("verify") as row:
         result = verify(store, chosen, share, pieces)

@@ -5,11 +5,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from incarnate import datasources, log_archive
+from incarnate.backup_format import newest_taken
 from incarnate.compose import ComposeProject
 from incarnate.config import BackupSettings
 from incarnate.datasources.database import Database
+from incarnate.errors import IncarnateError
 from incarnate.log_archive import Shipped, ship
-from incarnate.stages.backup import deployed_release
+from incarnate.stages.backup import deployed_release, volumes
 from incarnate.stores import Store
 
 
@@ -20,6 +22,7 @@ class Round:
     stack: str
     shipped: list[Shipped]  # per database that writes a log
     not_archived: list[str]  # databases whose recovery point stays the last backup, and why
+    volumes: str | None = None  # the snapshot of volumes this round took (backup.volume_interval), or why it failed
 
     def newest_event(self) -> datetime | None:
         newest = max((result.newest_event or 0 for result in self.shipped), default=0)
@@ -29,6 +32,7 @@ class Round:
         return f"stack {self.stack}: " + "; ".join(
             [result.describe() for result in self.shipped]
             + [f"{reason} (recovery point: last backup)" for reason in self.not_archived]
+            + ([self.volumes] if self.volumes else [])
         )
 
 
@@ -48,4 +52,22 @@ def ship_stack(project: ComposeProject, store: Store, backup: BackupSettings, lo
         if look_up and result.newest_event is None:
             result.newest_event = log_archive.newest_event(store, project.name, source.artifact)
         shipped.append(result)
-    return Round(project.name, shipped, not_archived)
+    # Only once every database began its history: a stack being restored has loaded volumes only in part.
+    begun = bool(shipped) and not any(result.unbegun for result in shipped)
+    volumes = snapshot_volumes_if_due(project, store, backup) if begun else None
+    return Round(project.name, shipped, not_archived, volumes)
+
+
+def snapshot_volumes_if_due(project: ComposeProject, store: Store, backup: BackupSettings) -> str | None:
+    """A snapshot of the stack's volumes when its newest snapshot is older than backup.volume_interval; what it
+    took, or why it failed (said, not raised: the logs were shipped, and the next round tries again)."""
+    every = backup.volume_seconds()
+    newest = newest_taken(store, project.name) if every else None
+    if not every or (newest is not None and (datetime.now(UTC) - newest).total_seconds() < every):
+        return None
+    try:
+        result = volumes(project, store, backup.lock_days, backup.lock_mode)
+    except IncarnateError as error:
+        return f"snapshot of volumes failed: {error}"
+    stats = result.stats
+    return f"snapshot of volumes {result.snapshot.id} ({stats.raw_bytes:,} bytes, {stats.new_bytes:,} new)"

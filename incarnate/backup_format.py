@@ -2,6 +2,7 @@
 
     chunks/<id[:2]>/<id>                  zstd of one chunk; id = SHA-256 of its raw bytes
     backups/<stack>/<UTC time>-<id>/manifest.json
+    volumes/<stack>/<UTC time>-<id>/manifest.json    a snapshot of the stack's volumes only (backup.volume_interval)
 
 In an encrypted store (incarnate.stores.sealed) both are sealed with AES-256-GCM after compression, and a chunk's id
 is an HMAC-SHA-256 of its raw bytes under the store's key: the codec says which, and the layout stays the same.
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO, Literal, Protocol
 
 import zstandard
@@ -92,7 +93,7 @@ class Manifest(BaseModel):
     release: str
     schema_version: int
     config_commit: str | None
-    origin: Literal["vanilla", "backup", "import"]
+    origin: Literal["vanilla", "backup", "import", "volumes"]
     created_at: str
     tool_version: str = __version__
     artifacts: list[Artifact]
@@ -146,12 +147,23 @@ def new_snapshot_id(now: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
 
 
-def stack_prefix(stack: str) -> str:
-    return f"backups/{stack}"
+def snapshot_time(snapshot_id: str) -> datetime | None:
+    """When a snapshot was taken, as its name says (None for a name incarnate did not make)."""
+    try:
+        return datetime.strptime(snapshot_id.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
-def new_snapshot_prefix(stack: str) -> str:
-    return f"{stack_prefix(stack)}/{new_snapshot_id()}"
+BACKUPS, VOLUMES = "backups", "volumes"  # whole snapshots; snapshots of a stack's volumes only
+
+
+def stack_prefix(stack: str, root: str = BACKUPS) -> str:
+    return f"{root}/{stack}"
+
+
+def new_snapshot_prefix(stack: str, root: str = BACKUPS) -> str:
+    return f"{stack_prefix(stack, root)}/{new_snapshot_id()}"
 
 
 def codec_of(store: Store, writing: bool = False) -> Codec:
@@ -198,9 +210,26 @@ class Unreadable:
         return self.prefix.rsplit("/", 1)[-1]
 
 
-def scan_snapshots(store: Store, stack: str | None = None) -> tuple[list[Snapshot], list[Unreadable]]:
-    """Complete snapshots of a stack (or of every stack in the store), oldest first, and the unreadable ones."""
-    keys = store.list(stack_prefix(stack) if stack else "backups")
+def newest_taken(store: Store, stack: str) -> datetime | None:
+    """When the stack's newest snapshot, whole or of volumes, was taken, as the names say (no manifest is read)."""
+    ids = [
+        key.removesuffix(f"/{MANIFEST}").rsplit("/", 1)[-1]
+        for root in (BACKUPS, VOLUMES)
+        for key in store.list(stack_prefix(stack, root))
+        if key.endswith(f"/{MANIFEST}")
+    ]
+    # A name from the future (planted, or another machine's clock) must not hold the next snapshot off for ever.
+    soon = datetime.now(UTC) + timedelta(minutes=1)
+    taken = [moment for moment in map(snapshot_time, ids) if moment is not None and moment <= soon]
+    return max(taken, default=None)
+
+
+def scan_snapshots(
+    store: Store, stack: str | None = None, root: str = BACKUPS
+) -> tuple[list[Snapshot], list[Unreadable]]:
+    """Complete snapshots of a stack (or of every stack in the store), oldest first, and the unreadable ones; whole
+    ones, or with `root` VOLUMES those of volumes only."""
+    keys = store.list(stack_prefix(stack, root) if stack else root)
     snapshots, unreadable = [], []
     for prefix in (key.removesuffix(f"/{MANIFEST}") for key in keys if key.endswith(f"/{MANIFEST}")):
         try:
@@ -212,9 +241,9 @@ def scan_snapshots(store: Store, stack: str | None = None) -> tuple[list[Snapsho
     return sorted(snapshots, key=lambda snapshot: (snapshot.id, snapshot.prefix)), unreadable
 
 
-def list_snapshots(store: Store, stack: str | None = None) -> list[Snapshot]:
+def list_snapshots(store: Store, stack: str | None = None, root: str = BACKUPS) -> list[Snapshot]:
     """Complete, readable snapshots of a stack (or of every stack in the store), oldest first."""
-    return scan_snapshots(store, stack)[0]
+    return scan_snapshots(store, stack, root)[0]
 
 
 def find_snapshot(store: Store, stack: str, snapshot_id: str | None = None) -> Snapshot | None:

@@ -100,6 +100,21 @@ def spread(expression: str, seed: str) -> str:
     return " ".join(fields)
 
 
+INTERVAL = re.compile(r"^([1-9][0-9]{0,5})([smh])$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def interval(value: str) -> str:
+    if not INTERVAL.fullmatch(value):
+        raise ValueError(f"expected a number of seconds, minutes or hours such as 30s, 15m or 1h, got {value!r}")
+    return value
+
+
+def interval_seconds(value: str) -> float:
+    number, unit = INTERVAL.fullmatch(value).groups()
+    return float(int(number) * UNIT_SECONDS[unit])
+
+
 class BackupSettings(Strict):
     store: LocalStoreTarget | BlockStoreTarget | None = Field(
         default=None, description="Where this stack's backups go; default: INCARNATE_HOME/backups."
@@ -138,11 +153,21 @@ class BackupSettings(Strict):
     base: Literal["auto", "logical", "physical"] = Field(
         default="auto",
         description="How databases are backed up. logical: dumps, portable across engine versions; physical: the "
-        "server's files (PostgreSQL: pg_basebackup), restored at disk speed into the same major version, onto which "
-        "its archived WAL is replayed; auto: physical for PostgreSQL whose data directory is a volume's root, logical "
-        "otherwise. An engine incarnate takes no physical base of (MariaDB) is dumped either way. An update whose "
-        "release changes a database's image backs up with dumps.",
+        "server's files (PostgreSQL: pg_basebackup; MariaDB: mariadb-backup), restored at disk speed into the same "
+        "major version, onto which its archived log is replayed; auto: physical for PostgreSQL whose data directory "
+        "is a volume's root, logical otherwise (MariaDB: logical). An update whose release changes a database's "
+        "image backs up with dumps.",
     )
+    volume_interval: Annotated[str, AfterValidator(interval)] | None = Field(
+        default=None,
+        description="Take a snapshot of the stack's volumes this often between backups (30s, 15m, 1h), by its "
+        "archiver, so that a recovery --at brings its files back to this point rather than to its last backup; "
+        "chunks its volumes share with earlier snapshots are stored once. None: files keep their backup's "
+        "recovery point.",
+    )
+
+    def volume_seconds(self) -> float | None:
+        return interval_seconds(self.volume_interval) if self.volume_interval else None
 
 
 HOSTNAME_PATTERN = re.compile(

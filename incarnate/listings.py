@@ -5,9 +5,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from incarnate import datasources, log_archive, product_settings
-from incarnate.backup_format import Snapshot, list_snapshots, scan_snapshots
+from incarnate.backup_format import VOLUMES, Snapshot, list_snapshots, newest_taken, scan_snapshots
 from incarnate.compose import ComposeProject
-from incarnate.config import StackConfig
+from incarnate.config import BackupSettings, StackConfig
 from incarnate.datasources.database import Database
 from incarnate.errors import HostError, StageError, StoreError
 from incarnate.health import HealthWait
@@ -53,7 +53,7 @@ def status(
         for name in shown
         if product_settings.variable(name) in values
     ]
-    lines += recovery_points(project, release, store(), config.backup.base)
+    lines += recovery_points(project, release, store(), config.backup)
     readiness, seen = observe(project, release, state.http_port)
     lines.append(f"  answers   {host.app_address(state.http_port)} -> {readiness.describe() if readiness else seen}")
     checked_now = healthy_now(host, project.name)
@@ -66,11 +66,20 @@ def status(
     return 0, lines
 
 
-def recovery_points(project: ComposeProject, release: ReleaseDescriptor, store: Store, base: str) -> list[str]:
+def recovery_points(
+    project: ComposeProject, release: ReleaseDescriptor, store: Store, backup: BackupSettings
+) -> list[str]:
     """Per database, what a recovery would bring back now: every write, when the archive holds all the server's
-    log, else how far behind it is; or the last backup, when the database writes no log incarnate can archive."""
+    log, else how far behind it is; or the last backup, when the database writes no log incarnate can archive. The
+    volumes: as their newest snapshot holds them."""
     lines = []
-    for source in datasources.for_release(project, release, base):
+    sources = datasources.for_release(project, release, backup.base)
+    if any(not isinstance(source, Database) for source in sources):
+        newest = newest_taken(store, project.name)
+        taken = newest.isoformat(timespec="seconds") if newest else "none yet"
+        every = f"one every {backup.volume_interval}" if backup.volume_interval else "backup.volume_interval not set"
+        lines.append(f"  recovery  volumes: as the newest snapshot holds them (taken {taken}; {every})")
+    for source in sources:
         if not isinstance(source, Database):
             continue
         try:
@@ -152,7 +161,15 @@ def snapshots(config: StackConfig, store: SealedStore) -> tuple[list[str], bool]
             f"{manifest.created_at}"
         )
     lines += [f"  {bad.id}  unreadable: {bad.reason}" for bad in unreadable]
-    return lines + archived_logs(store, config.stack, readable), not unreadable
+    volumes, unreadable_volumes = scan_snapshots(store, config.stack, VOLUMES)
+    if volumes:
+        newest = volumes[-1].manifest
+        lines.append(
+            f"  snapshots of volumes: {len(volumes)} (backup.volume_interval), newest {volumes[-1].id} "
+            f"{newest.size():,} bytes {newest.created_at}"
+        )
+    lines += [f"  snapshot of volumes {bad.id}  unreadable: {bad.reason}" for bad in unreadable_volumes]
+    return lines + archived_logs(store, config.stack, readable), not unreadable and not unreadable_volumes
 
 
 def archived_logs(store: Store, stack: str, readable: list[Snapshot]) -> list[str]:

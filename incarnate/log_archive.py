@@ -462,6 +462,7 @@ class HistoryStart(BaseModel):
     snapshot: str
     at: str | None  # the recovery time the deployment was asked for; None: everything archived
     databases: dict[str, DatabaseStart]
+    volumes: str | None = None  # the snapshot of volumes its files came from; None: the snapshot's own
 
     def began(self) -> datetime:
         return datetime.fromisoformat(self.began_at)

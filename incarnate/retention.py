@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from incarnate import settings
-from incarnate.backup_format import MANIFEST, Snapshot, list_snapshots, scan_snapshots
+from incarnate.backup_format import MANIFEST, VOLUMES, Snapshot, list_snapshots, scan_snapshots
 from incarnate.config import Retention
 from incarnate.incarnations import rollback_targets
 from incarnate.log_archive import log_chunk_ids, prune_logs
@@ -69,6 +69,7 @@ class PruneResult:
     chunks_deleted: int = 0
     chunks_locked: int = 0
     log_pieces_deleted: int = 0  # archived log no kept snapshot needs
+    volume_snapshots_forgotten: int = 0  # snapshots of volumes older than every kept snapshot
     clean_up_skipped: str | None = None  # why no chunk was deleted this time
     swept_by: str | None = None  # the sweep of another prune that deleted what this one forgot
 
@@ -81,6 +82,9 @@ class PruneResult:
         )
         if self.chunks_locked:
             text += f", {self.chunks_locked} unreferenced chunks still locked"
+        if self.volume_snapshots_forgotten:
+            verb = "would forget" if self.dry_run else "forgot"
+            text += f"; {verb} {self.volume_snapshots_forgotten} snapshots of volumes older than every kept snapshot"
         if self.log_pieces_deleted:
             text += f"; {'would delete' if self.dry_run else 'deleted'} {self.log_pieces_deleted} archived log pieces"
         if self.swept_by:
@@ -117,9 +121,30 @@ def forget(
     return forgotten
 
 
+def forget_volume_snapshots(
+    store: Store, stack: str, kept: list[Snapshot], result: PruneResult, now: datetime
+) -> set[str]:
+    """Delete the manifests of the stack's snapshots of volumes taken before its oldest kept snapshot (no recovery
+    can start before that one; none is forgotten while no snapshot is kept) unless still locked; their prefixes."""
+    oldest = min((snapshot.manifest.created() for snapshot in kept), default=None)
+    forgotten = set()
+    for snapshot in list_snapshots(store, stack, VOLUMES) if oldest else []:
+        manifest_key = f"{snapshot.prefix}/{MANIFEST}"
+        if snapshot.manifest.created() >= oldest or _locked(store, manifest_key, now):
+            continue
+        result.volume_snapshots_forgotten += 1
+        forgotten.add(snapshot.prefix)
+        if not result.dry_run:
+            store.delete(manifest_key)
+    return forgotten
+
+
 def sweep(store: Store, forgotten: set[str], result: PruneResult, now: datetime) -> None:
-    """Delete every chunk no readable snapshot references; nothing when any manifest cannot be read."""
-    snapshots, unreadable = scan_snapshots(store)
+    """Delete every chunk no readable snapshot (whole, or of volumes) references; nothing when any manifest cannot
+    be read."""
+    whole, unreadable = scan_snapshots(store)
+    volumes, unreadable_volumes = scan_snapshots(store, root=VOLUMES)
+    snapshots, unreadable = whole + volumes, unreadable + unreadable_volumes
     if unreadable:
         result.clean_up_skipped = (
             f"manifest {unreadable[0].prefix} cannot be read and may reference any chunk "
@@ -183,6 +208,7 @@ def prune(
     result = PruneResult(dry_run=dry_run)
     forgotten = forget(store, stack, policy, result, now, protected)
     kept = [snapshot for snapshot in list_snapshots(store, stack) if snapshot.prefix not in forgotten]
+    forgotten |= forget_volume_snapshots(store, stack, kept, result, now)
     logs = prune_logs(store, stack, kept, lambda key: _locked(store, key, now), dry_run)
     result.log_pieces_deleted = logs.pieces_deleted
     if dry_run:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from incarnate import datasources, settings
 from incarnate.backup_format import (
     MANIFEST,
+    VOLUMES,
     Snapshot,
     SnapshotWriter,
     WriteStats,
@@ -64,6 +65,25 @@ def run(
     )
 
 
+def volumes(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> BackupResult:
+    """The stack's volumes as they are now (no database), into a snapshot of volumes only, between the release's
+    backup hooks like any backup: what a recovery --at restores files from when it is newer than the base."""
+    state, release = deployed_release(project, store, "snapshot the volumes of")
+    return back_up(
+        project,
+        release,
+        store,
+        new_snapshot_prefix(project.name, VOLUMES),
+        lock_days,
+        lock_mode,
+        kinds=("volume",),
+        stack=project.name,
+        schema_version=state.schema_version,
+        config_commit=state.config_commit,
+        origin="volumes",
+    )
+
+
 def deployed_release(project: ComposeProject, store: Store, doing: str) -> tuple[StackState, ReleaseDescriptor]:
     """The host's state of the stack and the release it runs, as the store's copy of the release describes it. The
     stack is the project's, named by the customer repo the caller loaded; the host's own state must agree, never
@@ -105,14 +125,15 @@ def back_up(
     lock_days: int = 0,
     lock_mode: str = "locked",
     base: str = "logical",
+    kinds: tuple[str, ...] = ("database", "volume"),
     **manifest: object,
 ) -> BackupResult:
-    """Every database and volume of `release` as `project` runs it, into a snapshot at `prefix` (a stack's backup,
-    or a release's vanilla backup when it is published), between the release's before_backup and after_backup hooks
-    (the latter runs whether or not the backup succeeded); `manifest` names whose snapshot it is."""
+    """Every database and volume (of `kinds`) of `release` as `project` runs it, into a snapshot at `prefix` (a
+    stack's backup, or a release's vanilla backup when it is published), between the release's before_backup and
+    after_backup hooks (the latter runs whether or not the backup succeeded); `manifest` names whose snapshot it is."""
     backup_hooks(project, release, "before_backup")
     try:
-        result = write_snapshot(project, release, store, prefix, lock_days, lock_mode, base, **manifest)
+        result = write_snapshot(project, release, store, prefix, lock_days, lock_mode, base, kinds, **manifest)
     except BaseException:
         try:
             backup_hooks(project, release, "after_backup")
@@ -142,11 +163,12 @@ def write_snapshot(
     lock_days: int,
     lock_mode: str,
     base: str = "logical",
+    kinds: tuple[str, ...] = ("database", "volume"),
     **manifest: object,
 ) -> BackupResult:
     began = time.monotonic()
     lock_until = datetime.now(UTC) + timedelta(days=lock_days) if lock_days else None
-    sources = datasources.for_release(project, release, base)
+    sources = [source for source in datasources.for_release(project, release, base) if source.kind in kinds]
     for source in sources:
         if isinstance(source, Database) and (reason := source.dumped_instead()):
             print(f"stack {project.name}: {source.artifact} dumped ({reason})")

@@ -5,7 +5,15 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from incarnate.backup_format import MANIFEST, Snapshot, copy_snapshot, find_snapshot, list_snapshots, stack_prefix
+from incarnate.backup_format import (
+    MANIFEST,
+    VOLUMES,
+    Snapshot,
+    copy_snapshot,
+    find_snapshot,
+    list_snapshots,
+    stack_prefix,
+)
 from incarnate.errors import ConfigError, IntegrityError, UnreadableSnapshots
 from incarnate.incarnations import history
 from incarnate.log_archive import HistoryStart, live_history
@@ -67,7 +75,7 @@ def snapshot_at(store: Store, stack: str, at: datetime) -> Snapshot:
             + (f"(the oldest kept was taken {oldest.isoformat()})" if oldest else "(it holds none)")
             + "; a recovery cannot go back before its oldest base, and nothing was changed. Choose a later --at."
         )
-    return max(before, key=lambda snapshot: (snapshot.manifest.created(), snapshot.id))
+    return newest(before)
 
 
 def random_moment(store: Store, stack: str) -> datetime | None:
@@ -80,6 +88,46 @@ def random_moment(store: Store, stack: str) -> datetime | None:
         return None
     oldest, now = min(taken), datetime.now(UTC)
     return (oldest + (now - oldest) * random.SystemRandom().random()).replace(microsecond=0)
+
+
+def volumes_for(store: Store, stack: str, snapshot: Snapshot, at: datetime | None) -> Snapshot | None:
+    """The snapshot of volumes a recovery from `snapshot` to `at` (None: now) restores files from, when one is newer
+    than `snapshot`: the newest taken in the history live at that moment, at or before it, of the same release and
+    schema; else the one that history began with. None: the files are the snapshot's own."""
+    moment = at or datetime.now(UTC)
+    live = live_history(store, stack, moment)
+    if live is None:
+        return None
+    manifest = snapshot.manifest
+    taken = [
+        volumes
+        for volumes in list_snapshots(store, stack, VOLUMES)
+        if volumes.manifest.release == manifest.release and volumes.manifest.schema_version == manifest.schema_version
+    ]
+    own = [volumes for volumes in taken if max(live.began(), manifest.created()) < volumes.manifest.created() <= moment]
+    if own:
+        return newest(own)
+    if live.volumes is None or live.snapshot != snapshot.id:
+        return None
+    return listed(
+        taken,
+        live.volumes,
+        f"stack {stack}: its history live at {moment.isoformat(timespec='seconds')} began with the files of snapshot "
+        f"of volumes {live.volumes}, which store {store.location} no longer lists; nothing was changed. Restore the "
+        f"snapshot as it is (--snapshot {snapshot.id}), or recover --at a later time.",
+    )
+
+
+def newest(snapshots: list[Snapshot]) -> Snapshot:
+    return max(snapshots, key=lambda snapshot: (snapshot.manifest.created(), snapshot.id))
+
+
+def listed(snapshots: list[Snapshot], snapshot_id: str, refusal: str) -> Snapshot:
+    """The snapshot named among those listed; IntegrityError `refusal` when it is not (someone removed it)."""
+    found = next((snapshot for snapshot in snapshots if snapshot.id == snapshot_id), None)
+    if found is None:
+        raise IntegrityError(refusal)
+    return found
 
 
 def taken_in(snapshot: Snapshot, live: HistoryStart) -> bool:
@@ -103,15 +151,14 @@ def recovery_base(store: Store, stack: str, at: datetime | None) -> Snapshot | N
     snapshots = list_snapshots(store, stack)
     own = [snapshot for snapshot in snapshots if snapshot.manifest.created() <= moment and taken_in(snapshot, live)]
     if own:
-        return max(own, key=lambda snapshot: (snapshot.manifest.created(), snapshot.id))
-    began_from = next((snapshot for snapshot in snapshots if snapshot.id == live.snapshot), None)
-    if began_from is None:
-        raise IntegrityError(
-            f"stack {stack}: its databases' history live at {moment.isoformat(timespec='seconds')} began from "
-            f"snapshot {live.snapshot} (restored {live.began_at}), which store {store.location} no longer lists, and "
-            f"no backup was taken in it; nothing was changed. Restore a snapshot the store lists with --snapshot."
-        )
-    return began_from
+        return newest(own)
+    return listed(
+        snapshots,
+        live.snapshot,
+        f"stack {stack}: its databases' history live at {moment.isoformat(timespec='seconds')} began from snapshot "
+        f"{live.snapshot} (restored {live.began_at}), which store {store.location} no longer lists, and no backup was "
+        f"taken in it; nothing was changed. Restore a snapshot the store lists with --snapshot.",
+    )
 
 
 def choose(store: Store, stack: str, snapshot_id: str | None, at: datetime | None) -> Snapshot | None:

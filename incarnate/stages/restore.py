@@ -108,15 +108,16 @@ def run(
     snapshot: Snapshot,
     vault: Vault,
     adopt_data: bool = False,
+    volumes: Snapshot | None = None,
 ) -> dict[str, str]:
     """What became of each artifact: "loaded", or "kept (not empty)". Data no deployment recorded is kept only
-    with `adopt_data`."""
+    with `adopt_data`; volumes are loaded from `volumes` (a newer snapshot of volumes) where it holds them."""
     config, release = pinned.customer.config, pinned.release
     compose = customer_releases(store).checked_file(config.product, config.release, "compose.yaml")
     secrets = stack_secrets(
         vault, pinned.secrets_stack, release.secrets, existing_data(project, snapshot), StoreSecrets(store)
     ) | secret_settings(vault, pinned.secrets_stack, release.settings)
-    return load(project, pinned, compose, secrets, store, snapshot, adopt_data)
+    return load(project, pinned, compose, secrets, store, snapshot, adopt_data, volumes)
 
 
 def load(
@@ -127,9 +128,11 @@ def load(
     store: Store,
     snapshot: Snapshot,
     adopt_data: bool = False,
+    volumes: Snapshot | None = None,
 ) -> dict[str, str]:
     """The stack's files written (`compose` with its variables), its data services started and serving, and the
-    snapshot loaded into them: what every restore does, whoever's secrets and release files it is given."""
+    snapshot loaded into them (its volumes from `volumes` where it holds them): what every restore does, whoever's
+    secrets and release files it is given."""
     release, host = pinned.release, project.host
     project.write_files(
         compose, pinned.compose_variables(secrets), release.size_overrides(pinned.size), pinned.image_overrides()
@@ -146,21 +149,32 @@ def load(
     pairs = list(datasources.for_artifacts(sources, artifacts, project, f"snapshot {snapshot.id}"))
     if not adopt_data:
         refuse_unrecorded_data(project, pinned, pairs)
-    return load_all(pairs, store, snapshot, project.name) | {
+    return load_all(pairs, store, snapshot, project.name, volumes) | {
         artifact.name: ASIDE for artifact in snapshot.manifest.artifacts if artifact.name in release.dormant_artifacts
     }
 
 
-def load_all(pairs: list[tuple[Artifact, DataSource]], store: Store, snapshot: Snapshot, stack: str) -> dict[str, str]:
+def load_all(
+    pairs: list[tuple[Artifact, DataSource]],
+    store: Store,
+    snapshot: Snapshot,
+    stack: str,
+    volumes: Snapshot | None = None,
+) -> dict[str, str]:
     """Every artifact into its target, at once (a database's load and a volume's extract use different things:
-    recovery of 1 GB + 1 GB 45.5 s in turn, 38.0 s at once on two cores), in the snapshot's order. All or nothing:
-    the first failure stops the other loads, and every target loaded is emptied again, so a second attempt (maybe
-    from another snapshot) never keeps half of this one."""
+    recovery of 1 GB + 1 GB 45.5 s in turn, 38.0 s at once on two cores), in the snapshot's order; a volume from
+    `volumes` where that holds it. All or nothing: the first failure stops the other loads, and every target loaded
+    is emptied again, so a second attempt (maybe from another snapshot) never keeps half of this one."""
     loaded: dict[str, str] = {}
     stop = threading.Event()
+    newer = {artifact.name: artifact for artifact in volumes.manifest.artifacts} if volumes else {}
 
     def load(pair: tuple[Artifact, DataSource]) -> None:
-        loaded[pair[0].name] = load_if_empty(pair[1], store, snapshot, pair[0], stop)
+        artifact, target = pair
+        if artifact.kind == "volume" and artifact.name in newer:
+            loaded[artifact.name] = load_if_empty(target, store, volumes, newer[artifact.name], stop)
+        else:
+            loaded[artifact.name] = load_if_empty(target, store, snapshot, artifact, stop)
 
     with shared_lock(store, f"restore of snapshot {snapshot.id} into stack {stack}", say=print):
         failures = datasources.at_once(load, pairs, settings.parallel_artifacts(), stop.set)
@@ -209,6 +223,7 @@ class Recovery:
     lock_days: int = 0  # the history start is locked as the stack's backups are
     lock_mode: str = "locked"
     base: str = "logical"  # how the stack backs its databases up (PostgreSQL's WAL replays onto physical bases only)
+    volumes: Snapshot | None = None  # the snapshot of volumes newer than the base that the files are restored from
 
     def lock_until(self) -> datetime | None:
         return datetime.now(UTC) + timedelta(days=self.lock_days) if self.lock_days else None
@@ -293,6 +308,7 @@ def replay(
                 snapshot=snapshot.id,
                 at=at.isoformat() if at else None,
                 databases=starts,
+                volumes=recovery.volumes.id if recovery.volumes else None,
             )
             log_archive.record_history(store, began, recovery.lock_until(), recovery.lock_mode)
     except BaseException:
@@ -300,10 +316,13 @@ def replay(
             source.reset()
         raise
     volumes = [name for name, result in outcome.items() if result == LOADED and name.startswith("volume-")]
-    if volumes and apply_logs:  # files have no log: their recovery point is the snapshot's
+    files_from = recovery.volumes or snapshot
+    if volumes and apply_logs:  # files have no log: their recovery point is their snapshot's
+        kind = "snapshot of volumes" if recovery.volumes else "snapshot"
         notes.append(
-            f"{', '.join(volumes)}: as snapshot {snapshot.id} holds them (taken {snapshot.manifest.created_at})"
+            f"{', '.join(volumes)}: as {kind} {files_from.id} holds them (taken {files_from.manifest.created_at})"
         )
+    applied = applied or (bool(volumes) and recovery.volumes is not None)  # newer files than the snapshot's
     for gap in gaps:
         print(f"warning: stack {stack}: {gap}")
     point = datetime.fromtimestamp(max(reached), UTC) if reached else None

@@ -49,7 +49,7 @@ def sealed_object(key: str) -> bool:
     the publication record of a release copy vouches for its files; everything else coordinates runs."""
     return (
         key.startswith(("chunks/", "secrets/", "logs/"))
-        or (key.startswith("backups/") and key.endswith("/manifest.json"))
+        or (key.startswith(("backups/", "volumes/")) and key.endswith("/manifest.json"))
         or (key.startswith("releases/") and key.endswith("/publication.json"))
     )
 

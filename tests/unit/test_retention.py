@@ -1,7 +1,8 @@
 import io
+import time
 from datetime import UTC, datetime, timedelta
 
-from incarnate.backup_format import Manifest, Snapshot, SnapshotWriter, list_snapshots
+from incarnate.backup_format import VOLUMES, Manifest, Snapshot, SnapshotWriter, list_snapshots
 from incarnate.config import Retention
 from incarnate.retention import prune, select_kept
 from incarnate.stores.local import LocalStore
@@ -50,12 +51,38 @@ def test_min_age_protects_young_snapshots_and_the_newest_is_always_kept():
     }
 
 
-def backed_up(store, payload: bytes) -> Snapshot:
-    writer = SnapshotWriter(store, f"backups/acme/{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
-    writer.add("database-demo", "database", "demo", "mariadb", io.BytesIO(payload))
+def backed_up(store, payload: bytes, root: str = "backups") -> Snapshot:
+    writer = SnapshotWriter(store, f"{root}/acme/{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
+    if root == "backups":
+        writer.add("database-demo", "database", "demo", "mariadb", io.BytesIO(payload))
+    else:
+        writer.add("volume-files", "volume", "files", None, io.BytesIO(payload))
     return writer.commit(
-        stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup"
+        stack="acme",
+        product="demo",
+        release="1.0.0",
+        schema_version=1,
+        config_commit=None,
+        origin="backup" if root == "backups" else "volumes",
     )
+
+
+def test_snapshots_of_volumes_keep_their_chunks_until_they_are_older_than_every_kept_snapshot(tmp_path):
+    store = LocalStore(tmp_path)
+    old_volumes = backed_up(store, b"files before every kept backup " * 1000, "volumes")
+    time.sleep(1.0)  # manifests say when they were taken to the second
+    old = backed_up(store, b"old data " * 1000)
+    new = backed_up(store, b"new data " * 1000)
+    volumes = backed_up(store, b"files after the backup " * 1000, "volumes")
+    policy = Retention(keep_daily=1, keep_weekly=0, keep_monthly=0, min_age_days=0)
+
+    done = prune(store, "acme", policy)
+    assert done.forgotten == [old.id] and done.volume_snapshots_forgotten == 1
+    assert done.chunks_deleted == 2  # the old backup's and the old volumes': never the newer volumes' chunk
+    assert [s.id for s in list_snapshots(store, "acme", VOLUMES)] == [volumes.id]
+    assert [s.id for s in list_snapshots(store, "acme")] == [new.id]
+    assert "forgot 1 snapshots of volumes" in done.summary()
+    assert old_volumes.id not in {s.id for s in list_snapshots(store, "acme", VOLUMES)}
 
 
 def test_prune_forgets_old_snapshots_then_their_unreferenced_chunks_and_dry_run_changes_nothing(tmp_path):
