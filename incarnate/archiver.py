@@ -69,5 +69,7 @@ def snapshot_volumes_if_due(project: ComposeProject, store: Store, backup: Backu
         result = volumes(project, store, backup.lock_days, backup.lock_mode)
     except IncarnateError as error:
         return f"snapshot of volumes failed: {error}"
+    if result is None:
+        return None
     stats = result.stats
     return f"snapshot of volumes {result.snapshot.id} ({stats.raw_bytes:,} bytes, {stats.new_bytes:,} new)"

@@ -65,10 +65,15 @@ def run(
     )
 
 
-def volumes(project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked") -> BackupResult:
+def volumes(
+    project: ComposeProject, store: Store, lock_days: int = 0, lock_mode: str = "locked"
+) -> BackupResult | None:
     """The stack's volumes as they are now (no database), into a snapshot of volumes only, between the release's
-    backup hooks like any backup: what a recovery --at restores files from when it is newer than the base."""
+    backup hooks like any backup: what a recovery --at restores files from when it is newer than the base. None
+    when the release backs up no volume."""
     state, release = deployed_release(project, store, "snapshot the volumes of")
+    if not any(name.startswith("volume-") for name in release.artifact_names):
+        return None
     return back_up(
         project,
         release,
