@@ -267,6 +267,7 @@ def replay(
             f"{project.name} down --volumes` on the host) and recover --at again."
         )
     applied = needs_base = False
+    files_loaded = [name for name, result in outcome.items() if result == LOADED and name.startswith("volume-")]
     try:
         for artifact, source in databases:
             if source.replays_at_start:
@@ -308,21 +309,20 @@ def replay(
                 snapshot=snapshot.id,
                 at=at.isoformat() if at else None,
                 databases=starts,
-                volumes=recovery.volumes.id if recovery.volumes else None,
+                volumes=recovery.volumes.id if recovery.volumes and files_loaded else None,
             )
             log_archive.record_history(store, began, recovery.lock_until(), recovery.lock_mode)
     except BaseException:
         for _, source in databases:
             source.reset()
         raise
-    volumes = [name for name, result in outcome.items() if result == LOADED and name.startswith("volume-")]
     files_from = recovery.volumes or snapshot
-    if volumes and apply_logs:  # files have no log: their recovery point is their snapshot's
+    if files_loaded and apply_logs:  # files have no log: their recovery point is their snapshot's
         kind = "snapshot of volumes" if recovery.volumes else "snapshot"
         notes.append(
-            f"{', '.join(volumes)}: as {kind} {files_from.id} holds them (taken {files_from.manifest.created_at})"
+            f"{', '.join(files_loaded)}: as {kind} {files_from.id} holds them (taken {files_from.manifest.created_at})"
         )
-    applied = applied or (bool(volumes) and recovery.volumes is not None)  # newer files than the snapshot's
+    applied = applied or (bool(files_loaded) and recovery.volumes is not None)  # newer files than the snapshot's
     for gap in gaps:
         print(f"warning: stack {stack}: {gap}")
     point = datetime.fromtimestamp(max(reached), UTC) if reached else None
