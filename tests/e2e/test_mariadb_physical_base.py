@@ -9,9 +9,10 @@ import subprocess
 import time
 from datetime import UTC, datetime
 
-from incarnate.backup_format import chunk_key, find_snapshot
+from incarnate.backup_format import find_snapshot
 from tests.e2e.conftest import in_volume
 from tests.e2e.test_log_archive import add, archive, titles
+from tests.e2e.test_physical_base import recovery_of_a_damaged_base_fails
 
 
 def recover(customer, *args: str) -> str:
@@ -69,17 +70,7 @@ def test_a_mariadb_stack_is_recovered_from_its_server_files_archived_binlog_and_
     point = re.search(r"replay logs ok \([\d.]+ s\): recovery point (\S+);", said)
     assert point and datetime.fromisoformat(point[1]) < chosen, said[-3000:]
 
-    # A base damaged in its last chunk: part of it is unpacked before the damage is read; the server's files are
-    # removed again and it starts empty, as its image initialises it, and the app is not started on it.
-    chunk = customer.store / chunk_key(base.chunks[-1][0])
-    data = bytearray(chunk.read_bytes())
-    data[len(data) // 2] ^= 0x55
-    chunk.write_bytes(bytes(data))
-    customer.remove_stack()
-    failed = customer.incarnate("recover", str(customer.repo), "--snapshot", snapshot.id)
-    assert failed.returncode == 1
-    assert f"snapshot {snapshot.id}, artifact database-demo, chunk" in failed.stderr.strip().splitlines()[-1]
-    assert "app" not in " ".join(customer.containers())
+    recovery_of_a_damaged_base_fails(customer, snapshot, base)
     tables = subprocess.run(
         ["docker", "exec", f"{customer.stack}-db-1", "mariadb", "-N", "-e", "SHOW TABLES FROM demo"],
         capture_output=True,

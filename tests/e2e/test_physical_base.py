@@ -72,8 +72,14 @@ def test_a_postgresql_stack_is_recovered_from_its_server_files_and_archived_wal(
     assert titles(customer) == [*everything[:-1], "in the new history"]
     assert len(histories(customer.backups(), customer.stack)) == 4  # the install's and the three recoveries'
 
-    # A base damaged in its last chunk: part of it is extracted before the damage is read; the server's files are
-    # removed again and it starts empty, as its image initialises it.
+    recovery_of_a_damaged_base_fails(customer, snapshot, base)
+    assert user_tables(customer) == 0
+
+
+def recovery_of_a_damaged_base_fails(customer, snapshot, base) -> None:
+    """A base damaged in its last chunk: part of it is put into the server's files before the damage is read; the
+    recovery fails naming the chunk, the files are removed again (the server starts empty, as its image initialises
+    it: the caller counts its tables) and the app is not started on it."""
     chunk = customer.store / chunk_key(base.chunks[-1][0])
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x55
@@ -81,8 +87,7 @@ def test_a_postgresql_stack_is_recovered_from_its_server_files_and_archived_wal(
     customer.remove_stack()
     failed = customer.incarnate("recover", str(customer.repo), "--snapshot", snapshot.id)
     assert failed.returncode == 1
-    assert f"snapshot {snapshot.id}, artifact database-pgdemo, chunk" in failed.stderr.strip().splitlines()[-1]
-    assert user_tables(customer) == 0
+    assert f"snapshot {snapshot.id}, artifact {base.name}, chunk" in failed.stderr.strip().splitlines()[-1]
     assert "app" not in " ".join(customer.containers())
 
 
