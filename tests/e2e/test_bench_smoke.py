@@ -22,6 +22,7 @@ def bench(script: str, *args: str) -> str:
         ("backup_vs_restic.py", ("--rows", "2000", "--nights", "2"), "stored bytes incarnate"),
         ("ssh_transport.py", ("--mb", "5"), "ratio ssh/direct"),
         ("physical_base.py", ("--gb", "0.005"), "physical / logical ="),
+        ("deployment_scale.py", ("--stacks", "3", "--sample", "1", "--scheduler-wait", "0"), "per flow / per stack:"),
         ("publish_release.py", ("--rounds", "1"), "publish / baseline ="),
         (
             "lying_health.py",
