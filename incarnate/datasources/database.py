@@ -80,18 +80,18 @@ class Database(ABC):
         return self.auto_dumps
 
     @property
+    @abstractmethod
     def data_directory(self) -> str:
-        """Where the server keeps its files, in its container (engines with physical bases say)."""
-        raise NotImplementedError
+        """Where the server keeps its files, in its container."""
 
     @property
     def engine_version(self) -> str | None:
         """The version a physical base of it starts only on (engines with physical bases say)."""
         return None
 
+    @abstractmethod
     def other_databases(self) -> list[str]:
         """The server's databases beside the target, but for its system ones (a physical base replaces them all)."""
-        raise NotImplementedError
 
     @cached_property
     def data_volume(self) -> str:
@@ -236,9 +236,9 @@ class Database(ABC):
         self._replaced = True
         self._restart(partial(self._put_base, source))
 
+    @abstractmethod
     def _put_base(self, source: BinaryIO) -> None:
         """The base's files put into the emptied data volume while the server is stopped."""
-        raise NotImplementedError
 
     def _restart(self, while_stopped: Callable[[], None], keep: bool = False) -> None:
         """The container stopped, its data volume emptied (unless `keep`), `while_stopped` done to it, the container
