@@ -81,28 +81,58 @@ def require_debian(shell: Shell, system: dict[str, str], missing: str) -> None:
 
 
 def ensure_docker(shell: Shell, system: dict[str, str]) -> str:
-    """Docker Engine from the OS's own packages if missing, then it must answer."""
+    """Docker Engine from the OS's own packages if missing, started if it does not answer; then it must answer."""
     done = "present"
     if not shell.execute("command -v docker || true", what="looking for docker").strip():
         require_debian(shell, system, "Docker Engine")
-        shell.execute(
-            shell.as_root(
-                APT_INSTALL + " docker.io && (command -v systemctl >/dev/null && systemctl enable --now docker || true)"
-            ),
-            what="installing Docker Engine (docker.io)",
-        )
+        try:
+            shell.execute(shell.as_root(APT_INSTALL + " docker.io"), what="installing Docker Engine (docker.io)")
+        except HostError as error:
+            reason = str(error).split(" failed: ", 1)[-1].rstrip(".")
+            raise HostError(
+                f"host {shell.name} has no Docker Engine, and installing Debian's docker.io there failed ({reason}); "
+                f"check its apt sources and its way to the mirror, or install docker.io yourself, and run again. "
+                f"Nothing else was changed."
+            ) from None
         done = "installed"
-    try:
-        version = shell.execute(
-            shell.as_root("docker version --format '{{.Server.Version}}'"), what="asking the Docker Engine"
-        )
-    except HostError as error:
-        reason = str(error).split(" failed: ", 1)[-1].rstrip(".")
-        raise HostError(
-            f"Docker Engine on host {shell.name} does not answer ({reason}); start it "
-            f"(`systemctl start docker`) and run again."
-        ) from None
-    return f"Docker Engine {version.strip()} {done}"
+    version = engine_version(shell)
+    if version is None:
+        started = start_engine(shell)
+        version = engine_version(shell, wait_seconds=ENGINE_START_SECONDS)
+        if version is None:
+            raise HostError(
+                f"Docker Engine on host {shell.name} does not answer, though it was {started}; see its log there "
+                f"({ENGINE_LOG} or `journalctl -u docker`), start it, and run again."
+            )
+        done += f", {started}"
+    return f"Docker Engine {version} {done}"
+
+
+ENGINE_START_SECONDS = 30
+ENGINE_LOG = "/var/log/dockerd.log"
+WITHOUT_INIT = (
+    f"setsid dockerd >>{ENGINE_LOG} 2>&1 </dev/null & "
+    "for i in $(seq 50); do [ -S /var/run/docker.sock ] && break; sleep 0.2; done"
+)
+
+
+def engine_version(shell: Shell, wait_seconds: int = 0) -> str | None:
+    """The engine's version, or None while it does not answer (asked each second for up to `wait_seconds`)."""
+    ask = "docker version --format '{{.Server.Version}}' 2>/dev/null"
+    command = (
+        f"for i in $(seq {wait_seconds}); do {ask} && exit 0; sleep 1; done; true" if wait_seconds else f"{ask} || true"
+    )
+    return shell.execute(shell.as_root(command), what="asking the Docker Engine").strip() or None
+
+
+def start_engine(shell: Shell) -> str:
+    """Start the engine the host's way: systemd's unit (enabled, so it comes back after a reboot) when systemd runs
+    the host; else dockerd in the background, as a host without an init system (a container, a chroot) needs."""
+    if shell.execute("[ -d /run/systemd/system ] && echo systemd || true", what="looking for systemd").strip():
+        shell.execute(shell.as_root("systemctl enable --now docker"), what="starting Docker Engine (systemctl)")
+        return "started by systemd (enabled)"
+    shell.execute(shell.as_root(WITHOUT_INIT), what="starting Docker Engine (no init system: dockerd)")
+    return f"started without an init system (dockerd in the background, log {ENGINE_LOG}; not started on a reboot)"
 
 
 def compose_version(shell: Shell) -> str | None:

@@ -168,6 +168,25 @@ def test_docker_is_installed_from_debian_packages_only_when_missing():
     assert any("apt-get install" in command and "docker.io" in command for command in missing.commands)
 
 
+def test_an_engine_that_does_not_answer_is_started_the_hosts_way_or_the_error_names_its_log():
+    from incarnate.errors import HostError
+    from incarnate.hostprep import ensure_docker
+
+    debian = {"ID": "debian", "PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)"}
+    answers = {"command -v docker": "/usr/bin/docker\n", "for i in": "20.10.24\n"}  # answers once started
+    with_systemd = ScriptedShell({**answers, "[ -d /run/systemd/system ]": "systemd\n"})
+    assert ensure_docker(with_systemd, debian) == "Docker Engine 20.10.24 present, started by systemd (enabled)"
+    assert "systemctl enable --now docker" in with_systemd.commands
+    bare = ScriptedShell(answers)  # a container or chroot: no init system
+    assert ensure_docker(bare, debian).startswith("Docker Engine 20.10.24 present, started without an init system")
+    assert any(command.startswith("setsid dockerd >>/var/log/dockerd.log") for command in bare.commands)
+    silent = ScriptedShell({"command -v docker": "/usr/bin/docker\n"})
+    with pytest.raises(
+        HostError, match=r"does not answer, though it was started without an init system .* see its log there"
+    ):
+        ensure_docker(silent, debian)
+
+
 def test_docker_missing_on_another_os_is_refused_before_any_change():
     from incarnate.errors import HostError
     from incarnate.hostprep import ensure_docker
