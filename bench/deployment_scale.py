@@ -2,14 +2,14 @@
 
     .venv/bin/python bench/deployment_scale.py [--stacks 1000] [--sample 50] [--scheduler-wait 65]
 
-Today's shape, per stack: seven deployments a stack (`backup/<stack>`, ...), three of them with a schedule of their
-own, created one by one as `incarnate serve` does at its start; measured on `--sample` stacks and scaled to
-`--stacks` (its cost is one apply a deployment: linear). The other shape, per flow: seven deployments in all, the
-scheduled ones holding one schedule a stack (Prefect 3's schedules with parameters and a slug: the stack's repo and
-its time zone ride on its own schedule), measured at `--stacks`. For each: the seconds to create the deployments, to
-pause every schedule (what serve does on the way out) and to delete them, and how many scheduled runs the server's
-scheduler made for them within `--scheduler-wait` seconds (it looks every 60 s). Nothing runs: the repos are
-placeholders, the schedules are a minute of 02:00 in the stacks' zones, and everything made is deleted at the end
+The shape before 2026-12-04, per stack: seven deployments a stack (`backup/<stack>`, ...), three of them with a
+schedule of their own, created one by one as `incarnate serve` did at its start; measured on `--sample` stacks and
+scaled to `--stacks` (its cost is one apply a deployment: linear). The other shape, per flow: seven deployments in
+all, the scheduled ones holding one schedule a stack (Prefect 3's schedules with parameters and a slug: the stack's
+repo and its time zone ride on its own schedule), measured at `--stacks`. For each: the seconds to create the
+deployments, to pause every schedule (what serve does on the way out) and to delete them, and how many scheduled runs
+the server's scheduler made for them within `--scheduler-wait` seconds (it looks every 60 s). Nothing runs: the repos
+are placeholders, the schedules are a minute of 02:00 in the stacks' zones, and everything made is deleted at the end
 (prefix `bench-scale-`).
 """
 
@@ -55,7 +55,7 @@ def schedule(kind: str, index: int, parameters: dict | None = None) -> Cron:
 
 
 def per_stack(count: int) -> list:
-    """Today's: seven deployments a stack, each scheduled one with its own schedule."""
+    """Before 2026-12-04: seven deployments a stack, each scheduled one with its own schedule."""
     made = []
     for index in range(count):
         on = {"repo": f"/nonexistent/{stack(index)}"}
@@ -176,7 +176,7 @@ def main() -> int:
     print(f"deployments of {args.stacks:,} registered stacks on the Prefect server:")
     try:
         wait = args.scheduler_wait
-        today = measure("per stack (today)", per_stack(sample), args.stacks / sample, wait)
+        today = measure("per stack (before)", per_stack(sample), args.stacks / sample, wait)
         fleet = measure("per flow, a schedule a stack", per_flow(args.stacks), 1, wait)
     finally:
         asyncio.run(clean())

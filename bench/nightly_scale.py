@@ -4,15 +4,14 @@
     [--install-jobs 2]
 
 Installs N demo stacks (customer repos of its own, one shared local store, ports free on this machine), registers
-them in a registry of its own, starts `incarnate serve --max-runs N`, and per night schedules every stack's
-`backup/<stack>` run for one instant a few seconds ahead (what the cron does at 02:00). It prints, per night: the
-seconds from that instant to the last run's end, the peak memory (RSS) of serve's process tree (serve and the runs it
-started), the CPU seconds the machine spent meanwhile, and the runs that did not complete; then every stack's newest
-snapshot is verified (every chunk re-read). Then five `verify/<stack>` runs are triggered one at a time, as a UI
-button or CI does, and the seconds from each trigger until its run started are printed. Before the stacks are
-installed and after, it samples the share of the
-cores busy while nothing runs (the stacks' health checks cost that). Everything it made is removed at the end. Run
-it where nothing else runs.
+them in a registry of its own, starts `incarnate serve --max-runs N`, and per night schedules every stack's backup
+run (the `backup/<serve name>` deployment, the stack's repo) for one instant a few seconds ahead (what the cron does
+at 02:00). It prints, per night: the seconds from that instant to the last run's end, the peak memory (RSS) of serve's
+process tree (serve and the runs it started), the CPU seconds the machine spent meanwhile, and the runs that did not
+complete; then every stack's newest snapshot is verified (every chunk re-read). Then five stacks' verify runs are
+triggered one at a time, as a UI button or CI does, and the seconds from each trigger until its run started are
+printed. Before the stacks are installed and after, it samples the share of the cores busy while nothing runs (the
+stacks' health checks cost that). Everything it made is removed at the end. Run it where nothing else runs.
 """
 
 import argparse
@@ -38,6 +37,7 @@ from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
 from prefect.states import Scheduled  # noqa: E402
 
+from deployments.stacks import resolve  # noqa: E402
 from incarnate import settings  # noqa: E402
 from tests.e2e.conftest import COMPOSE, SERVING, forget_on_prefect_server, forget_store_key  # noqa: E402
 
@@ -60,16 +60,47 @@ def app_ports(count: int, first: int = 21000) -> list[int]:
     return ports
 
 
-def customer_repo(folder: Path, stack: str, store: Path, port: int) -> Path:
+def customer_repo(folder: Path, stack: str, store: Path, port: int | None = None, more: str = "") -> Path:
+    """A customer repo of demo 1.0.0 in the shared store; `more` adds stack.yaml lines (a time zone)."""
     repo = folder / stack
     repo.mkdir()
+    published = f"http_port: {port}\n" if port else ""
     (repo / "stack.yaml").write_text(
-        f"stack: {stack}\nproduct: demo\nrelease: 1.0.0\nhttp_port: {port}\n"
+        f"stack: {stack}\nproduct: demo\nrelease: 1.0.0\n{published}{more}"
         f"backup:\n  store:\n    kind: local\n    path: {store}\n"
     )
     for args in (["init", "-q", "--initial-branch=main"], ["add", "stack.yaml"], ["commit", "-qm", "pin demo 1.0.0"]):
         subprocess.run(["git", "-C", str(repo), *args], check=True)
     return repo
+
+
+def workspace(kind: str) -> tuple[str, Path, Path, dict[str, str]]:
+    """A bench run's own tag, folder, shared store, and the environment of its registry and serve name."""
+    tag = uuid.uuid4().hex[:6]
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir=os.environ.get("TMPDIR", "/var/tmp")))
+    store = folder / "store"
+    store.mkdir()
+    return (
+        tag,
+        folder,
+        store,
+        {
+            "INCARNATE_CUSTOMERS": str(folder / "customers.yaml"),
+            "INCARNATE_SERVE_NAME": f"bench-{kind}-{tag}",
+        },
+    )
+
+
+def start_serve(max_runs: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`incarnate serve` in a session of its own (so its runs can be stopped with it), its output in `log`."""
+    with open(log, "wb") as output:
+        return subprocess.Popen(
+            [INCARNATE, "serve", "--max-runs", str(max_runs)],
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def incarnate(*args: str, env: dict[str, str]) -> None:
@@ -114,22 +145,26 @@ def idle_share(seconds: float) -> float:
     return (busy_cpu_seconds() - before) / (seconds * (os.cpu_count() or 1))
 
 
-def wait_for_deployments(client, stacks: list[str], serve: subprocess.Popen, log: Path) -> dict[str, object]:
-    """Each stack's backup deployment, once serve says all are served (it creates 7 a stack, one by one: 700 took
-    longer than any fixed deadline that suits 16)."""
+def wait_for_deployments(
+    client, stacks: list[str], serve: subprocess.Popen, log: Path
+) -> dict[str, tuple[object, dict]]:
+    """The backup deployment that serves each stack and the parameters that name it, once serve says all are
+    served."""
     while SERVING not in log.read_text(errors="replace"):
         if serve.poll() is not None:
             raise SystemExit(f"serve ended before its deployments were served: {log.read_text()[-1000:]}")
         time.sleep(1)
-    return {stack: client.read_deployment_by_name(f"backup/{stack}") for stack in stacks}
+    return {stack: resolve(client, f"backup/{stack}") for stack in stacks}
 
 
-def one_night(client, deployments: dict[str, object], serve: subprocess.Popen) -> dict[str, float]:
+def one_night(client, deployments: dict[str, tuple[object, dict]], serve: subprocess.Popen) -> dict[str, float]:
     """Every stack's backup scheduled for one instant; figures once all have ended."""
     instant = datetime.now(UTC) + timedelta(seconds=max(LEAD_SECONDS, len(deployments) / 2))
     runs = [
-        client.create_flow_run_from_deployment(deployment.id, state=Scheduled(scheduled_time=instant))
-        for deployment in deployments.values()
+        client.create_flow_run_from_deployment(
+            deployment.id, parameters=parameters, state=Scheduled(scheduled_time=instant)
+        )
+        for deployment, parameters in deployments.values()
     ]
     while datetime.now(UTC) < instant:
         time.sleep(0.2)
@@ -155,7 +190,8 @@ def trigger_latency(client, stacks: list[str], count: int = 5) -> list[float]:
     """Seconds from a run's creation (a button, a CI trigger) until it started, for `count` verify runs in turn."""
     latencies = []
     for stack in stacks[:count]:
-        run = client.create_flow_run_from_deployment(client.read_deployment_by_name(f"verify/{stack}").id)
+        deployment, parameters = resolve(client, f"verify/{stack}")
+        run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
         while not (run := client.read_flow_run(run.id)).state.is_final():
             time.sleep(0.2)
         latencies.append((run.start_time - run.created).total_seconds())
@@ -177,11 +213,7 @@ def main() -> int:
         "--install-jobs", type=int, default=2, help="stacks installed at once while setting up (default 2)"
     )
     args = parser.parse_args()
-    tag = uuid.uuid4().hex[:6]
-    folder = Path(tempfile.mkdtemp(prefix="bench-nightly-", dir=os.environ.get("TMPDIR", "/var/tmp")))
-    store = folder / "store"
-    store.mkdir()
-    env = {"INCARNATE_CUSTOMERS": str(folder / "customers.yaml")}
+    tag, folder, store, env = workspace("nightly")
     stacks = [f"n{tag}x{number}" for number in range(args.stacks)]
     serve, failed, bad = None, 0, []
     try:
@@ -204,14 +236,7 @@ def main() -> int:
             f"with {args.stacks} (their health checks, {(idle_after - idle_before) / args.stacks:.2%} a stack)"
         )
         log = folder / "serve.log"
-        with open(log, "wb") as output:
-            serve = subprocess.Popen(
-                [INCARNATE, "serve", "--max-runs", str(args.max_runs)],
-                env={**os.environ, **env},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        serve = start_serve(args.max_runs, env, log)
         with get_client(sync_client=True) as client:
             deployments = wait_for_deployments(client, stacks, serve, log)
             time.sleep(3)  # the runner polls for its deployments' runs from now on
@@ -243,7 +268,7 @@ def main() -> int:
         print(f"verified the newest snapshot of {len(stacks)} stacks (every chunk re-read): {len(bad)} bad {bad or ''}")
     finally:
         if serve is not None:
-            serve.terminate()  # it pauses every served schedule on its way out: 700 took longer than 30 s
+            serve.terminate()  # it pauses its deployments' schedules on its way out
             try:
                 serve.wait(300)
             except subprocess.TimeoutExpired:

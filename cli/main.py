@@ -135,7 +135,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from deployments.serve import main as serve
     from incarnate import settings
 
-    serve(AlertSettings.from_environment(args.alerts, args.stale_after), settings.max_runs(args.max_runs))
+    serve(
+        AlertSettings.from_environment(args.alerts, args.stale_after),
+        settings.max_runs(args.max_runs),
+        settings.serve_name(args.name),
+    )
     return 0
 
 
@@ -171,6 +175,25 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     from deployments.trigger import parse_params, trigger
 
     return 0 if trigger(args.deployment, parse_params(args.param), args.wait) else 1
+
+
+def stale_after_option(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument(
+        "--stale-after", default=None, metavar="DURATION", help=f"{meaning} (default INCARNATE_STALE_AFTER or 26h)"
+    )
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    """The fleet table; exit 1 when a stack is overdue (its newest backup older than the staleness window)."""
+    import os
+
+    from deployments.alerts import parse_duration
+    from flows.fleet import fleet_overview
+
+    stale = parse_duration(args.stale_after or os.environ.get("INCARNATE_STALE_AFTER", "26h"), "--stale-after")
+    result = fleet_overview(sort=args.sort, nights=args.nights, stale_after_hours=stale.total_seconds() / 3600)
+    print("\n".join(result["lines"]))
+    return 1 if result["overdue"] else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -504,17 +527,19 @@ def parser() -> argparse.ArgumentParser:
         help="saved Prefect notification block told of failed or crashed runs and stale backups, e.g. "
         "custom-webhook/ops (default INCARNATE_ALERTS; none: failures show only in the UI)",
     )
-    serve.add_argument(
-        "--stale-after",
-        default=None,
-        metavar="DURATION",
-        help="alert when a stack has had no completed backup for this long (default INCARNATE_STALE_AFTER or 26h)",
-    )
+    stale_after_option(serve, "alert when a stack has had no completed backup for this long")
     serve.add_argument(
         "--max-runs",
         default=None,
         metavar="N",
         help="flow runs at once; the others wait their turn (default INCARNATE_MAX_RUNS or the cores, at least 2)",
+    )
+    serve.add_argument(
+        "--name",
+        default=None,
+        metavar="NAME",
+        help="the name of this machine's deployments, backup/NAME, ... (default INCARNATE_SERVE_NAME or the host name; "
+        "machines serving stacks on one Prefect server need names of their own)",
     )
     serve.set_defaults(handler=cmd_serve)
     worker = commands.add_parser(
@@ -532,8 +557,26 @@ def parser() -> argparse.ArgumentParser:
         help="flow runs at once; the others wait their turn (default INCARNATE_MAX_RUNS or the cores, at least 2)",
     )
     worker.set_defaults(handler=cmd_worker)
+    fleet = commands.add_parser(
+        "fleet",
+        help="every served stack in one table (host, release, newest backup's size and age, last drill and verify, "
+        "encryption, lock, alerts), also kept as the Prefect artifact `fleet`; exit 1 when a stack is overdue",
+    )
+    fleet.add_argument(
+        "--sort",
+        default="stack",
+        metavar="COLUMN",
+        help="order by stack, host, release, size, backup (oldest first), drill, verify or alerts (default stack)",
+    )
+    fleet.add_argument(
+        "--nights", type=int, default=14, metavar="N", help="nights of backup sizes and drill times drawn (default 14)"
+    )
+    stale_after_option(fleet, "a stack whose newest backup is older is overdue")
+    fleet.set_defaults(handler=cmd_fleet)
     trigger = commands.add_parser("trigger", help="start a run of a deployment (for CI); --wait follows it to the end")
-    trigger.add_argument("deployment", help="FLOW/DEPLOYMENT, e.g. backup/demo")
+    trigger.add_argument(
+        "deployment", help="FLOW/STACK (the stack's run of that flow, e.g. backup/demo) or FLOW/DEPLOYMENT"
+    )
     trigger.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a flow parameter (JSON or text)"
     )

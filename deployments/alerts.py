@@ -2,17 +2,20 @@
 
 - `incarnate: run failed or crashed`: any run of an incarnate deployment (tag `incarnate`) that ends Failed or
   Crashed notifies the operator's block, once per run.
-- `incarnate: no backup of <stack>`: per served stack, a proactive trigger: after a completed backup
-  (the event `incarnate.backup.completed`, which every backup emits, whoever ran it) the next one must follow
-  within the window (26 h), or the block is told: the schedule fired and nothing succeeded, or nothing served it.
-- `incarnate: log archive of <stack> behind`: per served stack whose databases archive their logs, a proactive
-  trigger: after an `incarnate.log.archived` event (deployments/archiver.py) the next must follow within
+- `incarnate: no backup`: one proactive trigger for every stack (a window per stack): after a stack's completed
+  backup (the event `incarnate.backup.completed`, which every backup emits, whoever ran it) the next one must follow
+  within the window (26 h), or the block is told, naming the stack: the schedule fired and nothing succeeded, or
+  nothing served it.
+- `incarnate: log archive behind`: one proactive trigger for every stack whose databases archive their logs: after
+  a stack's `incarnate.log.archived` event (deployments/archiver.py) the next must follow within
   INCARNATE_ARCHIVE_GAP (15m), or the block is told: archiving stopped, so the recovery point grows.
+  A removed stack (`incarnate remove`, the event `incarnate.stack.removed`) closes its windows.
 - `incarnate: unresponsive run crashed`: Prefect's documented zombie detection: a run of an incarnate deployment
   whose heartbeats stop (kill -9 of the serving process, a host reboot) is marked Crashed, which alerts as above.
 
 Each automation carries a fingerprint of its definition in its description: `serve` keeps an unchanged one (and
-its trigger's running window), replaces a changed one, and removes those of stacks no longer served.
+its trigger's running windows), replaces a changed one, and removes the ones no longer wanted. They are four
+whatever the number of stacks: a thousand stacks do not make serve's start or the server's event matching slower.
 """
 
 import hashlib
@@ -23,13 +26,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from deployments.archiver import LOG_ARCHIVED
+from deployments.stacks import TAG
 from incarnate.errors import ConfigError
 from tasks.backup import BACKUP_COMPLETED, stack_resource
 
-TAG = "incarnate"  # on every deployment `serve` makes; their runs carry it, so the triggers match only ours
 PREFIX = "incarnate: "
-STALE_PREFIX = f"{PREFIX}no backup of "
-ARCHIVE_PREFIX = f"{PREFIX}log archive of "
+STACK_REMOVED = "incarnate.stack.removed"  # closes the stack's windows: a removed stack is not stale
 FINAL_EVENTS = {
     "prefect.flow-run.Completed",
     "prefect.flow-run.Failed",
@@ -99,8 +101,8 @@ def _ours() -> dict:
     return {"prefect.resource.id": f"prefect.tag.{TAG}", "prefect.resource.role": "tag"}
 
 
-def desired(stacks: list[str], settings: AlertSettings) -> list:
-    """The automations incarnate wants on the server, for these served stacks."""
+def desired(settings: AlertSettings) -> list:
+    """The automations incarnate wants on the server."""
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState, SendNotification
@@ -162,45 +164,49 @@ def desired(stacks: list[str], settings: AlertSettings) -> list:
     )
     hours = settings.stale_after.total_seconds() / 3600
     minutes = settings.archive_gap.total_seconds() / 60
-    for stack in stacks:
-        made.append(
+    stack = "{{ labels.prefect.resource.name }}"  # the stack whose window ran out
+    silences = (
+        (
+            BACKUP_COMPLETED,
+            settings.stale_after,
+            "no backup",
+            f"A stack has had no completed backup for {hours:g} h",
+            f"incarnate: no backup of stack {stack} for {hours:g} h",
+            f"incarnate: stack {stack} has had no completed backup for {hours:g} h: its nightly backup failed or did "
+            f"not run (is `incarnate serve` running?). Run `incarnate backup` for it, and see the backup deployment's "
+            f"runs in the Prefect UI.",
+        ),
+        (
+            LOG_ARCHIVED,
+            settings.archive_gap,
+            "log archive behind",
+            f"A stack's logs were not archived for {minutes:g} min",
+            f"incarnate: log archive of stack {stack} behind for {minutes:g} min",
+            f"incarnate: the database logs of stack {stack} have not been archived for {minutes:g} min, so a recovery "
+            f"would lose the writes since: is `incarnate serve` (or the pool's worker) running, and does its output "
+            f"say why a round failed? `incarnate status` shows how far behind it is.",
+        ),
+    )
+    return [
+        *made,
+        *(
             silence_alert(
-                stack,
-                BACKUP_COMPLETED,
-                settings.stale_after,
+                event,
+                within,
                 block_id,
-                name=f"{STALE_PREFIX}{stack}",
-                description=f"No completed backup of stack {stack} for {hours:g} h: tell {settings.block}.",
-                subject=f"incarnate: no backup of stack {stack} for {hours:g} h",
-                body=(
-                    f"incarnate: stack {stack} has had no completed backup for {hours:g} h: its nightly backup "
-                    f"failed or did not run (is `incarnate serve` running?). Run `incarnate backup` for it, "
-                    f"and see the backup deployment's runs in the Prefect UI."
-                ),
+                name=f"{PREFIX}{name}",
+                description=f"{what}: tell {settings.block}.",
+                subject=subject,
+                body=body,
             )
-        )
-        made.append(
-            silence_alert(
-                stack,
-                LOG_ARCHIVED,
-                settings.archive_gap,
-                block_id,
-                name=f"{ARCHIVE_PREFIX}{stack} behind",
-                description=f"The logs of stack {stack} were not archived for {minutes:g} min: tell {settings.block}.",
-                subject=f"incarnate: log archive of stack {stack} behind for {minutes:g} min",
-                body=(
-                    f"incarnate: the database logs of stack {stack} have not been archived for {minutes:g} min, so a "
-                    f"recovery would lose the writes since: is `incarnate serve` (or the pool's worker) running, and "
-                    f"does its output say why a round failed? `incarnate status` shows how far behind it is."
-                ),
-            )
-        )
-    return made
+            for event, within, name, what, subject, body in silences
+        ),
+    ]
 
 
-def silence_alert(stack: str, event: str, within: timedelta, block_id: object, **words: str):
-    """Tell the block when `event` of the stack, once seen, is not seen again within `within` (name, description,
-    subject and body in `words`)."""
+def silence_alert(event: str, within: timedelta, block_id: object, **words: str):
+    """Tell the block when `event` of a stack, once seen, is not seen again within `within` (name, description,
+    subject and body in `words`); a window per stack, closed by the stack's removal."""
     from prefect.automations import Automation
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import EventTrigger, Posture
@@ -210,9 +216,9 @@ def silence_alert(stack: str, event: str, within: timedelta, block_id: object, *
         description=words["description"],
         trigger=EventTrigger(
             after={event},
-            expect={event},
-            match={"prefect.resource.id": stack_resource(stack)},
-            for_each={"prefect.resource.id"},
+            expect={event, STACK_REMOVED},
+            match={"prefect.resource.id": stack_resource("*")},
+            for_each={"prefect.resource.id", "prefect.resource.name"},
             posture=Posture.Proactive,
             threshold=1,
             within=within,
@@ -236,12 +242,12 @@ def _fingerprint(automation) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def apply(stacks: list[str], settings: AlertSettings) -> list[str]:
+def apply(settings: AlertSettings) -> list[str]:
     """Make the server's incarnate automations what `desired` says; one line per change, for the serve log."""
     from prefect.client.orchestration import get_client
     from prefect.events.schemas.automations import AutomationCore
 
-    wanted = {automation.name: automation for automation in desired(stacks, settings)}
+    wanted = {automation.name: automation for automation in desired(settings)}
     done = []
     with get_client(sync_client=True) as client:
         present = [automation for automation in client.read_automations() if automation.name.startswith(PREFIX)]

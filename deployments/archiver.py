@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from prefect.events import emit_event
 
 from blocks import resolve
+from deployments.stacks import stacks_of
 from incarnate import settings
 from incarnate.archiver import Round, ship_stack
 from incarnate.compose import ComposeProject
@@ -151,9 +152,7 @@ def pool_stacks(pool: str) -> Callable[[], list[tuple[str, str | None]]]:
                         work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
                         deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["nightly"])),
                     )
-                known["stacks"] = sorted(
-                    {(made.parameters["repo"], None) for made in found if made.parameters.get("repo")}
-                )
+                known["stacks"] = sorted({(repo, None) for made in found for repo in stacks_of(made).values()})
                 known["at"] = time.monotonic()
             except Exception as error:  # noqa: BLE001 - the stacks known before go on being archived
                 print(f"archiving: the stacks of pool {pool} could not be read from the Prefect server ({error})")

@@ -1,33 +1,46 @@
 """The deployments operators use, generated from the registered customers, served by one process.
 
-Per registered stack: `install/<stack>`, `update/<stack>`, `disaster-recovery/<stack>`,
-`rollback/<stack>` (UI buttons, CI triggers); `backup/<stack>`, scheduled nightly (a minute of the
-stack's own in 02:00-02:09, its time zone); and the weekly proof that the backups are good,
-`restore-drill/<stack>` and `verify/<stack>` (a sample of the chunks), on stack.yaml's `backup`
-schedules. Each has its customer repo as the default parameter; the other parameters keep their
-typed, described defaults. Besides them, one `publish-release/releases`: a release folder on this
-machine into the release store. Every deployment is tagged `incarnate`: the alert automations
-(deployments/alerts.py) match that.
+One deployment of each flow serves many stacks: `install/NAME`, `update/NAME`, `disaster-recovery/NAME`,
+`rollback/NAME` (UI buttons, CI triggers), `backup/NAME` with a nightly schedule per stack (a minute of the stack's
+own in 02:00-02:09, in its time zone), and the weekly proof that the backups are good, `restore-drill/NAME` and
+`verify/NAME` (a sample of the chunks), a schedule per stack on stack.yaml's `backup` schedules. NAME is this
+serving machine's (`--name`, INCARNATE_SERVE_NAME, its host name); each schedule carries its stack's repo, and a run
+by hand chooses the stack's repo from the list of the registered ones (deployments/stacks.py), so `incarnate trigger
+backup/STACK` still names one stack. Stacks on another engine (`register --docker-host`) get deployments of their
+own (`NAME-on-HOST`), whose runs act on that engine. Besides them, `fleet/NAME` keeps the fleet table current (the
+artifact `fleet`, hourly), and one `publish-release/releases` puts a release folder on this machine into the release
+store. Every deployment is tagged `incarnate`: the alert automations (deployments/alerts.py) match that; every run
+tags itself with its stack (flows/report.py).
 
-Why `serve` (one process polling for its own deployments) by default: it needs no pool,
-worker or code storage, and runs each flow in the process that has this checkout. A stack
-registered with `--pool NAME` instead gets the same deployments in the Prefect work pool NAME
-(process type, one per container host): `incarnate worker --pool NAME` on that host runs them
-there (deployments/worker.py), so its dumps stream from the host to the store, not through
-this machine. Their entrypoints are module paths (`flows.backup.backup_stack`): a worker
-needs incarnate installed, not this checkout at the same path.
+Why per flow: a thousand stacks' deployments per stack were 7,000, created one by one at serve's start (27 min) and
+paused one by one on its way out (15 min); per flow they are seven, with the same 3,000 schedules, and serve starts
+in 16 s and stops in 7 s with a thousand stacks registered (docs/benchmarks.md).
+
+Why `serve` (one process polling for its own deployments) by default: it needs no pool, worker or code storage, and
+runs each flow in the process that has this checkout. Stacks registered with `--pool POOL` instead get the same
+deployments (`NAME-in-POOL`) in the Prefect work pool POOL (process type, one per container host): `incarnate worker
+--pool POOL` on that host runs them there (deployments/worker.py), so its dumps stream from the host to the store, not
+through this machine. Their entrypoints are module paths (`flows.backup.backup_stack`): a worker needs incarnate
+installed, not this checkout at the same path.
 """
 
 import os
+import re
+from concurrent.futures import ThreadPoolExecutor
 
 from prefect import serve
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
+from prefect.utilities.callables import ParameterSchema
 
 from deployments import alerts, archiver
+from deployments.stacks import TAG, read_all_deployments, serve_only
 from deployments.worker import POLL_SECONDS, ensure_pool
 from flows.backup import backup_stack
 from flows.drill import restore_drill
+from flows.fleet import fleet_overview
 from flows.install import disaster_recovery, install
 from flows.publish import publish_release
 from flows.rollback import rollback
@@ -36,69 +49,128 @@ from flows.verify import verify_stack
 from incarnate import settings as machine
 from incarnate.config import spread
 from incarnate.customers import Registration, registrations
+from incarnate.errors import ConfigError
 from incarnate.repo import CustomerConfig, load_customer_config
 
-LOCAL = Registration()  # a stack on this machine, run by `incarnate serve`
+TAGS_A_REQUEST = 50  # a filter of 200 tags fails on the server (SQLite), 100 passes
+READERS = 8  # customer repos read at once: git clones, mostly waiting on the disk or the network
 ON_DEMAND = {"install": install, "update": update, "disaster-recovery": disaster_recovery, "rollback": rollback}
+SCHEDULED = {
+    "backup": (backup_stack, "nightly"),
+    "restore-drill": (restore_drill, "weekly"),
+    "verify": (verify_stack, "weekly"),
+}
+WHAT = {
+    "install": "install a stack from its newest backup (or a snapshot)",
+    "update": "update a stack to its repo's ref",
+    "disaster-recovery": "recover a stack from its backup, onto a host of your choice",
+    "rollback": "roll a stack back to an earlier incarnation",
+    "backup": "back up each stack nightly (a minute of its own in 02:00-02:09, its time zone), then retention",
+    "restore-drill": "restore each stack's backup (a random second since the oldest) into a scratch stack weekly, "
+    "check it, remove it",
+    "verify": "re-read a sample of each stack's stored chunks weekly",
+}
 
 
-def stack_deployments(customer: CustomerConfig, where: Registration = LOCAL) -> list[RunnerDeployment]:
-    """The stack's deployments; all but disaster recovery (which goes elsewhere) default to its host. Those of a
-    stack in a work pool act on the engine of the worker's own host."""
-    stack, repo, zone, backup = customer.config.stack, customer.repo, customer.config.timezone, customer.config.backup
-    nightly, drill, verify = (
-        spread(cron, stack) for cron in (backup.schedule, backup.drill_schedule, backup.verify_schedule)
-    )
-    tags = [alerts.TAG, f"stack:{stack}", f"product:{customer.config.product}"]
-    on_host = {"repo": repo, **({"docker_host": where.host} if where.host else {})}
+def deployment_name(serving: str, where: Registration) -> str:
+    """The name of the deployments that serve the stacks registered `where`."""
+    host = re.sub(r"[^A-Za-z0-9._-]+", "-", where.host.split("://", 1)[-1]).strip("-") if where.host else ""
+    return "-".join([serving, *([f"in-{where.pool}"] if where.pool else []), *([f"on-{host}"] if host else [])])
+
+
+def flow_deployments(serving: str, where: Registration, customers: list[CustomerConfig]) -> list[RunnerDeployment]:
+    """One deployment of each flow for these stacks (all registered `where`); all but disaster recovery (which goes
+    elsewhere) default to their host. Those of stacks in a work pool act on the engine of the worker's own host."""
+    name = deployment_name(serving, where)
+    stacks = {customer.config.stack: customer.repo for customer in customers}
+    on_host = {"docker_host": where.host} if where.host else {}
     pooled = {"entrypoint_type": EntrypointType.MODULE_PATH} if where.pool else {}
+    runner = f"; run by the workers of pool {where.pool}" if where.pool else ""
 
-    def deployment(
-        flow, parameters: dict, description: str, more_tags: tuple[str, ...] = (), **options
-    ) -> RunnerDeployment:
-        return flow.to_deployment(
-            name=stack,
+    def deployment(flow, kind: str, parameters: dict, more_tags: tuple[str, ...] = (), **options) -> RunnerDeployment:
+        made = flow.to_deployment(
+            name=name,
             parameters=parameters,
-            tags=[*tags, *more_tags],
-            description=f"{description}{f'; run by the workers of pool {where.pool}' if where.pool else ''}",
+            tags=[TAG, f"served-by:{serving}", *more_tags],
+            description=f"{WHAT[kind]}: {len(stacks)} stacks served by {serving}{runner} (choose the stack's repo)",
             **pooled,
             **options,
         )
+        # The repo parameter lists the registered repos: the UI's choice, and the server refuses any other.
+        made._parameter_openapi_schema = ParameterSchema(
+            **serve_only(made._parameter_openapi_schema.model_dump(), stacks)
+        )
+        return made
 
-    made = [
-        deployment(
-            flow, {"repo": repo} if name == "disaster-recovery" else on_host, f"{name} of stack {stack} ({repo})"
-        )
-        for name, flow in ON_DEMAND.items()
-    ]
-    made.append(
-        deployment(
-            backup_stack,
-            on_host,
-            f"nightly backup of stack {stack} ({nightly}, {zone}), then retention",
-            more_tags=("nightly",),
-            schedules=[Cron(nightly, timezone=zone)],
-        )
-    )
-    made.append(
-        deployment(
-            restore_drill,
-            {**on_host, "at": "random"},  # a random second since the oldest backup: logs replayed, older bases tried
-            f"restore drill of stack {stack}: newest backup into a scratch stack, checked, removed ({drill}, {zone})",
-            more_tags=("weekly",),
-            schedules=[Cron(drill, timezone=zone)],
-        )
-    )
-    made.append(
-        deployment(
-            verify_stack,
-            {"repo": repo, "sample": backup.verify_sample},
-            f"verify of stack {stack}: re-reads {backup.verify_sample} of its stored chunks ({verify}, {zone})",
-            more_tags=("weekly",),
-            schedules=[Cron(verify, timezone=zone)],
-        )
-    )
+    made = [deployment(flow, kind, {} if kind == "disaster-recovery" else on_host) for kind, flow in ON_DEMAND.items()]
+    for kind, (flow, cadence) in SCHEDULED.items():
+        schedules = [stack_schedule(kind, customer) for customer in customers]
+        # A drill's default: a random second since the oldest backup, so logs are replayed and older bases tried.
+        defaults = {**on_host, **({"at": "random"} if kind == "restore-drill" else {})}
+        made.append(deployment(flow, kind, defaults, more_tags=(cadence,), schedules=schedules))
     return made
+
+
+def placed(where: Registration, stacks: int) -> str:
+    runner = f"run by the workers of pool {where.pool}" if where.pool else "served here"
+    engine = where.host or ("the worker's host" if where.pool else "this machine")
+    return f"{stacks} stack(s) on {engine}, {runner}"
+
+
+def stack_schedule(kind: str, customer: CustomerConfig) -> Cron:
+    """The stack's schedule of a scheduled flow: stack.yaml's cron (H spread by the stack's name) in its time zone,
+    with its repo (and what else its runs get)."""
+    stack, backup = customer.config.stack, customer.config.backup
+    cron, extra = {
+        "backup": (backup.schedule, {}),
+        "restore-drill": (backup.drill_schedule, {}),
+        "verify": (backup.verify_schedule, {"sample": backup.verify_sample}),
+    }[kind]
+    return Cron(
+        spread(cron, stack),
+        timezone=customer.config.timezone,
+        parameters={"repo": customer.repo, **extra},
+        slug=stack,
+    )
+
+
+def grouped(
+    customers: list[tuple[CustomerConfig, Registration]], serving: str
+) -> dict[Registration, list[CustomerConfig]]:
+    """The stacks by where they run; refused when two places would share a deployment name."""
+    groups: dict[Registration, list[CustomerConfig]] = {}
+    for customer, where in customers:
+        groups.setdefault(where, []).append(customer)
+    names: dict[str, Registration] = {}
+    for where in groups:
+        clash = names.setdefault(deployment_name(serving, where), where)
+        if clash != where:
+            raise ConfigError(
+                f"hosts {clash.host} and {where.host} would share the deployments {deployment_name(serving, where)}; "
+                f"register one of them under another address (its name in ~/.ssh/config, or an incarnate-ssh-host "
+                f"block)."
+            )
+    return groups
+
+
+def retire(serving: str, wanted: list[RunnerDeployment], stacks: list[str]) -> list[str]:
+    """Delete what an earlier start of this serve made that is no longer wanted (a host no stack runs on any more),
+    and the deployments an earlier incarnate made per stack of the stacks served now. What went, a line each."""
+    keep = {(made.flow_name, made.name) for made in wanted}
+    gone = []
+    with get_client(sync_client=True) as client:
+        flows = {flow.id: flow.name for flow in client.read_flows()}
+        mine = DeploymentFilter(tags=DeploymentFilterTags(all_=[f"served-by:{serving}"]))
+        present = read_all_deployments(client, deployment_filter=mine)
+        tags = [f"stack:{stack}" for stack in stacks]
+        for start in range(0, len(tags), TAGS_A_REQUEST):  # in batches: see TAGS_A_REQUEST
+            per_stack = DeploymentFilter(tags=DeploymentFilterTags(any_=tags[start : start + TAGS_A_REQUEST]))
+            present += read_all_deployments(client, deployment_filter=per_stack)
+        for found in present:
+            if (flows.get(found.flow_id), found.name) not in keep:
+                client.delete_deployment(found.id)
+                gone.append(f"removed deployment {flows.get(found.flow_id)}/{found.name} (no longer wanted)")
+    return gone
 
 
 def deploy_to_pools(pooled: dict[str, list[RunnerDeployment]]) -> list[str]:
@@ -118,24 +190,47 @@ def release_deployment() -> RunnerDeployment:
     """Publishing from the UI (a folder on the serving machine); CI runs `incarnate release publish` itself."""
     return publish_release.to_deployment(
         name="releases",
-        tags=[alerts.TAG, "releases"],
+        tags=[TAG, "releases"],
         description="publish a release folder (release.yaml, compose.yaml) into the release store",
     )
 
 
-def main(settings: alerts.AlertSettings, max_runs: int) -> None:
-    customers = [(load_customer_config(repo), where) for repo, where in registrations().items()]
+def registered_customers() -> list[tuple[CustomerConfig, Registration]]:
+    """Every registered repo's stack.yaml and where its stack runs; the repos are read a few at once (each is a
+    clone: a thousand one by one are most of serve's start). The first that cannot be read stops the start."""
+    registered = registrations()
+    with ThreadPoolExecutor(READERS) as readers:
+        return list(zip(readers.map(load_customer_config, registered), registered.values(), strict=True))
+
+
+def fleet_deployment(serving: str) -> RunnerDeployment:
+    """The fleet table kept current: the artifact `fleet`, hourly (a minute of this serve's own)."""
+    return fleet_overview.to_deployment(
+        name=serving,
+        tags=[TAG, f"served-by:{serving}"],
+        description="every served stack in one table (the artifact `fleet`): host, release, backups, drills, alerts",
+        schedules=[Cron(spread("H * * * *", serving))],
+    )
+
+
+def main(settings: alerts.AlertSettings, max_runs: int, serving: str) -> None:
+    customers = registered_customers()
     served: list[RunnerDeployment] = []
     pooled: dict[str, list[RunnerDeployment]] = {}
-    for customer, where in customers:
-        (pooled.setdefault(where.pool, []) if where.pool else served).extend(stack_deployments(customer, where))
+    for where, members in grouped(customers, serving).items():
+        made = flow_deployments(serving, where, members)
+        (pooled.setdefault(where.pool, []) if where.pool else served).extend(made)
+        print(f"deployments {deployment_name(serving, where)} of {len(made)} flows: {placed(where, len(members))}")
+    releases, overview = release_deployment(), fleet_deployment(serving)
+    stacks = [customer.config.stack for customer, _ in customers]
     if not customers:
         print(
             "no customers registered (serving only publish-release/releases): `incarnate register CUSTOMER_REPO`, "
             "then start this again"
         )
     for line in [
-        *alerts.apply([customer.config.stack for customer, _ in customers], settings),
+        *retire(serving, [*served, *(made for group in pooled.values() for made in group), releases, overview], stacks),
+        *alerts.apply(settings),
         *deploy_to_pools(pooled),
     ]:
         print(line)
@@ -154,4 +249,4 @@ def main(settings: alerts.AlertSettings, max_runs: int) -> None:
     if local:
         archiver.in_background(lambda: local)
         print(f"archiving the database logs of {len(local)} stack(s) every {machine.archive_seconds():g} s")
-    serve(*served, release_deployment(), limit=max_runs, query_seconds=POLL_SECONDS)
+    serve(*served, releases, overview, limit=max_runs, query_seconds=POLL_SECONDS)

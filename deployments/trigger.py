@@ -7,9 +7,9 @@ from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
+from deployments.stacks import resolve
 from incarnate.errors import ConfigError
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -35,17 +35,9 @@ def ui_url(flow_run_id: UUID) -> str:
 
 
 def trigger(name: str, params: dict[str, object], wait: bool, say: Callable[[str], None] = print) -> bool:
-    """Start a run of `flow/deployment`; with `wait`, follow it to the end. True when it completed."""
-    if "/" not in name:
-        raise ConfigError(f"deployment {name!r}: expected FLOW/DEPLOYMENT, e.g. backup/demo.")
+    """Start a run of `FLOW/STACK` or `FLOW/DEPLOYMENT`; with `wait`, follow it to the end. True when it completed."""
     with get_client(sync_client=True) as client:
-        try:
-            deployment = client.read_deployment_by_name(name)
-        except ObjectNotFound:
-            known = _deployment_names(client)
-            raise ConfigError(
-                f"deployment {name} does not exist on {PREFECT_API_URL.value()}; known: {', '.join(known) or 'none'}."
-            ) from None
+        deployment, params = resolve(client, name, params)
         allowed = set((deployment.parameter_openapi_schema or {}).get("properties", {}))
         unknown = sorted(set(params) - allowed)
         if unknown:
@@ -53,7 +45,7 @@ def trigger(name: str, params: dict[str, object], wait: bool, say: Callable[[str
                 f"deployment {name} has no parameter {', '.join(unknown)}; its parameters: "
                 f"{', '.join(sorted(allowed))}."
             )
-    flow_run = run_deployment(name, parameters=params, timeout=0)
+    flow_run = run_deployment(deployment.id, parameters=params, timeout=0)
     say(f"started {name}: flow run {flow_run.name} {ui_url(flow_run.id)}")
     if not wait:
         return True
@@ -67,8 +59,3 @@ def trigger(name: str, params: dict[str, object], wait: bool, say: Callable[[str
             if state and state.type.value in FINAL:
                 return state.type.value == "COMPLETED"
             time.sleep(1)
-
-
-def _deployment_names(client) -> list[str]:
-    flows = {flow.id: flow.name for flow in client.read_flows()}
-    return sorted(f"{flows.get(deployment.flow_id, '?')}/{deployment.name}" for deployment in client.read_deployments())

@@ -5,9 +5,11 @@ from contextlib import suppress
 
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
 
+from deployments.alerts import STACK_REMOVED
+from deployments.stacks import forget_stack
 from flows.prologue import OnHost, before_any_change, stack_on_host
 from flows.report import StageReport
 from incarnate import stages
@@ -16,7 +18,7 @@ from incarnate.customers import unregister
 from incarnate.errors import ConfigError, kind_of
 from incarnate.releases import customer_releases
 from incarnate.repo import load_customer_config
-from tasks.backup import backup
+from tasks.backup import backup, stack_resource
 from tasks.chores import tear_down
 
 
@@ -55,6 +57,11 @@ def remove_stack(repo: str, confirm: str = "", docker_host: str | None = None, d
             removed = tear_down(held.project)
             row["detail"] = ", ".join(removed) or "nothing was there"
     unregister(repo)
+    # Its alert windows close: a removed stack is not one whose backups stopped.
+    emit_event(
+        event=STACK_REMOVED,
+        resource={"prefect.resource.id": stack_resource(config.stack), "prefect.resource.name": config.stack},
+    )
     with report.stage("forget deployments") as row:  # after the stack's lock is let go: its limit goes too
         row["detail"] = ", ".join(forget_on_server(config.stack)) or "none"
     report.publish()
@@ -66,15 +73,11 @@ def remove_stack(repo: str, confirm: str = "", docker_host: str | None = None, d
 
 
 def forget_on_server(stack: str) -> list[str]:
-    """The stack's deployments (what `serve` made of its registration: nightly backup, drill, buttons) and its
-    concurrency limits go from the Prefect server; what went."""
+    """The stack leaves the deployments `serve` made of its registration (its schedules, its place in the buttons'
+    choice) and its concurrency limits go from the Prefect server; what went."""
     gone = []
     with get_client(sync_client=True) as client:
-        for deployment in client.read_deployments(
-            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[f"stack:{stack}"]))
-        ):
-            client.delete_deployment(deployment.id)
-            gone.append(f"deployment {deployment.name}")
+        gone.extend(forget_stack(client, stack))
         for name in (f"stack-{stack}", f"stack-{stack}-drill"):
             with suppress(ObjectNotFound):
                 client.delete_global_concurrency_limit_by_name(name)

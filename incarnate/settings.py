@@ -6,6 +6,8 @@ machine keeps things when nobody said otherwise.
 
 import math
 import os
+import re
+import socket
 from pathlib import Path
 
 from incarnate.errors import ConfigError
@@ -114,6 +116,21 @@ def max_runs(value: str | None = None) -> int:
             f"number, at least 1."
         )
     return int(value)
+
+
+SERVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def serve_name(value: str | None = None) -> str:
+    """The name of this machine's `incarnate serve` (--name, INCARNATE_SERVE_NAME; default its host name): the name of
+    its deployments (`backup/NAME`, ...). Machines that serve stacks on one Prefect server need names of their own."""
+    chosen = value or os.environ.get("INCARNATE_SERVE_NAME") or re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())
+    if not SERVE_NAME.fullmatch(chosen):
+        raise ConfigError(
+            f"serve name {chosen!r} (--name or INCARNATE_SERVE_NAME): expected letters, digits, '.', '_' or '-' (at "
+            f"most 63), starting with a letter or digit."
+        )
+    return chosen
 
 
 def progress_after() -> float:

@@ -28,9 +28,11 @@ GROUPS = {
     "prefect-server": (
         "tests/e2e/test_alerts.py::",
         "tests/e2e/test_deployments.py::",
+        "tests/e2e/test_fleet.py::",
         "tests/e2e/test_ui.py::",
         "tests/e2e/test_work_pool.py::",
         "tests/e2e/test_bench_smoke.py::test_benchmark_runs_at_a_small_size[nightly_scale.py",
+        "tests/e2e/test_bench_smoke.py::test_benchmark_runs_at_a_small_size[fleet_scale.py",
         "tests/e2e/test_prefect_server.py::test_a_command_waits_for_a_slow_server",
     ),
     # docker login and logout rewrite root's one docker configuration; and its registry is set up once

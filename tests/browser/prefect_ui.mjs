@@ -1,5 +1,5 @@
 // Drives the Prefect UI in Debian's Chromium (playwright-core, never a downloaded browser).
-//   node prefect_ui.mjs run UI_URL STACK FLOW SCREENSHOT        find the stack's deployment of FLOW, press Run
+//   node prefect_ui.mjs run UI_URL DEPLOYMENT FLOW REPO SCREENSHOT   find FLOW's deployment, press Run, choose REPO
 //   node prefect_ui.mjs artifact UI_URL FLOW_RUN_ID KEY SCREENSHOT   the run's page shows artifact KEY
 import { createRequire } from 'node:module';
 const require = createRequire(process.env.PLAYWRIGHT_CORE + '/');
@@ -21,20 +21,25 @@ page.setDefaultTimeout(60000);
 const FIRST_RENDER = { timeout: 180000 };
 try {
   if (mode === 'run') {
-    const [stack, flow, screenshot] = rest;
+    const [name, flow, repo, screenshot] = rest;
     await page.goto(`${ui}/deployments`);
     await page.getByPlaceholder('Search deployments...').waitFor(FIRST_RENDER);
-    await page.getByPlaceholder('Search deployments...').fill(stack);
-    const row = page.locator('tr', { hasText: flow }).filter({ hasText: stack }).first();
-    await row.getByRole('link', { name: stack, exact: true }).click();
+    await page.getByPlaceholder('Search deployments...').fill(name);
+    const row = page.locator('tr', { hasText: flow }).filter({ hasText: name }).first();
+    await row.getByRole('link', { name, exact: true }).click();
     await page.getByRole('button', { name: 'Run', exact: true }).click();
-    await page.getByText('Quick run', { exact: true }).click();
-    const dialog = page.getByRole('dialog');
-    await dialog.getByRole('button', { name: 'Run', exact: true }).click();
-    // The dialog closes once the server has created the run: on a loaded 2-core machine that took over 60 s twice.
-    await dialog.waitFor({ state: 'detached', ...FIRST_RENDER });
+    await page.getByText('Custom run', { exact: true }).click();
+    // The deployment serves many stacks: its repo parameter is a list to choose from, with a search box.
+    const repoField = page.locator('.schema-form-property', { has: page.getByText('repo', { exact: true }) }).first();
+    await repoField.locator('.p-select-button').click();
+    await page.keyboard.press('ArrowDown');
+    await page.getByPlaceholder('Search', { exact: true }).fill(repo);
+    await page.getByRole('option', { name: repo, exact: true }).click();
     await page.screenshot({ path: screenshot });
-    console.log(`pressed Run on ${flow}/${stack}`);
+    await page.getByRole('button', { name: 'Submit', exact: true }).click();
+    // The form leaves once the server has created the run: on a loaded 2-core machine that took over 60 s twice.
+    await page.waitForURL((url) => !url.pathname.endsWith('/run'), FIRST_RENDER);
+    console.log(`pressed Run on ${flow}/${name} for ${repo}`);
   } else if (mode === 'artifact') {
     const [flowRunId, key, screenshot] = rest;
     await page.goto(`${ui}/runs/flow-run/${flowRunId}`);

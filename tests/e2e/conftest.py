@@ -19,6 +19,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
+from deployments.stacks import resolve
 from incarnate import settings
 from incarnate.compose import HOST_STACKS
 from incarnate.datasources.helper import ensure_helper
@@ -270,19 +271,12 @@ def forget_store_key(store: Path) -> None:
 
 
 def forget_on_prefect_server(stack: str) -> None:
-    """What the test left on the operator's Prefect server: the stack's deployments, concurrency limits, secrets."""
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+    """What the test left on the operator's Prefect server: the stack's place in deployments, its concurrency limits,
+    its secrets."""
+    from flows.remove import forget_on_server
 
+    forget_on_server(stack)
     with get_client(sync_client=True) as client:
-        for deployment in client.read_deployments(
-            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[f"stack:{stack}"]))
-        ):
-            client.delete_deployment(deployment.id)
-        for name in (f"stack-{stack}", f"stack-{stack}-drill"):
-            try:
-                client.delete_global_concurrency_limit_by_name(name)
-            except ObjectNotFound:
-                pass
         try:
             client.delete_block_document(client.read_block_document_by_name(f"incarnate-stack-{stack}", "secret").id)
         except ObjectNotFound:
@@ -292,7 +286,7 @@ def forget_on_prefect_server(stack: str) -> None:
 @dataclass
 class Serving:
     process: subprocess.Popen
-    backup: object  # the stack's backup deployment, as the server has it
+    backup: object  # the backup deployment that serves the stack, as the server has it
     log: Path
 
 
@@ -333,14 +327,18 @@ def background(command: list[str], log: Path, ready: str, env: dict | None = Non
 @contextmanager
 def serving(customer: Customer, tmp_path: Path, *options: str, env: dict | None = None) -> Iterator[Serving]:
     """The customer installed, registered (in a registry of this test's own) and `incarnate serve` running for it."""
-    env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml"), **(env or {})}
+    env = {
+        "INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml"),
+        "INCARNATE_SERVE_NAME": f"serve-{customer.stack}",  # tests serve at once on one Prefect server
+        **(env or {}),
+    }
     assert customer.install().returncode == 0
     registered = customer.incarnate("register", str(customer.repo), env=env)
     assert registered.returncode == 0, registered.stderr
     log = tmp_path / "serve.log"
     with background([INCARNATE, "serve", *options], log, SERVING, env) as server:
         with get_client(sync_client=True) as client:
-            deployment = client.read_deployment_by_name(f"backup/{customer.stack}")
+            deployment, _ = resolve(client, f"backup/{customer.stack}")
         time.sleep(2)  # the runner polls for its deployments' runs from now on
         yield Serving(server, deployment, log)
 

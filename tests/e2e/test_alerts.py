@@ -1,5 +1,6 @@
 """Alerts through Prefect automations, as `incarnate serve --alerts` creates them, into a real webhook receiver on
-the loopback: one message per failed or crashed run, one for a stack whose backups stopped, none for a success."""
+the loopback: one message per failed or crashed run, one for each stack whose backups stopped (not for a removed
+one), none for a success."""
 
 import os
 import signal
@@ -9,10 +10,12 @@ from datetime import timedelta
 
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
+from prefect.events import emit_event
 
 from deployments import alerts
 from deployments.alerts import AlertSettings
 from incarnate.stores.locking import exclusive_lock
+from tasks.backup import BACKUP_COMPLETED, stack_resource
 from tests.e2e.conftest import flow_run_id, serving, state_of
 from tests.servers import WebhookReceiver
 
@@ -38,6 +41,12 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
             ok = customer.incarnate("trigger", f"backup/{customer.stack}", "--wait")
             assert ok.returncode == 0, ok.stdout + ok.stderr
             stale_from = time.monotonic()
+            # Two more stacks' backups: one stack is removed then (its window closes), the other stays silent.
+            gone, silent = f"{customer.stack}-gone", f"{customer.stack}-silent"
+            for event, stack in ((BACKUP_COMPLETED, gone), (BACKUP_COMPLETED, silent), (alerts.STACK_REMOVED, gone)):
+                emit_event(
+                    event=event, resource={"prefect.resource.id": stack_resource(stack), "prefect.resource.name": stack}
+                )
             failing = customer.incarnate(
                 "trigger", f"restore-drill/{customer.stack}", "--param", "snapshot=no-such-snapshot", "--wait"
             )
@@ -59,12 +68,21 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
             settings = AlertSettings(
                 f"custom-webhook/{block}", timedelta(seconds=STALE_AFTER), 30, timedelta(seconds=35)
             )
-            assert (
-                alerts.apply([customer.stack], settings) == []
-            )  # a second serve changes nothing (and keeps the windows)
+            assert alerts.apply(settings) == []  # a second serve changes nothing (and keeps the windows)
+
+        failing_run = failing.stdout.split("flow run ")[1].split()[0]
+
+        def ours() -> list[dict]:
+            """The messages about this test's stack and runs: the staleness alert watches every stack, and the
+            other tests' stacks that were backed up meanwhile go stale too."""
+            return [
+                message
+                for message in receiver.received
+                if customer.stack in message["subject"] or failing_run in message["subject"]
+            ]
 
         deadline = time.monotonic() + 240
-        while not (len(receiver.received) >= 3 and state_of(killed_run) == "Crashed"):
+        while not (len(ours()) >= 4 and state_of(killed_run) == "Crashed"):
             assert time.monotonic() < deadline, f"got only {receiver.received}; install run is {state_of(killed_run)}"
             time.sleep(2)
         time.sleep(10)  # anything more that would come, comes now
@@ -72,8 +90,7 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
         receiver.close()
         remove_automations()
 
-    subjects = sorted(message["subject"] for message in receiver.received)
-    failing_run = failing.stdout.split("flow run ")[1].split()[0]
+    subjects = sorted(message["subject"] for message in ours())
     killed_name = killed.stdout.split("flow run ")[1].split()[0]
     ok_run = ok.stdout.split("flow run ")[1].split()[0]
     assert subjects == sorted(
@@ -81,9 +98,11 @@ def test_failed_crashed_and_stale_reach_the_operators_block_once_each(customer, 
             f"incarnate: install run {customer.stack} 1.0.0 ({killed_name}) Crashed",  # named after its stack by then
             f"incarnate: restore-drill run {failing_run} Failed",
             f"incarnate: no backup of stack {customer.stack} for {STALE_AFTER / 3600:g} h",
+            f"incarnate: no backup of stack {silent} for {STALE_AFTER / 3600:g} h",
         ]
     ), receiver.received
     assert not any(ok_run in message["body"] for message in receiver.received)
+    assert "created automation 'incarnate: no backup'" in served.log.read_text()  # one for every stack
     assert time.monotonic() - stale_from >= STALE_AFTER
-    crashed = next(message for message in receiver.received if "Crashed" in message["subject"])
+    crashed = next(message for message in ours() if "Crashed" in message["subject"])
     assert "no heartbeat for 35 s" in crashed["body"]

@@ -39,6 +39,11 @@ def bench(script: str, *args: str) -> str:
             ("--stacks", "2", "--max-runs", "1", "--idle-seconds", "2"),
             "verified the newest snapshot of 2 stacks (every chunk re-read): 0 bad",
         ),
+        (  # it runs `serve` too: in the group prefect-server
+            "fleet_scale.py",
+            ("--stacks", "5", "--triggers", "1"),
+            "serve stopped",
+        ),
     ],
 )
 def test_benchmark_runs_at_a_small_size(script, args, prints):

@@ -1,15 +1,20 @@
 """Deployments served from the registered customers: the nightly schedule, and CI triggers with --wait."""
 
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.exceptions import PrefectHTTPStatusError
+
 from incarnate.backup_format import list_snapshots
 from incarnate.config import spread
 
 
 def test_nightly_backup_deployment_runs_at_two_in_the_stacks_time_zone_and_makes_a_snapshot(customer, served):
-    schedules = [entry.schedule for entry in served.schedules]
-    [(cron, zone)] = [(s.cron, s.timezone) for s in schedules]
+    [ours] = [entry for entry in served.schedules if entry.slug == customer.stack]
+    cron, zone = ours.schedule.cron, ours.schedule.timezone
     assert (cron, zone) == (spread("H(0-9) 2 * * *", customer.stack), "America/New_York")
     assert int(cron.split()[0]) <= 9 and cron.endswith(" 2 * * *")  # a minute of this stack's own in 02:00-02:09
-    assert served.parameters == {"repo": str(customer.repo)}
+    assert ours.parameters == {"repo": str(customer.repo)} and served.name == f"serve-{customer.stack}"
+    assert served.parameter_openapi_schema["properties"]["repo"]["enum"] == [str(customer.repo)]  # the UI's choice
     before = len(list_snapshots(customer.backups(), customer.stack))
     result = customer.incarnate("trigger", f"backup/{customer.stack}", "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -17,12 +22,24 @@ def test_nightly_backup_deployment_runs_at_two_in_the_stacks_time_zone_and_makes
     assert len(list_snapshots(customer.backups(), customer.stack)) == before + 1
 
 
-def test_trigger_wait_exits_non_zero_for_a_failing_run_and_refuses_bad_names(customer, served):
+def test_trigger_wait_exits_non_zero_for_a_failing_run_and_refuses_bad_names_and_unlisted_repos(customer, served):
     failing = customer.incarnate("trigger", f"update/{customer.stack}", "--param", "ref=no-such-ref", "--wait")
     assert failing.returncode == 1
     assert failing.stdout.rstrip().splitlines()[-1].startswith("  Failed")
     unknown = customer.incarnate("trigger", f"backup/{customer.stack}-nope")
-    assert unknown.returncode == 2 and f"deployment backup/{customer.stack}-nope does not exist" in unknown.stderr
+    assert unknown.returncode == 2 and f"no deployment of flow backup serves a stack {customer.stack}-nope" in (
+        unknown.stderr
+    )
+    # The deployment named itself: it serves several stacks, so the run names one; a repo it does not serve is refused.
+    unnamed = customer.incarnate("trigger", f"backup/serve-{customer.stack}")
+    assert unnamed.returncode == 2 and "serves 1 stack(s): name one (backup/STACK) or give --param repo=REPO" in (
+        unnamed.stderr
+    )
+    other = customer.incarnate("trigger", f"backup/serve-{customer.stack}", "--param", "repo=/srv/someone-else")
+    assert other.returncode == 2 and "repo '/srv/someone-else' is not one of the stacks" in other.stderr
+    with get_client(sync_client=True) as client, pytest.raises(PrefectHTTPStatusError, match="409"):
+        # whoever holds the Prefect password, past the command line: the server itself refuses an unlisted repo
+        client.create_flow_run_from_deployment(served.id, parameters={"repo": "/srv/someone-else"})
     bad_param = customer.incarnate("trigger", f"backup/{customer.stack}", "--param", "rep=x")
     assert (
         bad_param.returncode == 2
@@ -33,14 +50,13 @@ def test_trigger_wait_exits_non_zero_for_a_failing_run_and_refuses_bad_names(cus
 def test_serve_runs_at_most_max_runs_at_once_and_the_others_in_their_turn(customer, tmp_path):
     import time
 
-    from prefect.client.orchestration import get_client
-
+    from deployments.stacks import resolve
     from tests.e2e.conftest import serving
 
     with serving(customer, tmp_path, "--max-runs", "1") as server, get_client(sync_client=True) as client:
         # Two runs due at once that nothing else would keep apart: a backup and a verify take no common lock.
-        names = [f"backup/{customer.stack}", f"verify/{customer.stack}"]
-        runs = [client.create_flow_run_from_deployment(client.read_deployment_by_name(name).id) for name in names]
+        chosen = [resolve(client, f"{flow}/{customer.stack}") for flow in ("backup", "verify")]
+        runs = [client.create_flow_run_from_deployment(made.id, parameters=params) for made, params in chosen]
         deadline = time.monotonic() + 240
         while True:
             finished = [client.read_flow_run(run.id) for run in runs]

@@ -11,15 +11,14 @@ from tests.e2e.conftest import left_on_host
 
 
 def on_prefect_server(stack: str) -> list[str]:
-    """The stack's deployments (by their tag) and concurrency limits the Prefect server has."""
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+    """The deployments that serve the stack (their schedules for it) and its concurrency limits, on the server."""
+    from deployments.stacks import incarnate_deployments, stacks_of
 
     with get_client(sync_client=True) as client:
         found = [
-            f"deployment {deployment.name}"
-            for deployment in client.read_deployments(
-                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[f"stack:{stack}"]))
-            )
+            f"deployment {deployment.name}: {len([s for s in deployment.schedules if s.slug == stack])} schedule"
+            for deployment in incarnate_deployments(client)
+            if stack in stacks_of(deployment)
         ]
         for name in (f"stack-{stack}", f"stack-{stack}-drill"):
             try:
@@ -43,16 +42,36 @@ def test_a_stack_is_removed_after_a_last_backup_and_install_brings_it_back_as_it
     )
     assert customer.records() == written
 
-    from flows.backup import backup_stack
+    from deployments.serve import flow_deployments
+    from deployments.stacks import stacks_of
+    from incarnate.config import StackConfig
+    from incarnate.customers import Registration
+    from incarnate.repo import CustomerConfig, load_customer_config
 
-    # what `incarnate serve` makes of a registered stack: its deployments, tagged with it (here one, made by hand)
-    backup_stack.to_deployment(name=customer.stack, tags=[f"stack:{customer.stack}"]).apply()
-    assert on_prefect_server(customer.stack) == [f"deployment {customer.stack}", f"limit stack-{customer.stack}"]
+    # What `incarnate serve` makes of the registered stacks (here the backup deployment, for this stack and another)
+    other = CustomerConfig(
+        "/srv/other", "HEAD", "0" * 40, StackConfig(stack=f"{customer.stack}-other", product="demo", release="1.0.0")
+    )
+    served = [load_customer_config(str(customer.repo)), other]
+    (backup,) = [
+        made for made in flow_deployments(customer.stack, Registration(), served) if made.flow_name == "backup"
+    ]
+    deployment_id = backup.apply()
+    assert on_prefect_server(customer.stack) == [
+        f"deployment {customer.stack}: 1 schedule",
+        f"limit stack-{customer.stack}",
+    ]
     removed = customer.incarnate("remove", str(customer.repo), "--confirm", customer.stack)
     assert removed.returncode == 0, removed.stderr[-3000:]
     assert f"stack {customer.stack} removed from host local (" in removed.stdout + removed.stderr
     assert left_on_host(customer.stack) == []
     assert on_prefect_server(customer.stack) == []  # no nightly backup of a stack that is gone
+    with get_client(sync_client=True) as client:  # the other stack keeps its schedule, and the deployment
+        kept = client.read_deployment(deployment_id)
+        client.delete_deployment(deployment_id)
+    assert stacks_of(kept) == {other.config.stack: "/srv/other"}
+    assert [schedule.slug for schedule in kept.schedules] == [other.config.stack]
+    assert kept.parameter_openapi_schema["properties"]["repo"]["enum"] == ["/srv/other"]
 
     back = customer.install()
     assert back.returncode == 0, back.stderr[-3000:]

@@ -1,5 +1,5 @@
-"""The operator's way: in a real browser (Debian's Chromium), open the Prefect UI, find the stack's
-backup deployment, press Run, and see the run complete with its report artifact."""
+"""The operator's way: in a real browser (Debian's Chromium), open the Prefect UI, find the backup
+deployment, press Run, choose the stack from its list, and see the run complete with its report artifact."""
 
 import os
 import subprocess
@@ -26,7 +26,7 @@ def browser(*args: str) -> subprocess.CompletedProcess:
 
 def test_operator_presses_run_in_the_ui_and_sees_the_completed_run_and_its_artifact(customer, served, tmp_path):
     pressed_at = datetime.now(UTC)
-    pressed = browser("run", UI, customer.stack, "backup", str(tmp_path / "pressed.png"))
+    pressed = browser("run", UI, served.name, "backup", str(customer.repo), str(tmp_path / "pressed.png"))
     assert pressed.returncode == 0, pressed.stderr + pressed.stdout
 
     deadline = time.monotonic() + 120
@@ -43,6 +43,7 @@ def test_operator_presses_run_in_the_ui_and_sees_the_completed_run_and_its_artif
             time.sleep(1)
     run = done[0]
     assert run.state.is_completed(), run.state.message
+    assert run.parameters["repo"] == str(customer.repo) and f"stack:{customer.stack}" in run.tags  # the stack chosen
 
     shown = browser("artifact", UI, str(run.id), f"backup-report-{customer.stack}", str(tmp_path / "artifact.png"))
     assert shown.returncode == 0, shown.stderr + shown.stdout

@@ -9,6 +9,7 @@ import uuid
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
+from deployments.stacks import resolve
 from tests.e2e.conftest import INCARNATE, SERVING, background, flow_run_id, state_of
 
 
@@ -36,7 +37,7 @@ def wait_for_state(run_id, state: str, seconds: float = 120) -> None:
 
 def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(customer, tmp_path, second_engine):
     pool = f"host-{uuid.uuid4().hex[:6]}"
-    env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml")}
+    env = {"INCARNATE_CUSTOMERS": str(tmp_path / "customers.yaml"), "INCARNATE_SERVE_NAME": f"serve-{customer.stack}"}
     refused = customer.incarnate("register", str(customer.repo), "--pool", pool, "--host", second_engine, env=env)
     assert refused.returncode == 2 and "give --host or --pool, not both" in refused.stderr, refused.stderr
     registered = customer.incarnate("register", str(customer.repo), "--pool", pool, env=env)
@@ -52,7 +53,9 @@ def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(custo
                 {"DOCKER_HOST": second_engine},
             ) as worker,
         ):
-            assert f"work pool {pool}: 7 deployments" in (tmp_path / "serve.log").read_text()
+            said = (tmp_path / "serve.log").read_text()
+            assert f"work pool {pool}: 7 deployments" in said, said
+            assert f"deployments serve-{customer.stack}-in-{pool} of 7 flows: 1 stack(s) on the worker's host" in said
             installed = customer.incarnate("trigger", f"install/{customer.stack}", "--wait")
             assert installed.returncode == 0, installed.stdout[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
             assert stack_containers(second_engine, customer.stack) and not stack_containers(None, customer.stack)
@@ -70,9 +73,9 @@ def test_a_stack_in_a_work_pool_runs_on_its_workers_host_one_run_at_a_time(custo
             # Whoever holds the Prefect password asks the worker to run a command of theirs: refused, nothing runs.
             marker = tmp_path / "ran-as-root"
             with get_client(sync_client=True) as client:
-                verify = client.read_deployment_by_name(f"verify/{customer.stack}")
+                verify, parameters = resolve(client, f"verify/{customer.stack}")
                 planted = client.create_flow_run_from_deployment(
-                    verify.id, job_variables={"command": f"touch {marker}"}
+                    verify.id, parameters=parameters, job_variables={"command": f"touch {marker}"}
                 ).id
             wait_for_state(planted, "Crashed", 60)
             assert state_of(planted) == "Crashed" and not marker.exists()
