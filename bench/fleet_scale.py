@@ -2,15 +2,16 @@
 
     .venv/bin/python bench/fleet_scale.py [--stacks 1000] [--running 0] [--triggers 5] [--max-runs N]
 
-Makes N customer repos (stack.yaml only, demo 1.0.0, one shared store, time zones spread over the world) and
-registers them in a registry of its own; `--running K` of them are installed demo stacks (as bench/nightly_scale.py
-makes them). Then: the seconds `incarnate serve` takes from its start until its deployments are served (it reads every
-registered repo, makes one deployment per flow with a schedule per stack, and the alert automations), the memory
-(RSS) of its process tree while idle, the seconds from a button's run (a verify run of a stack, created as the UI or
-CI creates it) until the run started, for `--triggers` runs one at a time, one nightly window of the running stacks
-(every backup due at one instant) when K > 0, and the seconds serve takes to stop on SIGTERM. The Prefect database
-(SQLite) is measured before and after: its growth is the fleet's deployments and the scheduled runs the server makes
-for them. Everything it made is removed at the end. Run it where nothing else runs.
+Makes N customer repos (stack.yaml only, demo 1.0.0, one shared store, time zones spread over the world) and registers
+them in a registry of its own; `--running K` of them are installed demo stacks (as bench/nightly_scale.py makes them).
+Then: the seconds `incarnate serve` takes from its start until its deployments are served (it reads every registered
+repo, makes one deployment per flow with a schedule per stack, and the alert automations), the memory (RSS) of its
+process tree while idle, how long the server's scheduler takes to make the runs ahead for the fleet's schedules
+(measured before the buttons: a server busy inserting them answers late), the seconds from a button's run (a verify
+run of a stack, created as the UI or CI creates it) until the run started, for `--triggers` runs one at a time, one
+nightly window of the running stacks (every backup due at one instant) when K > 0, and the seconds serve takes to stop
+on SIGTERM. The Prefect database (SQLite) is measured before and after: its growth is the fleet's deployments and the
+scheduled runs the server makes for them. Everything it made is removed at the end. Run it where nothing else runs.
 """
 
 import argparse
@@ -45,6 +46,7 @@ from deployments.stacks import read_all_deployments, resolve  # noqa: E402
 from incarnate import settings  # noqa: E402
 from tests.e2e.conftest import COMPOSE, SERVING, forget_on_prefect_server, forget_store_key  # noqa: E402
 
+SCHEDULES = 3  # a stack's: nightly backup, weekly drill, weekly verify (the scheduler keeps three runs ahead of each)
 ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC", "Australia/Sydney", "America/Sao_Paulo")
 
 
@@ -69,6 +71,19 @@ def idle_rss_mb(pid: int, seconds: float = 10) -> float:
         peak = max(peak, process_tree_rss_mb(pid))
         time.sleep(1)
     return peak
+
+
+def scheduler_settled(client, serving: str, expected: int, seconds: float = 180) -> tuple[int, float]:
+    """Wait until the server's scheduler made the runs ahead for the fleet's schedules (it looks every 60 s and
+    inserts them then: a button pressed meanwhile waits on a busy server); the runs made and the seconds waited."""
+    mine = DeploymentFilter(tags=DeploymentFilterTags(all_=[f"served-by:{serving}"]))
+    began, made = time.monotonic(), 0
+    while time.monotonic() - began < seconds:
+        made = client.count_flow_runs(deployment_filter=mine)
+        if made >= expected:
+            break
+        time.sleep(2)
+    return made, time.monotonic() - began
 
 
 def trigger_latencies(client, stacks: list[str]) -> list[tuple[float, str]]:
@@ -122,6 +137,8 @@ def main() -> int:
         print(f"serve ready (its deployments served) after {ready:.1f} s")
         print(f"serve's process tree idle: {idle_rss_mb(serve.pid):.0f} MB RSS")
         with get_client(sync_client=True) as client:
+            made, waited = scheduler_settled(client, env["INCARNATE_SERVE_NAME"], 3 * SCHEDULES * args.stacks)
+            print(f"the server's scheduler made {made:,} runs ahead for the fleet within {waited:.0f} s")
             measured = trigger_latencies(client, stacks[: args.triggers])
             print(
                 f"button to start, {len(measured)} verify runs one at a time: "
