@@ -40,14 +40,19 @@ def serve_only(schema: dict, stacks: dict[str, str]) -> dict:
 PAGE = 200  # the server's default limit: more than that comes in pages
 
 
-def read_all_deployments(client, **filters) -> list:
-    """Every deployment the filters match, page by page."""
+def read_pages(read, **filters) -> list:
+    """Everything a paged read of the server (read_deployments, read_artifacts, ...) finds, page by page."""
     found: list = []
-    while page := client.read_deployments(**filters, limit=PAGE, offset=len(found)):
+    while page := read(**filters, limit=PAGE, offset=len(found)):
         found.extend(page)
         if len(page) < PAGE:
             break
     return found
+
+
+def read_all_deployments(client, **filters) -> list:
+    """Every deployment the filters match."""
+    return read_pages(client.read_deployments, **filters)
 
 
 def incarnate_deployments(client, flow: str | None = None) -> list:

@@ -22,12 +22,11 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.sorting import ArtifactSort
 
-from deployments.stacks import incarnate_deployments, stacks_of
+from deployments.stacks import PAGE, incarnate_deployments, read_pages, stacks_of
 from flows.report import artifact_key
 from incarnate import fleet
 from incarnate.fleet import BACKUP_REPORT, DRILL, KINDS, Report, StackReports
 
-PAGE = 200
 HISTORY = (BACKUP_REPORT, DRILL)  # the kinds whose history the table draws
 
 
@@ -43,27 +42,19 @@ def read_reports(client, stacks: list[str], nights: int) -> dict[str, StackRepor
     keys = sorted(owner)
     for start in range(0, len(keys), PAGE):  # a bounded request each: a thousand stacks are five thousand keys
         newest = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=keys[start : start + PAGE]))
-        for offset in range(0, 10**9, PAGE):
-            page = client.read_latest_artifacts(artifact_filter=newest, limit=PAGE, offset=offset)
-            for latest in page:
-                kind, stack = owner[latest.key]
-                found[stack].latest[kind] = report(latest.created, latest.data, latest.description)
-            if len(page) < PAGE:
-                break
+        for latest in read_pages(client.read_latest_artifacts, artifact_filter=newest):
+            kind, stack = owner[latest.key]
+            found[stack].latest[kind] = report(latest.created, latest.data, latest.description)
     since = FlowRunFilter(start_time=FlowRunFilterStartTime(after_=datetime.now(UTC) - timedelta(days=nights)))
     history = sorted(key for key, (kind, _) in owner.items() if kind in HISTORY)
     for start in range(0, len(history), PAGE):
         batch = ArtifactFilter(key=ArtifactFilterKey(any_=history[start : start + PAGE]))
-        for offset in range(0, 10**9, PAGE):
-            page = client.read_artifacts(
-                artifact_filter=batch, flow_run_filter=since, sort=ArtifactSort.CREATED_DESC, limit=PAGE, offset=offset
-            )
-            for artifact in page:
-                kind, stack = owner[artifact.key]
-                reports = found[stack].backups if kind == BACKUP_REPORT else found[stack].drills
-                reports.insert(0, report(artifact.created, artifact.data, artifact.description))
-            if len(page) < PAGE:
-                break
+        for artifact in read_pages(
+            client.read_artifacts, artifact_filter=batch, flow_run_filter=since, sort=ArtifactSort.CREATED_DESC
+        ):
+            kind, stack = owner[artifact.key]
+            reports = found[stack].backups if kind == BACKUP_REPORT else found[stack].drills
+            reports.insert(0, report(artifact.created, artifact.data, artifact.description))
     return found
 
 
