@@ -159,17 +159,18 @@ def retire(serving: str, wanted: list[RunnerDeployment], stacks: list[str]) -> l
     keep = {(made.flow_name, made.name) for made in wanted}
     gone = []
     with get_client(sync_client=True) as client:
-        flows = {flow.id: flow.name for flow in client.read_flows()}
         mine = DeploymentFilter(tags=DeploymentFilterTags(all_=[f"served-by:{serving}"]))
         present = read_all_deployments(client, deployment_filter=mine)
         tags = [f"stack:{stack}" for stack in stacks]
         for start in range(0, len(tags), TAGS_A_REQUEST):  # in batches: see TAGS_A_REQUEST
             per_stack = DeploymentFilter(tags=DeploymentFilterTags(any_=tags[start : start + TAGS_A_REQUEST]))
             present += read_all_deployments(client, deployment_filter=per_stack)
+        # By id, a request each of the few flows found: a listing of the server's flows is a page (200) of them.
+        flows = {flow_id: client.read_flow(flow_id).name for flow_id in {found.flow_id for found in present}}
         for found in present:
-            if (flows.get(found.flow_id), found.name) not in keep:
+            if (flows[found.flow_id], found.name) not in keep:
                 client.delete_deployment(found.id)
-                gone.append(f"removed deployment {flows.get(found.flow_id)}/{found.name} (no longer wanted)")
+                gone.append(f"removed deployment {flows[found.flow_id]}/{found.name} (no longer wanted)")
     return gone
 
 

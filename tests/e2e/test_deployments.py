@@ -1,8 +1,10 @@
 """Deployments served from the registered customers: the nightly schedule, and CI triggers with --wait."""
 
+import contextlib
+
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.exceptions import PrefectHTTPStatusError
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from incarnate.backup_format import list_snapshots
 from incarnate.config import spread
@@ -68,3 +70,24 @@ def test_serve_runs_at_most_max_runs_at_once_and_the_others_in_their_turn(custom
         first, second = sorted(finished, key=lambda run: run.start_time)
         assert second.start_time >= first.end_time  # one at a time: the second waited for the first's slot
         assert "runs at once: at most 1 (--max-runs, INCARNATE_MAX_RUNS)" in server.log.read_text()
+
+
+def test_serve_start_keeps_its_deployments_on_a_server_with_more_flows_than_a_page():
+    """serve's start deletes what it made and no longer wants: a flow it wants, past the server's first page of flows
+    (200, by name), was once taken for unknown and its deployment deleted."""
+    from deployments.serve import retire
+    from flows.verify import verify_stack
+
+    serving = "retire-many-flows"
+    made = verify_stack.to_deployment(name=serving, tags=[f"served-by:{serving}"])
+    with get_client(sync_client=True) as client:
+        fillers = [client.create_flow_from_name(f"aaa-filler-{index:03}") for index in range(201)]
+        kept = made.apply()
+        try:
+            assert retire(serving, [made], []) == []
+            assert client.read_deployment(kept).name == serving
+        finally:
+            for flow_id in fillers:
+                client.delete_flow(flow_id)
+            with contextlib.suppress(ObjectNotFound):
+                client.delete_deployment(kept)
