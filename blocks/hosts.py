@@ -4,11 +4,15 @@ A flow names a saved host as `incarnate-ssh-host/NAME` (the `docker_host` parame
 private key is a SecretStr; the host key is pinned, so a rebuilt or impostor host is refused.
 """
 
+from typing import TYPE_CHECKING
+
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from incarnate.errors import ConfigError
-from incarnate.ssh import SshAddress, SshCredentials, SshSession
+
+if TYPE_CHECKING:  # paramiko and fabric load where a session is made: a run on this machine never needs them
+    from incarnate.ssh import SshSession
 
 
 class SshHost(Block):
@@ -30,7 +34,9 @@ class SshHost(Block):
         "(or `TYPE BASE64`), verified on the host itself."
     )
 
-    def session(self) -> SshSession:
+    def session(self) -> "SshSession":
+        from incarnate.ssh import SshAddress, SshCredentials, SshSession
+
         credentials = SshCredentials(
             self.private_key.get_secret_value(), self.host_key, f"SSH host block {self._block_document_name}"
         )

@@ -8,9 +8,10 @@ from pydantic import Field, SecretStr
 
 from blocks import load_saved
 from incarnate.stores import Store
-from incarnate.stores.azure import AzureBlobStore, AzureSettings
 from incarnate.stores.local import LocalStore
-from incarnate.stores.smb import SmbSettings, SmbStore
+
+# The SMB and Azure clients are imported where a store of theirs is opened: every run's process loads this module,
+# and their SDKs (~0.15 s of imports) would delay each run's start, most of which use one kind of store or none.
 
 
 class LocalDirectoryStore(Block):
@@ -39,6 +40,8 @@ class SmbShareStore(Block):
     port: int = Field(default=445, ge=1, le=65535)
 
     def get_store(self) -> Store:
+        from incarnate.stores.smb import SmbSettings, SmbStore
+
         return SmbStore(
             SmbSettings(self.server, self.share, self.path, self.username, self.password.get_secret_value(), self.port)
         )
@@ -61,6 +64,8 @@ class AzureBlobBackupStore(Block):
     )
 
     def get_store(self) -> Store:
+        from incarnate.stores.azure import AzureBlobStore, AzureSettings
+
         return AzureBlobStore(
             AzureSettings(
                 self.account_url,
