@@ -1,5 +1,5 @@
 """Create host: the host is prepared (Docker, Compose, stack.yaml's host settings), its engine answers through
-this machine's connection, Compose v2 works here, and the stack's working folder exists."""
+this machine's connection, Compose v2 works here, and (when it prepares) the stack's working folder exists."""
 
 from incarnate.compose import ComposeProject
 from incarnate.config import HostSettings
@@ -18,10 +18,11 @@ def run(host: Host, stack: str, settings: HostSettings | None = None) -> Compose
     host.check_engine()
     host.compose_command()
     workdir = host.stack_dir(stack)
-    try:
-        private_dir(workdir)
-    except OSError as error:
-        raise HostError(f"host {host.name}: cannot create {workdir} ({error.strerror}).") from None
+    if settings is not None:  # a check leaves nothing behind: serve's archiver checks every registered stack
+        try:
+            private_dir(workdir)
+        except OSError as error:
+            raise HostError(f"host {host.name}: cannot create {workdir} ({error.strerror}).") from None
     project = ComposeProject(host=host, name=stack, workdir=workdir)
     project.load_from_host()
     return project

@@ -7,6 +7,8 @@ def test_a_command_runs_in_a_service_of_the_stack_with_its_exit_code(customer):
     before = customer.incarnate("exec", str(customer.repo), "db", "--", "true")
     assert before.returncode == 2
     assert f"error: stack {customer.stack} is not deployed on host local; there is nothing to run in." in before.stderr
+    customer.incarnate("status", str(customer.repo))
+    assert not (settings.stacks_dir() / customer.stack).exists()  # a look leaves nothing behind
     assert customer.install().returncode == 0
     database = customer.incarnate("exec", str(customer.repo), "db", "--", "sh", "-c", "echo $MARIADB_DATABASE")
     assert (database.returncode, database.stdout) == (0, "demo\n"), database.stderr
