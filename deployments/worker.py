@@ -16,8 +16,9 @@ import anyio
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists
+from prefect.utilities.processutils import command_to_string
 from prefect.utilities.services import critical_service_loop
-from prefect.workers.process import ProcessWorker
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
 from deployments import archiver
 from deployments.alerts import AlertSettings
@@ -51,9 +52,22 @@ def run_refusal(
     return None
 
 
+class EngineCommand(ProcessJobConfiguration):
+    """A run's process is Prefect's engine itself. Without a command, Prefect 3.9's process worker starts a workspace
+    supervisor that resolves the run's workspace (dependency installs) and then starts the engine: two Python
+    processes importing Prefect one after the other, about 5 s more for a button's run on the 2-core machine
+    (bench/fleet_scale.py --pool). incarnate's flows need no workspace: they run from this checkout."""
+
+    def prepare_for_flow_run(self, flow_run, deployment=None, flow=None, work_pool=None, worker_name=None, **more):
+        self.command = command_to_string([sys.executable, "-m", "prefect.engine"])  # ours, never the server's
+        super().prepare_for_flow_run(flow_run, deployment, flow, work_pool, worker_name, **more)
+
+
 class IncarnateWorker(ProcessWorker):
     """Prefect's process worker, refusing every run that is not one of incarnate's own flows as incarnate
     registered them: such a run ends Crashed with the reason, and nothing of it runs on the host."""
+
+    job_configuration = EngineCommand
 
     async def run(self, flow_run, configuration, task_status=None):
         deployment = await self.client.read_deployment(flow_run.deployment_id) if flow_run.deployment_id else None
