@@ -1,6 +1,6 @@
 """Benchmark: `incarnate serve` for a fleet of registered customers, most of them registrations only.
 
-    .venv/bin/python bench/fleet_scale.py [--stacks 1000] [--running 0] [--triggers 5] [--max-runs N]
+    .venv/bin/python bench/fleet_scale.py [--stacks 1000] [--running 0] [--pool NAME] [--triggers 5] [--max-runs N]
 
 Makes N customer repos (stack.yaml only, demo 1.0.0, one shared store, time zones spread over the world) and registers
 them in a registry of its own; `--running K` of them are installed demo stacks (as bench/nightly_scale.py makes them).
@@ -10,18 +10,23 @@ process tree while idle, how long the server's scheduler takes to make the runs 
 (measured before the buttons: a server busy inserting them answers late), the seconds from a button's run (a verify
 run of a stack, created as the UI or CI creates it) until the run started, for `--triggers` runs one at a time, one
 nightly window of the running stacks (every backup due at one instant) when K > 0, and the seconds serve takes to stop
-on SIGTERM. The Prefect database (SQLite) is measured before and after: its growth is the fleet's deployments and the
-scheduled runs the server makes for them. Everything it made is removed at the end. Run it where nothing else runs.
+on SIGTERM. With `--pool NAME` the stacks not running are registered in that work pool instead (Prefect's other way
+to place runs: a worker per container host): serve makes the pool's deployments, and `incarnate worker --pool NAME`
+on this machine is measured as serve is (ready, memory, the buttons, its stop). The Prefect database (SQLite) is
+measured before and after: its growth is the fleet's deployments and the scheduled runs the server makes for them.
+Everything it made is removed at the end. Run it where nothing else runs.
 """
 
 import argparse
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,17 +37,20 @@ prefect_server.connect()  # before Prefect is first imported: it reads its setti
 
 from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags  # noqa: E402
+from prefect.client.schemas.objects import StateType  # noqa: E402
+from prefect.exceptions import ObjectNotFound  # noqa: E402
 
 from bench.nightly_scale import (  # noqa: E402
     app_ports,
     customer_repo,
+    delete_served,
     incarnate,
     one_night,
     process_tree_rss_mb,
     start_serve,
     workspace,
 )
-from deployments.stacks import read_all_deployments, resolve  # noqa: E402
+from deployments.stacks import resolve  # noqa: E402
 from incarnate import settings  # noqa: E402
 from tests.e2e.conftest import COMPOSE, SERVING, forget_on_prefect_server, forget_store_key  # noqa: E402
 
@@ -57,10 +65,14 @@ def database_bytes() -> int | None:
     return sum(part.stat().st_size for part in parts if part.exists()) if base.exists() else None
 
 
-def served_within(serve: subprocess.Popen, log: Path, started: float) -> float:
-    while SERVING not in log.read_text(errors="replace"):
-        if serve.poll() is not None:
-            raise SystemExit(f"serve ended before its deployments were served: {log.read_text()[-1500:]}")
+WORKING = "started!"  # Prefect's worker says `Worker '...' started!` once it polls its pool
+
+
+def ready_within(process: subprocess.Popen, log: Path, started: float, says: str = SERVING) -> float:
+    """Seconds from `started` until the process said `says` (serve: its deployments are served)."""
+    while says not in log.read_text(errors="replace"):
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args[1]} ended before it was ready: {log.read_text()[-1500:]}")
         time.sleep(0.2)
     return time.monotonic() - started
 
@@ -86,29 +98,75 @@ def scheduler_settled(client, serving: str, expected: int, seconds: float = 180)
     return made, time.monotonic() - began
 
 
-def trigger_latencies(client, stacks: list[str]) -> list[tuple[float, str]]:
-    """Seconds from a verify run's creation until it started, and how it ended, one run at a time."""
+@dataclass
+class Press:
+    """A button's run: seconds from its creation until it was taken (Pending: serve or a worker asked for it and
+    starts its process) and until it started (Running: the process began the flow), and how it ended."""
+
+    taken: float
+    started: float
+    ended: str
+
+
+def trigger_latencies(client, stacks: list[str]) -> list[Press]:
+    """A verify run of each stack, one at a time, as the UI's button or CI creates it."""
     measured = []
     for stack in stacks:
         deployment, parameters = resolve(client, f"verify/{stack}")
         run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
         while not (run := client.read_flow_run(run.id)).state.is_final():
             time.sleep(0.2)
-        measured.append(((run.start_time - run.created).total_seconds(), run.state.name))
+        states = client.read_flow_run_states(run.id)
+        pending = min(state.timestamp for state in states if state.type == StateType.PENDING)
+        measured.append(
+            Press(
+                (pending - run.created).total_seconds(),
+                (run.start_time - run.created).total_seconds(),
+                run.state.name,
+            )
+        )
     return measured
 
 
-def stop_seconds(serve: subprocess.Popen) -> float:
+def stop_seconds(serving: subprocess.Popen) -> float:
     started = time.monotonic()
-    os.killpg(serve.pid, signal.SIGTERM)
-    serve.wait(600)
+    os.killpg(serving.pid, signal.SIGTERM)
+    serving.wait(600)
     return time.monotonic() - started
+
+
+def print_latencies(measured: list[Press], where: str) -> None:
+    print(
+        f"button to start{where}, {len(measured)} verify runs one at a time: "
+        f"{', '.join(f'{press.started:.1f}' for press in measured)} s (max {max(p.started for p in measured):.1f}); "
+        f"taken after {', '.join(f'{press.taken:.1f}' for press in measured)} s; "
+        f"ended {', '.join(sorted({press.ended for press in measured}))}"
+    )
+
+
+def registration(repo: Path, pool: str | None) -> str:
+    return f"- repo: {repo}\n  pool: {pool}\n" if pool else f"- {repo}\n"
+
+
+def measure_worker(client, pool: str, stacks: list[str], max_runs: int, env: dict[str, str], log: Path) -> None:
+    """`incarnate worker --pool POOL` here: ready, idle memory, the buttons of the pool's `stacks`, its stop."""
+    began = time.monotonic()
+    worker = start_serve(max_runs, env, log, ("worker", "--pool", pool))
+    try:
+        print(f"worker of pool {pool} ready (polling) after {ready_within(worker, log, began, WORKING):.1f} s")
+        print(f"the worker's process tree idle: {idle_rss_mb(worker.pid):.0f} MB RSS")
+        print_latencies(trigger_latencies(client, stacks), f" (in pool {pool}, run by its worker)")
+        print(f"worker stopped {stop_seconds(worker):.1f} s after SIGTERM")
+    finally:
+        if worker.poll() is None:
+            worker.kill()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stacks", type=int, default=1000, help="registered customers (default 1000)")
     parser.add_argument("--running", type=int, default=0, help="of them, installed demo stacks (default 0)")
+    parser.add_argument("--pool", default=None, help="register the stacks not running in this work pool")
     parser.add_argument("--triggers", type=int, default=5, help="button runs measured one at a time (default 5)")
     parser.add_argument("--max-runs", type=int, default=settings.max_runs())
     args = parser.parse_args()
@@ -126,25 +184,26 @@ def main() -> int:
         ]
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda repo: incarnate("install", str(repo), env=env), repos[: len(running)]))
-        (folder / "customers.yaml").write_text("customers:\n" + "".join(f"- {repo}\n" for repo in repos))
+        pools = [None] * len(running) + [args.pool] * (len(repos) - len(running))
+        registrations = "".join(registration(repo, pool) for repo, pool in zip(repos, pools, strict=True))
+        (folder / "customers.yaml").write_text("customers:\n" + registrations)
         os.chmod(folder / "customers.yaml", 0o600)
         print(f"{args.stacks} customers registered ({len(running)} installed) in {time.monotonic() - started:.0f} s")
         before = database_bytes()
         log = folder / "serve.log"
         began = time.monotonic()
         serve = start_serve(args.max_runs, env, log)
-        ready = served_within(serve, log, began)
+        ready = ready_within(serve, log, began)
         print(f"serve ready (its deployments served) after {ready:.1f} s")
         print(f"serve's process tree idle: {idle_rss_mb(serve.pid):.0f} MB RSS")
         with get_client(sync_client=True) as client:
             made, waited = scheduler_settled(client, env["INCARNATE_SERVE_NAME"], 3 * SCHEDULES * args.stacks)
             print(f"the server's scheduler made {made:,} runs ahead for the fleet within {waited:.0f} s")
-            measured = trigger_latencies(client, stacks[: args.triggers])
-            print(
-                f"button to start, {len(measured)} verify runs one at a time: "
-                f"{', '.join(f'{seconds:.1f}' for seconds, _ in measured)} s (max {max(s for s, _ in measured):.1f}); "
-                f"ended {', '.join(sorted({state for _, state in measured}))}"
-            )
+            if args.pool:
+                pooled = stacks[len(running) :][: args.triggers]
+                measure_worker(client, args.pool, pooled, args.max_runs, env, folder / "worker.log")
+            if running or not args.pool:
+                print_latencies(trigger_latencies(client, stacks[: args.triggers]), "")
             if running:
                 deployments = {stack: resolve(client, f"backup/{stack}") for stack in running}
                 night = one_night(client, deployments, serve)
@@ -162,19 +221,14 @@ def main() -> int:
     finally:
         if serve is not None and serve.poll() is None:
             serve.kill()
+        delete_served(env["INCARNATE_SERVE_NAME"])
         for stack in running:
             subprocess.run([COMPOSE, "-p", stack, "down", "--volumes"], capture_output=True)
             shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
-        for stack in running:
             forget_on_prefect_server(stack)
-        with get_client(sync_client=True) as client:
-            for made in read_all_deployments(
-                client,
-                deployment_filter=DeploymentFilter(
-                    tags=DeploymentFilterTags(all_=[f"served-by:{env['INCARNATE_SERVE_NAME']}"])
-                ),
-            ):
-                client.delete_deployment(made.id)
+        if args.pool:
+            with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+                client.delete_work_pool(args.pool)
         forget_store_key(store)
         shutil.rmtree(folder, ignore_errors=True)
     return 1 if failed else 0

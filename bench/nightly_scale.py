@@ -34,10 +34,15 @@ from cli import prefect_server  # noqa: E402
 prefect_server.connect()  # before Prefect is first imported: it reads its settings then
 
 from prefect.client.orchestration import get_client  # noqa: E402
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
+from prefect.client.schemas.filters import (  # noqa: E402
+    DeploymentFilter,
+    DeploymentFilterTags,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.states import Scheduled  # noqa: E402
 
-from deployments.stacks import resolve  # noqa: E402
+from deployments.stacks import read_all_deployments, resolve  # noqa: E402
 from incarnate import settings  # noqa: E402
 from tests.e2e.conftest import COMPOSE, SERVING, forget_on_prefect_server, forget_store_key  # noqa: E402
 
@@ -91,16 +96,28 @@ def workspace(kind: str) -> tuple[str, Path, Path, dict[str, str]]:
     )
 
 
-def start_serve(max_runs: int, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """`incarnate serve` in a session of its own (so its runs can be stopped with it), its output in `log`."""
+def start_serve(
+    max_runs: int, env: dict[str, str], log: Path, command: tuple[str, ...] = ("serve",)
+) -> subprocess.Popen:
+    """`incarnate serve` (or another `command` that runs flows: a worker) in a session of its own (so its runs can be
+    stopped with it), its output in `log`."""
     with open(log, "wb") as output:
         return subprocess.Popen(
-            [INCARNATE, "serve", "--max-runs", str(max_runs)],
+            [INCARNATE, *command, "--max-runs", str(max_runs)],
             env={**os.environ, **env},
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def delete_served(serving: str) -> None:
+    """The deployments the bench's serve made, before its stacks are forgotten: taking a stack out of a deployment
+    with a thousand schedules is a long update on the server, deleting the deployment one call."""
+    with get_client(sync_client=True) as client:
+        mine = DeploymentFilter(tags=DeploymentFilterTags(all_=[f"served-by:{serving}"]))
+        for made in read_all_deployments(client, deployment_filter=mine):
+            client.delete_deployment(made.id)
 
 
 def incarnate(*args: str, env: dict[str, str]) -> None:
@@ -273,6 +290,7 @@ def main() -> int:
                 serve.wait(300)
             except subprocess.TimeoutExpired:
                 serve.kill()
+        delete_served(env["INCARNATE_SERVE_NAME"])
         for stack in stacks:
             subprocess.run([COMPOSE, "-p", stack, "down", "--volumes"], capture_output=True)
             shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)

@@ -41,7 +41,7 @@ def bench(script: str, *args: str) -> str:
         ),
         (  # it runs `serve` too: in the group prefect-server
             "fleet_scale.py",
-            ("--stacks", "5", "--triggers", "1"),
+            ("--stacks", "5", "--pool", "bench-smoke-pool", "--triggers", "1"),
             "serve stopped",
         ),
     ],
