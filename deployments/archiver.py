@@ -23,6 +23,7 @@ from incarnate.archiver import Round, ship_stack
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
 from incarnate.errors import IncarnateError
+from incarnate.host import Host
 from incarnate.repo import load_customer_config
 from incarnate.stages import create_host
 from incarnate.stores import Store
@@ -66,9 +67,14 @@ class Opened:
     at: float = field(default_factory=time.monotonic)
 
 
-def open_stack(repo: str, docker_host: str | None) -> Opened:
+def open_stack(repo: str, docker_host: str | None, hosts: dict[str | None, Host] | None = None) -> Opened:
+    """The stack as a round needs it; `hosts` keeps the hosts opened before (one engine connection and one check of
+    Compose serve every stack on a host, not one each: a thousand stacks on one host are a thousand opens)."""
     config = load_customer_config(repo).config
-    return Opened(config, create_host.run(resolve.host(docker_host), config.stack), resolve.backup_store(config))
+    hosts = {} if hosts is None else hosts
+    if docker_host not in hosts:
+        hosts[docker_host] = resolve.host(docker_host)
+    return Opened(config, create_host.run(hosts[docker_host], config.stack), resolve.backup_store(config))
 
 
 def archive_once(repo: str, docker_host: str | None, opened: Opened | None = None) -> Round:
@@ -87,13 +93,14 @@ class Rounds:
 
     opened: dict[tuple[str, str | None], Opened] = field(default_factory=dict)
     said: dict[str, tuple[str, float]] = field(default_factory=dict)
+    hosts: dict[str | None, Host] = field(default_factory=dict)  # for one round: a host that went away is met afresh
 
     def stack(self, repo: str, host: str | None, say: Callable[[str], None]) -> Opened:
         known = self.opened.get((repo, host))
         if known is not None and time.monotonic() - known.at < REOPEN_SECONDS:
             return known
         try:
-            self.opened[(repo, host)] = open_stack(repo, host)
+            self.opened[(repo, host)] = open_stack(repo, host, self.hosts)
         except IncarnateError as error:
             if known is None:
                 raise
@@ -119,6 +126,7 @@ def run_rounds(
     every, announcer, rounds = settings.archive_seconds(), Announcer(), Rounds()
     while not stop.is_set():
         began = time.monotonic()
+        rounds.hosts.clear()
         for repo, host in stacks():
             try:
                 result = archive_once(repo, host, rounds.stack(repo, host, say))
