@@ -1,6 +1,7 @@
 """Benchmark: `incarnate serve` for a fleet of registered customers, most of them registrations only.
 
-    .venv/bin/python bench/fleet_scale.py [--stacks 1000] [--running 0] [--pool NAME] [--triggers 5] [--max-runs N]
+    .venv/bin/python bench/fleet_scale.py [--stacks 1000] [--running 0] [--pool NAME] [--database sqlite] [--triggers 5]
+        [--max-runs N]
 
 Makes N customer repos (stack.yaml only, demo 1.0.0, one shared store, time zones spread over the world) and registers
 them in a registry of its own; `--running K` of them are installed demo stacks (as bench/nightly_scale.py makes them).
@@ -12,9 +13,10 @@ run of a stack, created as the UI or CI creates it) until the run started, for `
 nightly window of the running stacks (every backup due at one instant) when K > 0, and the seconds serve takes to stop
 on SIGTERM. With `--pool NAME` the stacks not running are registered in that work pool instead (Prefect's other way
 to place runs: a worker per container host): serve makes the pool's deployments, and `incarnate worker --pool NAME`
-on this machine is measured as serve is (ready, memory, the buttons, its stop). The Prefect database (SQLite) is
-measured before and after: its growth is the fleet's deployments and the scheduled runs the server makes for them.
-Everything it made is removed at the end. Run it where nothing else runs.
+on this machine is measured as serve is (ready, memory, the buttons, its stop). The Prefect database (SQLite under
+INCARNATE_HOME, or with `--database postgresql` the one set-up made) is measured before and after: its growth is the
+fleet's deployments and the scheduled runs the server makes for them. Everything it made is removed at the end. Run it
+where nothing else runs.
 """
 
 import argparse
@@ -58,8 +60,23 @@ SCHEDULES = 3  # a stack's: nightly backup, weekly drill, weekly verify (the sch
 ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC", "Australia/Sydney", "America/Sao_Paulo")
 
 
-def database_bytes() -> int | None:
-    """The Prefect server's SQLite database with its write-ahead log; None when the server keeps it elsewhere."""
+def database_bytes(kind: str) -> int | None:
+    """The Prefect server's database: the SQLite file with its write-ahead log under INCARNATE_HOME, or the
+    PostgreSQL database set-up made (INCARNATE_PREFECT_DB_PORT, _NAME); None when there is none to measure."""
+    if kind == "postgresql":
+        found = subprocess.run(
+            ["runuser", "-u", "postgres", "--", "psql", "--port", os.environ.get("INCARNATE_PREFECT_DB_PORT", "5433")]
+            + [
+                "-d",
+                os.environ.get("INCARNATE_PREFECT_DB_NAME", "prefect"),
+                "-tAc",
+                "select pg_database_size(current_database())",
+            ],
+            capture_output=True,
+            text=True,
+            cwd="/",
+        )
+        return int(found.stdout) if found.returncode == 0 else None
     base = settings.home() / "prefect" / "prefect.db"
     parts = [base, base.with_name("prefect.db-wal")]
     return sum(part.stat().st_size for part in parts if part.exists()) if base.exists() else None
@@ -167,6 +184,12 @@ def main() -> int:
     parser.add_argument("--stacks", type=int, default=1000, help="registered customers (default 1000)")
     parser.add_argument("--running", type=int, default=0, help="of them, installed demo stacks (default 0)")
     parser.add_argument("--pool", default=None, help="register the stacks not running in this work pool")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the kind of the Prefect server's database, to measure its size (default sqlite)",
+    )
     parser.add_argument("--triggers", type=int, default=5, help="button runs measured one at a time (default 5)")
     parser.add_argument("--max-runs", type=int, default=settings.max_runs())
     args = parser.parse_args()
@@ -189,7 +212,7 @@ def main() -> int:
         (folder / "customers.yaml").write_text("customers:\n" + registrations)
         os.chmod(folder / "customers.yaml", 0o600)
         print(f"{args.stacks} customers registered ({len(running)} installed) in {time.monotonic() - started:.0f} s")
-        before = database_bytes()
+        before = database_bytes(args.database)
         log = folder / "serve.log"
         began = time.monotonic()
         serve = start_serve(args.max_runs, env, log)
@@ -213,9 +236,9 @@ def main() -> int:
                     f"the instant, peak {night['peak_mb']:.0f} MB RSS, {night['failed']} failed"
                 )
         print(f"serve stopped {stop_seconds(serve):.1f} s after SIGTERM")
-        after = database_bytes()
+        after = database_bytes(args.database)
         if before is None or after is None:
-            print("Prefect database: not SQLite under INCARNATE_HOME, not measured")
+            print(f"Prefect database: no {args.database} database found to measure")
         else:
             print(f"Prefect database: {after / 2**20:.0f} MiB, {(after - before) / 2**20:+.1f} MiB for this fleet")
     finally:
