@@ -38,3 +38,20 @@ def test_a_changed_pool_template_a_pull_step_or_a_foreign_flow_is_refused():
     assert "base job template was changed" in refusal(pool_template=changed)
     assert "pull steps" in refusal(pull_steps=[{"prefect.deployments.steps.git_clone": {"repository": "x"}}])
     assert "is not one of incarnate's flows" in refusal(entrypoint="evil.py:flow")
+
+
+def test_a_run_s_process_is_the_engine_itself_not_prefect_s_workspace_supervisor():
+    """Without a command Prefect 3.9's process worker starts a supervisor that then starts the engine: two Prefect
+    imports before a run starts (about 5 s for a button, bench/fleet_scale.py --pool). The process worker takes the
+    direct path only for a configured command."""
+    import sys
+    import uuid
+
+    from prefect.client.schemas.objects import FlowRun
+
+    from deployments.worker import IncarnateWorker
+
+    configuration = IncarnateWorker.job_configuration()
+    configuration.prepare_for_flow_run(FlowRun(flow_id=uuid.uuid4()))
+    assert configuration.command == f"{sys.executable} -m prefect.engine"
+    assert configuration._command_configured  # what ProcessWorker.run branches on
