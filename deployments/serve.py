@@ -24,6 +24,7 @@ through this machine. Their entrypoints are module paths (`flows.backup.backup_s
 installed, not this checkout at the same path.
 """
 
+import inspect
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -102,11 +103,17 @@ def flow_deployments(serving: str, where: Registration, customers: list[Customer
         )
         return made
 
-    made = [deployment(flow, kind, {} if kind == "disaster-recovery" else on_host) for kind, flow in ON_DEMAND.items()]
+    def host_of(flow) -> dict:
+        # A flow that acts on no host (verify reads the store) must not be given one: its runs would crash.
+        return on_host if "docker_host" in inspect.signature(flow.fn).parameters else {}
+
+    made = [
+        deployment(flow, kind, {} if kind == "disaster-recovery" else host_of(flow)) for kind, flow in ON_DEMAND.items()
+    ]
     for kind, (flow, cadence) in SCHEDULED.items():
         schedules = [stack_schedule(kind, customer) for customer in customers]
         # A drill's default: a random second since the oldest backup, so logs are replayed and older bases tried.
-        defaults = {**on_host, **({"at": "random"} if kind == "restore-drill" else {})}
+        defaults = {**host_of(flow), **({"at": "random"} if kind == "restore-drill" else {})}
         made.append(deployment(flow, kind, defaults, more_tags=(cadence,), schedules=schedules))
     return made
 

@@ -39,6 +39,17 @@ def test_one_deployment_per_flow_serves_every_stack_and_defaults_to_their_host_e
     assert local["restore-drill"].parameters == {"at": "random"}
 
 
+def test_every_parameter_a_deployment_or_a_schedule_gives_is_one_its_flow_takes():
+    """A parameter the flow does not take crashes the run before it starts (Prefect's SignatureMismatchError): a
+    verify of a stack registered on a host did, button and weekly schedule alike."""
+    for where in (Registration(), Registration("ssh://root@10.0.0.5:22"), Registration(pool="host-b")):
+        for deployment in flow_deployments("box", where, [customer("acme", release="1.0.0")]):
+            takes = set(deployment._parameter_openapi_schema.properties)
+            given = [deployment.parameters, *(schedule.parameters for schedule in deployment.schedules or [])]
+            for parameters in given:
+                assert set(parameters) <= takes, (deployment.flow_name, where, set(parameters) - takes)
+
+
 def test_deployments_of_stacks_in_a_work_pool_act_on_the_workers_host_and_name_modules():
     made = {
         deployment.flow_name: deployment
