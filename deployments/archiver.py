@@ -9,6 +9,7 @@ host does not answer) says why in this process's output and announces nothing, a
 server kept meanwhile (it purges only what is archived).
 """
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -100,7 +101,9 @@ class Rounds:
         if known is not None and time.monotonic() - known.at < REOPEN_SECONDS:
             return known
         try:
-            self.opened[(repo, host)] = open_stack(repo, host, self.hosts)
+            self.opened[(repo, host)] = opened = open_stack(repo, host, self.hosts)
+            if known is None:  # the first time: each stack's reopening falls at a moment of its own, not all at once
+                opened.at -= random.uniform(0, REOPEN_SECONDS)
         except IncarnateError as error:
             if known is None:
                 raise

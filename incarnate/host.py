@@ -82,6 +82,7 @@ class Host:
     docker_host: str | None = None
     ssh: SshSession | None = field(default=None, repr=False, compare=False)
     _compose: list[str] | None = field(default=None, repr=False, compare=False)
+    _engine_version: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -125,14 +126,22 @@ class Host:
             self.ssh.close()
 
     def check_engine(self) -> str:
-        """The engine's version, or a HostError saying how to start it."""
+        """The engine's version, or a HostError saying how to start it. Asked once in this Host's life (a run, a
+        round of the archiver: a thousand stacks on one host are one question, not a thousand)."""
+        if self._engine_version is not None:
+            return self._engine_version
         where = (
             self.name
             if self.ssh
             else self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         )
         try:
-            return self.client().version()["Version"]
+            client = self.client()
+            try:
+                self._engine_version = str(client.version()["Version"])
+            finally:
+                client.close()
+            return self._engine_version
         except docker.errors.DockerException as error:
             reason = str(error).split("(", 1)[-1].rstrip(")") if "(" in str(error) else str(error)
             raise HostError(
