@@ -1,7 +1,7 @@
 """Benchmark: `incarnate serve` for a fleet of registered customers, most of them registrations only.
 
-    .venv/bin/python bench/fleet_scale.py [--stacks 1000] [--running 0] [--pool NAME] [--database sqlite] [--triggers 5]
-        [--max-runs N]
+    .venv/bin/python bench/fleet_scale.py [--stacks 1000] [--running 0] [--pool NAME] [--database sqlite]
+        [--hosts-cpus CPUS] [--triggers 5] [--max-runs N]
 
 Makes N customer repos (stack.yaml only, demo 1.0.0, one shared store, time zones spread over the world) and registers
 them in a registry of its own; `--running K` of them are installed demo stacks (as bench/nightly_scale.py makes them).
@@ -13,7 +13,10 @@ run of a stack, created as the UI or CI creates it) until the run started, for `
 nightly window of the running stacks (every backup due at one instant) when K > 0, and the seconds serve takes to stop
 on SIGTERM. With `--pool NAME` the stacks not running are registered in that work pool instead (Prefect's other way
 to place runs: a worker per container host): serve makes the pool's deployments, and `incarnate worker --pool NAME`
-on this machine is measured as serve is (ready, memory, the buttons, its stop). The Prefect database (SQLite under
+on this machine is measured as serve is (ready, memory, the buttons, its stop). With `--hosts-cpus 1` the running
+stacks are installed on a Docker engine of their own whose daemon and containers are held to CPU 1 (a cpuset cgroup,
+one CPU share for all of them): on a real fleet the stacks run on hosts of their own, not on the serving side's
+cores, and a button's latency is the serving side's. The Prefect database (SQLite under
 INCARNATE_HOME, or with `--database postgresql` the one set-up made) is measured before and after: its growth is the
 fleet's deployments and the scheduled runs the server makes for them. Everything it made is removed at the end. Run it
 where nothing else runs.
@@ -28,7 +31,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,7 +42,6 @@ prefect_server.connect()  # before Prefect is first imported: it reads its setti
 
 from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags  # noqa: E402
-from prefect.client.schemas.objects import StateType  # noqa: E402
 from prefect.exceptions import ObjectNotFound  # noqa: E402
 
 from bench.nightly_scale import (  # noqa: E402
@@ -48,13 +50,16 @@ from bench.nightly_scale import (  # noqa: E402
     delete_served,
     incarnate,
     one_night,
+    print_latencies,
     process_tree_rss_mb,
-    start_serve,
+    start_serving,
+    trigger_latencies,
     workspace,
 )
 from deployments.stacks import resolve  # noqa: E402
 from incarnate import settings  # noqa: E402
 from tests.e2e.conftest import COMPOSE, SERVING, forget_on_prefect_server, forget_store_key  # noqa: E402
+from tests.servers import PREFECT_DB_PORT, psql, start_engine  # noqa: E402
 
 SCHEDULES = 3  # a stack's: nightly backup, weekly drill, weekly verify (the scheduler keeps three runs ahead of each)
 ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC", "Australia/Sydney", "America/Sao_Paulo")
@@ -64,19 +69,14 @@ def database_bytes(kind: str) -> int | None:
     """The Prefect server's database: the SQLite file with its write-ahead log under INCARNATE_HOME, or the
     PostgreSQL database set-up made (INCARNATE_PREFECT_DB_PORT, _NAME); None when there is none to measure."""
     if kind == "postgresql":
-        found = subprocess.run(
-            ["runuser", "-u", "postgres", "--", "psql", "--port", os.environ.get("INCARNATE_PREFECT_DB_PORT", "5433")]
-            + [
-                "-d",
-                os.environ.get("INCARNATE_PREFECT_DB_NAME", "prefect"),
-                "-tAc",
-                "select pg_database_size(current_database())",
-            ],
-            capture_output=True,
-            text=True,
-            cwd="/",
+        port, name = (
+            os.environ.get("INCARNATE_PREFECT_DB_PORT", PREFECT_DB_PORT),
+            os.environ.get("INCARNATE_PREFECT_DB_NAME", "prefect"),
         )
-        return int(found.stdout) if found.returncode == 0 else None
+        try:
+            return int(psql(name, "select pg_database_size(current_database())", port))
+        except subprocess.CalledProcessError:
+            return None
     base = settings.home() / "prefect" / "prefect.db"
     parts = [base, base.with_name("prefect.db-wal")]
     return sum(part.stat().st_size for part in parts if part.exists()) if base.exists() else None
@@ -115,36 +115,6 @@ def scheduler_settled(client, serving: str, expected: int, seconds: float = 180)
     return made, time.monotonic() - began
 
 
-@dataclass
-class Press:
-    """A button's run: seconds from its creation until it was taken (Pending: serve or a worker asked for it and
-    starts its process) and until it started (Running: the process began the flow), and how it ended."""
-
-    taken: float
-    started: float
-    ended: str
-
-
-def trigger_latencies(client, stacks: list[str]) -> list[Press]:
-    """A verify run of each stack, one at a time, as the UI's button or CI creates it."""
-    measured = []
-    for stack in stacks:
-        deployment, parameters = resolve(client, f"verify/{stack}")
-        run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
-        while not (run := client.read_flow_run(run.id)).state.is_final():
-            time.sleep(0.2)
-        states = client.read_flow_run_states(run.id)
-        pending = min(state.timestamp for state in states if state.type == StateType.PENDING)
-        measured.append(
-            Press(
-                (pending - run.created).total_seconds(),
-                (run.start_time - run.created).total_seconds(),
-                run.state.name,
-            )
-        )
-    return measured
-
-
 def stop_seconds(serving: subprocess.Popen) -> float:
     started = time.monotonic()
     os.killpg(serving.pid, signal.SIGTERM)
@@ -152,23 +122,65 @@ def stop_seconds(serving: subprocess.Popen) -> float:
     return time.monotonic() - started
 
 
-def print_latencies(measured: list[Press], where: str) -> None:
-    print(
-        f"button to start{where}, {len(measured)} verify runs one at a time: "
-        f"{', '.join(f'{press.started:.1f}' for press in measured)} s (max {max(p.started for p in measured):.1f}); "
-        f"taken after {', '.join(f'{press.taken:.1f}' for press in measured)} s; "
-        f"ended {', '.join(sorted({press.ended for press in measured}))}"
-    )
+def registration(repo: Path, pool: str | None, host: str | None = None) -> str:
+    if pool:
+        return f"- repo: {repo}\n  pool: {pool}\n"
+    return f"- repo: {repo}\n  host: {host}\n" if host else f"- {repo}\n"
 
 
-def registration(repo: Path, pool: str | None) -> str:
-    return f"- repo: {repo}\n  pool: {pool}\n" if pool else f"- {repo}\n"
+HOSTS = "incarnate-bench-hosts"  # the engine and the cgroup of --hosts-cpus
+
+
+@contextlib.contextmanager
+def engine_on_cpus(cpus: str | None) -> Iterator[str | None]:
+    """With `cpus`, a Docker engine of its own whose daemon and containers run on those CPUs only (a cpuset
+    cgroup, their CPU share one group's): the hosts of a fleet, which on a real one are not the serving side's
+    cores. Stopped and its data removed at the end; without `cpus`, this machine's engine (None)."""
+    if not cpus:
+        yield None
+        return
+    if not Path("/sys/fs/cgroup/cpuset/cpuset.cpus").exists():
+        raise SystemExit(
+            "--hosts-cpus needs cgroup v1's cpuset hierarchy (/sys/fs/cgroup/cpuset); this machine has none"
+        )
+    cpuset = Path("/sys/fs/cgroup/cpuset") / HOSTS
+    cpuset.mkdir(exist_ok=True)
+    (cpuset / "cpuset.cpus").write_text(cpus)
+    (cpuset / "cpuset.mems").write_text(Path("/sys/fs/cgroup/cpuset/cpuset.mems").read_text())
+    try:
+        yield start_engine(HOSTS, "10.232.0.0/16", f"/{HOSTS}")
+    finally:
+        stop_engine(HOSTS)
+
+
+def stop_engine(name: str) -> None:
+    """The engine start_engine made, its cgroups (empty once it ended) and, when it ended, its data."""
+    pidfile = Path(f"/run/{name}.pid")
+    if pidfile.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while pidfile.exists() and time.monotonic() < deadline:  # the daemon removes it once it shut down
+            time.sleep(0.5)
+        if pidfile.exists():
+            print(f"the engine {name} did not stop within 60 s; its data stays in /var/lib/{name}")
+            return
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        group = hierarchy / name
+        if group.is_dir() and not group.is_symlink():
+            for child in group.iterdir():
+                if child.is_dir():
+                    with contextlib.suppress(OSError):
+                        child.rmdir()
+            with contextlib.suppress(OSError):
+                group.rmdir()
+    shutil.rmtree(f"/var/lib/{name}", ignore_errors=True)
 
 
 def measure_worker(client, pool: str, stacks: list[str], max_runs: int, env: dict[str, str], log: Path) -> None:
     """`incarnate worker --pool POOL` here: ready, idle memory, the buttons of the pool's `stacks`, its stop."""
     began = time.monotonic()
-    worker = start_serve(max_runs, env, log, ("worker", "--pool", pool))
+    worker = start_serving(max_runs, env, log, ("worker", "--pool", pool))
     try:
         print(f"worker of pool {pool} ready (polling) after {ready_within(worker, log, began, WORKING):.1f} s")
         print(f"the worker's process tree idle: {idle_rss_mb(worker.pid):.0f} MB RSS")
@@ -190,6 +202,13 @@ def main() -> int:
         default="sqlite",
         help="the kind of the Prefect server's database, to measure its size (default sqlite)",
     )
+    parser.add_argument(
+        "--hosts-cpus",
+        default=None,
+        metavar="CPUS",
+        help="run the installed stacks on a Docker engine of their own held to these CPUs (e.g. 1): "
+        "the serving side then keeps the other cores, as it would beside hosts of their own",
+    )
     parser.add_argument("--triggers", type=int, default=5, help="button runs measured one at a time (default 5)")
     parser.add_argument("--max-runs", type=int, default=settings.max_runs())
     args = parser.parse_args()
@@ -197,63 +216,71 @@ def main() -> int:
     stacks = [f"f{tag}x{number:04d}" for number in range(args.stacks)]
     running = stacks[: args.running]
     serve, failed = None, 0
-    try:
-        started = time.monotonic()
-        ports = app_ports(len(running))
-        repos = [customer_repo(folder, stack, store, port) for stack, port in zip(running, ports, strict=True)]
-        repos += [  # registered, never installed: what serve reads of most customers
-            customer_repo(folder, stack, store, more=f"timezone: {ZONES[index % len(ZONES)]}\n")
-            for index, stack in enumerate(stacks[len(running) :])
-        ]
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda repo: incarnate("install", str(repo), env=env), repos[: len(running)]))
-        pools = [None] * len(running) + [args.pool] * (len(repos) - len(running))
-        registrations = "".join(registration(repo, pool) for repo, pool in zip(repos, pools, strict=True))
-        (folder / "customers.yaml").write_text("customers:\n" + registrations)
-        os.chmod(folder / "customers.yaml", 0o600)
-        print(f"{args.stacks} customers registered ({len(running)} installed) in {time.monotonic() - started:.0f} s")
-        before = database_bytes(args.database)
-        log = folder / "serve.log"
-        began = time.monotonic()
-        serve = start_serve(args.max_runs, env, log)
-        ready = ready_within(serve, log, began)
-        print(f"serve ready (its deployments served) after {ready:.1f} s")
-        print(f"serve's process tree idle: {idle_rss_mb(serve.pid):.0f} MB RSS")
-        with get_client(sync_client=True) as client:
-            made, waited = scheduler_settled(client, env["INCARNATE_SERVE_NAME"], 3 * SCHEDULES * args.stacks)
-            print(f"the server's scheduler made {made:,} runs ahead for the fleet within {waited:.0f} s")
-            if args.pool:
-                pooled = stacks[len(running) :][: args.triggers]
-                measure_worker(client, args.pool, pooled, args.max_runs, env, folder / "worker.log")
-            if running or not args.pool:
-                print_latencies(trigger_latencies(client, stacks[: args.triggers]), "")
-            if running:
-                deployments = {stack: resolve(client, f"backup/{stack}") for stack in running}
-                night = one_night(client, deployments, serve)
-                failed = night["failed"]
-                print(
-                    f"one night of {len(running)} running stacks: last backup ended {night['seconds']:.1f} s after "
-                    f"the instant, peak {night['peak_mb']:.0f} MB RSS, {night['failed']} failed"
+    with engine_on_cpus(args.hosts_cpus) as host:
+        try:
+            started = time.monotonic()
+            ports = app_ports(len(running))
+            repos = [customer_repo(folder, stack, store, port) for stack, port in zip(running, ports, strict=True)]
+            repos += [  # registered, never installed: what serve reads of most customers
+                customer_repo(folder, stack, store, more=f"timezone: {ZONES[index % len(ZONES)]}\n")
+                for index, stack in enumerate(stacks[len(running) :])
+            ]
+            where = ("--host", host) if host else ()
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda repo: incarnate("install", str(repo), *where, env=env), repos[: len(running)]))
+            pools = [None] * len(running) + [args.pool] * (len(repos) - len(running))
+            registrations = "".join(registration(repo, pool, host) for repo, pool in zip(repos, pools, strict=True))
+            (folder / "customers.yaml").write_text("customers:\n" + registrations)
+            os.chmod(folder / "customers.yaml", 0o600)
+            print(
+                f"{args.stacks} customers registered ({len(running)} installed) in {time.monotonic() - started:.0f} s"
+            )
+            before = database_bytes(args.database)
+            log = folder / "serve.log"
+            began = time.monotonic()
+            serve = start_serving(args.max_runs, env, log)
+            ready = ready_within(serve, log, began)
+            print(f"serve ready (its deployments served) after {ready:.1f} s")
+            print(f"serve's process tree idle: {idle_rss_mb(serve.pid):.0f} MB RSS")
+            with get_client(sync_client=True) as client:
+                made, waited = scheduler_settled(client, env["INCARNATE_SERVE_NAME"], 3 * SCHEDULES * args.stacks)
+                print(f"the server's scheduler made {made:,} runs ahead for the fleet within {waited:.0f} s")
+                if args.pool:
+                    pooled = stacks[len(running) :][: args.triggers]
+                    measure_worker(client, args.pool, pooled, args.max_runs, env, folder / "worker.log")
+                if running or not args.pool:
+                    print_latencies(trigger_latencies(client, stacks[: args.triggers]), "")
+                if running:
+                    deployments = {stack: resolve(client, f"backup/{stack}") for stack in running}
+                    night = one_night(client, deployments, serve)
+                    failed = night["failed"]
+                    print(
+                        f"one night of {len(running)} running stacks: last backup ended {night['seconds']:.1f} s after "
+                        f"the instant, peak {night['peak_mb']:.0f} MB RSS, {night['failed']} failed"
+                    )
+            print(f"serve stopped {stop_seconds(serve):.1f} s after SIGTERM")
+            after = database_bytes(args.database)
+            if before is None or after is None:
+                print(f"Prefect database: no {args.database} database found to measure")
+            else:
+                print(f"Prefect database: {after / 2**20:.0f} MiB, {(after - before) / 2**20:+.1f} MiB for this fleet")
+        finally:
+            if serve is not None and serve.poll() is None:
+                serve.kill()
+            delete_served(env["INCARNATE_SERVE_NAME"])
+            for stack in running:
+                subprocess.run(
+                    [COMPOSE, "-p", stack, "down", "--volumes"],
+                    capture_output=True,
+                    env={**os.environ, **({"DOCKER_HOST": host} if host else {})},
                 )
-        print(f"serve stopped {stop_seconds(serve):.1f} s after SIGTERM")
-        after = database_bytes(args.database)
-        if before is None or after is None:
-            print(f"Prefect database: no {args.database} database found to measure")
-        else:
-            print(f"Prefect database: {after / 2**20:.0f} MiB, {(after - before) / 2**20:+.1f} MiB for this fleet")
-    finally:
-        if serve is not None and serve.poll() is None:
-            serve.kill()
-        delete_served(env["INCARNATE_SERVE_NAME"])
-        for stack in running:
-            subprocess.run([COMPOSE, "-p", stack, "down", "--volumes"], capture_output=True)
-            shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
-            forget_on_prefect_server(stack)
-        if args.pool:
-            with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
-                client.delete_work_pool(args.pool)
-        forget_store_key(store)
-        shutil.rmtree(folder, ignore_errors=True)
+                shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
+                forget_on_prefect_server(stack)
+            if args.pool:
+                with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+                    client.delete_work_pool(args.pool)
+            forget_store_key(store)
+            shutil.rmtree(folder, ignore_errors=True)
     return 1 if failed else 0
 
 

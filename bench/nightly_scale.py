@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from prefect.client.schemas.filters import (  # noqa: E402
     FlowRunFilter,
     FlowRunFilterId,
 )
+from prefect.client.schemas.objects import StateType  # noqa: E402
 from prefect.states import Scheduled  # noqa: E402
 
 from deployments.stacks import read_all_deployments, resolve  # noqa: E402
@@ -96,7 +98,7 @@ def workspace(kind: str) -> tuple[str, Path, Path, dict[str, str]]:
     )
 
 
-def start_serve(
+def start_serving(
     max_runs: int, env: dict[str, str], log: Path, command: tuple[str, ...] = ("serve",)
 ) -> subprocess.Popen:
     """`incarnate serve` (or another `command` that runs flows: a worker) in a session of its own (so its runs can be
@@ -203,16 +205,43 @@ def one_night(client, deployments: dict[str, tuple[object, dict]], serve: subpro
     }
 
 
-def trigger_latency(client, stacks: list[str], count: int = 5) -> list[float]:
-    """Seconds from a run's creation (a button, a CI trigger) until it started, for `count` verify runs in turn."""
-    latencies = []
-    for stack in stacks[:count]:
+@dataclass
+class Press:
+    """A button's run: seconds from its creation until it was taken (Pending: serve or a worker asked for it and
+    starts its process) and until it started (Running: the process began the flow), and how it ended."""
+
+    taken: float
+    started: float
+    ended: str
+
+
+def trigger_latencies(client, stacks: list[str]) -> list[Press]:
+    """A verify run of each stack, one at a time, as the UI's button or CI creates it."""
+    measured = []
+    for stack in stacks:
         deployment, parameters = resolve(client, f"verify/{stack}")
         run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
         while not (run := client.read_flow_run(run.id)).state.is_final():
             time.sleep(0.2)
-        latencies.append((run.start_time - run.created).total_seconds())
-    return latencies
+        states = client.read_flow_run_states(run.id)
+        pending = min(state.timestamp for state in states if state.type == StateType.PENDING)
+        measured.append(
+            Press(
+                (pending - run.created).total_seconds(),
+                (run.start_time - run.created).total_seconds(),
+                run.state.name,
+            )
+        )
+    return measured
+
+
+def print_latencies(measured: list[Press], where: str) -> None:
+    print(
+        f"button to start{where}, {len(measured)} verify runs one at a time: "
+        f"{', '.join(f'{press.started:.1f}' for press in measured)} s (max {max(p.started for p in measured):.1f}); "
+        f"taken after {', '.join(f'{press.taken:.1f}' for press in measured)} s; "
+        f"ended {', '.join(sorted({press.ended for press in measured}))}"
+    )
 
 
 def main() -> int:
@@ -253,7 +282,7 @@ def main() -> int:
             f"with {args.stacks} (their health checks, {(idle_after - idle_before) / args.stacks:.2%} a stack)"
         )
         log = folder / "serve.log"
-        serve = start_serve(args.max_runs, env, log)
+        serve = start_serving(args.max_runs, env, log)
         with get_client(sync_client=True) as client:
             deployments = wait_for_deployments(client, stacks, serve, log)
             time.sleep(3)  # the runner polls for its deployments' runs from now on
@@ -268,12 +297,7 @@ def main() -> int:
                     f"{night:<7}{args.stacks:>7}{args.max_runs:>9}{figures['seconds']:>15.1f}{figures['peak_mb']:>13.0f}"
                     f"{figures['cpu_seconds']:>8.0f}{figures['failed']:>8}"
                 )
-            latencies = trigger_latency(client, stacks)
-            print(
-                f"trigger to start, {len(latencies)} verify runs one at a time: "
-                f"{', '.join(f'{value:.1f}' for value in latencies)} s "
-                f"(max {max(latencies):.1f})"
-            )
+            print_latencies(trigger_latencies(client, stacks[:5]), "")
         bad = [
             stack
             for stack in stacks

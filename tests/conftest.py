@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.servers import azurite, samba
+from tests.servers import azurite, samba, start_engine
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +75,6 @@ def pytest_xdist_make_scheduler(config, log):
     return Grouped(config, log)
 
 
-SECOND_ENGINE = "unix:///run/docker-b.sock"
-
-
 @contextmanager
 def machine_lock(name: str) -> Iterator[None]:
     """One test process at a time (pytest-xdist runs several) in set-up that the whole machine shares."""
@@ -92,53 +89,8 @@ def second_engine():
     Started once and left running, so its pulled images serve the next run too. Starting it with
     `--bridge none` removes the first engine's docker0: containers of the first engine then need
     a Compose network or `--network none` (incarnate's helpers use the latter)."""
-    probe = ["docker", "-H", SECOND_ENGINE, "info"]
     with machine_lock("second-engine"):
-        start_second_engine(probe)
-    return SECOND_ENGINE
-
-
-def start_second_engine(probe: list[str]) -> None:
-    import json
-    import os
-    import subprocess
-    import time
-
-    if subprocess.run(probe, capture_output=True).returncode != 0:
-        os.makedirs("/var/log/incarnate", exist_ok=True)
-        # A configuration file of its own: the machine's /etc/docker/daemon.json is the first engine's (it may set
-        # the address pools the README suggests, which dockerd refuses to take from a file and a flag at once).
-        # Its own address pool; iptables stays on, Compose's service names need its DNS rules.
-        config = "/run/docker-b.json"
-        with open(config, "w") as file:
-            json.dump({"default-address-pools": [{"base": "10.231.0.0/16", "size": 24}]}, file)
-        with open("/var/log/incarnate/dockerd-b.log", "ab") as log:
-            subprocess.Popen(
-                [
-                    "dockerd",
-                    "--config-file",
-                    config,
-                    "--data-root",
-                    "/var/lib/docker-b",
-                    "--exec-root",
-                    "/run/docker-b",
-                    "--pidfile",
-                    "/run/docker-b.pid",
-                    "-H",
-                    SECOND_ENGINE,
-                    "--bridge",
-                    "none",
-                ],
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 60
-        while subprocess.run(probe, capture_output=True).returncode != 0:
-            assert time.monotonic() < deadline, (
-                "the second Docker engine did not start; see /var/log/incarnate/dockerd-b.log"
-            )
-            time.sleep(0.5)
+        return start_engine("docker-b", "10.231.0.0/16")
 
 
 NO_SUDO_USER = "incarnate-nosudo"

@@ -333,3 +333,57 @@ class WebhookReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def start_engine(name: str, address_pool: str, cgroup: str | None = None) -> str:
+    """A Docker engine of its own beside the machine's (socket /run/NAME.sock, data /var/lib/NAME, log
+    /var/log/incarnate/NAME.log), its address once it answers; one that answers already is left as it is.
+    `cgroup`: a cgroup (v1) path the daemon and its containers are kept in (a cpuset: a host of fewer cores)."""
+    import json
+    import os
+
+    address = f"unix:///run/{name}.sock"
+    probe = ["docker", "-H", address, "info"]
+    if subprocess.run(probe, capture_output=True).returncode == 0:
+        return address
+    os.makedirs("/var/log/incarnate", exist_ok=True)
+    # A configuration file of its own: the machine's /etc/docker/daemon.json is the first engine's (it may set
+    # the address pools the README suggests, which dockerd refuses to take from a file and a flag at once).
+    # Its own address pool; iptables stays on, Compose's service names need its DNS rules.
+    config: dict[str, object] = {"default-address-pools": [{"base": address_pool, "size": 24}]}
+    if cgroup:
+        config["cgroup-parent"] = cgroup
+    Path(f"/run/{name}.json").write_text(json.dumps(config))
+    log = Path(f"/var/log/incarnate/{name}.log")
+    with open(log, "ab") as output:
+        subprocess.Popen(
+            ["dockerd", "--config-file", f"/run/{name}.json", "--data-root", f"/var/lib/{name}"]
+            + ["--exec-root", f"/run/{name}", "--pidfile", f"/run/{name}.pid", "-H", address, "--bridge", "none"],
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+            # The daemon joins the cgroup before it starts containerd and the shims: they inherit it.
+            preexec_fn=(lambda: Path(f"/sys/fs/cgroup/cpuset{cgroup}/cgroup.procs").write_text(str(os.getpid())))
+            if cgroup
+            else None,
+        )
+    deadline = time.monotonic() + 60
+    while subprocess.run(probe, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the Docker engine {name} did not start within 60 s; see {log}")
+        time.sleep(0.5)
+    return address
+
+
+PREFECT_DB_PORT = "5433"  # scripts/prefect-server.sh's default port for its PostgreSQL cluster
+
+
+def psql(database: str, sql: str, port: str = PREFECT_DB_PORT) -> str:
+    """One SQL statement's output, as PostgreSQL's superuser on the cluster scripts/prefect-server.sh makes."""
+    return subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "--port", port, "-d", database, "-tAc", sql],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()

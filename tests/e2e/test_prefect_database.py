@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import free_port
+from tests.servers import PREFECT_DB_PORT, psql
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_PORT = "5433"  # the script's default port for its cluster
 
 
 def prefect_server_script(home: Path, port: int, **options: str) -> subprocess.CompletedProcess:
@@ -22,16 +22,6 @@ def prefect_server_script(home: Path, port: int, **options: str) -> subprocess.C
     return subprocess.run(
         ["bash", "scripts/prefect-server.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
     )
-
-
-def psql(database: str, sql: str) -> str:
-    return subprocess.run(
-        ["runuser", "-u", "postgres", "--", "psql", "--port", PG_PORT, "-d", database, "-tAc", sql],
-        cwd="/",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 def through_server(port: int, home: Path, code: str) -> str:
@@ -64,12 +54,12 @@ def postgresql_home(tmp_path):
     finally:
         subprocess.run(["pkill", "-f", f"prefect server start --host 127.0.0.1 --port {port}"])
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", "dropdb", "--port", PG_PORT, "--if-exists", "--force", name],
+            ["runuser", "-u", "postgres", "--", "dropdb", "--port", PREFECT_DB_PORT, "--if-exists", "--force", name],
             cwd="/",
             capture_output=True,
         )
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", "dropuser", "--port", PG_PORT, "--if-exists", name],
+            ["runuser", "-u", "postgres", "--", "dropuser", "--port", PREFECT_DB_PORT, "--if-exists", name],
             cwd="/",
             capture_output=True,
         )
@@ -79,7 +69,7 @@ def test_postgresql_serves_prefect_and_the_choice_is_kept(postgresql_home):
     home, port, name = postgresql_home
     first = prefect_server_script(home, port, INCARNATE_PREFECT_DB="postgresql", INCARNATE_PREFECT_DB_NAME=name)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert f"starting the Prefect server (PostgreSQL database {name} on 127.0.0.1:{PG_PORT}" in first.stdout
+    assert f"starting the Prefect server (PostgreSQL database {name} on 127.0.0.1:{PREFECT_DB_PORT}" in first.stdout
 
     saved = through_server(
         port,
@@ -92,7 +82,7 @@ def test_postgresql_serves_prefect_and_the_choice_is_kept(postgresql_home):
     assert psql(name, "SELECT count(*) FROM block_document WHERE name = 'probe'") == "1"
     assert not (home / "prefect" / "prefect.db").exists()
 
-    assert (home / "prefect-db").read_text().split() == ["postgresql", PG_PORT, name]
+    assert (home / "prefect-db").read_text().split() == ["postgresql", PREFECT_DB_PORT, name]
     for secret in ("prefect-db", "prefect-db-password", "prefect-api-auth"):
         assert stat.S_IMODE((home / secret).stat().st_mode) == 0o600, secret
     password = (home / "prefect-db-password").read_text().strip()
@@ -106,12 +96,10 @@ def test_postgresql_serves_prefect_and_the_choice_is_kept(postgresql_home):
     assert switched.returncode == 1
     assert switched.stderr.strip().splitlines() == [
         f"error: the Prefect server of {home} keeps the stacks' Secret blocks (their store keys) and the run history "
-        f"in "
-        f"postgresql {PG_PORT} {name} ({home / 'prefect-db'}); refusing to move it to sqlite, which starts empty: "
-        f"unset "
-        f"INCARNATE_PREFECT_DB*, or set up sqlite under a new INCARNATE_HOME. Nothing was changed."
+        f"in postgresql {PREFECT_DB_PORT} {name} ({home / 'prefect-db'}); refusing to move it to sqlite, which starts "
+        "empty: unset INCARNATE_PREFECT_DB*, or set up sqlite under a new INCARNATE_HOME. Nothing was changed."
     ]
-    assert (home / "prefect-db").read_text().split() == ["postgresql", PG_PORT, name]
+    assert (home / "prefect-db").read_text().split() == ["postgresql", PREFECT_DB_PORT, name]
     assert (
         through_server(port, home, "from prefect.blocks.system import Secret\nprint(Secret.load('probe').get())")
         == "kept-in-postgresql"
