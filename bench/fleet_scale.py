@@ -25,6 +25,7 @@ where nothing else runs.
 import argparse
 import concurrent.futures
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -46,19 +47,21 @@ from prefect.exceptions import ObjectNotFound  # noqa: E402
 
 from bench.nightly_scale import (  # noqa: E402
     app_ports,
+    attempt,
     customer_repo,
     delete_served,
     incarnate,
     one_night,
     print_latencies,
     process_tree_rss_mb,
+    remove_stack,
     start_serving,
     trigger_latencies,
     workspace,
 )
 from deployments.stacks import resolve  # noqa: E402
 from incarnate import settings  # noqa: E402
-from tests.e2e.conftest import COMPOSE, SERVING, forget_on_prefect_server, forget_store_key  # noqa: E402
+from tests.e2e.conftest import SERVING, forget_store_key  # noqa: E402
 from tests.servers import PREFECT_DB_PORT, psql, start_engine  # noqa: E402
 
 SCHEDULES = 3  # a stack's: nightly backup, weekly drill, weekly verify (the scheduler keeps three runs ahead of each)
@@ -129,6 +132,7 @@ def registration(repo: Path, pool: str | None, host: str | None = None) -> str:
 
 
 HOSTS = "incarnate-bench-hosts"  # the engine and the cgroup of --hosts-cpus
+ADDRESS_PREFIX = "10.232."  # its networks' (a /16 of their own)
 
 
 @contextlib.contextmanager
@@ -148,33 +152,55 @@ def engine_on_cpus(cpus: str | None) -> Iterator[str | None]:
     (cpuset / "cpuset.cpus").write_text(cpus)
     (cpuset / "cpuset.mems").write_text(Path("/sys/fs/cgroup/cpuset/cpuset.mems").read_text())
     try:
-        yield start_engine(HOSTS, "10.232.0.0/16", f"/{HOSTS}")
+        yield start_engine(HOSTS, f"{ADDRESS_PREFIX}0.0/16", f"/{HOSTS}")
     finally:
         stop_engine(HOSTS)
 
 
 def stop_engine(name: str) -> None:
-    """The engine start_engine made, its cgroups (empty once it ended) and, when it ended, its data."""
+    """The engine start_engine made, and all it left: what still runs in its cgroup (the daemon gives up on
+    containers that take longer than its shutdown timeout to stop), its mounts, bridges, cgroups and data."""
     pidfile = Path(f"/run/{name}.pid")
     if pidfile.exists():
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while pidfile.exists() and time.monotonic() < deadline:  # the daemon removes it once it shut down
             time.sleep(0.5)
         if pidfile.exists():
-            print(f"the engine {name} did not stop within 60 s; its data stays in /var/lib/{name}")
+            print(f"the engine {name} did not stop within 120 s; it and its data in /var/lib/{name} stay")
             return
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        group = hierarchy / name
-        if group.is_dir() and not group.is_symlink():
-            for child in group.iterdir():
-                if child.is_dir():
-                    with contextlib.suppress(OSError):
-                        child.rmdir()
-            with contextlib.suppress(OSError):
-                group.rmdir()
-    shutil.rmtree(f"/var/lib/{name}", ignore_errors=True)
+    groups = [hierarchy / name for hierarchy in Path("/sys/fs/cgroup").iterdir() if (hierarchy / name).is_dir()]
+    for _ in range(20):
+        left = {int(pid) for group in groups for tasks in group.rglob("tasks") for pid in tasks.read_text().split()}
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    roots = (f"/var/lib/{name}", f"/run/{name}")
+    for mount in sorted((m for m in mounts if m in roots or m.startswith(tuple(f"{r}/" for r in roots))), reverse=True):
+        subprocess.run(["umount", "--lazy", mount], capture_output=True)
+    for bridge in json.loads(subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True).stdout or "[]"):
+        if any(address.get("local", "").startswith(ADDRESS_PREFIX) for address in bridge.get("addr_info", [])):
+            subprocess.run(["ip", "link", "delete", bridge["ifname"]], capture_output=True)
+    for group in groups:
+        for child in sorted(group.rglob("*"), reverse=True):
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+        with contextlib.suppress(OSError):
+            group.rmdir()
+    for root in roots:
+        shutil.rmtree(root, ignore_errors=True)
+    Path(f"/run/{name}.json").unlink(missing_ok=True)
+
+
+def delete_pool(pool: str) -> None:
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+        client.delete_work_pool(pool)
 
 
 def measure_worker(client, pool: str, stacks: list[str], max_runs: int, env: dict[str, str], log: Path) -> None:
@@ -267,19 +293,12 @@ def main() -> int:
         finally:
             if serve is not None and serve.poll() is None:
                 serve.kill()
-            delete_served(env["INCARNATE_SERVE_NAME"])
+            attempt("deleting the deployments", delete_served, env["INCARNATE_SERVE_NAME"])
             for stack in running:
-                subprocess.run(
-                    [COMPOSE, "-p", stack, "down", "--volumes"],
-                    capture_output=True,
-                    env={**os.environ, **({"DOCKER_HOST": host} if host else {})},
-                )
-                shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
-                forget_on_prefect_server(stack)
+                attempt(f"removing {stack}", remove_stack, stack, host)
             if args.pool:
-                with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
-                    client.delete_work_pool(args.pool)
-            forget_store_key(store)
+                attempt(f"deleting the work pool {args.pool}", delete_pool, args.pool)
+            attempt("forgetting the store's key", forget_store_key, store)
             shutil.rmtree(folder, ignore_errors=True)
     return 1 if failed else 0
 

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,6 +112,26 @@ def start_serving(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def attempt(what: str, step: Callable[..., object], *args: object) -> None:
+    """One clean-up step: a failure is said and the steps after it still run (all the bench made must go, and the
+    error that ended the bench is not hidden behind one of the clean-up's)."""
+    try:
+        step(*args)
+    except Exception as error:  # noqa: BLE001 - whatever it is, the next step runs
+        print(f"clean-up: {what} failed: {error}", file=sys.stderr)
+
+
+def remove_stack(stack: str, docker_host: str | None = None) -> None:
+    """A stack the bench installed: its containers and volumes on its engine, its folder, its place on the server."""
+    subprocess.run(
+        [COMPOSE, "-p", stack, "down", "--volumes"],
+        capture_output=True,
+        env={**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})},
+    )
+    shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
+    forget_on_prefect_server(stack)
 
 
 def delete_served(serving: str) -> None:
@@ -314,12 +335,10 @@ def main() -> int:
                 serve.wait(300)
             except subprocess.TimeoutExpired:
                 serve.kill()
-        delete_served(env["INCARNATE_SERVE_NAME"])
+        attempt("deleting the deployments", delete_served, env["INCARNATE_SERVE_NAME"])
         for stack in stacks:
-            subprocess.run([COMPOSE, "-p", stack, "down", "--volumes"], capture_output=True)
-            shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
-            forget_on_prefect_server(stack)
-        forget_store_key(store)
+            attempt(f"removing {stack}", remove_stack, stack)
+        attempt("forgetting the store's key", forget_store_key, store)
         shutil.rmtree(folder, ignore_errors=True)
     return 1 if failed or bad else 0
 
