@@ -8,8 +8,10 @@ them in a registry of its own; `--running K` of them are installed demo stacks (
 Then: the seconds `incarnate serve` takes from its start until its deployments are served (it reads every registered
 repo, makes one deployment per flow with a schedule per stack, and the alert automations), the memory (RSS) of its
 process tree while idle, how long the server's scheduler takes to make the runs ahead for the fleet's schedules
-(measured before the buttons: a server busy inserting them answers late), the seconds from a button's run (a verify
-run of a stack, created as the UI or CI creates it) until the run started, for `--triggers` runs one at a time, one
+and how long serve's log archiver takes to open every stack once (both measured before the buttons: a server busy
+inserting runs answers late, and serve is busiest until its archiver opened its stacks), the seconds from a button's
+run (a verify run of a stack, created as the UI or CI creates it) until the run started, for `--triggers` runs one at
+a time, one
 nightly window of the running stacks (every backup due at one instant) when K > 0, and the seconds serve takes to stop
 on SIGTERM. With `--pool NAME` the stacks not running are registered in that work pool instead (Prefect's other way
 to place runs: a worker per container host): serve makes the pool's deployments, and `incarnate worker --pool NAME`
@@ -133,6 +135,17 @@ def registration(repo: Path, pool: str | None, host: str | None = None) -> str:
 
 HOSTS = "incarnate-bench-hosts"  # the engine and the cgroup of --hosts-cpus
 ADDRESS_PREFIX = "10.232."  # its networks' (a /16 of their own)
+
+
+def first_round(log: Path, serving: subprocess.Popen, seconds: float = 900) -> str:
+    """What serve said of its archiver's first round (each stack it serves opened once), once it ended."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and serving.poll() is None:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("archiving: the first round"):
+                return line.removeprefix("archiving: ")
+        time.sleep(1)
+    return f"no first round said within {seconds:.0f} s"
 
 
 @contextlib.contextmanager
@@ -271,6 +284,8 @@ def main() -> int:
             with get_client(sync_client=True) as client:
                 made, waited = scheduler_settled(client, env["INCARNATE_SERVE_NAME"], 3 * SCHEDULES * args.stacks)
                 print(f"the server's scheduler made {made:,} runs ahead for the fleet within {waited:.0f} s")
+                if not args.pool or running:  # serve archives the stacks not in a pool: busiest until it opened them
+                    print(f"serve's archiver: {first_round(log, serve)}")
                 if args.pool:
                     pooled = stacks[len(running) :][: args.triggers]
                     measure_worker(client, args.pool, pooled, args.max_runs, env, folder / "worker.log")

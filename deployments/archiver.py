@@ -127,10 +127,12 @@ def run_rounds(
     """Round after round over `stacks` (repo, host) until `stop` is set; a failing stack is said and skipped (a
     failure that lasts, once every few minutes), and the others go on."""
     every, announcer, rounds = settings.archive_seconds(), Announcer(), Rounds()
+    first, slow_said_at = True, float("-inf")
     while not stop.is_set():
         began = time.monotonic()
         rounds.hosts.clear()
-        for repo, host in stacks():
+        listed = stacks()
+        for repo, host in listed:
             try:
                 result = archive_once(repo, host, rounds.stack(repo, host, say))
             except Exception as error:  # noqa: BLE001 - one stack's failure, whatever it is, must not stop the others
@@ -139,7 +141,25 @@ def run_rounds(
             if not (quiet and not any(database.pieces for database in result.shipped)):
                 say(result.describe())
             announcer.after(result)
-        stop.wait(max(0.0, every - (time.monotonic() - began)))
+        took = time.monotonic() - began
+        # A slow round is said once every IDLE_EVERY seconds while it lasts, not every round.
+        if first or (took > every and time.monotonic() - slow_said_at > IDLE_EVERY):
+            say(round_took(len(listed), took, every, first))
+            slow_said_at = time.monotonic() if took > every else slow_said_at
+        first = False
+        stop.wait(max(0.0, every - took))
+
+
+def round_took(stacks: int, took: float, every: float, first: bool) -> str:
+    """What a round's length means for the recovery point: said after the first round (its stacks opened), and
+    whenever a round outlasts the interval (writes then reach the store that much later)."""
+    said = f"archiving: {'the first round' if first else 'a round'} over {stacks} stack(s) took {took:.1f} s"
+    if took <= every:
+        return said
+    return (
+        f"{said}, longer than the {every:g} s between rounds (INCARNATE_ARCHIVE_SECONDS): each stack's writes reach "
+        f"its store up to {took:.0f} s late"
+    )
 
 
 def pool_stacks(pool: str) -> Callable[[], list[tuple[str, str | None]]]:

@@ -1,0 +1,29 @@
+"""The archiver's rounds say how long they take: the first one (every stack opened), and any that outlasts the
+interval, which is then the recovery point of a total loss rather than INCARNATE_ARCHIVE_SECONDS."""
+
+import threading
+import time
+
+from deployments import archiver
+from incarnate.archiver import Round
+
+
+def test_the_first_round_and_a_round_longer_than_the_interval_are_said_the_latter_once_a_while(monkeypatch):
+    monkeypatch.setenv("INCARNATE_ARCHIVE_SECONDS", "1")
+    stop, said, rounds = threading.Event(), [], []
+
+    def archive_once(repo, host, opened):
+        rounds.append(repo)
+        time.sleep(1.2 if len(rounds) > 1 else 0)  # the first round is quick, the next ones outlast the second
+        if len(rounds) == 4:
+            stop.set()
+        return Round(repo.rsplit("/", 1)[-1], [], [], None)
+
+    monkeypatch.setattr(archiver, "archive_once", archive_once)
+    monkeypatch.setattr(archiver.Rounds, "stack", lambda self, repo, host, say: None)
+    archiver.run_rounds(lambda: [("/repos/acme", None)], stop, said.append, quiet=True)
+    timing = [line for line in said if line.startswith("archiving:")]
+    assert len(timing) == 2, said  # the first round, then the first slow one; the next slow ones within IDLE_EVERY not
+    assert timing[0].startswith("archiving: the first round over 1 stack(s) took 0.")
+    assert timing[1].startswith("archiving: a round over 1 stack(s) took 1.")
+    assert "s, longer than the 1 s between rounds (INCARNATE_ARCHIVE_SECONDS): each stack's writes" in timing[1]
