@@ -1,27 +1,25 @@
 """Benchmark: `incarnate serve` for a fleet of registered customers, most of them registrations only.
 
     .venv/bin/python bench/fleet_scale.py [--stacks 1000] [--running 0] [--pool NAME] [--database sqlite]
-        [--hosts-cpus CPUS] [--triggers 5] [--max-runs N]
+        [--hosts-cpus CPUS] [--no-night] [--triggers 5] [--max-runs N]
 
 Makes N customer repos (stack.yaml only, demo 1.0.0, one shared store, time zones spread over the world) and registers
 them in a registry of its own; `--running K` of them are installed demo stacks (as bench/nightly_scale.py makes them).
 Then: the seconds `incarnate serve` takes from its start until its deployments are served (it reads every registered
 repo, makes one deployment per flow with a schedule per stack, and the alert automations), the memory (RSS) of its
-process tree while idle, how long the server's scheduler takes to make the runs ahead for the fleet's schedules
-and how long serve's log archiver takes to open every stack once (both measured before the buttons: a server busy
-inserting runs answers late, and serve is busiest until its archiver opened its stacks), the seconds from a button's
-run (a verify run of a stack, created as the UI or CI creates it) until the run started, for `--triggers` runs one at
-a time, one
-nightly window of the running stacks (every backup due at one instant) when K > 0, and the seconds serve takes to stop
-on SIGTERM. With `--pool NAME` the stacks not running are registered in that work pool instead (Prefect's other way
-to place runs: a worker per container host): serve makes the pool's deployments, and `incarnate worker --pool NAME`
-on this machine is measured as serve is (ready, memory, the buttons, its stop). With `--hosts-cpus 1` the running
-stacks are installed on a Docker engine of their own whose daemon and containers are held to CPU 1 (a cpuset cgroup,
-one CPU share for all of them): on a real fleet the stacks run on hosts of their own, not on the serving side's
-cores, and a button's latency is the serving side's. The Prefect database (SQLite under
-INCARNATE_HOME, or with `--database postgresql` the one set-up made) is measured before and after: its growth is the
-fleet's deployments and the scheduled runs the server makes for them. Everything it made is removed at the end. Run it
-where nothing else runs.
+process tree while idle, how long the server's scheduler takes to make the runs ahead for the fleet's schedules and how
+long serve's log archiver takes to open every stack once (both measured before the buttons: a server busy inserting runs
+answers late, and serve is busiest until its archiver opened its stacks), the seconds from a button's run (a verify run
+of a stack, created as the UI or CI creates it) until the run started, for `--triggers` runs one at a time, one nightly
+window of the running stacks (every backup due at one instant) when K > 0 (unless `--no-night`), and the seconds serve
+takes to stop on SIGTERM. With `--pool NAME` the stacks not running are registered in that work pool instead (Prefect's
+other way to place runs: a worker per container host): serve makes the pool's deployments, and `incarnate worker --pool
+NAME` on this machine is measured as serve is (ready, memory, the buttons, its stop). With `--hosts-cpus 1` the running
+stacks are installed on a Docker engine of their own whose daemon and containers are held to CPU 1 (a cpuset cgroup, one
+CPU share for all of them): on a real fleet the stacks run on hosts of their own, not on the serving side's cores, and a
+button's latency is the serving side's. The Prefect database (SQLite under INCARNATE_HOME, or with `--database
+postgresql` the one set-up made) is measured before and after: its growth is the fleet's deployments and the scheduled
+runs the server makes for them. Everything it made is removed at the end. Run it where nothing else runs.
 """
 
 import argparse
@@ -52,6 +50,7 @@ from bench.nightly_scale import (  # noqa: E402
     attempt,
     customer_repo,
     delete_served,
+    forget_stack,
     incarnate,
     one_night,
     print_latencies,
@@ -248,6 +247,12 @@ def main() -> int:
         help="run the installed stacks on a Docker engine of their own held to these CPUs (e.g. 1): "
         "the serving side then keeps the other cores, as it would beside hosts of their own",
     )
+    parser.add_argument(
+        "--night",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the running stacks' nightly window (default; bench/nightly_scale.py measures it on its own)",
+    )
     parser.add_argument("--triggers", type=int, default=5, help="button runs measured one at a time (default 5)")
     parser.add_argument("--max-runs", type=int, default=settings.max_runs())
     args = parser.parse_args()
@@ -291,7 +296,7 @@ def main() -> int:
                     measure_worker(client, args.pool, pooled, args.max_runs, env, folder / "worker.log")
                 if running or not args.pool:
                     print_latencies(trigger_latencies(client, stacks[: args.triggers]), "")
-                if running:
+                if running and args.night:
                     deployments = {stack: resolve(client, f"backup/{stack}") for stack in running}
                     night = one_night(client, deployments, serve)
                     failed = night["failed"]
@@ -309,8 +314,8 @@ def main() -> int:
             if serve is not None and serve.poll() is None:
                 serve.kill()
             attempt("deleting the deployments", delete_served, env["INCARNATE_SERVE_NAME"])
-            for stack in running:
-                attempt(f"removing {stack}", remove_stack, stack, host)
+            for stack in running:  # on the bench's own engine they go with it (stop_engine), at once
+                attempt(f"removing {stack}", forget_stack if host else remove_stack, stack)
             if args.pool:
                 attempt(f"deleting the work pool {args.pool}", delete_pool, args.pool)
             attempt("forgetting the store's key", forget_store_key, store)

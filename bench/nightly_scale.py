@@ -123,13 +123,14 @@ def attempt(what: str, step: Callable[..., object], *args: object) -> None:
         print(f"clean-up: {what} failed: {error}", file=sys.stderr)
 
 
-def remove_stack(stack: str, docker_host: str | None = None) -> None:
-    """A stack the bench installed: its containers and volumes on its engine, its folder, its place on the server."""
-    subprocess.run(
-        [COMPOSE, "-p", stack, "down", "--volumes"],
-        capture_output=True,
-        env={**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})},
-    )
+def remove_stack(stack: str) -> None:
+    """A stack the bench installed: its containers and volumes, then what forget_stack forgets."""
+    subprocess.run([COMPOSE, "-p", stack, "down", "--volumes"], capture_output=True)
+    forget_stack(stack)
+
+
+def forget_stack(stack: str) -> None:
+    """A stack's folder and its place on the Prefect server (its containers went with an engine of the bench's)."""
     shutil.rmtree(settings.stacks_dir() / stack, ignore_errors=True)
     forget_on_prefect_server(stack)
 
