@@ -722,6 +722,9 @@ def run() -> NoReturn:
 
     An error is printed after them: they may print too (a slow server's "EventsWorker - Still processing items",
     "Stopping temporary server"), and the last line must be the sentence that says what failed and where."""
+    # A line is written when it is said, also to a log file or the journal (serve, a worker, archive --follow):
+    # Python buffers what goes to anything but a terminal, and serve's lines came a buffer's worth late.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     code, last_words = main()
     quiet = QuietUntilSlow(time.monotonic())
     for name in QUEUE_SERVICES:

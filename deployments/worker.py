@@ -104,7 +104,6 @@ def main(pool: str, max_runs: int, settings: AlertSettings) -> int:
     """Run Prefect's process worker for the pool in this process until it is asked to stop; the exit code."""
     ensure_pool(pool)
     os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
-    sys.stdout.reconfigure(line_buffering=True)  # the runs' output passes through here: a log file shows it as it comes
     print(
         f"worker of pool {pool}: runs its flows on this host (engine {os.environ.get('DOCKER_HOST') or 'local'}), "
         f"at most {max_runs} at once (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order"
