@@ -145,7 +145,8 @@ def run_rounds(
         # A slow round is said once every IDLE_EVERY seconds while it lasts, not every round.
         if first or (took > every and time.monotonic() - slow_said_at > IDLE_EVERY):
             say(round_took(len(listed), took, every, first))
-            slow_said_at = time.monotonic() if took > every else slow_said_at
+            if took > every:
+                slow_said_at = time.monotonic()
         first = False
         stop.wait(max(0.0, every - took))
 

@@ -103,11 +103,18 @@ def test_archiving_survives_a_killed_archiver_and_a_store_outage_and_a_gap_is_ne
         env={**os.environ, "INCARNATE_ARCHIVE_SECONDS": "1"},
         start_new_session=True,
     )
-    for number in range(40):
-        add(customer, f"while archiving {number}")
-        time.sleep(0.05)
-    os.killpg(follow.pid, signal.SIGKILL)
-    follow.wait()
+    try:
+        for number in range(40):
+            add(customer, f"while archiving {number}")
+            time.sleep(0.05)
+        # It says how long its first round took (with many stacks, the recovery point until the next round).
+        deadline = time.monotonic() + 30
+        while "archiving: the first round over 1 stack(s) took" not in (tmp_path / "archiver.log").read_text():
+            assert time.monotonic() < deadline, (tmp_path / "archiver.log").read_text()[-2000:]
+            time.sleep(0.5)
+    finally:
+        os.killpg(follow.pid, signal.SIGKILL)
+        follow.wait()
     add(customer, "after the archiver was killed")
 
     # The store goes away: a round fails saying so, and the writes wait in the server's binlog.
