@@ -77,14 +77,25 @@ def _registry() -> Path:
 def _register(token: str) -> None:
     """Note on this machine's own disk that this process owns the lock `token`: only a note found here, written in
     this boot, lets a reader here judge the lock by its owner's process instead of waiting out its lifetime."""
+    _forget_old_notes()
     with suppress(OSError):  # without the note, runs here wait for the lifetime like runs elsewhere: slower, as safe
-        for left in _registry().glob("*"):  # a killed run's note whose lock nobody here looked at since a day
-            if time.time() - left.stat().st_mtime > 86400 and _owner_lives(left.name) is False:
-                _unregister(left.name)  # if its lock is still somewhere, runs here now wait for its lifetime
         write_private(
             _registry() / token,
             json.dumps({"pid": os.getpid(), "started": _started(os.getpid()), "boot": _boot()}).encode(),
         )
+
+
+def _forget_old_notes() -> None:
+    """Delete the notes of killed runs whose locks nobody here looked at since a day (if such a lock is still
+    somewhere, runs here now wait for its lifetime)."""
+    try:
+        notes = list(_registry().glob("*"))
+    except OSError:
+        return
+    for left in notes:
+        with suppress(OSError):  # another run here deleted its note meanwhile: the others are still looked at
+            if time.time() - left.stat().st_mtime > 86400 and _owner_lives(left.name) is False:
+                _unregister(left.name)
 
 
 def _unregister(token: str) -> None:

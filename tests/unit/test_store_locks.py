@@ -194,3 +194,17 @@ def test_a_backup_commits_when_a_sweep_ran_but_left_its_chunks(tmp_path):
     marked_sweep(store, set(), PruneResult(dry_run=False), datetime.now(UTC))
     writer.commit(stack="acme", product="demo", release="1.0.0", schema_version=1, config_commit=None, origin="backup")
     assert len(list(tmp_path.glob("backups/acme/*/manifest.json"))) == 2
+
+
+def test_a_lock_is_noted_as_this_machines_though_another_runs_note_vanishes_as_it_is_looked_at(tmp_path, monkeypatch):
+    """Two runs on one machine: one deletes its note while the other, taking a lock, looks over the notes for old ones.
+    The lock must still be noted (else a killed owner's lock blocks runs here for its whole lifetime)."""
+    from pathlib import Path
+
+    from incarnate.stores import locking
+
+    monkeypatch.setenv("INCARNATE_HOME", str(tmp_path))
+    listed = Path.glob
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: [self / "deleted-meanwhile", *listed(self, pattern)])
+    locking._register("taken-now")
+    assert (tmp_path / "run" / "store-locks" / "taken-now").is_file()
