@@ -7,10 +7,11 @@ from prefect.artifacts import create_table_artifact
 from blocks import resolve
 from flows.deploy import bring_up
 from flows.prologue import stack_on_host
-from flows.report import StageReport, artifact_key
+from flows.report import StageReport
 from incarnate import product_settings, stages
 from incarnate.config import DRILL_SUFFIX
 from incarnate.errors import StoreError
+from incarnate.fleet import report_key
 from incarnate.host import free_port
 from incarnate.log_archive import recovery_time
 from incarnate.pinned import PinnedStack
@@ -91,7 +92,7 @@ def restore_drill(
                 tear_down(held.project)
     report.publish()
     create_table_artifact(
-        key=artifact_key("restore-drill-result", customer.config.stack),
+        key=report_key("restore-drill-result", customer.config.stack),
         table=[{"table": table, "rows": rows} for table, rows in counts.items()],
         description=f"snapshot {chosen.id} restored, healthy at {readiness.describe()}",
     )

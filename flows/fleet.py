@@ -23,9 +23,8 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.sorting import ArtifactSort
 
 from deployments.stacks import PAGE, incarnate_deployments, read_pages, stacks_of
-from flows.report import artifact_key
 from incarnate import fleet
-from incarnate.fleet import BACKUP_REPORT, DRILL, KINDS, Report, StackReports
+from incarnate.fleet import BACKUP_REPORT, DRILL, Report, StackReports
 
 HISTORY = (BACKUP_REPORT, DRILL)  # the kinds whose history the table draws
 
@@ -36,26 +35,41 @@ def served_stacks(client) -> dict[str, str]:
 
 
 def read_reports(client, stacks: list[str], nights: int) -> dict[str, StackReports]:
-    """The newest report of each kind per stack, and the backups' and drills' reports of the last `nights`."""
-    owner = {artifact_key(kind, stack): (kind, stack) for stack in stacks for kind in KINDS}
+    """The newest report of each kind per stack, and the backups' and drills' reports of the last `nights`; a report
+    not published since keys became `KIND--STACK` is read under its earlier key."""
     found = {stack: StackReports() for stack in stacks}
-    keys = sorted(owner)
+    owners, earlier = fleet.report_keys(stacks), fleet.earlier_keys(stacks)
+    read_latest(client, owners, found)
+    unreplaced = {key: (kind, stack) for key, (kind, stack) in earlier.items() if kind not in found[stack].latest}
+    read_latest(client, unreplaced, found)
+    history = {key: (kind, stack) for key, (kind, stack) in {**owners, **earlier}.items() if kind in HISTORY}
+    read_history(client, history, nights, found)
+    for reports in found.values():  # a stack's history may come under two keys, in two pages
+        reports.backups.sort(key=lambda report: report.created)
+        reports.drills.sort(key=lambda report: report.created)
+    return found
+
+
+def read_latest(client, owners: dict[str, tuple[str, str]], found: dict[str, StackReports]) -> None:
+    keys = sorted(owners)
     for start in range(0, len(keys), PAGE):  # a bounded request each: a thousand stacks are five thousand keys
         newest = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=keys[start : start + PAGE]))
         for latest in read_pages(client.read_latest_artifacts, artifact_filter=newest):
-            kind, stack = owner[latest.key]
+            kind, stack = owners[latest.key]
             found[stack].latest[kind] = report(latest.created, latest.data, latest.description)
+
+
+def read_history(client, owners: dict[str, tuple[str, str]], nights: int, found: dict[str, StackReports]) -> None:
     since = FlowRunFilter(start_time=FlowRunFilterStartTime(after_=datetime.now(UTC) - timedelta(days=nights)))
-    history = sorted(key for key, (kind, _) in owner.items() if kind in HISTORY)
-    for start in range(0, len(history), PAGE):
-        batch = ArtifactFilter(key=ArtifactFilterKey(any_=history[start : start + PAGE]))
+    keys = sorted(owners)
+    for start in range(0, len(keys), PAGE):
+        batch = ArtifactFilter(key=ArtifactFilterKey(any_=keys[start : start + PAGE]))
         for artifact in read_pages(
             client.read_artifacts, artifact_filter=batch, flow_run_filter=since, sort=ArtifactSort.CREATED_DESC
         ):
-            kind, stack = owner[artifact.key]
+            kind, stack = owners[artifact.key]
             reports = found[stack].backups if kind == BACKUP_REPORT else found[stack].drills
-            reports.insert(0, report(artifact.created, artifact.data, artifact.description))
-    return found
+            reports.append(report(artifact.created, artifact.data, artifact.description))
 
 
 def report(created: datetime, data: object, description: str | None) -> Report:

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows.report import StageReport, artifact_key
+from flows.report import StageReport
 from incarnate import incarnations
+from incarnate.fleet import report_key
 from incarnate.host import Host
 from incarnate.incarnations import Incarnation
 from incarnate.pinned import PinnedStack
@@ -38,7 +39,7 @@ def record_incarnation(report: StageReport, incarnation: Incarnation, repo: str)
         {"field": f"seconds: {stage}", "value": f"{seconds:.1f}"} for stage, seconds in incarnation.seconds.items()
     ]
     create_table_artifact(
-        key=artifact_key("incarnation", incarnation.stack),
+        key=report_key("incarnation", incarnation.stack),
         table=rows,
         description=f"{incarnation.flow} of {incarnation.stack}: {incarnation.result}",
     )

@@ -9,12 +9,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
+from incarnate.fleet import report_key
 from incarnate.stages.backup import BackupResult
-
-
-def artifact_key(*parts: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
-
 
 RENAMED = re.compile(r"^.* \((?P<generated>[^()]+)\)$")
 
@@ -102,7 +98,7 @@ class StageReport:
             "detail": "",
         }
         create_table_artifact(
-            key=artifact_key(self.flow, self.stack or "unknown"),
+            key=report_key(self.flow, self.stack or "unknown"),
             table=[*self.rows, total],
             description=f"{self.flow} of stack {self.stack or '?'}: stages and durations",
         )
@@ -147,7 +143,7 @@ def _ratio(raw: int, new: int) -> str:
 
 def publish_backup(stack: str, result: BackupResult) -> None:
     create_table_artifact(
-        key=artifact_key("backup-report", stack),
+        key=report_key("backup-report", stack),
         table=backup_rows(result),
         description=f"snapshot {result.snapshot.id} of stack {stack}: {result.protection}",
     )

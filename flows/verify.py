@@ -5,10 +5,11 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from blocks import resolve
-from flows.report import StageReport, artifact_key
+from flows.report import StageReport
 from incarnate import log_archive, stages
 from incarnate.backup_format import VOLUMES, Sample, find_snapshot, scan_snapshots
 from incarnate.errors import IntegrityError, StoreError
+from incarnate.fleet import report_key
 from incarnate.repo import load_customer_config
 from tasks.chores import verify
 
@@ -60,7 +61,7 @@ def verify_stack(repo: str, snapshot: str | None = None, every: bool = False, sa
         )
     report.publish()
     create_table_artifact(
-        key=artifact_key("verify-report", config.stack),
+        key=report_key("verify-report", config.stack),
         table=[
             {"snapshot": found.id, "release": found.manifest.release, "created": found.manifest.created_at}
             for found in chosen

@@ -7,6 +7,9 @@ how big and how old its newest backup is, its last drill and verify, how its sto
 (the open alerts). Plain data in, lines and rows out: flows/fleet.py reads the reports from the Prefect server.
 """
 
+import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,6 +23,23 @@ BACKUP_RUN, BACKUP_REPORT, DRILL, VERIFY, INCARNATION = (
     "incarnation",
 )
 KINDS = (BACKUP_RUN, BACKUP_REPORT, DRILL, VERIFY, INCARNATION)
+# Every kind of report published per stack under the keys of before 2026-12-04 (`KIND-STACK`): the flows' stage
+# tables and the drill's, verify's and backup's own. History: not to be kept in step with new kinds.
+PUBLISHED_BEFORE = (
+    "install",
+    "disaster-recovery",
+    "import",
+    "update",
+    "rollback",
+    "remove",
+    "backup",
+    "backup-report",
+    "restore-drill",
+    "restore-drill-result",
+    "verify",
+    "verify-report",
+    "incarnation",
+)
 NOT_BEFORE_HEALTHY = {"tear down", "total"}  # a drill's stages after its stack answered healthy
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -52,6 +72,37 @@ class StackReports:
     latest: dict[str, Report] = field(default_factory=dict)
     backups: list[Report] = field(default_factory=list)  # backup reports, oldest first
     drills: list[Report] = field(default_factory=list)  # drill stage reports, oldest first
+
+
+def report_key(kind: str, stack: str) -> str:
+    """The artifact key of a stack's report of one kind: `KIND--STACK`. No kind holds `--` or ends in `-`, so no two
+    reports share a key whatever the stacks are named (with `KIND-STACK` the backup of stack `report-x` and the
+    backup report of stack `x` had one). A stack name is a key as it is; other names (a release's) are made one."""
+    if "--" in kind or kind.endswith("-"):
+        raise ValueError(f"the report kind {kind!r} would make keys two reports can share")
+    return f"{kind}--{re.sub(r'[^a-z0-9-]+', '-', stack.lower())}"
+
+
+def report_keys(stacks: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Each key the fleet reads, and whose report of which kind it is."""
+    return {report_key(kind, stack): (kind, stack) for stack in stacks for kind in KINDS}
+
+
+def earlier_keys(stacks: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """The keys the same reports had before 2026-12-04 (`KIND-STACK`), so that the reports published then are read
+    until newer ones replace them: only those no other kind of report of these stacks could have had too."""
+    listed = list(stacks)
+    published = Counter(_earlier_key(kind, stack) for stack in listed for kind in PUBLISHED_BEFORE)
+    return {
+        _earlier_key(kind, stack): (kind, stack)
+        for stack in listed
+        for kind in KINDS
+        if published[_earlier_key(kind, stack)] == 1
+    }
+
+
+def _earlier_key(kind: str, stack: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", f"{kind}-{stack}".lower()).strip("-")
 
 
 def healthy_seconds(drill: Report) -> float | None:

@@ -2,6 +2,7 @@
 
 import re
 
+from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 
@@ -14,6 +15,11 @@ def fleet_line(output: str, stack: str) -> str:
 
 def test_fleet_shows_a_served_stacks_release_backup_drill_and_verify_and_exits_1_when_it_is_overdue(customer, tmp_path):
     with serving(customer, tmp_path):
+        # A verify report as published before keys were KIND--STACK: read until a newer one replaces it.
+        earlier = [{"stage": "total", "seconds": "1.0", "result": "failed", "detail": ""}]
+        create_table_artifact(table=earlier, key=f"verify-{customer.stack}", description="verify, as published before")
+        before = customer.incarnate("fleet")
+        assert " failed " in fleet_line(before.stdout, customer.stack), before.stdout[-2000:] + before.stderr
         for command in ("backup", "drill", "verify"):  # the install ran the vanilla backup's data: none of its own
             done = customer.incarnate(command, str(customer.repo))
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr
@@ -22,6 +28,7 @@ def test_fleet_shows_a_served_stacks_release_backup_drill_and_verify_and_exits_1
         line = fleet_line(shown.stdout, customer.stack)
         assert " 1.0.0 " in line and re.search(r" \d+\.\d [kMG]B ", line) and "ago" in line, line
         assert "ok " in line and "healthy in " in line and " yes " in line, line  # drill, verify, encrypted
+        assert " failed " not in line, line  # the verify report of today's key replaced the earlier one
         assert line.rstrip().endswith(" -"), line  # no open alert
         with get_client(sync_client=True) as client:
             (artifact,) = client.read_latest_artifacts(  # the table kept for the UI

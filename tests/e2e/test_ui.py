@@ -45,5 +45,5 @@ def test_operator_presses_run_in_the_ui_and_sees_the_completed_run_and_its_artif
     assert run.state.is_completed(), run.state.message
     assert run.parameters["repo"] == str(customer.repo) and f"stack:{customer.stack}" in run.tags  # the stack chosen
 
-    shown = browser("artifact", UI, str(run.id), f"backup-report-{customer.stack}", str(tmp_path / "artifact.png"))
+    shown = browser("artifact", UI, str(run.id), f"backup-report--{customer.stack}", str(tmp_path / "artifact.png"))
     assert shown.returncode == 0, shown.stderr + shown.stdout

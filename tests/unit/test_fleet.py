@@ -113,3 +113,20 @@ def test_sparklines_and_ages():
     assert fleet.sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
     assert [fleet.age(timedelta(seconds=s)) for s in (5, 90, 7200, 86400 * 3)] == ["5s", "1m", "2h", "3d"]
     assert fleet.age(timedelta(hours=30)) == "30h"  # under two days, hours say more
+
+
+def test_no_two_reports_share_a_key_whatever_their_stacks_are_named():
+    stacks = ("x", "report-x", "result-x", "drill-result-x", "a--b", "a-", "a")
+    keys = [fleet.report_key(kind, stack) for kind in fleet.PUBLISHED_BEFORE for stack in stacks]
+    assert len(set(keys)) == len(keys)
+    with pytest.raises(ValueError, match="share"):
+        fleet.report_key("backup-", "x")
+
+
+def test_reports_published_under_the_earlier_keys_are_read_only_where_no_other_report_had_that_key():
+    earlier = fleet.earlier_keys(["x", "report-x", "acme"])
+    assert earlier["backup-report-acme"] == (fleet.BACKUP_REPORT, "acme")
+    assert earlier["verify-acme"] == (fleet.VERIFY, "acme")
+    # the backup of report-x and the backup report of x were published under one key: neither is read from it
+    assert "backup-report-x" not in earlier and "backup-x" in earlier
+    assert set(fleet.report_keys(["acme"])) == {f"{kind}--acme" for kind in fleet.KINDS}
