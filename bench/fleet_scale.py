@@ -19,7 +19,9 @@ stacks are installed on a Docker engine of their own whose daemon and containers
 CPU share for all of them): on a real fleet the stacks run on hosts of their own, not on the serving side's cores, and a
 button's latency is the serving side's. The Prefect database (SQLite under INCARNATE_HOME, or with `--database
 postgresql` the one set-up made) is measured before and after: its growth is the fleet's deployments and the scheduled
-runs the server makes for them. Everything it made is removed at the end. Run it where nothing else runs.
+runs the server makes for them. Last, with serve stopped, two rounds of an archiver over the fleet (its first, which
+opens every stack, and the next), one stack at a time and INCARNATE_ARCHIVE_PARALLEL at once. Everything it made is
+removed at the end. Run it where nothing else runs.
 """
 
 import argparse
@@ -60,6 +62,7 @@ from bench.nightly_scale import (  # noqa: E402
     trigger_latencies,
     workspace,
 )
+from deployments import archiver  # noqa: E402
 from deployments.stacks import resolve  # noqa: E402
 from incarnate import settings  # noqa: E402
 from tests.e2e.conftest import SERVING, forget_store_key  # noqa: E402
@@ -117,6 +120,29 @@ def scheduler_settled(client, serving: str, expected: int, seconds: float = 180)
             break
         time.sleep(2)
     return made, time.monotonic() - began
+
+
+def archiver_rounds(stacks: list[tuple[str, str | None]], parallel: int) -> tuple[float, float]:
+    """Seconds of an archiver's first round over these stacks (repo, host), each opened, and of its next one, with
+    `parallel` stacks at once: what a round of serve's archiver does, without serve's other work beside it."""
+    rounds, took = archiver.Rounds(), []
+    for _ in range(2):
+        began = time.monotonic()
+        rounds.hosts = archiver.Hosts()
+        archiver.each_at_once(lambda stack: rounds.ship(*stack, lambda said: None), stacks, parallel)
+        took.append(time.monotonic() - began)
+    return took[0], took[1]
+
+
+def print_archiver_rounds(stacks: list[tuple[str, str | None]]) -> None:
+    one_first, one_next = archiver_rounds(stacks, 1)
+    parallel = settings.archive_parallel()
+    first, following = archiver_rounds(stacks, parallel)
+    print(
+        f"an archiver's rounds over the {len(stacks)} stacks, one at a time: first {one_first:.1f} s, next "
+        f"{one_next:.1f} s; {parallel} at once (INCARNATE_ARCHIVE_PARALLEL): first {first:.1f} s "
+        f"({one_first / first:.1f}x faster), next {following:.1f} s ({one_next / following:.1f}x)"
+    )
 
 
 def stop_seconds(serving: subprocess.Popen) -> float:
@@ -305,6 +331,8 @@ def main() -> int:
                         f"the instant, peak {night['peak_mb']:.0f} MB RSS, {night['failed']} failed"
                     )
             print(f"serve stopped {stop_seconds(serve):.1f} s after SIGTERM")
+            hosts = [host] * len(running) + [None] * (len(repos) - len(running))
+            print_archiver_rounds([(str(repo), where) for repo, where in zip(repos, hosts, strict=True)])
             after = database_bytes(args.database)
             if before is None or after is None:
                 print(f"Prefect database: no {args.database} database found to measure")

@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from prefect.events import emit_event
 
 from blocks import resolve
 from deployments.stacks import stacks_of
 from incarnate import settings
-from incarnate.archiver import Round, ship_stack
+from incarnate.archiver import Kept, Round, ship_stack
 from incarnate.compose import ComposeProject
 from incarnate.config import StackConfig
 from incarnate.errors import IncarnateError
@@ -34,6 +35,7 @@ LOG_ARCHIVED = "incarnate.log.archived"  # what the archive alert (deployments/a
 NEW_WRITES_EVERY, IDLE_EVERY = 60.0, 300.0  # seconds between two announcements of one stack
 REOPEN_SECONDS = 300.0  # a stack's config and store are read again this often (a changed stack.yaml is seen)
 POOL_SECONDS = 60.0  # a worker asks which stacks its pool runs this often
+Item, Outcome = TypeVar("Item"), TypeVar("Outcome")
 
 
 @dataclass
@@ -66,16 +68,29 @@ class Opened:
     project: ComposeProject
     store: Store
     at: float = field(default_factory=time.monotonic)
+    kept: Kept = field(default_factory=Kept)  # its databases as the last round met them
 
 
-def open_stack(repo: str, docker_host: str | None, hosts: dict[str | None, Host] | None = None) -> Opened:
-    """The stack as a round needs it; `hosts` keeps the hosts opened before (one engine connection and one check of
-    Compose serve every stack on a host, not one each: a thousand stacks on one host are a thousand opens)."""
+@dataclass
+class Hosts:
+    """The hosts one round opened: each host once, whichever of the round's threads asks first (one engine
+    connection and one check of Compose serve every stack on a host: a thousand stacks on one host are one open)."""
+
+    opened: dict[str | None, Host] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, address: str | None) -> Host:
+        with self.lock:
+            if address not in self.opened:
+                self.opened[address] = resolve.host(address)
+            return self.opened[address]
+
+
+def open_stack(repo: str, docker_host: str | None, hosts: Hosts | None = None) -> Opened:
+    """The stack as a round needs it, on the host `hosts` keeps (opened now without them)."""
     config = load_customer_config(repo).config
-    hosts = {} if hosts is None else hosts
-    if docker_host not in hosts:
-        hosts[docker_host] = resolve.host(docker_host)
-    return Opened(config, create_host.run(hosts[docker_host], config.stack), resolve.backup_store(config))
+    host = hosts.get(docker_host) if hosts else resolve.host(docker_host)
+    return Opened(config, create_host.run(host, config.stack), resolve.backup_store(config))
 
 
 def archive_once(repo: str, docker_host: str | None, opened: Opened | None = None) -> Round:
@@ -83,7 +98,7 @@ def archive_once(repo: str, docker_host: str | None, opened: Opened | None = Non
     newest write archived is looked up when this round shipped none: an operator asked)."""
     held = opened or open_stack(repo, docker_host)
     backup = held.config.backup
-    return ship_stack(held.project, held.store, backup, look_up=opened is None)
+    return ship_stack(held.project, held.store, backup, look_up=opened is None, kept=held.kept)
 
 
 @dataclass
@@ -94,7 +109,14 @@ class Rounds:
 
     opened: dict[tuple[str, str | None], Opened] = field(default_factory=dict)
     said: dict[str, tuple[str, float]] = field(default_factory=dict)
-    hosts: dict[str | None, Host] = field(default_factory=dict)  # for one round: a host that went away is met afresh
+    hosts: Hosts = field(default_factory=Hosts)  # for one round: a host that went away is met afresh
+
+    def ship(self, repo: str, host: str | None, say: Callable[[str], None]) -> Round | Exception:
+        """The stack's round, or what failed it (one stack's failure, whatever it is, must not stop the others)."""
+        try:
+            return archive_once(repo, host, self.stack(repo, host, say))
+        except Exception as error:  # noqa: BLE001 - said by the caller, once a while
+            return error
 
     def stack(self, repo: str, host: str | None, say: Callable[[str], None]) -> Opened:
         known = self.opened.get((repo, host))
@@ -124,23 +146,22 @@ def run_rounds(
     say: Callable[[str], None] = print,
     quiet: bool = False,
 ) -> None:
-    """Round after round over `stacks` (repo, host) until `stop` is set; a failing stack is said and skipped (a
-    failure that lasts, once every few minutes), and the others go on."""
-    every, announcer, rounds = settings.archive_seconds(), Announcer(), Rounds()
+    """Round after round over `stacks` (repo, host) until `stop` is set, INCARNATE_ARCHIVE_PARALLEL stacks at once;
+    a failing stack is said and skipped (a failure that lasts, once every few minutes), and the others go on."""
+    every, parallel, announcer, rounds = settings.archive_seconds(), settings.archive_parallel(), Announcer(), Rounds()
     first, slow_said_at = True, float("-inf")
     while not stop.is_set():
         began = time.monotonic()
-        rounds.hosts.clear()
+        rounds.hosts = Hosts()
         listed = stacks()
-        for repo, host in listed:
-            try:
-                result = archive_once(repo, host, rounds.stack(repo, host, say))
-            except Exception as error:  # noqa: BLE001 - one stack's failure, whatever it is, must not stop the others
-                rounds.say_once(repo, f"archiving of {repo}: {error}", say)
+        outcomes = each_at_once(lambda stack: rounds.ship(*stack, say), listed, parallel)
+        for (repo, _), outcome in zip(listed, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                rounds.say_once(repo, f"archiving of {repo}: {outcome}", say)
                 continue
-            if not (quiet and not any(database.pieces for database in result.shipped)):
-                say(result.describe())
-            announcer.after(result)
+            if not (quiet and not any(database.pieces for database in outcome.shipped)):
+                say(outcome.describe())
+            announcer.after(outcome)
         took = time.monotonic() - began
         # A slow round is said once every IDLE_EVERY seconds while it lasts, not every round.
         if first or (took > every and time.monotonic() - slow_said_at > IDLE_EVERY):
@@ -149,6 +170,28 @@ def run_rounds(
                 slow_said_at = time.monotonic()
         first = False
         stop.wait(max(0.0, every - took))
+
+
+def each_at_once(work: Callable[[Item], Outcome], items: list[Item], parallel: int) -> list[Outcome]:
+    """`work` of every item, `parallel` at a time, the results in the items' order. Daemon threads, as the
+    archiver's own: a process that ends does not wait for a stack whose host does not answer."""
+    results: list[Outcome] = [None] * len(items)  # type: ignore[list-item] - each is set before it is read
+    upcoming, lock = iter(range(len(items))), threading.Lock()
+
+    def take_turns() -> None:
+        while True:
+            with lock:
+                index = next(upcoming, None)
+            if index is None:
+                return
+            results[index] = work(items[index])
+
+    threads = [threading.Thread(target=take_turns, daemon=True) for _ in range(min(parallel, len(items)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def round_took(stacks: int, took: float, every: float, first: bool) -> str:
@@ -193,10 +236,13 @@ def pool_stacks(pool: str) -> Callable[[], list[tuple[str, str | None]]]:
     return stacks
 
 
-def in_background(stacks: Callable[[], list[tuple[str, str | None]]]) -> threading.Event:
-    """Archive these stacks in a daemon thread of this process (serve, worker); set the event to stop it."""
+def in_background(stacks: Callable[[], list[tuple[str, str | None]]], what: str) -> threading.Event:
+    """Archive these stacks in a daemon thread of this process (serve, worker); set the event to stop it. A wrong
+    setting is refused here, by the caller, not by the thread."""
+    every, parallel = settings.archive_seconds(), settings.archive_parallel()
     stop = threading.Event()
     thread = threading.Thread(target=run_rounds, args=(stacks, stop), kwargs={"quiet": True}, name="archiver")
     thread.daemon = True
     thread.start()
+    print(f"archiving the database logs of {what} every {every:g} s, {parallel} stacks at once")
     return stop

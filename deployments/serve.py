@@ -47,7 +47,6 @@ from flows.publish import publish_release
 from flows.rollback import rollback
 from flows.update import update
 from flows.verify import verify_stack
-from incarnate import settings as machine
 from incarnate.config import spread
 from incarnate.customers import Registration, registrations
 from incarnate.errors import ConfigError
@@ -255,6 +254,5 @@ def main(settings: alerts.AlertSettings, max_runs: int, serving: str) -> None:
     print(f"runs at once: at most {max_runs} (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order")
     local = [(customer.repo, where.host) for customer, where in customers if not where.pool]
     if local:
-        archiver.in_background(lambda: local)
-        print(f"archiving the database logs of {len(local)} stack(s) every {machine.archive_seconds():g} s")
+        archiver.in_background(lambda: local, f"{len(local)} stack(s)")
     serve(*served, releases, overview, limit=max_runs, query_seconds=POLL_SECONDS)

@@ -22,7 +22,6 @@ from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
 from deployments import archiver
 from deployments.alerts import AlertSettings
-from incarnate import settings as machine
 
 # How often serve and a worker ask for runs to start: a UI button or a CI trigger waits for the next ask, and
 # Prefect's default (10 s) would be most of a short run's wait. One request each time, whatever the number of stacks.
@@ -109,8 +108,7 @@ def main(pool: str, max_runs: int, settings: AlertSettings) -> int:
         f"at most {max_runs} at once (--max-runs, INCARNATE_MAX_RUNS); the others wait their turn, in order"
     )
     # The pool's stacks run on this host: their logs are archived from here, where their databases are.
-    archiver.in_background(archiver.pool_stacks(pool))
-    print(f"archiving the database logs of pool {pool}'s stacks every {machine.archive_seconds():g} s")
+    archiver.in_background(archiver.pool_stacks(pool), f"pool {pool}'s stacks")
     anyio.run(serve_pool, pool, max_runs)
     return 0
 

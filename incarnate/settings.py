@@ -98,10 +98,22 @@ def prefect_wait_seconds() -> float:
 def parallel_artifacts() -> int:
     """How many artifacts of one snapshot a backup reads, or a restore loads, at once (INCARNATE_PARALLEL_ARTIFACTS;
     default: the cores, at most 4): each is a stream through the host and a pipeline of chunk transfers."""
-    default = min(4, os.cpu_count() or 1)
-    value = os.environ.get("INCARNATE_PARALLEL_ARTIFACTS", str(default))
+    return at_least_one(
+        os.environ.get("INCARNATE_PARALLEL_ARTIFACTS", str(min(4, os.cpu_count() or 1))), "INCARNATE_PARALLEL_ARTIFACTS"
+    )
+
+
+def archive_parallel() -> int:
+    """How many stacks an archiver's round ships at once (INCARNATE_ARCHIVE_PARALLEL, default 8): a stack's turn is
+    mostly waiting (its repo read, its store, its host's engine), so a thousand stacks one after the other took
+    minutes a round."""
+    return at_least_one(os.environ.get("INCARNATE_ARCHIVE_PARALLEL", "8"), "INCARNATE_ARCHIVE_PARALLEL")
+
+
+def at_least_one(value: str, named: str, given: str = "") -> int:
+    """A whole number, at least 1: the setting `named`, `given` by an option or the environment."""
     if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"INCARNATE_PARALLEL_ARTIFACTS={value!r}: expected a whole number, at least 1.")
+        raise ConfigError(f"{named} {value!r}{f' ({given})' if given else ''}: expected a whole number, at least 1.")
     return int(value)
 
 
@@ -110,12 +122,7 @@ def max_runs(value: str | None = None) -> int:
     2). Each is a Python process of 150-250 MB; the rest wait in Prefect as Scheduled/Late and start in order as
     slots free, so a hundred stacks due at 02:00 cost the serving machine K processes, not a hundred."""
     value = value or os.environ.get("INCARNATE_MAX_RUNS") or str(max(2, os.cpu_count() or 1))
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(
-            f"maximum concurrent runs {value!r} (--max-runs or INCARNATE_MAX_RUNS): expected a whole "
-            f"number, at least 1."
-        )
-    return int(value)
+    return at_least_one(value, "maximum concurrent runs", "--max-runs or INCARNATE_MAX_RUNS")
 
 
 SERVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
