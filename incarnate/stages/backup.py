@@ -93,6 +93,17 @@ def deployed_release(project: ComposeProject, store: Store, doing: str) -> tuple
     """The host's state of the stack and the release it runs, as the store's copy of the release describes it. The
     stack is the project's, named by the customer repo the caller loaded; the host's own state must agree, never
     decide."""
+    state = deployed_state(project, doing)
+    return state, release_of(state, store)
+
+
+def release_of(state: StackState, store: Store) -> ReleaseDescriptor:
+    """The release a deployed stack runs, as the store's copy of the release describes it."""
+    return customer_releases(store).descriptor(state.product, state.release).activated(state.services)
+
+
+def deployed_state(project: ComposeProject, doing: str) -> StackState:
+    """The host's state of the stack, when it names the stack of the customer repo the caller loaded."""
     state = read_state(project)
     if state is None:
         raise StageError(
@@ -104,7 +115,7 @@ def deployed_release(project: ComposeProject, store: Store, doing: str) -> tuple
             f"stack {state.stack}; refusing to {doing} under another stack's name. Nothing was written; "
             f"re-deploy stack {project.name} to write its state anew."
         )
-    return state, customer_releases(store).descriptor(state.product, state.release).activated(state.services)
+    return state
 
 
 def last_sizes(store: Store, stack: str) -> dict[str, int]:
