@@ -9,10 +9,12 @@ host does not answer) says why in this process's output and announces nothing, a
 server kept meanwhile (it purges only what is archived).
 """
 
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -33,6 +35,7 @@ from tasks.backup import stack_resource
 
 LOG_ARCHIVED = "incarnate.log.archived"  # what the archive alert (deployments/alerts.py) waits for
 NEW_WRITES_EVERY, IDLE_EVERY = 60.0, 300.0  # seconds between two announcements of one stack
+ARCHIVER_NICE = 10  # how far the rounds stand back behind the runs (behind_runs)
 REOPEN_SECONDS = 300.0  # a stack's config and store are read again this often (a changed stack.yaml is seen)
 POOL_SECONDS = 60.0  # a worker asks which stacks its pool runs this often
 Item, Outcome = TypeVar("Item"), TypeVar("Outcome")
@@ -150,6 +153,7 @@ def run_rounds(
     a failing stack is said and skipped (a failure that lasts, once every few minutes), and the others go on."""
     every, parallel, announcer, rounds = settings.archive_seconds(), settings.archive_parallel(), Announcer(), Rounds()
     first, slow_said_at = True, float("-inf")
+    behind_runs()
     while not stop.is_set():
         began = time.monotonic()
         rounds.hosts = Hosts()
@@ -192,6 +196,15 @@ def each_at_once(work: Callable[[Item], Outcome], items: list[Item], parallel: i
     for thread in threads:
         thread.join()
     return results
+
+
+def behind_runs() -> None:
+    """This thread, the threads it starts and their processes (the rounds' `docker` commands) yield the CPU to the
+    runs beside them (nice +10): a button's run that serve starts while a long round goes on starts as on a quiet
+    machine, and the rounds take what is left. Linux sets a thread's own nice; elsewhere the rounds keep theirs."""
+    with suppress(OSError, AttributeError):
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + ARCHIVER_NICE))
 
 
 def round_took(stacks: int, took: float, every: float, first: bool) -> str:

@@ -1,6 +1,8 @@
 """The archiver's rounds say how long they take: the first one (every stack opened), and any that outlasts the
 interval, which is then the recovery point of a total loss rather than INCARNATE_ARCHIVE_SECONDS."""
 
+import os
+import subprocess
 import threading
 import time
 
@@ -65,3 +67,22 @@ def test_a_wrong_archive_setting_is_refused_by_serve_itself_before_any_round(mon
     monkeypatch.setenv(setting, "0")
     with pytest.raises(ConfigError, match=f"{setting}.*0.*expected"):
         archiver.in_background(lambda: pytest.fail("no round may begin"), "1 stack(s)")
+
+
+def test_rounds_and_the_commands_they_start_stand_back_behind_the_runs(monkeypatch):
+    stop, niceness = threading.Event(), []
+
+    def archive_once(repo, host, opened):
+        started = subprocess.run(["nice"], capture_output=True, text=True, check=True)  # prints its own niceness
+        niceness.append(int(started.stdout))
+        stop.set()
+        return Round("acme", [], [], None)
+
+    monkeypatch.setattr(archiver, "archive_once", archive_once)
+    monkeypatch.setattr(archiver.Rounds, "stack", lambda self, repo, host, say: None)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    rounds = threading.Thread(target=archiver.run_rounds, args=(lambda: [("/repos/acme", None)], stop, lambda _: None))
+    rounds.start()
+    rounds.join(30)
+    assert niceness == [min(19, own + archiver.ARCHIVER_NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the process's other threads (serve's runs) keep theirs
