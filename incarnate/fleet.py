@@ -80,7 +80,7 @@ def report_key(kind: str, stack: str) -> str:
     backup report of stack `x` had one). A stack name is a key as it is; other names (a release's) are made one."""
     if "--" in kind or kind.endswith("-"):
         raise ValueError(f"the report kind {kind!r} would make keys two reports can share")
-    return f"{kind}--{re.sub(r'[^a-z0-9-]+', '-', stack.lower())}"
+    return f"{kind}--{_keyable(stack)}"
 
 
 def report_keys(stacks: Iterable[str]) -> dict[str, tuple[str, str]]:
@@ -93,16 +93,17 @@ def earlier_keys(stacks: Iterable[str]) -> dict[str, tuple[str, str]]:
     until newer ones replace them: only those no other kind of report of these stacks could have had too."""
     listed = list(stacks)
     published = Counter(_earlier_key(kind, stack) for stack in listed for kind in PUBLISHED_BEFORE)
-    return {
-        _earlier_key(kind, stack): (kind, stack)
-        for stack in listed
-        for kind in KINDS
-        if published[_earlier_key(kind, stack)] == 1
-    }
+    keys = {_earlier_key(kind, stack): (kind, stack) for stack in listed for kind in KINDS}
+    return {key: owner for key, owner in keys.items() if published[key] == 1}
 
 
 def _earlier_key(kind: str, stack: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", f"{kind}-{stack}".lower()).strip("-")
+    return _keyable(f"{kind}-{stack}").strip("-")
+
+
+def _keyable(text: str) -> str:
+    """`text` with what an artifact key refuses (all but lowercase letters, digits and dashes) made a dash."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower())
 
 
 def healthy_seconds(drill: Report) -> float | None:
