@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTag
 from prefect.exceptions import ObjectNotFound  # noqa: E402
 
 from bench.nightly_scale import (  # noqa: E402
+    Press,
     app_ports,
     attempt,
     customer_repo,
@@ -63,9 +65,10 @@ from bench.nightly_scale import (  # noqa: E402
     workspace,
 )
 from deployments import archiver  # noqa: E402
+from deployments.run_start import SERVING  # noqa: E402
 from deployments.stacks import resolve  # noqa: E402
 from incarnate import settings  # noqa: E402
-from tests.e2e.conftest import SERVING, forget_store_key  # noqa: E402
+from tests.e2e.conftest import forget_store_key  # noqa: E402
 from tests.servers import PREFECT_DB_PORT, psql, start_engine  # noqa: E402
 
 SCHEDULES = 3  # a stack's: nightly backup, weekly drill, weekly verify (the scheduler keeps three runs ahead of each)
@@ -255,6 +258,33 @@ def measure_worker(client, pool: str, stacks: list[str], max_runs: int, env: dic
             worker.kill()
 
 
+def fresh_latencies(client, stacks: list[str], max_runs: int, env: dict[str, str], log: Path) -> list[Press]:
+    """The buttons again, serve started anew with runs started as Prefect's serve starts them (INCARNATE_RUN_START=
+    fresh: a new Python each), once its archiver opened its stacks as before: the baseline of the forked starts."""
+    began = time.monotonic()
+    serve = start_serving(max_runs, {**env, "INCARNATE_RUN_START": "fresh"}, log)
+    try:
+        ready_within(serve, log, began)
+        first_round(log, serve)
+        return trigger_latencies(client, stacks)
+    finally:
+        stop_seconds(serve)
+
+
+def print_run_starts(forked: list[Press], fresh: list[Press]) -> None:
+    """The medians of both ways, the button's whole wait and its part after serve took the run (its process start)."""
+    print_latencies(fresh, " (runs started fresh, as Prefect's serve starts them)")
+    waits = {
+        what: [statistics.median(measure(press) for press in presses) for presses in (forked, fresh)]
+        for what, measure in (
+            ("button to start", lambda press: press.started),
+            ("taken to start (the run's process starting)", lambda press: press.started - press.taken),
+        )
+    }
+    for what, (quick, slow) in waits.items():
+        print(f"{what}, median: forked {quick:.2f} s, fresh {slow:.2f} s ({slow / max(quick, 0.01):.1f}x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stacks", type=int, default=1000, help="registered customers (default 1000)")
@@ -308,7 +338,7 @@ def main() -> int:
             before = database_bytes(args.database)
             log = folder / "serve.log"
             began = time.monotonic()
-            serve = start_serving(args.max_runs, env, log)
+            serve = start_serving(args.max_runs, {**env, "INCARNATE_RUN_START": "forked"}, log)
             ready = ready_within(serve, log, began)
             print(f"serve ready (its deployments served) after {ready:.1f} s")
             print(f"serve's process tree idle: {idle_rss_mb(serve.pid):.0f} MB RSS")
@@ -321,7 +351,8 @@ def main() -> int:
                     pooled = stacks[len(running) :][: args.triggers]
                     measure_worker(client, args.pool, pooled, args.max_runs, env, folder / "worker.log")
                 if running or not args.pool:
-                    print_latencies(trigger_latencies(client, stacks[: args.triggers]), "")
+                    forked = trigger_latencies(client, stacks[: args.triggers])
+                    print_latencies(forked, " (runs forked, serve's default)")
                 if running and args.night:
                     deployments = {stack: resolve(client, f"backup/{stack}") for stack in running}
                     night = one_night(client, deployments, serve)
@@ -331,6 +362,10 @@ def main() -> int:
                         f"the instant, peak {night['peak_mb']:.0f} MB RSS, {night['failed']} failed"
                     )
             print(f"serve stopped {stop_seconds(serve):.1f} s after SIGTERM")
+            if running or not args.pool:
+                with get_client(sync_client=True) as client:
+                    fresh = fresh_latencies(client, stacks[: args.triggers], args.max_runs, env, folder / "fresh.log")
+                print_run_starts(forked, fresh)
             hosts = [host] * len(running) + [None] * (len(repos) - len(running))
             print_archiver_rounds([(str(repo), where) for repo, where in zip(repos, hosts, strict=True)])
             after = database_bytes(args.database)

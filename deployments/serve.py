@@ -29,14 +29,13 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from prefect import serve
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 from prefect.utilities.callables import ParameterSchema
 
-from deployments import alerts, archiver
+from deployments import alerts, archiver, run_start
 from deployments.stacks import TAG, read_all_deployments, serve_only
 from deployments.worker import POLL_SECONDS, ensure_pool
 from flows.backup import backup_stack
@@ -60,6 +59,7 @@ SCHEDULED = {
     "restore-drill": (restore_drill, "weekly"),
     "verify": (verify_stack, "weekly"),
 }
+SERVED_FLOWS = [*ON_DEMAND.values(), *(flow for flow, _ in SCHEDULED.values()), publish_release, fleet_overview]
 WHAT = {
     "install": "install a stack from its newest backup (or a snapshot)",
     "update": "update a stack to its repo's ref",
@@ -255,4 +255,4 @@ def main(settings: alerts.AlertSettings, max_runs: int, serving: str) -> None:
     local = [(customer.repo, where.host) for customer, where in customers if not where.pool]
     if local:
         archiver.in_background(lambda: local, f"{len(local)} stack(s)")
-    serve(*served, releases, overview, limit=max_runs, query_seconds=POLL_SECONDS)
+    run_start.serve([*served, releases, overview], SERVED_FLOWS, limit=max_runs, query_seconds=POLL_SECONDS)

@@ -160,6 +160,18 @@ def archive_seconds() -> float:
     return value
 
 
+RUN_STARTS = ("forked", "fresh")
+
+
+def run_start() -> str:
+    """How serve starts a run's process (INCARNATE_RUN_START): `forked` (default) from a process that imported the
+    flows once, or `fresh`, a new Python each (deployments/run_start.py)."""
+    chosen = os.environ.get("INCARNATE_RUN_START") or RUN_STARTS[0]
+    if chosen not in RUN_STARTS:
+        raise ConfigError(f"INCARNATE_RUN_START={chosen!r}: expected one of {', '.join(RUN_STARTS)}.")
+    return chosen
+
+
 def stacks_dir() -> Path:
     """Where each stack's working files (compose file, env, state) live on a local host."""
     return home() / "stacks"
@@ -194,5 +206,6 @@ def check() -> None:
         ready_seconds,
         prefect_wait_seconds,
         archive_seconds,
+        run_start,
     ):
         read()

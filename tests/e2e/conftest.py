@@ -19,6 +19,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
+from deployments.run_start import SERVING  # serve says it once every deployment is created
 from deployments.stacks import resolve
 from incarnate import settings
 from incarnate.compose import HOST_STACKS
@@ -288,9 +289,6 @@ class Serving:
     process: subprocess.Popen
     backup: object  # the backup deployment that serves the stack, as the server has it
     log: Path
-
-
-SERVING = "Your deployments are being served"  # Prefect's serve says it once every deployment is created
 
 
 def state_of(run_id: str) -> str:

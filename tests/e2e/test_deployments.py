@@ -1,11 +1,16 @@
 """Deployments served from the registered customers: the nightly schedule, and CI triggers with --wait."""
 
+import concurrent.futures
 import contextlib
+import time
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
+from deployments.stacks import resolve
 from incarnate.backup_format import list_snapshots
 from incarnate.config import spread
 
@@ -50,12 +55,13 @@ def test_trigger_wait_exits_non_zero_for_a_failing_run_and_refuses_bad_names_and
 
 
 def test_serve_runs_at_most_max_runs_at_once_and_the_others_in_their_turn(customer, tmp_path):
-    import time
-
-    from deployments.stacks import resolve
     from tests.e2e.conftest import serving
 
-    with serving(customer, tmp_path, "--max-runs", "1") as server, get_client(sync_client=True) as client:
+    # Runs started each in a new Python, as Prefect does: they are kept apart as forked ones are.
+    fresh = {"INCARNATE_RUN_START": "fresh"}
+    with serving(customer, tmp_path, "--max-runs", "1", env=fresh) as server, get_client(sync_client=True) as client:
+        assert "runs start: each in a new Python (INCARNATE_RUN_START=fresh)" in server.log.read_text()
+        assert not fork_servers(server.process.pid)
         # Two runs due at once that nothing else would keep apart: a backup and a verify take no common lock.
         chosen = [resolve(client, f"{flow}/{customer.stack}") for flow in ("backup", "verify")]
         runs = [client.create_flow_run_from_deployment(made.id, parameters=params) for made, params in chosen]
@@ -70,6 +76,48 @@ def test_serve_runs_at_most_max_runs_at_once_and_the_others_in_their_turn(custom
         first, second = sorted(finished, key=lambda run: run.start_time)
         assert second.start_time >= first.end_time  # one at a time: the second waited for the first's slot
         assert "runs at once: at most 1 (--max-runs, INCARNATE_MAX_RUNS)" in server.log.read_text()
+
+
+def test_serve_starts_a_button_run_forked_from_its_fork_server_and_runs_its_own_flow_whatever_the_server_says(
+    customer, tmp_path
+):
+    from tests.e2e.conftest import serving
+
+    with serving(customer, tmp_path) as server, get_client(sync_client=True) as client:
+        assert "runs start: forked from a process that imported the flows once" in server.log.read_text()
+        [fork_server] = fork_servers(server.process.pid)
+        runs: set[int] = set()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            triggered = pool.submit(customer.incarnate, "trigger", f"verify/{customer.stack}", "--wait")
+            while not triggered.done():  # the run's process: a child of the fork server while it runs
+                runs |= children(fork_server)
+                time.sleep(0.05)
+        result = triggered.result()
+        assert result.returncode == 0 and result.stdout.rstrip().endswith("Completed"), result.stdout + result.stderr
+        assert runs, "no process of the fork server's was seen while the run ran"
+        # Whoever holds the Prefect password points the deployment elsewhere: serve still runs the flow it holds.
+        verify, _ = resolve(client, f"verify/{customer.stack}")
+        client.update_deployment(verify.id, DeploymentUpdate(entrypoint="/tmp/elsewhere.py:anything", path="/tmp"))
+        again = customer.incarnate("trigger", f"verify/{customer.stack}", "--wait")
+        assert again.returncode == 0 and again.stdout.rstrip().endswith("Completed"), again.stdout + again.stderr
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid`, as /proc has them now."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # the parent is the 2nd field after the command's closing parenthesis (a command may hold one)
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(stat.parent.name))
+    return found
+
+
+def fork_servers(pid: int) -> list[int]:
+    """serve's children that are multiprocessing's fork server."""
+    return [
+        child for child in children(pid) if b"multiprocessing.forkserver" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
 
 
 def test_serve_start_keeps_its_deployments_on_a_server_with_more_flows_than_a_page():

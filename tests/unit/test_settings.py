@@ -50,3 +50,17 @@ def test_a_bad_setting_is_refused_when_the_command_starts_before_anything_runs(t
     assert result.stderr.strip().splitlines() == [
         "error: INCARNATE_STALL_SECONDS='10m': expected a number of seconds, at least 0."
     ]
+
+
+def test_run_start_is_forked_unless_fresh_is_asked_and_anything_else_is_refused_naming_the_variable(monkeypatch):
+    for unset in (None, ""):
+        if unset is None:
+            monkeypatch.delenv("INCARNATE_RUN_START", raising=False)
+        else:
+            monkeypatch.setenv("INCARNATE_RUN_START", unset)
+        assert settings.run_start() == "forked"
+    monkeypatch.setenv("INCARNATE_RUN_START", "fresh")
+    assert settings.run_start() == "fresh"
+    monkeypatch.setenv("INCARNATE_RUN_START", "fork")
+    with pytest.raises(ConfigError, match=r"^INCARNATE_RUN_START='fork': expected one of forked, fresh\.$"):
+        settings.check()
