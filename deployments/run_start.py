@@ -33,7 +33,7 @@ from incarnate import settings
 # Before these, multiprocessing's fork server listened on an abstract socket any local user could ask for a fork
 # (CVE-2022-42919): such a Python starts runs fresh.
 SAFE_FORK_SERVER = (3, 11, 1)
-SERVING = "Your deployments are being served"  # what Prefect's serve says once it polls for runs; tests wait for it
+SERVING = "Your deployments are being served"  # said, as Prefect's serve says it, once every deployment is made
 
 
 class SpawnFromForkServer:
