@@ -16,7 +16,8 @@ PROBE = "tests.unit.run_start_probe"  # imported by the fork server only: a run 
 def what_a_run_sees(env: dict[str, str], answers) -> None:
     """A run's process, as far as this test asks: who started it, and what it has and was given."""
     os.environ.update(env)  # as Prefect's engine does with the environment it hands a run
-    answers.put((os.getppid(), PROBE in sys.modules, os.environ.get("RUN_START_TEST"), os.nice(0)))
+    seen = {name: os.environ.get(name) for name in ("RUN_START_HANDED", "RUN_START_LATE")}
+    answers.put((os.getppid(), PROBE in sys.modules, seen, os.nice(0)))
 
 
 def test_a_run_is_forked_from_the_fork_server_that_imported_the_flows_with_the_environment_it_is_handed(monkeypatch):
@@ -27,15 +28,19 @@ def test_a_run_is_forked_from_the_fork_server_that_imported_the_flows_with_the_e
     assert context.get_start_method() == "forkserver"
     assert engine.multiprocessing.get_context("fork").get_start_method() == "fork"  # only spawn is replaced
     assert engine.multiprocessing.cpu_count() == os.cpu_count()  # the rest is multiprocessing's own
+    # Set here after the fork server started: a run sees it only when it is handed (Prefect hands a run the whole
+    # environment of the moment it starts).
+    monkeypatch.setenv("RUN_START_LATE", "late")
+    monkeypatch.setenv("RUN_START_HANDED", "handed")
     answers = context.SimpleQueue()
-    run = context.Process(target=what_a_run_sees, args=({"RUN_START_TEST": "handed"}, answers))
+    run = context.Process(target=what_a_run_sees, args=({"RUN_START_HANDED": os.environ["RUN_START_HANDED"]}, answers))
     run.start()
     parent, preloaded, handed, niceness = answers.get()
     run.join(30)
     assert run.exitcode == 0
     assert parent != os.getpid()  # the fork server's child, not a new Python of this process's
     assert preloaded and PROBE not in sys.modules  # imported there once, never here
-    assert handed == "handed" and niceness == os.nice(0)
+    assert handed == {"RUN_START_HANDED": "handed", "RUN_START_LATE": None} and niceness == os.nice(0)
     # Only serve's user may ask the fork server for a process: a socket of its own, in a folder of its own.
     socket = Path(forkserver._forkserver._forkserver_address)
     assert stat.S_IMODE(socket.stat().st_mode) == 0o600 and stat.S_IMODE(socket.parent.stat().st_mode) == 0o700
